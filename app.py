@@ -1,0 +1,37 @@
+"""Entry point: page config, the store, first-start demo data, the shared sidebar, navigation. No queries."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import context, data, filters
+from ui.widgets import md
+
+st.set_page_config(
+    page_title="Failure triage · NBA props pipeline",
+    page_icon=":material/troubleshoot:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+store = context.guarded(context.get_store)
+context.guarded(lambda: context.ensure_demo_data(store))
+
+overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True)
+failures = st.Page("pages/failures.py", title="Failure list", icon=":material/list_alt:", url_path="failures")
+nav = st.navigation({"Triage": [overview, failures]})
+
+st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))
+
+with st.sidebar:
+    st.divider()
+    bounds = context.guarded(lambda: data.bounds(store))
+    st.caption(
+        f"**{store.engine}** · {md(store.location)}  \n"
+        f"{bounds.rows:,} failure rows · {bounds.first_date or '–'} to {bounds.last_date or '–'}"
+    )
+    if st.button("Refresh data", key="app_refresh", icon=":material/refresh:", width="stretch"):
+        data.refresh()
+        st.rerun()
+
+nav.run()

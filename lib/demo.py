@@ -1,0 +1,804 @@
+"""Deterministic, realistic demo data: one NBA season (2021-22) of evidence and failures, at any scale.
+
+The season is simulated, then the failures are derived from it the way the pipeline's processors
+would have recorded them, so that every failure is explainable from the evidence tables:
+
+* a schedule for the 30 teams (preseason, regular season, All-Star break, COVID postponements);
+* rosters with roles, a few trades, injury spells (some for months), the December 2021 health and
+  safety protocols wave, a suspension, personal absences;
+* gamebook rows with active / dnp / inactive players and a real-world mix of reasons (calibrated on
+  the 2019-20 box scores: about 83% of listed players play, "DNP - Coach's Decision" is the commonest
+  reason by far), inactive players omitted by some games' source, a few unresolved names;
+* injected raw-data gaps (whole games, and one team's side; two of them backfilled after the
+  failures were recorded, so those failures are stale) and analytics gaps;
+* failure rows in all three tables from the pipeline's processors, early season dominated by
+  INSUFFICIENT_DATA, phase-4 reruns with new run ids, phase-3 duplicates, NULL statuses, odd values.
+
+For benchmarks, :func:`add_scale_rows` adds any number of further failure rows, generated inside the
+engine by one parameterised statement per chunk.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from lib.model import PHASE4_PROCESSORS
+from lib.names import player_lookup
+from lib.store.base import Store
+
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    return None
+
+
+SEASON_YEAR = 2021
+PRESEASON = (dt.date(2021, 10, 3), dt.date(2021, 10, 15))
+REGULAR = (dt.date(2021, 10, 19), dt.date(2022, 4, 10))
+NO_GAMES = {dt.date(2021, 11, 25), dt.date(2021, 12, 24)} | {
+    dt.date(2022, 2, 18) + dt.timedelta(days=i) for i in range(6)
+}
+COVID_WAVE = (dt.date(2021, 12, 14), dt.date(2022, 1, 9))
+NAIVE_CLASSIFIER_FROM = dt.date(2022, 1, 15)
+
+TEAMS = (
+    "ATL BOS BKN CHA CHI CLE DAL DEN DET GSW HOU IND LAC LAL MEM "
+    "MIA MIL MIN NOP NYK OKC ORL PHI PHX POR SAC SAS TOR UTA WAS"
+).split()
+
+_FIRST = (
+    "James Anthony Kevin Chris Jaylen Devin Tyrese Jalen Marcus Kyle Darius Cameron Trae Luka Nikola "
+    "Giannis Jayson Bam Zion Ja Donovan Julius Karl-Anthony Desmond Mikal Terry Tobias Brook Bojan "
+    "Dennis Jonas Kristaps Bogdan Goran Deni Franz Moritz Théo Killian Evan Jusuf Aleksej Davis Josh "
+    "Malik Keldon Isaiah Kelly Naz Precious Day'Ron Aaron Gary Michael Wendell Kira Otto Dāvis Álex"
+).split()
+_LAST = (
+    "Johnson Williams Brown Jones Miller Davis Wilson Anderson Thomas Taylor Moore Jackson Martin Lee "
+    "Thompson White Harris Clark Lewis Robinson Walker Young Allen King Wright Scott Green Baker Adams "
+    "Nelson Hill Campbell Mitchell Roberts Carter Phillips Evans Turner Torres Parker Collins Edwards "
+    "Stewart Morris Murphy Cook Rogers Morgan Cooper Peterson Bailey Reed Kelly Howard Jokić Dončić "
+    "Valančiūnas Schröder Porziņģis Bogdanović Šarić Nurkić Hernangómez Antetokounmpo Vučević Sabonis "
+    "Bertāns Ntilikina Hayes Okoro Kispert Achiuwa Šamanić Pokuševski Ayton Bagley Trent Porter Hardaway"
+).split()
+_SUFFIX_CHANCE = 0.05
+
+ROLES = ("starter",) * 5 + ("rotation",) * 4 + ("bench",) * 3 + ("deep",) * 3 + ("twoway",) * 2
+_PLAY_CHANCE = {"starter": 0.97, "rotation": 0.94, "bench": 0.78, "deep": 0.45, "twoway": 0.12}
+_MINUTES = {"starter": (27, 38), "rotation": (16, 28), "bench": (7, 18), "deep": (1, 9), "twoway": (1, 6)}
+_INJURY_BODY = (
+    "Left Ankle; Sprain", "Right Ankle; Sprain", "Left Knee; Soreness", "Right Hamstring; Strain",
+    "Lower Back; Tightness", "Right Foot; Plantar Fasciitis", "Left Hand; Fracture", "Illness",
+    "Right Knee; Torn ACL", "Left Calf; Strain", "Concussion Protocol", "Right Shoulder; Soreness",
+)
+
+
+@dataclass
+class Player:
+    lookup: str
+    name: str
+    role: str
+    stints: list[tuple[dt.date, str]]  # (from date, team), sorted
+
+    def team_on(self, day: dt.date) -> str:
+        team = self.stints[0][1]
+        for start, t in self.stints:
+            if start <= day:
+                team = t
+        return team
+
+
+@dataclass
+class Absence:
+    start: dt.date
+    end: dt.date
+    status: str  # dnp or inactive
+    reason: str
+    listed_after_games: int = 10_000  # long absences stop being listed by the source after this many games
+
+
+@dataclass
+class Game:
+    schedule_id: str
+    date: dt.date
+    home: str
+    away: str
+    status: int
+    regular: bool
+
+    @property
+    def gamebook_id(self) -> str:
+        return f"{self.date:%Y%m%d}_{self.away}_{self.home}"
+
+
+@dataclass
+class Demo:
+    schedule: pd.DataFrame
+    gamebook: pd.DataFrame
+    analytics: pd.DataFrame
+    failures: dict[str, pd.DataFrame]
+    players: list[Player]
+    injected: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def failure_rows(self) -> int:
+        return sum(len(f) for f in self.failures.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# The season
+# ---------------------------------------------------------------------------------------------
+
+
+def _days(start: dt.date, end: dt.date) -> Iterable[dt.date]:
+    for i in range((end - start).days + 1):
+        yield start + dt.timedelta(days=i)
+
+
+def build_schedule(rng: random.Random) -> list[Game]:
+    games: list[Game] = []
+    played: Counter[str] = Counter()
+    seq = 0
+    for day in _days(*PRESEASON):
+        teams = rng.sample(TEAMS, 2 * rng.randint(2, 6))
+        for i in range(0, len(teams), 2):
+            seq += 1
+            games.append(Game(f"00121{seq:05d}", day, teams[i], teams[i + 1], 3, False))
+    seq = 0
+    days = [d for d in _days(*REGULAR) if d not in NO_GAMES]
+    target_total = 1230
+    for n, day in enumerate(days):
+        remaining_days = len(days) - n
+        remaining = target_total - seq
+        mean = remaining / remaining_days
+        k = max(1, min(15, round(rng.gauss(mean, 2.6))))
+        if day.weekday() == 4 and rng.random() < 0.5:
+            k = min(15, k + 2)
+        k = min(k, remaining) if remaining > 0 else 0
+        order = sorted(TEAMS, key=lambda t: (played[t] + rng.random() * 2.5))
+        chosen = order[: 2 * k]
+        rng.shuffle(chosen)
+        for i in range(0, len(chosen), 2):
+            seq += 1
+            home, away = chosen[i], chosen[i + 1]
+            played[home] += 1
+            played[away] += 1
+            status = 3
+            # COVID postponements: scheduled, never played (not expected games).
+            if COVID_WAVE[0] + dt.timedelta(days=5) <= day <= COVID_WAVE[1] - dt.timedelta(days=5) and rng.random() < 0.035:
+                status = 1
+            games.append(Game(f"00221{seq:05d}", day, home, away, status, True))
+    return games
+
+
+def build_players(rng: random.Random) -> list[Player]:
+    players: list[Player] = []
+    used: set[str] = set()
+    for team in TEAMS:
+        for role in ROLES:
+            while True:
+                name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+                if rng.random() < _SUFFIX_CHANCE:
+                    name += rng.choice((" Jr.", " Sr.", " III"))
+                lookup = player_lookup(name)
+                if lookup not in used:
+                    used.add(lookup)
+                    break
+            players.append(Player(lookup, name, role, [(PRESEASON[0], team)]))
+    # Trades: one in November, one in January, three at the deadline (Feb 10).
+    for when, count in ((dt.date(2021, 11, 24), 1), (dt.date(2022, 1, 15), 1), (dt.date(2022, 2, 10), 3)):
+        for _ in range(count):
+            a, b = rng.sample([p for p in players if p.role in ("rotation", "bench") and len(p.stints) == 1], 2)
+            ta, tb = a.stints[-1][1], b.stints[-1][1]
+            if ta == tb:
+                continue
+            a.stints.append((when, tb))
+            b.stints.append((when, ta))
+    return players
+
+
+def build_absences(rng: random.Random, players: list[Player]) -> dict[str, list[Absence]]:
+    absences: dict[str, list[Absence]] = defaultdict(list)
+    season_days = (REGULAR[1] - REGULAR[0]).days
+    for p in players:
+        for _ in range(_poisson(rng, 0.9)):
+            start = REGULAR[0] + dt.timedelta(days=rng.randrange(season_days))
+            length = max(1, int(rng.expovariate(1 / 6)))
+            body = rng.choice(_INJURY_BODY)
+            if rng.random() < 0.45:
+                absences[p.lookup].append(Absence(start, start + dt.timedelta(days=length), "dnp", "DND - Injury/Illness"))
+            else:
+                absences[p.lookup].append(
+                    Absence(start, start + dt.timedelta(days=length), "inactive", f"Injury/Illness - {body}")
+                )
+        if rng.random() < 0.04:
+            start = REGULAR[0] + dt.timedelta(days=rng.randrange(10, 60))
+            absences[p.lookup].append(
+                Absence(start, start + dt.timedelta(days=rng.randrange(60, 120)), "inactive",
+                        "Injury/Illness - Right Knee; Torn ACL", listed_after_games=3)
+            )
+        if COVID_WAVE and rng.random() < 0.2:
+            span = (COVID_WAVE[1] - COVID_WAVE[0]).days
+            start = COVID_WAVE[0] + dt.timedelta(days=int(rng.triangular(0, span, span * 0.55)))
+            status = "inactive" if rng.random() < 0.7 else "dnp"
+            reason = "Health and Safety Protocols" if status == "inactive" else "DNP - Health and Safety Protocols"
+            absences[p.lookup].append(Absence(start, start + dt.timedelta(days=rng.randint(5, 11)), status, reason))
+        if p.role in ("starter", "rotation") and rng.random() < 0.03:
+            start = REGULAR[0] + dt.timedelta(days=rng.randrange(season_days))
+            absences[p.lookup].append(Absence(start, start + dt.timedelta(days=rng.randint(2, 5)), "dnp", "NWT - Not With Team"))
+    suspended = rng.choice([p for p in players if p.role == "starter"])
+    start = dt.date(2022, 1, 20)
+    absences[suspended.lookup].append(Absence(start, start + dt.timedelta(days=9), "dnp", "NWT - League Suspension"))
+    return absences
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    n, p, limit = 0, 1.0, pow(2.718281828, -lam)
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return n
+        n += 1
+
+
+def _minutes(rng: random.Random, role: str) -> str:
+    lo, hi = _MINUTES[role]
+    seconds = rng.randint(lo * 60, hi * 60)
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def build(seed: int = 7) -> Demo:
+    rng = random.Random(seed)
+    games = build_schedule(rng)
+    players = build_players(rng)
+    absences = build_absences(rng, players)
+
+    final_games = [g for g in games if g.status == 3]
+    regular_final = [g for g in final_games if g.regular]
+    mid = [g for g in regular_final if dt.date(2021, 11, 8) <= g.date <= dt.date(2022, 3, 25)]
+    gap_games = rng.sample(mid, 6)
+    backfilled = set(g.schedule_id for g in gap_games[:2])
+    side_gaps = {(g.schedule_id, rng.choice((g.home, g.away))) for g in rng.sample(mid, 3)}
+    analytics_gap_games = {g.schedule_id for g in rng.sample(mid, 4)}
+    omit_inactive = {g.schedule_id for g in final_games if rng.random() < 0.2}
+
+    by_team: dict[str, list[Player]] = defaultdict(list)
+    for p in players:
+        for _, team in p.stints:
+            if p not in by_team[team]:
+                by_team[team].append(p)
+
+    gamebook: list[dict[str, object]] = []
+    pipeline_missing_raw: set[str] = set()  # gamebook rows the pipeline did not have at failure time
+    games_listed: Counter[str] = Counter()
+    for g in final_games:
+        for team in (g.away, g.home):
+            side_missing = g in gap_games or (g.schedule_id, team) in side_gaps
+            for p in by_team[team]:
+                if p.team_on(g.date) != team:
+                    continue
+                status, reason, minutes = _status(rng, p, g.date, absences.get(p.lookup, ()), games_listed)
+                if status is None:
+                    continue
+                if status == "inactive" and g.schedule_id in omit_inactive:
+                    continue
+                resolved = "resolved"
+                lookup, name = p.lookup, p.name
+                if status == "active" and rng.random() < 0.003:
+                    last = p.name.replace(" Jr.", "").replace(" Sr.", "").replace(" III", "").split()[-1]
+                    lookup, name, resolved = player_lookup(last), last, rng.choice(("unresolved", "not_found"))
+                row = {
+                    "game_id": g.gamebook_id,
+                    "game_date": g.date,
+                    "team_abbr": team,
+                    "player_lookup": lookup,
+                    "player_name": name,
+                    "player_status": status,
+                    "dnp_reason": reason,
+                    "minutes": minutes,
+                    "name_resolution_status": resolved,
+                }
+                if side_missing:
+                    if g.schedule_id not in backfilled:
+                        continue  # never arrived
+                    pipeline_missing_raw.add(f"{g.gamebook_id}|{team}|{lookup}")
+                gamebook.append(row)
+
+    analytics: list[dict[str, object]] = []
+    pipeline_missing_analytics: set[tuple[str, dt.date]] = set()
+    single_drops = set()
+    active_rows = [r for r in gamebook if r["player_status"] == "active" and r["name_resolution_status"] == "resolved"]
+    for r in rng.sample(active_rows, 25):
+        single_drops.add((r["game_id"], r["player_lookup"]))
+    gamebook_to_schedule = {g.gamebook_id: g for g in final_games}
+    for r in gamebook:
+        if r["name_resolution_status"] != "resolved" or r["player_status"] == "inactive":
+            continue
+        g = gamebook_to_schedule[str(r["game_id"])]
+        if g.schedule_id in analytics_gap_games or (r["game_id"], r["player_lookup"]) in single_drops:
+            continue
+        is_dnp = r["player_status"] != "active"
+        if is_dnp and rng.random() < 0.4:
+            continue  # phase 3 writes only some did-not-play rows
+        row = {
+            "game_id": r["game_id"],
+            "game_date": r["game_date"],
+            "team_abbr": r["team_abbr"],
+            "player_lookup": r["player_lookup"],
+            "minutes_played": 0.0 if is_dnp else _minutes_float(str(r["minutes"])),
+            "is_dnp": is_dnp,
+        }
+        if f"{r['game_id']}|{r['team_abbr']}|{r['player_lookup']}" in pipeline_missing_raw:
+            pipeline_missing_analytics.add((str(r["player_lookup"]), g.date))
+        analytics.append(row)
+
+    schedule = pd.DataFrame(
+        [
+            {
+                "game_id": g.schedule_id,
+                "game_date": g.date,
+                "game_status": g.status,
+                "home_team_tricode": g.home,
+                "away_team_tricode": g.away,
+                "season_year": SEASON_YEAR,
+                "is_regular_season": g.regular,
+                "is_playoffs": False,
+            }
+            for g in games
+        ]
+    )
+    gamebook_df = pd.DataFrame(gamebook)
+    analytics_df = pd.DataFrame(analytics)
+    injected = {
+        "raw_gap_games": [g.schedule_id for g in gap_games if g.schedule_id not in backfilled],
+        "backfilled_games": sorted(backfilled),
+        "side_gaps": [f"{gid}:{team}" for gid, team in sorted(side_gaps)],
+        "analytics_gap_games": sorted(analytics_gap_games),
+    }
+    failures = _Failures(rng, games, players, gamebook_df, analytics_df, pipeline_missing_analytics,
+                         gap_games, side_gaps, analytics_gap_games, single_drops).build()
+    return Demo(schedule, gamebook_df, analytics_df, failures, players, injected)
+
+
+def _minutes_float(text: str) -> float:
+    mm, ss = text.split(":")
+    return round(int(mm) + int(ss) / 60, 2)
+
+
+def _status(
+    rng: random.Random, p: Player, day: dt.date, absences: Iterable[Absence], listed: Counter[str]
+) -> tuple[str | None, str | None, str | None]:
+    for a in absences:
+        if a.start <= day <= a.end:
+            key = f"{p.lookup}|{a.start}"
+            listed[key] += 1
+            if listed[key] > a.listed_after_games:
+                return None, None, None  # out for months: the source stops listing him
+            return a.status, a.reason, (None if rng.random() < 0.85 else "00:00")
+    if p.role == "twoway" and rng.random() < 0.65:
+        return "inactive", "G League - Two-Way", None
+    if p.role == "starter" and rng.random() < 0.02:
+        return "dnp", "DNP - Rest", None
+    if rng.random() < _PLAY_CHANCE[p.role]:
+        return "active", None, _minutes(rng, p.role)
+    return "dnp", "DNP - Coach's Decision", (None if rng.random() < 0.9 else "00:00")
+
+
+# ---------------------------------------------------------------------------------------------
+# The failures the pipeline recorded for that season
+# ---------------------------------------------------------------------------------------------
+
+_ABBR = {
+    "TeamDefenseZoneAnalysisProcessor": "tdza",
+    "PlayerShotZoneAnalysisProcessor": "psza",
+    "PlayerCompositeFactorsProcessor": "pcf",
+    "PlayerDailyCacheProcessor": "pdc",
+    "MLFeatureStoreProcessor": "mlfs",
+    "PlayerGameSummaryProcessor": "pgs",
+    "TeamOffenseGameSummaryProcessor": "togs",
+    "TeamDefenseGameSummaryProcessor": "tdgs",
+    "UpcomingPlayerGameContextProcessor": "upgc",
+    "UpcomingTeamGameContextProcessor": "utgc",
+    "PredictionCoordinator": "coord",
+    "PlayerPropPredictionWorker": "worker",
+}
+_MINUTE_OFFSET = {name: 10 * i for i, name in enumerate(_ABBR)}
+_LONG_TRACE = (
+    "google.api_core.exceptions.BadRequest: 400 Resources exceeded during query execution: "
+    "The query could not be executed in the allotted memory. Peak usage: 112% of limit. "
+    "Top memory consumer(s): sort operations used for analytic OVER() clauses: 98%. Traceback "
+    "(most recent call last): File \"/app/data_processors/precompute/base.py\", line 412, in run "
+)
+
+
+class _Failures:
+    def __init__(
+        self,
+        rng: random.Random,
+        games: list[Game],
+        players: list[Player],
+        gamebook: pd.DataFrame,
+        analytics: pd.DataFrame,
+        pipeline_missing_analytics: set[tuple[str, dt.date]],
+        gap_games: list[Game],
+        side_gaps: set[tuple[str, str]],
+        analytics_gap_games: set[str],
+        single_drops: set[tuple[object, object]],
+    ) -> None:
+        self.rng = rng
+        self.games = games
+        self.players = players
+        self.gap_games = gap_games
+        self.side_gaps = side_gaps
+        self.analytics_gap_games = analytics_gap_games
+        self.rows: dict[str, list[dict[str, object]]] = defaultdict(list)
+        self.runs: dict[tuple[str, dt.date], tuple[str, dt.datetime]] = {}
+
+        final = [g for g in games if g.status == 3 and g.regular]
+        self.team_games: dict[str, list[Game]] = defaultdict(list)
+        for g in final:
+            self.team_games[g.home].append(g)
+            self.team_games[g.away].append(g)
+        self.days = sorted({g.date for g in games if g.regular})
+        self.playing: dict[dt.date, set[str]] = defaultdict(set)
+        for g in games:
+            if g.regular:
+                self.playing[g.date].update((g.home, g.away))
+        played = analytics[~analytics["is_dnp"].astype(bool)]
+        self.played_dates: dict[str, list[dt.date]] = defaultdict(list)
+        for lookup, day in zip(played["player_lookup"], played["game_date"], strict=True):
+            if (lookup, day) not in pipeline_missing_analytics:
+                self.played_dates[str(lookup)].append(day)
+        for dates in self.played_dates.values():
+            dates.sort()
+        self.raw_listed: set[tuple[str, dt.date]] = set(zip(gamebook["player_lookup"], gamebook["game_date"], strict=True))
+        self.backfilled_dates = {(g.home, g.date) for g in gap_games[:2]} | {(g.away, g.date) for g in gap_games[:2]}
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _run(self, processor: str, day: dt.date) -> tuple[str, dt.datetime]:
+        key = (processor, day)
+        if key not in self.runs:
+            created = dt.datetime.combine(day, dt.time(7, 0), tzinfo=dt.UTC) + dt.timedelta(
+                minutes=_MINUTE_OFFSET[processor], seconds=self.rng.randrange(600)
+            )
+            run = f"{_ABBR[processor]}-{day:%Y%m%d}-{self.rng.getrandbits(24):06x}"
+            if self.rng.random() < 0.04:  # a rerun replaced the first run's rows (phase 4 deletes, reinserts)
+                created += dt.timedelta(hours=self.rng.randint(2, 6))
+                run = f"{_ABBR[processor]}-{day:%Y%m%d}-rerun-{self.rng.getrandbits(24):06x}"
+            self.runs[key] = (run, created)
+        return self.runs[key]
+
+    def _status(self) -> str | None:
+        return None if self.rng.random() < 0.06 else "UNRESOLVED"
+
+    def _p4(self, processor: str, day: dt.date, entity: str, category: str, reason: str, can_retry: bool,
+            **extra: object) -> None:
+        run, created = self._run(processor, day)
+        self.rows["precompute_failures"].append({
+            "processor_name": processor, "run_id": run, "analysis_date": day, "entity_id": entity,
+            "failure_category": category, "failure_reason": reason[:1000], "can_retry": can_retry,
+            "failure_type": None, "is_correctable": None, "expected_game_count": None,
+            "actual_game_count": None, "missing_game_dates": None, "raw_data_checked": None,
+            "resolution_status": self._status(), "resolved_at": None, "created_at": created, **extra,
+        })
+
+    def _p3(self, processor: str, day: dt.date, entity: str, entity_type: str, category: str, reason: str,
+            can_retry: bool, expected: int | None, actual: int | None, missing_ids: list[str] | None) -> None:
+        # Phase 3 appends: each rerun adds another copy with a new run id.
+        for attempt in range(self.rng.choice((1, 1, 2, 3))):
+            run, created = self._run(processor, day + dt.timedelta(days=attempt))
+            copies = 2 if self.rng.random() < 0.05 else 1  # the same run written twice
+            for _ in range(copies):
+                self.rows["analytics_failures"].append({
+                    "processor_name": processor, "run_id": run, "analysis_date": day, "entity_id": entity,
+                    "entity_type": entity_type, "failure_category": category, "failure_reason": reason,
+                    "failure_type": None, "is_correctable": None, "expected_record_count": expected,
+                    "actual_record_count": actual,
+                    "missing_game_ids": json.dumps(missing_ids) if missing_ids is not None else None,
+                    "can_retry": can_retry, "resolution_status": self._status(), "resolved_at": None,
+                    "created_at": created + dt.timedelta(hours=attempt * 5),
+                })
+
+    def _p5(self, processor: str, day: dt.date, entity: str, category: str, reason: str, can_retry: bool,
+            upstream: list[str] | None, cache_age: float | None) -> None:
+        run, created = self._run(processor, day)
+        self.rows["prediction_failures"].append({
+            "processor_name": processor, "run_id": run, "prediction_date": day, "entity_id": entity,
+            "failure_category": category, "failure_reason": reason, "failure_type": None,
+            "is_correctable": None,
+            "missing_upstream_tables": json.dumps(upstream) if upstream is not None else None,
+            "cache_age_hours": cache_age, "can_retry": can_retry, "resolution_status": self._status(),
+            "resolved_at": None, "created_at": created,
+        })
+
+    def _expected_games(self, p: Player) -> list[Game]:
+        out: list[Game] = []
+        bounds = [start for start, _ in p.stints[1:]] + [dt.date.max]
+        for (start, team), end in zip(p.stints, bounds, strict=True):
+            out.extend(g for g in self.team_games[team] if start <= g.date < end)
+        return sorted(out, key=lambda g: g.date)
+
+    # -- the processors ---------------------------------------------------------------------------
+    def build(self) -> dict[str, pd.DataFrame]:
+        expected = {p.lookup: self._expected_games(p) for p in self.players}
+        expected_dates = {k: [g.date for g in v] for k, v in expected.items()}
+        season_start = self.days[0]
+        for day in self.days:
+            teams_today = self.playing[day]
+            if not teams_today:
+                continue
+            for team in sorted(teams_today):
+                team_played = bisect.bisect_left([g.date for g in self.team_games[team]], day)
+                if team_played < 15:
+                    self._p4("TeamDefenseZoneAnalysisProcessor", day, team, "INSUFFICIENT_DATA",
+                             f"Team has {team_played} games; zone analysis needs 15", True)
+            for p in self.players:
+                if p.team_on(day) not in teams_today:
+                    continue
+                self._player_day(p, day, expected[p.lookup], expected_dates[p.lookup], season_start)
+        self._date_level_and_odd()
+        self._phase3()
+        frames = {name: pd.DataFrame(rows) for name, rows in self.rows.items()}
+        for frame in frames.values():
+            frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        return frames
+
+    def _player_day(self, p: Player, day: dt.date, games: list[Game], dates: list[dt.date], season_start: dt.date) -> None:
+        played = self.played_dates.get(p.lookup, [])
+        season_played = bisect.bisect_left(played, day)
+        lo = bisect.bisect_left(dates, day - dt.timedelta(days=14))
+        hi = bisect.bisect_left(dates, day)
+        window = games[lo:hi]
+        played_set = set(played[bisect.bisect_left(played, day - dt.timedelta(days=14)):season_played])
+        missing = [g for g in window if g.date not in played_set]
+        week = (day - season_start).days // 7
+        if season_played < 10:
+            self._p4("PlayerShotZoneAnalysisProcessor", day, p.lookup, "INSUFFICIENT_DATA",
+                     f"Player has {season_played} games this season; shot zone analysis needs 10", True)
+        if season_played < 5:
+            if self.rng.random() < 0.8:
+                self._p4("PlayerCompositeFactorsProcessor", day, p.lookup, "INSUFFICIENT_DATA",
+                         f"Only {season_played} games in history; composite factors need 5", True)
+            self._p4("PlayerDailyCacheProcessor", day, p.lookup,
+                     "INSUFFICIENT_DATA" if week > 0 or self.rng.random() < 0.9 else "EXPECTED_INCOMPLETE",
+                     f"Only {season_played} games in history; L5 window needs 5", True)
+            if week <= 1 and self.rng.random() < 0.5:
+                self._p4("MLFeatureStoreProcessor", day, p.lookup, "MINIMUM_THRESHOLD_NOT_MET",
+                         f"Feature completeness {40 + season_played * 10}% below 80% threshold", True)
+            return
+        if not missing:
+            return
+        last_missing = bool(window) and window[-1] in missing
+        if len(missing) < 2 and not last_missing:
+            return
+        extra: dict[str, object] = {}
+        if day >= NAIVE_CLASSIFIER_FROM:
+            extra = self._naive_classification(p, window, missing)
+        window_name = self.rng.choice(("L14D", "L10", "L7D"))
+        self._p4("PlayerDailyCacheProcessor", day, p.lookup, "INCOMPLETE_DATA",
+                 f"{window_name} window incomplete: {len(window) - len(missing)} of {len(window)} team games "
+                 f"found in player_game_summary", True, **extra)
+        roll = self.rng.random()
+        if roll < 0.4:
+            self._p4("MLFeatureStoreProcessor", day, p.lookup, "INCOMPLETE_UPSTREAM",
+                     "Upstream player_daily_cache incomplete for this player", True)
+            if self.rng.random() < 0.35:
+                early = day < dt.date(2021, 11, 15)
+                category = "MISSING_UPSTREAM_IN_BACKFILL" if early else self.rng.choice(
+                    ("MISSING_DEPENDENCY", "MISSING_DEPENDENCY", "STALE_DATA", "FEATURE_VALIDATION_ERROR"))
+                self._p5("PlayerPropPredictionWorker", day, p.lookup, category,
+                         f"{category.replace('_', ' ').lower()}: ml_feature_store_v2 row missing or stale",
+                         category != "FEATURE_VALIDATION_ERROR",
+                         ["nba_precompute.ml_feature_store_v2"] if category != "STALE_DATA" else [],
+                         round(self.rng.uniform(26, 90), 1) if category == "STALE_DATA" else None)
+        elif roll < 0.55:
+            self._p4("PlayerCompositeFactorsProcessor", day, p.lookup, "UPSTREAM_INCOMPLETE",
+                     "player_daily_cache missing for the analysis date", True)
+        if self.rng.random() < 0.01:
+            self._p4("PlayerCompositeFactorsProcessor", day, p.lookup, "calculation_error",
+                     "ZeroDivisionError: float division by zero in usage_rate_adjustment", False)
+
+    def _naive_classification(self, p: Player, window: list[Game], missing: list[Game]) -> dict[str, object]:
+        """What the pipeline's own classifier wrote: absent from raw -> DNP, present in raw -> complete."""
+        in_raw = [g for g in missing if (p.lookup, g.date) in self.raw_listed]
+        failure_type = "COMPLETE" if len(in_raw) == len(missing) else "PLAYER_DNP" if not in_raw else "MIXED"
+        return {
+            "failure_type": failure_type,
+            "is_correctable": failure_type == "COMPLETE",
+            "expected_game_count": len(window),
+            "actual_game_count": len(window) - len(missing),
+            "missing_game_dates": json.dumps([g.date.isoformat() for g in missing]),
+            "raw_data_checked": True,
+        }
+
+    def _date_level_and_odd(self) -> None:
+        rng = self.rng
+        for g in self.gap_games:
+            day = g.date + dt.timedelta(days=1)
+            self._p4("MLFeatureStoreProcessor", day, "DATE_LEVEL", "MISSING_DEPENDENCY",
+                     f"nba_analytics.player_game_summary incomplete for {g.date}: game {g.schedule_id} has no rows",
+                     True)
+        for day in rng.sample(self.days[:12], 3):
+            self._p4("PlayerCompositeFactorsProcessor", day, "DATE_LEVEL", "MISSING_DEPENDENCIES",
+                     "Dependencies not ready: team_defense_zone_analysis", True)
+        for day in rng.sample(self.days, 3):
+            self._p4("PlayerCompositeFactorsProcessor", day, "DATE_LEVEL", "CIRCUIT_BREAKER_ACTIVE",
+                     "Circuit breaker open after 5 consecutive failures; skipping date", True)
+            self._p5("PredictionCoordinator", day, "DATE_LEVEL", "CIRCUIT_BREAKER_ACTIVE",
+                     "Circuit breaker active for upstream ml_feature_store_v2", True, ["nba_precompute.ml_feature_store_v2"], None)
+        for day in rng.sample(self.days, 2):
+            self._p4("PlayerDailyCacheProcessor", day, "DATE_LEVEL", "BIGQUERY_ERROR",
+                     (_LONG_TRACE * 8)[:1000], True)
+        for day in rng.sample(self.days, 3):
+            self._p4("MLFeatureStoreProcessor", day, rng.choice(self.players).lookup, "VALIDATION_ERROR",
+                     "Feature 'pts_avg_last_5' out of range: 412.0", False)
+        day = rng.choice(self.days)
+        self._p4("PlayerDailyCacheProcessor", day, rng.choice(self.players).lookup, "PROCESSING_ERROR",
+                 "<b>KeyError</b>: 'minutes' <script>alert('x')</script> '; DROP TABLE precompute_failures; --", True)
+        day = rng.choice(self.days[60:])
+        self._p4("PlayerDailyCacheProcessor", day, rng.choice(self.players).lookup, "SCHEMA_DRIFT",
+                 "Column usage_rate missing from upstream (new category, not seen before)", False)
+        for day in rng.sample(self.days, 4):
+            self._p4("PlayerShotZoneAnalysisProcessor", day, rng.choice(self.players).lookup, "DATA_ERROR",
+                     "Shot zone totals do not add up: 14 attempts vs 13 zoned", True)
+
+    def _phase3(self) -> None:
+        rng = self.rng
+        for g in self.gap_games:
+            self._p3("PlayerGameSummaryProcessor", g.date, g.schedule_id, "GAME", "MISSING_DATA",
+                     f"No rows in nba_raw.nbac_gamebook_player_stats for {g.gamebook_id}", True, 2, 0, [g.schedule_id])
+            for team in (g.home, g.away):
+                self._p3("TeamOffenseGameSummaryProcessor", g.date, team, "TEAM", "INCOMPLETE_UPSTREAM",
+                         f"Raw box score missing for {g.gamebook_id}", True, 1, 0, [g.schedule_id])
+        for gid, team in sorted(self.side_gaps):
+            g = next(x for x in self.games if x.schedule_id == gid)
+            self._p3("PlayerGameSummaryProcessor", g.date, gid, "GAME", "INCOMPLETE_DATA",
+                     f"Only one team's players present in {g.gamebook_id} ({team} missing)", True, 2, 1, [gid])
+            self._p3("TeamDefenseGameSummaryProcessor", g.date, team, "TEAM", "MISSING_DATA",
+                     f"No {team} rows in raw box score {g.gamebook_id}", True, 1, 0, [gid])
+        for gid in sorted(self.analytics_gap_games):
+            g = next(x for x in self.games if x.schedule_id == gid)
+            self._p3("PlayerGameSummaryProcessor", g.date, gid, "GAME", "PROCESSING_ERROR",
+                     "BigQuery job failed: 503 Service Unavailable while merging player_game_summary", True,
+                     None, None, [gid])
+        for day in rng.sample(self.days, 12):
+            team = rng.choice(sorted(self.playing[day]))
+            self._p3("UpcomingTeamGameContextProcessor", day, team, "TEAM", "STALE_DATA",
+                     "Odds snapshot older than 12 hours", True, None, None, None)
+        for day in rng.sample(self.days, 30):
+            p = rng.choice(self.players)
+            self._p3("UpcomingPlayerGameContextProcessor", day, p.lookup, "PLAYER", "UPSTREAM_INCOMPLETE",
+                     "Injury report not yet published for this player", True, None, None, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing it
+# ---------------------------------------------------------------------------------------------
+
+
+def write(store: Store, demo: Demo, progress: Progress = _no_progress) -> dict[str, int]:
+    store.init_schema()
+    written: dict[str, int] = {}
+    steps = [
+        ("nba_raw.nbac_schedule", demo.schedule),
+        ("nba_raw.nbac_gamebook_player_stats", demo.gamebook),
+        ("nba_analytics.player_game_summary", demo.analytics),
+        *((f"nba_processing.{name}", frame) for name, frame in sorted(demo.failures.items())),
+    ]
+    for i, (ref, frame) in enumerate(steps):
+        progress(0.5 + 0.5 * i / len(steps), f"Writing {len(frame):,} rows to {ref}")
+        written[ref] = store.insert_frame(ref, frame, label="demo")
+    progress(1.0, "Demo data written")
+    return written
+
+
+def seed(store: Store, seed: int = 7, progress: Progress = _no_progress) -> Demo:
+    progress(0.05, "Simulating the 2021-22 season (schedule, rosters, box scores)")
+    demo = build(seed)
+    progress(0.45, f"Derived {demo.failure_rows:,} failure rows from the processors")
+    write(store, demo, progress)
+    return demo
+
+
+# ---------------------------------------------------------------------------------------------
+# Scale rows for benchmarks: generated in the engine, one parameterised statement per chunk
+# ---------------------------------------------------------------------------------------------
+
+# A cheap deterministic mix of the row number; integer arithmetic that both engines compute alike.
+# Within a date, row slots map to distinct (processor, player) pairs first, so that items stay
+# realistic (mostly one row each) and only the overflow repeats as reruns.
+_SCALE_SQL = """
+INSERT INTO nba_processing.precompute_failures
+  (processor_name, run_id, analysis_date, entity_id, failure_category, failure_reason, can_retry,
+   failure_type, is_correctable, resolution_status, created_at)
+SELECT
+  CASE MOD(DIV(slot, @player_count), 5) WHEN 0 THEN 'PlayerDailyCacheProcessor'
+    WHEN 1 THEN 'MLFeatureStoreProcessor' WHEN 2 THEN 'PlayerCompositeFactorsProcessor'
+    WHEN 3 THEN 'PlayerShotZoneAnalysisProcessor' ELSE 'TeamDefenseZoneAnalysisProcessor' END AS processor_name,
+  CONCAT('scale-', FORMAT_DATE('%Y%m%d', day), '-', CAST(MOD(h2, 7) AS STRING)) AS run_id,
+  day AS analysis_date,
+  pl.lookup AS entity_id,
+  CASE WHEN MOD(h1, 100) < 55 THEN 'INSUFFICIENT_DATA' WHEN MOD(h1, 100) < 80 THEN 'INCOMPLETE_DATA'
+    WHEN MOD(h1, 100) < 88 THEN 'INCOMPLETE_UPSTREAM' WHEN MOD(h1, 100) < 93 THEN 'UPSTREAM_INCOMPLETE'
+    WHEN MOD(h1, 100) < 96 THEN 'MINIMUM_THRESHOLD_NOT_MET' WHEN MOD(h1, 100) < 98 THEN 'PROCESSING_ERROR'
+    ELSE 'STALE_DATA' END AS failure_category,
+  'Synthetic history row for benchmarks' AS failure_reason,
+  MOD(h1, 3) <> 0 AS can_retry,
+  CASE MOD(h2, 6) WHEN 0 THEN 'PLAYER_DNP' WHEN 1 THEN 'DATA_GAP' WHEN 2 THEN 'MIXED' ELSE NULL END AS failure_type,
+  CASE MOD(h2, 6) WHEN 0 THEN FALSE WHEN 1 THEN TRUE WHEN 2 THEN TRUE ELSE NULL END AS is_correctable,
+  IF(MOD(h1, 17) = 0, NULL, 'UNRESOLVED') AS resolution_status,
+  TIMESTAMP_ADD(TIMESTAMP(day), INTERVAL 420 + MOD(h1, 180) MINUTE) AS created_at
+FROM (
+  SELECT n, h1, MOD(h1 * 48271, 2147483647) AS h2, MOD(n, @per_day) AS slot,
+    CAST(DATE_SUB(@last_date, INTERVAL DIV(n, @per_day) DAY) AS DATE) AS day
+  FROM (
+    SELECT n, MOD(n * 2654435761 + @seed * 97, 4294967291) AS h1
+    FROM UNNEST(GENERATE_ARRAY(@first_n, @last_n)) AS n
+  ) AS numbered
+) AS g
+JOIN (
+  SELECT lookup, ROW_NUMBER() OVER (ORDER BY lookup) - 1 AS idx FROM UNNEST(@players) AS lookup
+) AS pl ON pl.idx = MOD(g.slot, @player_count)
+"""
+
+
+def add_scale_rows(
+    store: Store,
+    rows: int,
+    *,
+    last_date: dt.date = REGULAR[1],
+    per_day: int = 3000,
+    seed: int = 7,
+    players: list[str] | None = None,
+    chunk: int = 500_000,
+    progress: Progress = _no_progress,
+) -> int:
+    """Add ``rows`` synthetic phase-4 failure rows ending at ``last_date``, ``per_day`` rows a date."""
+    pool = players or sorted({p.lookup for p in build_players(random.Random(seed))})
+    done = 0
+    while done < rows:
+        n = min(chunk, rows - done)
+        store.execute(
+            _SCALE_SQL,
+            {
+                "first_n": done,
+                "last_n": done + n - 1,
+                "per_day": per_day,
+                "last_date": last_date,
+                "seed": seed,
+                "players": pool,
+                "player_count": len(pool),
+            },
+            label="demo-scale",
+        )
+        done += n
+        progress(done / rows, f"Generated {done:,} of {rows:,} scale rows in the engine")
+    return done
+
+
+def parse_scale(text: str) -> int:
+    """``250k``, ``1M``, ``10M`` or a plain number of extra failure rows."""
+    t = text.strip().lower().replace("_", "").replace(",", "")
+    factor = 1
+    if t.endswith("k"):
+        factor, t = 1_000, t[:-1]
+    elif t.endswith("m"):
+        factor, t = 1_000_000, t[:-1]
+    try:
+        value = int(float(t) * factor)
+    except ValueError as exc:
+        raise ValueError(f"--scale takes a row count such as 250k, 1M or 10M, not {text!r}") from exc
+    if value < 0:
+        raise ValueError("--scale cannot be negative")
+    return value
+
+
+__all__ = ["PHASE4_PROCESSORS", "Demo", "add_scale_rows", "build", "parse_scale", "seed", "write"]

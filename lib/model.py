@@ -1,0 +1,262 @@
+"""The vocabulary of failure triage: tables, categories, statuses, items and filters.
+
+Plain values only: nothing here touches a database, a clock or Streamlit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
+from typing import Any
+
+
+class SourceTable(str, Enum):
+    """The pipeline's three failure tables, all in dataset ``nba_processing``."""
+
+    PRECOMPUTE = "precompute_failures"
+    ANALYTICS = "analytics_failures"
+    PREDICTION = "prediction_failures"
+
+    @property
+    def phase(self) -> int:
+        return {"precompute_failures": 4, "analytics_failures": 3, "prediction_failures": 5}[self.value]
+
+    @property
+    def date_column(self) -> str:
+        return "prediction_date" if self is SourceTable.PREDICTION else "analysis_date"
+
+
+class ResolutionStatus(str, Enum):
+    UNRESOLVED = "UNRESOLVED"
+    INVESTIGATING = "INVESTIGATING"
+    RESOLVED = "RESOLVED"
+    PERMANENT = "PERMANENT"
+
+
+class FailureType(str, Enum):
+    """The classifier's verdict on a whole failure."""
+
+    PLAYER_DNP = "PLAYER_DNP"
+    DATA_GAP = "DATA_GAP"
+    MIXED = "MIXED"
+    INSUFFICIENT_HISTORY = "INSUFFICIENT_HISTORY"
+    COMPLETE = "COMPLETE"
+    PROCESSING_ERROR = "PROCESSING_ERROR"
+    UNKNOWN = "UNKNOWN"
+
+
+#: Shown wherever an item has no failure_type yet.
+UNCLASSIFIED = "UNCLASSIFIED"
+
+#: Categories the operations team treats as expected (early season, bootstrap). Compared upper-cased.
+EXPECTED_CATEGORIES: tuple[str, ...] = (
+    "INSUFFICIENT_DATA",
+    "EXPECTED_INCOMPLETE",
+    "MINIMUM_THRESHOLD_NOT_MET",
+    "CIRCUIT_BREAKER_ACTIVE",
+)
+
+#: Categories seen in production. Anything else is still valid data, shown as it is.
+KNOWN_CATEGORIES: tuple[str, ...] = (
+    "INSUFFICIENT_DATA",
+    "INCOMPLETE_DATA",
+    "EXPECTED_INCOMPLETE",
+    "INCOMPLETE_UPSTREAM",
+    "UPSTREAM_INCOMPLETE",
+    "INCOMPLETE_DATA_SKIPPED",
+    "MISSING_DATA",
+    "MISSING_DEPENDENCY",
+    "MISSING_DEPENDENCIES",
+    "MISSING_UPSTREAM_IN_BACKFILL",
+    "MINIMUM_THRESHOLD_NOT_MET",
+    "STALE_DATA",
+    "CIRCUIT_BREAKER_ACTIVE",
+    "PROCESSING_ERROR",
+    "calculation_error",
+    "CALCULATION_ERROR",
+    "VALIDATION_ERROR",
+    "FEATURE_VALIDATION_ERROR",
+    "REGISTRY_LOOKUP_FAILED",
+    "BIGQUERY_ERROR",
+    "DATA_ERROR",
+)
+
+PHASE4_PROCESSORS: tuple[str, ...] = (
+    "TeamDefenseZoneAnalysisProcessor",
+    "PlayerShotZoneAnalysisProcessor",
+    "PlayerCompositeFactorsProcessor",
+    "PlayerDailyCacheProcessor",
+    "MLFeatureStoreProcessor",
+)
+PHASE3_PROCESSORS: tuple[str, ...] = (
+    "PlayerGameSummaryProcessor",
+    "TeamOffenseGameSummaryProcessor",
+    "TeamDefenseGameSummaryProcessor",
+    "UpcomingPlayerGameContextProcessor",
+    "UpcomingTeamGameContextProcessor",
+)
+PHASE5_PROCESSORS: tuple[str, ...] = ("PredictionCoordinator", "PlayerPropPredictionWorker")
+
+CORRECTABLE_CHOICES = ("correctable", "uncorrectable", "unknown")
+
+#: Sort orders offered by the failure list, by name; the SQL for each lives in the store.
+SORTS: tuple[str, ...] = (
+    "newest date",
+    "oldest date",
+    "most occurrences",
+    "last seen",
+    "processor",
+    "entity",
+)
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    """A failure item: every row of one table, processor, date and entity, across reruns."""
+
+    source_table: str
+    processor_name: str
+    item_date: dt.date
+    entity_id: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.source_table}:{self.processor_name}:{self.item_date.isoformat()}:{self.entity_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> ItemKey:
+        """Parse ``TABLE:PROCESSOR:YYYY-MM-DD:ENTITY``; the entity may itself contain colons."""
+        parts = text.split(":", 3)
+        if len(parts) != 4 or not all(parts):
+            raise ValueError(f"Not an item key (TABLE:PROCESSOR:YYYY-MM-DD:ENTITY): {text[:200]!r}")
+        table, processor, day, entity = parts
+        if table not in {t.value for t in SourceTable}:
+            raise ValueError(f"Unknown failure table {table!r} in item key")
+        try:
+            date = dt.date.fromisoformat(day)
+        except ValueError as exc:
+            raise ValueError(f"Bad date {day!r} in item key") from exc
+        return cls(table, processor, date, entity)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the operator is looking at. Empty tuples and None mean "no restriction"."""
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    tables: tuple[str, ...] = ()
+    processors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    failure_types: tuple[str, ...] = ()
+    correctable: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    entity: str = ""
+    hide_expected: bool = True
+
+    def __post_init__(self) -> None:
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(f"Date range is empty: {self.date_from} is after {self.date_to}")
+        unknown_tables = set(self.tables) - {t.value for t in SourceTable}
+        if unknown_tables:
+            raise ValueError(f"Unknown failure table(s): {', '.join(sorted(unknown_tables))}")
+        unknown_statuses = set(self.statuses) - {s.value for s in ResolutionStatus}
+        if unknown_statuses:
+            raise ValueError(f"Unknown resolution status(es): {', '.join(sorted(unknown_statuses))}")
+        unknown_corr = set(self.correctable) - set(CORRECTABLE_CHOICES)
+        if unknown_corr:
+            raise ValueError(f"Unknown correctable choice(s): {', '.join(sorted(unknown_corr))}")
+
+    def with_(self, **changes: Any) -> Filters:
+        return replace(self, **changes)
+
+    def to_params(self) -> dict[str, str]:
+        """Flat string form for URLs and the command line (lists comma-joined)."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                if value:
+                    out[f.name] = ",".join(value)
+            elif isinstance(value, dt.date):
+                out[f.name] = value.isoformat()
+            elif isinstance(value, bool):
+                out[f.name] = "1" if value else "0"
+            elif value:
+                out[f.name] = str(value)
+        return out
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> Filters:
+        """Inverse of :meth:`to_params`; raises ValueError naming the bad parameter."""
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = params.get(f.name)
+            if raw is None:
+                continue
+            if f.name in ("date_from", "date_to"):
+                try:
+                    kwargs[f.name] = dt.date.fromisoformat(raw) if raw else None
+                except ValueError as exc:
+                    raise ValueError(f"{f.name}: {raw[:40]!r} is not a YYYY-MM-DD date") from exc
+            elif f.name == "hide_expected":
+                kwargs[f.name] = raw not in ("0", "false", "False", "no")
+            elif f.name == "entity":
+                kwargs[f.name] = raw[:200]
+            else:
+                kwargs[f.name] = tuple(v for v in raw.split(",") if v)
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int = 1
+    size: int = 50
+    sort: str = "newest date"
+
+    def __post_init__(self) -> None:
+        if self.sort not in SORTS:
+            raise ValueError(f"Unknown sort {self.sort!r}; choose one of {', '.join(SORTS)}")
+        if self.number < 1 or not 1 <= self.size <= 1000:
+            raise ValueError("Page number starts at 1 and page size is between 1 and 1000")
+
+
+@dataclass(frozen=True)
+class Kpis:
+    items: int = 0
+    occurrences: int = 0
+    unresolved: int = 0
+    correctable: int = 0
+    uncorrectable: int = 0
+    unclassified: int = 0
+    expected: int = 0
+    all_items: int = 0  # items before setting expected categories aside
+
+    @property
+    def expected_share(self) -> float:
+        return self.expected / self.all_items if self.all_items else 0.0
+
+
+@dataclass(frozen=True)
+class DataBounds:
+    first_date: dt.date | None
+    last_date: dt.date | None
+    rows: int
+
+    def default_range(self, days: int = 30) -> tuple[dt.date, dt.date] | None:
+        if self.last_date is None:
+            return None
+        start = self.last_date - dt.timedelta(days=days - 1)
+        if self.first_date and start < self.first_date:
+            start = self.first_date
+        return start, self.last_date
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Distinct values available to filter on."""
+
+    processors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    failure_types: tuple[str, ...] = field(default=tuple(t.value for t in FailureType) + (UNCLASSIFIED,))

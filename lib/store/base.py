@@ -1,0 +1,118 @@
+"""The storage interface: a few primitives each engine implements, and nothing engine-specific above.
+
+Reads and writes used by the rest of ``lib`` are plain functions over these primitives
+(``lib/store/queries.py``), so that both engines run the very same SQL.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pandas as pd
+
+from lib.store.dialect import Dialect
+from lib.store.schema import ALL_TABLES, DATASETS, PIPELINE_TABLES, TableDef
+
+Params = Mapping[str, Any]
+
+#: Column dtypes every engine returns, so pages and tests never see engine-specific types.
+_DATE_COLUMNS = ("item_date", "analysis_date", "prediction_date", "game_date", "date", "first_date", "last_date")
+_TIMESTAMP_COLUMNS = ("first_seen", "last_seen", "created_at", "resolved_at", "classified_at", "at")
+
+
+def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Dates as ``datetime.date`` objects, timestamps as UTC pandas timestamps, whatever the engine."""
+    for col in df.columns:
+        if col in _DATE_COLUMNS or str(df[col].dtype) == "dbdate":
+            df[col] = pd.to_datetime(df[col]).dt.date if len(df) else df[col].astype(object)
+        elif col in _TIMESTAMP_COLUMNS:
+            df[col] = pd.to_datetime(df[col], utc=True)
+    return df
+
+
+class Transaction(abc.ABC):
+    """Statements that commit together or not at all."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Params | None = None) -> pd.DataFrame: ...
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params | None = None) -> int: ...
+
+
+class Store(abc.ABC):
+    engine: str
+    dialect: Dialect
+
+    # -- primitives -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def query(self, sql: str, params: Params | None = None, *, label: str = "") -> pd.DataFrame:
+        """Run one BigQuery-dialect SELECT with named parameters; return a normalised frame."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
+        """Run one BigQuery-dialect DML statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def transaction(self, *, label: str = "") -> AbstractContextManager[Transaction]:
+        """A unit of work: commits on a clean exit, rolls back on an exception."""
+
+    @abc.abstractmethod
+    def insert_frame(self, table_ref: str, frame: pd.DataFrame, *, label: str = "") -> int:
+        """Append a frame's rows to ``dataset.table`` (columns by name); return rows written."""
+
+    @abc.abstractmethod
+    def create_dataset(self, dataset: str) -> None: ...
+
+    @abc.abstractmethod
+    def existing_tables(self) -> set[str]:
+        """``dataset.table`` names (production spelling) that exist."""
+
+    @abc.abstractmethod
+    def data_version(self) -> str:
+        """A cheap token that changes whenever data changes: part of every cache key."""
+
+    @abc.abstractmethod
+    def date_bounds(self) -> tuple[dt.date | None, dt.date | None, int]:
+        """First and last failure date over all failure tables, and their row count (metadata only)."""
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the data is, for people: a file path or a project id."""
+
+    # -- shared behaviour -------------------------------------------------------------------------
+    def init_schema(self, *, pipeline_tables: bool = True) -> list[str]:
+        """Create what is missing, idempotently. Returns the tables created."""
+        for dataset in DATASETS:
+            self.create_dataset(self.dialect.dataset(dataset))
+        existing = self.existing_tables()
+        wanted: Sequence[TableDef] = ALL_TABLES if pipeline_tables else [
+            t for t in ALL_TABLES if t not in PIPELINE_TABLES
+        ]
+        created = []
+        for table in wanted:
+            if table.ref not in existing:
+                self.execute(table.ddl, label="init")
+                created.append(table.ref)
+        return created
+
+    def is_empty(self) -> bool:
+        return self.date_bounds()[2] == 0
+
+    def iter_query(
+        self, sql: str, params: Params | None = None, *, chunk: int = 50_000, label: str = ""
+    ) -> Iterator[pd.DataFrame]:
+        """Page through a query that ends in ``LIMIT @page_limit OFFSET @page_offset`` (ordered, stable)."""
+        offset = 0
+        while True:
+            frame = self.query(sql, {**(params or {}), "page_limit": chunk, "page_offset": offset}, label=label)
+            if len(frame):
+                yield frame
+            if len(frame) < chunk:
+                return
+            offset += chunk

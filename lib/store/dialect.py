@@ -1,0 +1,105 @@
+"""Every difference between the engines, in one place.
+
+Queries are written once, in BigQuery Standard SQL, naming tables by their production
+``dataset.table``. Each engine renders them here: DuckDB gets a transpiled statement (datasets are
+schemas of the database file), BigQuery gets the same statement with the configured project and
+datasets. Constructs known to transpile wrongly (see ../shared/bigquery-emulator.md) are refused at
+render time so that nobody writes them by accident.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from lib.store.schema import DATASETS
+
+#: Constructs that sqlglot turns into silently different DuckDB SQL: never write them.
+_FORBIDDEN = (
+    (re.compile(r"\bWITH\s+OFFSET\b", re.I), "UNNEST ... WITH OFFSET becomes 1-based in DuckDB"),
+    (re.compile(r"\bDAYOFWEEK\b", re.I), "EXTRACT(DAYOFWEEK) numbers Sunday differently in DuckDB"),
+    (re.compile(r"\bIGNORE\s+NULLS\b", re.I), "ARRAY_AGG ... IGNORE NULLS is garbled for DuckDB"),
+    (re.compile(r"\bARRAY_AGG\s*\([^)]*\bLIMIT\b", re.I | re.S), "ARRAY_AGG(... LIMIT n) fails on DuckDB"),
+    (
+        re.compile(r"\[\s*(SAFE_)?(OFFSET|ORDINAL)\s*\(\s*[^0-9\s)]", re.I),
+        "an array index that is an expression is not shifted to DuckDB's 1-based lists",
+    ),
+    (re.compile(r"\bMAX_BY\b|\bMIN_BY\b", re.I), "MAX_BY skips NULL values on DuckDB: use ANY_VALUE(x HAVING MAX y)"),
+)
+
+#: BigQuery type -> DuckDB type, for the few places (casts of parameters) that need it spelled out.
+DUCKDB_TYPES: Mapping[str, str] = {
+    "STRING": "VARCHAR",
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMPTZ",
+}
+
+
+class SqlError(ValueError):
+    """A query in the code base breaks a rule of this module (a bug, not bad input)."""
+
+
+def check_portable(sql: str) -> None:
+    for pattern, why in _FORBIDDEN:
+        if pattern.search(sql):
+            raise SqlError(f"Not portable between engines: {why}")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one engine spells a query. ``datasets`` maps production dataset names to the real ones."""
+
+    engine: str  # "duckdb" or "bigquery"
+    project: str | None = None
+    datasets: Mapping[str, str] = field(default_factory=lambda: {d: d for d in DATASETS})
+
+    def __hash__(self) -> int:
+        return hash((self.engine, self.project, tuple(sorted(self.datasets.items()))))
+
+    def render(self, sql: str) -> str:
+        return _render(self, sql)
+
+    def dataset(self, name: str) -> str:
+        return self.datasets.get(name, name)
+
+
+@functools.lru_cache(maxsize=512)
+def _render(dialect: Dialect, sql: str) -> str:
+    check_portable(sql)
+    tree = sqlglot.parse_one(sql, read="bigquery")
+    for table in tree.find_all(exp.Table):
+        db = table.args.get("db")
+        if db is not None and db.name in dialect.datasets:
+            table.set("db", exp.to_identifier(dialect.dataset(db.name)))
+            if dialect.engine == "bigquery" and dialect.project and not table.args.get("catalog"):
+                table.set("catalog", exp.to_identifier(dialect.project))
+    if dialect.engine == "duckdb":
+        # DuckDB's COUNT_IF gives NULL over no rows where BigQuery's COUNTIF gives 0.
+        tree = tree.transform(
+            lambda node: exp.Count(this=exp.If(this=node.this, true=exp.Literal.number(1)))
+            if isinstance(node, exp.CountIf)
+            else node
+        )
+        for prop in list(tree.find_all(exp.PartitionedByProperty, exp.Cluster, exp.ClusteredByProperty)):
+            prop.pop()
+        # BigQuery's partition/cluster clauses of CREATE TABLE parse into these property nodes.
+        for prop in list(tree.find_all(exp.Property)):
+            if type(prop).__name__ in {"PartitionedByProperty", "ClusterProperty"}:
+                prop.pop()
+        return tree.sql(dialect="duckdb")
+    return tree.sql(dialect="bigquery")
+
+
+def quote_identifier(name: str, engine: str = "bigquery") -> str:
+    """The one helper through which any identifier reaches SQL text (values never do)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", name):
+        raise SqlError(f"Refusing identifier {name[:60]!r}")
+    return f'"{name}"' if engine == "duckdb" else f"`{name}`"

@@ -1,0 +1,203 @@
+"""The embedded engine: one DuckDB file, the default.
+
+DuckDB lets one process hold a database file at a time. The dashboard and the command line share the
+file by never keeping it open: every operation opens a connection, does its work and closes it, and an
+open that meets another process's lock waits and retries (with backoff) for up to ``busy_timeout``
+seconds before telling the user who holds the file. Within a process, DuckDB shares one database
+instance between the connections of all threads, so Streamlit's threads are safe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from lib.errors import QueryFailed, StoreBusy, StoreUnavailable
+from lib.store.base import Params, Store, Transaction, normalise_frame
+from lib.store.dialect import Dialect, quote_identifier
+from lib.store.schema import FAILURE_TABLES
+
+_LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock|database is locked", re.I)
+_PID_PATTERN = re.compile(r"PID (\d+)")
+
+
+def _used_params(sql: str, params: Params | None) -> dict[str, Any]:
+    """DuckDB refuses parameters a statement does not name; pass only those it does."""
+    if not params:
+        return {}
+    return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
+
+
+class _DuckTransaction(Transaction):
+    def __init__(self, store: DuckDBStore, con: duckdb.DuckDBPyConnection) -> None:
+        self._store = store
+        self._con = con
+
+    def query(self, sql: str, params: Params | None = None) -> pd.DataFrame:
+        return self._store._run_query(self._con, sql, params)
+
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        return self._store._run_execute(self._con, sql, params)
+
+
+class DuckDBStore(Store):
+    engine = "duckdb"
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.busy_timeout = busy_timeout
+        self.dialect = Dialect("duckdb")
+        # Serialises writers inside this process; other processes are kept out by DuckDB's file lock.
+        self._write_lock = threading.RLock()
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    # -- connections ------------------------------------------------------------------------------
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"Cannot create the folder for the database file {self.path}: {exc.strerror}.",
+                "Choose another path with --db or TRIAGE_DB.",
+            ) from exc
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                con.execute("SET TimeZone='UTC'")
+                return con
+            except duckdb.IOException as exc:
+                message = str(exc)
+                if not _LOCK_PATTERN.search(message):
+                    raise StoreUnavailable(
+                        f"Cannot open the database file {self.path}: {message.splitlines()[0]}",
+                        "Check that the path is a DuckDB file you can read and write.",
+                    ) from exc
+                if time.monotonic() >= deadline:
+                    pid = _PID_PATTERN.search(message)
+                    holder = f"process {pid.group(1)}" if pid else "another process"
+                    raise StoreBusy(
+                        f"The database file {self.path} has been busy for {self.busy_timeout:.0f} s: "
+                        f"{holder} is writing to it (a demo seed, a classification or an import).",
+                        "Wait for it to finish and try again; nothing was changed.",
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except duckdb.Error as exc:
+                raise StoreUnavailable(
+                    f"Cannot open the database file {self.path}: {str(exc).splitlines()[0]}",
+                    "If the file is damaged, move it aside; the dashboard recreates a demo database.",
+                ) from exc
+
+    # -- primitives -------------------------------------------------------------------------------
+    def _run_query(self, con: duckdb.DuckDBPyConnection, sql: str, params: Params | None) -> pd.DataFrame:
+        rendered = self.dialect.render(sql)
+        try:
+            frame = con.execute(rendered, _used_params(rendered, params)).df()
+        except duckdb.Error as exc:
+            raise QueryFailed(f"The query failed in DuckDB: {str(exc).splitlines()[0]}") from exc
+        return normalise_frame(frame)
+
+    def _run_execute(self, con: duckdb.DuckDBPyConnection, sql: str, params: Params | None) -> int:
+        rendered = self.dialect.render(sql)
+        try:
+            result = con.execute(rendered, _used_params(rendered, params)).fetchall()
+        except duckdb.Error as exc:
+            raise QueryFailed(f"The statement failed in DuckDB: {str(exc).splitlines()[0]}") from exc
+        # DuckDB answers DML with one row holding the count; DDL answers nothing.
+        return int(result[0][0]) if result and result[0] and isinstance(result[0][0], int) else 0
+
+    def query(self, sql: str, params: Params | None = None, *, label: str = "") -> pd.DataFrame:
+        with self.connect() as con:
+            return self._run_query(con, sql, params)
+
+    def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
+        with self._write_lock, self.connect() as con:
+            return self._run_execute(con, sql, params)
+
+    @contextmanager
+    def transaction(self, *, label: str = "") -> Iterator[Transaction]:
+        with self._write_lock, self.connect() as con:
+            con.begin()
+            try:
+                yield _DuckTransaction(self, con)
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    def insert_frame(self, table_ref: str, frame: pd.DataFrame, *, label: str = "") -> int:
+        if frame.empty:
+            return 0
+        dataset, name = table_ref.split(".")
+        target = f"{quote_identifier(dataset, 'duckdb')}.{quote_identifier(name, 'duckdb')}"
+        with self._write_lock, self.connect() as con:
+            con.register("incoming_frame", frame)
+            try:
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM incoming_frame")
+            except duckdb.Error as exc:
+                raise QueryFailed(f"Loading rows into {table_ref} failed: {str(exc).splitlines()[0]}") from exc
+            finally:
+                con.unregister("incoming_frame")
+        return len(frame)
+
+    def create_dataset(self, dataset: str) -> None:
+        with self._write_lock, self.connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(dataset, 'duckdb')}")
+
+    def existing_tables(self) -> set[str]:
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+            ).fetchall()
+        return {f"{schema}.{name}" for schema, name in rows}
+
+    def data_version(self) -> str:
+        parts = []
+        for path in (self.path, Path(f"{self.path}.wal")):
+            try:
+                st = path.stat()
+                parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+            except FileNotFoundError:
+                parts.append("-")
+        return "|".join(parts)
+
+    def date_bounds(self) -> tuple[dt.date | None, dt.date | None, int]:
+        if not self.path.exists():
+            return None, None, 0
+        existing = self.existing_tables()
+        firsts, lasts, total = [], [], 0
+        for table in FAILURE_TABLES:
+            if table.ref not in existing:
+                continue
+            column = "prediction_date" if table.name == "prediction_failures" else "analysis_date"
+            # Identifiers come from the schema module, never from input.
+            sql = f"SELECT MIN({column}) AS first_date, MAX({column}) AS last_date, COUNT(*) AS n FROM {table.ref}"
+            row = self.query(sql, label="bounds").iloc[0]
+            if row["n"]:
+                firsts.append(row["first_date"])
+                lasts.append(row["last_date"])
+                total += int(row["n"])
+        return (min(firsts) if firsts else None, max(lasts) if lasts else None, total)

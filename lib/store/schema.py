@@ -1,0 +1,165 @@
+"""Every table the dashboard reads or writes, as BigQuery DDL: the one definition both engines use.
+
+The failure and evidence tables belong to the pipeline; their columns are fixed by it (see the domain
+brief) and are never altered here. The dialect module turns this DDL into each engine's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DATASETS: tuple[str, ...] = ("nba_processing", "nba_raw", "nba_analytics")
+
+
+@dataclass(frozen=True)
+class TableDef:
+    dataset: str
+    name: str
+    ddl: str
+    owned_by_pipeline: bool
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}.{self.name}"
+
+
+_FAILURE_STATUS_COLUMNS = """
+  resolution_status STRING DEFAULT 'UNRESOLVED',
+  resolved_at TIMESTAMP,
+  created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP()"""
+
+PRECOMPUTE_FAILURES = TableDef(
+    "nba_processing",
+    "precompute_failures",
+    f"""CREATE TABLE IF NOT EXISTS nba_processing.precompute_failures (
+  processor_name STRING NOT NULL,
+  run_id STRING NOT NULL,
+  analysis_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  failure_category STRING NOT NULL,
+  failure_reason STRING NOT NULL,
+  can_retry BOOL NOT NULL,
+  failure_type STRING,
+  is_correctable BOOL,
+  expected_game_count INT64,
+  actual_game_count INT64,
+  missing_game_dates STRING,
+  raw_data_checked BOOL,{_FAILURE_STATUS_COLUMNS}
+)
+PARTITION BY analysis_date
+CLUSTER BY processor_name, failure_category, can_retry""",
+    True,
+)
+
+ANALYTICS_FAILURES = TableDef(
+    "nba_processing",
+    "analytics_failures",
+    f"""CREATE TABLE IF NOT EXISTS nba_processing.analytics_failures (
+  processor_name STRING NOT NULL,
+  run_id STRING NOT NULL,
+  analysis_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  entity_type STRING NOT NULL,
+  failure_category STRING NOT NULL,
+  failure_reason STRING NOT NULL,
+  failure_type STRING,
+  is_correctable BOOL,
+  expected_record_count INT64,
+  actual_record_count INT64,
+  missing_game_ids STRING,
+  can_retry BOOL NOT NULL,{_FAILURE_STATUS_COLUMNS}
+)
+PARTITION BY analysis_date
+CLUSTER BY processor_name, failure_category, can_retry""",
+    True,
+)
+
+PREDICTION_FAILURES = TableDef(
+    "nba_processing",
+    "prediction_failures",
+    f"""CREATE TABLE IF NOT EXISTS nba_processing.prediction_failures (
+  processor_name STRING NOT NULL,
+  run_id STRING NOT NULL,
+  prediction_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  failure_category STRING NOT NULL,
+  failure_reason STRING NOT NULL,
+  failure_type STRING,
+  is_correctable BOOL,
+  missing_upstream_tables STRING,
+  cache_age_hours FLOAT64,
+  can_retry BOOL NOT NULL,{_FAILURE_STATUS_COLUMNS}
+)
+PARTITION BY prediction_date
+CLUSTER BY processor_name, failure_category, can_retry""",
+    True,
+)
+
+SCHEDULE = TableDef(
+    "nba_raw",
+    "nbac_schedule",
+    """CREATE TABLE IF NOT EXISTS nba_raw.nbac_schedule (
+  game_id STRING,
+  game_date DATE,
+  game_status INT64,
+  home_team_tricode STRING,
+  away_team_tricode STRING,
+  season_year INT64,
+  is_regular_season BOOL,
+  is_playoffs BOOL
+)
+PARTITION BY game_date
+CLUSTER BY home_team_tricode, away_team_tricode""",
+    True,
+)
+
+GAMEBOOK = TableDef(
+    "nba_raw",
+    "nbac_gamebook_player_stats",
+    """CREATE TABLE IF NOT EXISTS nba_raw.nbac_gamebook_player_stats (
+  game_id STRING,
+  game_date DATE,
+  team_abbr STRING,
+  player_lookup STRING,
+  player_name STRING,
+  player_status STRING,
+  dnp_reason STRING,
+  minutes STRING,
+  name_resolution_status STRING
+)
+PARTITION BY game_date
+CLUSTER BY team_abbr, player_lookup""",
+    True,
+)
+
+PLAYER_GAME_SUMMARY = TableDef(
+    "nba_analytics",
+    "player_game_summary",
+    """CREATE TABLE IF NOT EXISTS nba_analytics.player_game_summary (
+  game_id STRING,
+  game_date DATE,
+  team_abbr STRING,
+  player_lookup STRING,
+  minutes_played FLOAT64,
+  is_dnp BOOL
+)
+PARTITION BY game_date
+CLUSTER BY team_abbr, player_lookup""",
+    True,
+)
+
+FAILURE_TABLES: tuple[TableDef, ...] = (PRECOMPUTE_FAILURES, ANALYTICS_FAILURES, PREDICTION_FAILURES)
+EVIDENCE_TABLES: tuple[TableDef, ...] = (SCHEDULE, GAMEBOOK, PLAYER_GAME_SUMMARY)
+PIPELINE_TABLES: tuple[TableDef, ...] = FAILURE_TABLES + EVIDENCE_TABLES
+
+#: Tables the dashboard owns. Later features add theirs here.
+DASHBOARD_TABLES: tuple[TableDef, ...] = ()
+
+ALL_TABLES: tuple[TableDef, ...] = PIPELINE_TABLES + DASHBOARD_TABLES
+
+
+def table(ref: str) -> TableDef:
+    for t in ALL_TABLES:
+        if t.ref == ref or t.name == ref:
+            return t
+    raise KeyError(f"No such table: {ref}")

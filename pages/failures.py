@@ -1,0 +1,109 @@
+"""Failure list: the filtered items, sorted and paginated in the engine, with evidence and CSV export."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import streamlit as st
+
+from lib.model import SORTS, Page
+from ui import context, data, filters
+from ui.widgets import ITEM_COLUMN_CONFIG, ITEM_COLUMN_ORDER, fmt_int, md
+
+K_SORT, K_SIZE, K_PAGE, K_TABLE, K_SEEN = (
+    "failures_sort", "failures_page_size", "failures_page", "failures_table", "failures_seen_filters",
+)
+
+store = context.get_store()
+f = filters.current()
+
+# A new filter starts again at page 1.
+signature = tuple(sorted(f.to_params().items()))
+if st.session_state.get(K_SEEN) != signature:
+    st.session_state[K_SEEN] = signature
+    st.session_state[K_PAGE] = 1
+
+total = context.guarded(lambda: data.count(store, f))
+
+st.title("Failure list")
+st.caption(md(filters.describe(f)))
+
+top = st.columns([2, 2, 1, 1.2, 2], vertical_alignment="bottom")
+sort = top[0].selectbox("Sort by", SORTS, key=K_SORT)
+size = top[1].segmented_control("Rows per page", [25, 50, 100, 250], default=50, key=K_SIZE) or 50
+pages = max(1, math.ceil(total / size))
+if st.session_state.get(K_PAGE, 1) > pages:
+    st.session_state[K_PAGE] = pages
+
+
+def _step(delta: int) -> None:
+    st.session_state[K_PAGE] = min(pages, max(1, st.session_state.get(K_PAGE, 1) + delta))
+
+
+top[2].button("Prev", key="failures_prev", icon=":material/chevron_left:", on_click=_step, args=(-1,),
+              disabled=st.session_state.get(K_PAGE, 1) <= 1)
+top[3].button("Next", key="failures_next", icon=":material/chevron_right:", on_click=_step, args=(1,),
+              disabled=st.session_state.get(K_PAGE, 1) >= pages)
+number = top[4].number_input(f"Page (of {fmt_int(pages)})", min_value=1, max_value=pages, step=1, key=K_PAGE)
+
+start = (number - 1) * size
+st.markdown(
+    f"**{fmt_int(total)} items** match"
+    + (f" · showing {fmt_int(start + 1)}–{fmt_int(min(start + size, total))}" if total else "")
+)
+
+frame = context.guarded(lambda: data.page(store, f, Page(int(number), int(size), str(sort))))
+event = st.dataframe(
+    frame,
+    hide_index=True,
+    key=K_TABLE,
+    on_select="rerun",
+    selection_mode="single-row",
+    column_order=ITEM_COLUMN_ORDER,
+    column_config=ITEM_COLUMN_CONFIG,
+    height=min(38 + 35 * max(len(frame), 1), 740),
+)
+
+export_name = f"failure-items_{f.date_from or 'all'}_{f.date_to or 'all'}.csv"
+st.download_button(
+    f"Export all {fmt_int(total)} matching items as CSV",
+    data=data.csv_export(store, f, str(sort)),
+    file_name=export_name,
+    mime="text/csv",
+    key="failures_export",
+    icon=":material/download:",
+    disabled=total == 0,
+    on_click="ignore",
+)
+
+rows = event.selection.rows if event is not None else []
+if rows and rows[0] < len(frame):
+    item = frame.iloc[rows[0]]
+    with st.container(border=True):
+        st.markdown(f"#### {md(item['entity_id'])} · {md(item['processor_name'])} · {item['item_date']}")
+        st.caption(f"Item key `{md(item['key'])}`")
+        c = st.columns(4)
+        c[0].metric("Status", str(item["status"]))
+        c[1].metric("Failure type", str(item["failure_type"]))
+        c[2].metric("Occurrences", fmt_int(int(item["occurrences"])), help=f"{int(item['runs'])} distinct run ids")
+        expected, actual = item["expected_count"], item["actual_count"]
+        c[3].metric(
+            "Games found / expected",
+            "–" if expected is None or str(expected) == "<NA>" else f"{actual} / {expected}",
+        )
+        st.markdown("**Latest reason** (as recorded, shown as text)")
+        st.text(str(item["failure_reason"]))
+        missing = item["missing_json"]
+        if missing is not None and str(missing) not in ("", "<NA>", "None"):
+            try:
+                values = json.loads(str(missing))
+                st.markdown("**Missing** " + ", ".join(f"`{md(v)}`" for v in values) if values else "**Missing**: none")
+            except (ValueError, TypeError):
+                st.warning("The missing-games column does not hold valid JSON; shown as recorded:")
+                st.text(str(missing)[:2000])
+        st.caption(
+            f"First seen {item['first_seen']} · last seen {item['last_seen']} · latest run `{md(item['latest_run_id'])}`"
+        )
+else:
+    st.caption("Select a row to see its evidence.")

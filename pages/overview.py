@@ -1,0 +1,173 @@
+"""Overview: how many failure items, of what kind, where, and since when."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from lib.model import SourceTable
+from ui import context, data, filters
+from ui.widgets import TYPE_COLOURS, TYPE_ORDER, fmt_int, kpi_row, md
+
+K_MATRIX = "overview_matrix"
+K_TREND = "overview_trend"
+K_GOTO = "overview_goto_list"
+
+if st.session_state.pop(K_GOTO, False):
+    st.switch_page("pages/failures.py")
+
+store = context.get_store()
+f = filters.current()
+
+st.title("Failure overview")
+st.caption(md(filters.describe(f)))
+
+k = context.guarded(lambda: data.kpis(store, f))
+hidden = k.expected if f.hide_expected else 0
+kpi_row(
+    [
+        ("Items", fmt_int(k.items), f"Failure items shown ({fmt_int(k.occurrences)} rows recorded for them)"),
+        ("Unresolved", fmt_int(k.unresolved), "Items whose status is UNRESOLVED (or NULL)"),
+        ("Correctable", fmt_int(k.correctable), "Classified as fixable by re-ingesting or re-processing"),
+        ("Uncorrectable", fmt_int(k.uncorrectable), "Classified as permanent (the player did not play)"),
+        ("Unclassified", fmt_int(k.unclassified), "No failure_type yet"),
+        (
+            "Expected share",
+            f"{k.expected_share:.0%}",
+            f"{fmt_int(k.expected)} of {fmt_int(k.all_items)} items have a category operators treat as expected"
+            + (f"; {fmt_int(hidden)} are set aside" if hidden else ""),
+        ),
+    ]
+)
+if hidden:
+    st.caption(
+        f":material/visibility_off: {fmt_int(hidden)} expected items (INSUFFICIENT_DATA and the like) are set aside: "
+        "turn off **Set aside expected failures** in the sidebar to include them."
+    )
+
+
+def _open_cell() -> None:
+    points = st.session_state.get(K_MATRIX, {}).get("selection", {}).get("points", [])
+    if points:
+        point = points[0]
+        filters.drill_down(**{filters.K_PROCESSOR: [str(point["y"])], filters.K_CATEGORY: [str(point["x"])]})
+        st.session_state[K_GOTO] = True
+
+
+def _open_day() -> None:
+    points = st.session_state.get(K_TREND, {}).get("selection", {}).get("points", [])
+    if points:
+        point = points[0]
+        day = dt.date.fromisoformat(str(point["x"])[:10])
+        failure_type = point.get("legendgroup") or (point.get("customdata") or [None])[0]
+        changes: dict[str, object] = {filters.K_FROM: day, filters.K_TO: day}
+        if failure_type:
+            changes[filters.K_TYPE] = [str(failure_type)]
+        for key, value in changes.items():
+            st.session_state[key] = value
+        st.session_state[K_GOTO] = True
+
+
+left, right = st.columns([3, 1.2], gap="large")
+
+with left:
+    st.subheader("Items by processor and category")
+    m = context.guarded(lambda: data.matrix(store, f))
+    if m.empty:
+        st.info("No failure items match these filters.", icon=":material/check_circle:")
+    else:
+        phase_of = {p: int(ph) for p, ph in zip(m["processor_name"], m["phase"], strict=True)}
+        processors = sorted(phase_of, key=lambda p: (phase_of[p], p), reverse=True)
+        totals = m.groupby("failure_category")["items"].sum().sort_values(ascending=False)
+        categories = list(totals.index)
+        row_px = 50
+        height = max(300, row_px * len(processors) + 170)
+        size = max(16, min(row_px - 6, int(600 / max(len(categories), 1)) - 6))
+        fig = go.Figure(
+            go.Scatter(
+                x=m["failure_category"],
+                y=m["processor_name"],
+                mode="markers+text",
+                text=[fmt_int(v) for v in m["items"]],
+                textfont={"size": 11, "color": "#1f2430"},
+                customdata=m[["occurrences"]].to_numpy(),
+                marker={
+                    "symbol": "square",
+                    "size": size,
+                    "color": m["items"].clip(lower=1).map(float).pipe(lambda s: s.apply(lambda v: v**0.5)),
+                    "colorscale": [[0, "#fde8d7"], [0.5, "#f59c5b"], [1, "#c43c0f"]],
+                    "line": {"width": 0},
+                },
+                hovertemplate="<b>%{y}</b><br>%{x}<br>%{text} items · %{customdata[0]:,} rows<extra>click to list</extra>",
+            )
+        )
+        fig.update_layout(
+            height=height,
+            margin={"l": 10, "r": 10, "t": 10, "b": 10},
+            xaxis={"categoryorder": "array", "categoryarray": categories, "side": "top", "tickangle": -35,
+                   "showgrid": False},
+            yaxis={"categoryorder": "array", "categoryarray": processors, "showgrid": False},
+            plot_bgcolor="white",
+            dragmode=False,
+        )
+        st.plotly_chart(fig, key=K_MATRIX, on_select=_open_cell, selection_mode="points", config={"displayModeBar": False})
+        st.caption("Click a cell to open those items in the failure list. Colour and number: items.")
+
+with right:
+    st.subheader("By phase")
+    if not m.empty:
+        names = {t.phase: f"{t.phase} · {t.value.removesuffix('_failures')}" for t in SourceTable}
+        by_phase = (
+            m.groupby("phase", as_index=False)[["items", "occurrences"]].sum().sort_values("phase")
+        )
+        by_phase.insert(0, "table", by_phase["phase"].map(names))
+        st.dataframe(
+            by_phase[["table", "items"]],
+            hide_index=True,
+            key="overview_phase_table",
+            column_config={
+                "table": st.column_config.TextColumn("Phase · table"),
+                "items": st.column_config.ProgressColumn(
+                    "Items", format="%d", min_value=0, max_value=int(by_phase["items"].max() or 1)
+                ),
+            },
+        )
+        st.caption(
+            f"{fmt_int(int(m['occurrences'].sum()))} rows recorded for these {fmt_int(int(m['items'].sum()))} items "
+            "(reruns and duplicates collapse into one item)."
+        )
+
+st.subheader("Items per date, by failure type")
+t = context.guarded(lambda: data.trend(store, f))
+if t.empty:
+    st.info("Nothing to chart for these filters.")
+else:
+    t = t.assign(item_date=pd.to_datetime(t["item_date"]))
+    fig = go.Figure()
+    for failure_type in [ft for ft in TYPE_ORDER if ft in set(t["failure_type"])] + sorted(
+        set(t["failure_type"]) - set(TYPE_ORDER)
+    ):
+        part = t[t["failure_type"] == failure_type]
+        fig.add_bar(
+            x=part["item_date"],
+            y=part["items"],
+            name=failure_type,
+            legendgroup=failure_type,
+            marker_color=TYPE_COLOURS.get(failure_type, "#999999"),
+            customdata=part[["failure_type", "occurrences"]].to_numpy(),
+            hovertemplate="%{x|%Y-%m-%d}<br><b>%{customdata[0]}</b>: %{y:,} items (%{customdata[1]:,} rows)<extra></extra>",
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        xaxis={"title": None},
+        yaxis={"title": "items"},
+        dragmode=False,
+    )
+    st.plotly_chart(fig, key=K_TREND, on_select=_open_day, selection_mode="points", config={"displayModeBar": False})
+    st.caption("Click a bar to list that date's items of that type.")

@@ -1,0 +1,130 @@
+"""Cached query wrappers. Every cache key holds the store's data version, so new data is seen at once;
+writes made through the dashboard also clear the caches (``refresh``)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from lib.model import Choices, DataBounds, Filters, Kpis, Page
+from lib.store import Store
+from lib.store import queries as q
+
+_TTL = 600
+FilterKey = tuple[tuple[str, str], ...]
+
+
+def _key(filters: Filters) -> FilterKey:
+    return tuple(sorted(filters.to_params().items()))
+
+
+def _filters(key: FilterKey) -> Filters:
+    return Filters.from_params(dict(key))
+
+
+def refresh() -> None:
+    st.cache_data.clear()
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _bounds(_store: Store, location: str, version: str) -> DataBounds:
+    return q.bounds(_store)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _choices(_store: Store, location: str, version: str, key: FilterKey) -> Choices:
+    return q.choices(_store, _filters(key))
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _kpis(_store: Store, location: str, version: str, key: FilterKey) -> Kpis:
+    return q.kpis(_store, _filters(key))
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _matrix(_store: Store, location: str, version: str, key: FilterKey) -> pd.DataFrame:
+    return q.matrix(_store, _filters(key))
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _trend(_store: Store, location: str, version: str, key: FilterKey) -> pd.DataFrame:
+    return q.trend(_store, _filters(key))
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _count(_store: Store, location: str, version: str, key: FilterKey) -> int:
+    return q.count_items(_store, _filters(key))
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
+def _page(_store: Store, location: str, version: str, key: FilterKey, number: int, size: int, sort: str) -> pd.DataFrame:
+    return q.list_items(_store, _filters(key), Page(number, size, sort))
+
+
+def bounds(store: Store) -> DataBounds:
+    return _bounds(store, store.location, store.data_version())
+
+
+def choices(store: Store, filters: Filters) -> Choices:
+    return _choices(store, store.location, store.data_version(), _key(filters))
+
+
+def kpis(store: Store, filters: Filters) -> Kpis:
+    return _kpis(store, store.location, store.data_version(), _key(filters))
+
+
+def matrix(store: Store, filters: Filters) -> pd.DataFrame:
+    return _matrix(store, store.location, store.data_version(), _key(filters))
+
+
+def trend(store: Store, filters: Filters) -> pd.DataFrame:
+    return _trend(store, store.location, store.data_version(), _key(filters))
+
+
+def count(store: Store, filters: Filters) -> int:
+    return _count(store, store.location, store.data_version(), _key(filters))
+
+
+def page(store: Store, filters: Filters, p: Page) -> pd.DataFrame:
+    return _page(store, store.location, store.data_version(), _key(filters), p.number, p.size, p.sort)
+
+
+EXPORT_COLUMNS = (
+    "key", "source_table", "processor_name", "item_date", "entity_id", "entity_type", "status",
+    "failure_category", "failure_type", "is_correctable", "occurrences", "runs", "first_seen", "last_seen",
+    "latest_run_id", "can_retry", "expected_count", "actual_count", "missing_json", "raw_data_checked",
+    "failure_reason",
+)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe (CSV injection)."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if frame[col].dtype == object or str(frame[col].dtype).startswith("str"):
+            frame[col] = frame[col].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+            )
+    return frame
+
+
+def csv_export(store: Store, filters: Filters, sort: str) -> Callable[[], bytes]:
+    """A deferred CSV of every item matching the filter, fetched from the engine page by page."""
+
+    def build() -> bytes:
+        out = io.StringIO()
+        header = True
+        for frame in q.iter_items(store, filters, sort=sort):
+            safe_for_spreadsheets(frame[list(EXPORT_COLUMNS)]).to_csv(out, index=False, header=header)
+            header = False
+        if header:  # nothing matched: still a valid CSV with its header
+            pd.DataFrame(columns=list(EXPORT_COLUMNS)).to_csv(out, index=False)
+        return out.getvalue().encode("utf-8")
+
+    return build

@@ -1,0 +1,71 @@
+"""Shared presentation helpers: colours, markdown escaping, KPI tiles, the item table's columns."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from lib.model import UNCLASSIFIED, FailureType
+
+#: One colour per failure type, the same on every chart.
+TYPE_COLOURS = {
+    FailureType.PLAYER_DNP.value: "#7f8c9d",
+    FailureType.DATA_GAP.value: "#d9534f",
+    FailureType.MIXED.value: "#f0ad4e",
+    FailureType.INSUFFICIENT_HISTORY.value: "#b8c4d6",
+    FailureType.COMPLETE.value: "#5cb85c",
+    FailureType.PROCESSING_ERROR.value: "#8e44ad",
+    FailureType.UNKNOWN.value: "#34495e",
+    UNCLASSIFIED: "#d5d9de",
+}
+TYPE_ORDER = list(TYPE_COLOURS)
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md(text: object) -> str:
+    """Escape user or data text for Streamlit markdown (no links, no markup, no formatting)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def kpi_row(tiles: list[tuple[str, str, str]]) -> None:
+    """(label, value, help) tiles in one bordered row."""
+    cols = st.columns(len(tiles))
+    for col, (label, value, help_text) in zip(cols, tiles, strict=True):
+        col.metric(label, value, help=help_text, border=True)
+
+
+def fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+ITEM_COLUMN_CONFIG = {
+    "key": None,
+    "item_date": st.column_config.DateColumn("Date", format="YYYY-MM-DD", width="small"),
+    "source_table": st.column_config.TextColumn("Table", width="small"),
+    "phase": st.column_config.NumberColumn("Ph", width="small"),
+    "processor_name": st.column_config.TextColumn("Processor"),
+    "entity_id": st.column_config.TextColumn("Entity"),
+    "entity_type": st.column_config.TextColumn("Kind", width="small"),
+    "status": st.column_config.TextColumn("Status"),
+    "failure_category": st.column_config.TextColumn("Category"),
+    "failure_type": st.column_config.TextColumn("Type"),
+    "is_correctable": st.column_config.CheckboxColumn("Correctable", width="small"),
+    "occurrences": st.column_config.NumberColumn("Occ.", help="Rows recorded for this item (reruns, duplicates)", width="small"),
+    "runs": st.column_config.NumberColumn("Runs", width="small"),
+    "expected_count": st.column_config.NumberColumn("Expected", help="Expected games (phase 4) or records (phase 3)", width="small"),
+    "actual_count": st.column_config.NumberColumn("Actual", width="small"),
+    "missing_json": st.column_config.TextColumn("Missing", help="Missing game dates / game ids / upstream tables (JSON)"),
+    "raw_data_checked": st.column_config.CheckboxColumn("Raw checked", width="small"),
+    "first_seen": st.column_config.DatetimeColumn("First seen", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+    "last_seen": st.column_config.DatetimeColumn("Last seen", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+    "latest_run_id": st.column_config.TextColumn("Latest run"),
+    "failure_reason": st.column_config.TextColumn("Reason", width="large"),
+}
+
+ITEM_COLUMN_ORDER = (
+    "item_date", "phase", "processor_name", "entity_id", "status", "failure_category", "failure_type",
+    "is_correctable", "occurrences", "expected_count", "actual_count", "missing_json", "failure_reason",
+    "last_seen", "latest_run_id",
+)
