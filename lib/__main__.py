@@ -76,7 +76,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             progress=progress,
         )
     print(
-        f"Demo data in {store.location} ({time.monotonic() - started:.1f} s): {len(result.schedule):,} scheduled games, "
+        f"Demo data in {store.location} ({time.monotonic() - started:.1f} s): "
+        f"{len(result.schedule):,} scheduled games, "
         f"{len(result.gamebook):,} gamebook rows, {len(result.analytics):,} analytics rows, "
         f"{result.failure_rows + extra:,} failure rows"
     )

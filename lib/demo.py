@@ -75,9 +75,18 @@ ROLES = ("starter",) * 5 + ("rotation",) * 4 + ("bench",) * 3 + ("deep",) * 3 + 
 _PLAY_CHANCE = {"starter": 0.97, "rotation": 0.94, "bench": 0.78, "deep": 0.45, "twoway": 0.12}
 _MINUTES = {"starter": (27, 38), "rotation": (16, 28), "bench": (7, 18), "deep": (1, 9), "twoway": (1, 6)}
 _INJURY_BODY = (
-    "Left Ankle; Sprain", "Right Ankle; Sprain", "Left Knee; Soreness", "Right Hamstring; Strain",
-    "Lower Back; Tightness", "Right Foot; Plantar Fasciitis", "Left Hand; Fracture", "Illness",
-    "Right Knee; Torn ACL", "Left Calf; Strain", "Concussion Protocol", "Right Shoulder; Soreness",
+    "Left Ankle; Sprain",
+    "Right Ankle; Sprain",
+    "Left Knee; Soreness",
+    "Right Hamstring; Strain",
+    "Lower Back; Tightness",
+    "Right Foot; Plantar Fasciitis",
+    "Left Hand; Fracture",
+    "Illness",
+    "Right Knee; Torn ACL",
+    "Left Calf; Strain",
+    "Concussion Protocol",
+    "Right Shoulder; Soreness",
 )
 
 
@@ -163,7 +172,7 @@ def build_schedule(rng: random.Random) -> list[Game]:
         if day.weekday() == 4 and rng.random() < 0.5:
             k = min(15, k + 2)
         k = min(k, remaining) if remaining > 0 else 0
-        order = sorted(TEAMS, key=lambda t: (played[t] + rng.random() * 2.5))
+        order = sorted(TEAMS, key=lambda t: played[t] + rng.random() * 2.5)
         chosen = order[: 2 * k]
         rng.shuffle(chosen)
         for i in range(0, len(chosen), 2):
@@ -173,7 +182,10 @@ def build_schedule(rng: random.Random) -> list[Game]:
             played[away] += 1
             status = 3
             # COVID postponements: scheduled, never played (not expected games).
-            if COVID_WAVE[0] + dt.timedelta(days=5) <= day <= COVID_WAVE[1] - dt.timedelta(days=5) and rng.random() < 0.035:
+            if (
+                COVID_WAVE[0] + dt.timedelta(days=5) <= day <= COVID_WAVE[1] - dt.timedelta(days=5)
+                and rng.random() < 0.035
+            ):
                 status = 1
             games.append(Game(f"00221{seq:05d}", day, home, away, status, True))
     return games
@@ -214,7 +226,9 @@ def build_absences(rng: random.Random, players: list[Player]) -> dict[str, list[
             length = max(1, int(rng.expovariate(1 / 6)))
             body = rng.choice(_INJURY_BODY)
             if rng.random() < 0.45:
-                absences[p.lookup].append(Absence(start, start + dt.timedelta(days=length), "dnp", "DND - Injury/Illness"))
+                absences[p.lookup].append(
+                    Absence(start, start + dt.timedelta(days=length), "dnp", "DND - Injury/Illness")
+                )
             else:
                 absences[p.lookup].append(
                     Absence(start, start + dt.timedelta(days=length), "inactive", f"Injury/Illness - {body}")
@@ -222,8 +236,13 @@ def build_absences(rng: random.Random, players: list[Player]) -> dict[str, list[
         if rng.random() < 0.04:
             start = REGULAR[0] + dt.timedelta(days=rng.randrange(10, 60))
             absences[p.lookup].append(
-                Absence(start, start + dt.timedelta(days=rng.randrange(60, 120)), "inactive",
-                        "Injury/Illness - Right Knee; Torn ACL", listed_after_games=3)
+                Absence(
+                    start,
+                    start + dt.timedelta(days=rng.randrange(60, 120)),
+                    "inactive",
+                    "Injury/Illness - Right Knee; Torn ACL",
+                    listed_after_games=3,
+                )
             )
         if COVID_WAVE and rng.random() < 0.2:
             span = (COVID_WAVE[1] - COVID_WAVE[0]).days
@@ -233,7 +252,9 @@ def build_absences(rng: random.Random, players: list[Player]) -> dict[str, list[
             absences[p.lookup].append(Absence(start, start + dt.timedelta(days=rng.randint(5, 11)), status, reason))
         if p.role in ("starter", "rotation") and rng.random() < 0.03:
             start = REGULAR[0] + dt.timedelta(days=rng.randrange(season_days))
-            absences[p.lookup].append(Absence(start, start + dt.timedelta(days=rng.randint(2, 5)), "dnp", "NWT - Not With Team"))
+            absences[p.lookup].append(
+                Absence(start, start + dt.timedelta(days=rng.randint(2, 5)), "dnp", "NWT - Not With Team")
+            )
     suspended = rng.choice([p for p in players if p.role == "starter"])
     start = dt.date(2022, 1, 20)
     absences[suspended.lookup].append(Absence(start, start + dt.timedelta(days=9), "dnp", "NWT - League Suspension"))
@@ -363,8 +384,18 @@ def build(seed: int = 7) -> Demo:
         "side_gaps": [f"{gid}:{team}" for gid, team in sorted(side_gaps)],
         "analytics_gap_games": sorted(analytics_gap_games),
     }
-    failures = _Failures(rng, games, players, gamebook_df, analytics_df, pipeline_missing_analytics,
-                         gap_games, side_gaps, analytics_gap_games, single_drops).build()
+    failures = _Failures(
+        rng,
+        games,
+        players,
+        gamebook_df,
+        analytics_df,
+        pipeline_missing_analytics,
+        gap_games,
+        side_gaps,
+        analytics_gap_games,
+        single_drops,
+    ).build()
     return Demo(schedule, gamebook_df, analytics_df, failures, players, injected)
 
 
@@ -415,7 +446,7 @@ _LONG_TRACE = (
     "google.api_core.exceptions.BadRequest: 400 Resources exceeded during query execution: "
     "The query could not be executed in the allotted memory. Peak usage: 112% of limit. "
     "Top memory consumer(s): sort operations used for analytic OVER() clauses: 98%. Traceback "
-    "(most recent call last): File \"/app/data_processors/precompute/base.py\", line 412, in run "
+    '(most recent call last): File "/app/data_processors/precompute/base.py", line 412, in run '
 )
 
 
@@ -459,7 +490,9 @@ class _Failures:
                 self.played_dates[str(lookup)].append(day)
         for dates in self.played_dates.values():
             dates.sort()
-        self.raw_listed: set[tuple[str, dt.date]] = set(zip(gamebook["player_lookup"], gamebook["game_date"], strict=True))
+        self.raw_listed: set[tuple[str, dt.date]] = set(
+            zip(gamebook["player_lookup"], gamebook["game_date"], strict=True)
+        )
         self.backfilled_dates = {(g.home, g.date) for g in gap_games[:2]} | {(g.away, g.date) for g in gap_games[:2]}
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -479,45 +512,101 @@ class _Failures:
     def _status(self) -> str | None:
         return None if self.rng.random() < 0.06 else "UNRESOLVED"
 
-    def _p4(self, processor: str, day: dt.date, entity: str, category: str, reason: str, can_retry: bool,
-            **extra: object) -> None:
+    def _p4(
+        self, processor: str, day: dt.date, entity: str, category: str, reason: str, can_retry: bool, **extra: object
+    ) -> None:
         run, created = self._run(processor, day)
-        self.rows["precompute_failures"].append({
-            "processor_name": processor, "run_id": run, "analysis_date": day, "entity_id": entity,
-            "failure_category": category, "failure_reason": reason[:1000], "can_retry": can_retry,
-            "failure_type": None, "is_correctable": None, "expected_game_count": None,
-            "actual_game_count": None, "missing_game_dates": None, "raw_data_checked": None,
-            "resolution_status": self._status(), "resolved_at": None, "created_at": created, **extra,
-        })
+        self.rows["precompute_failures"].append(
+            {
+                "processor_name": processor,
+                "run_id": run,
+                "analysis_date": day,
+                "entity_id": entity,
+                "failure_category": category,
+                "failure_reason": reason[:1000],
+                "can_retry": can_retry,
+                "failure_type": None,
+                "is_correctable": None,
+                "expected_game_count": None,
+                "actual_game_count": None,
+                "missing_game_dates": None,
+                "raw_data_checked": None,
+                "resolution_status": self._status(),
+                "resolved_at": None,
+                "created_at": created,
+                **extra,
+            }
+        )
 
-    def _p3(self, processor: str, day: dt.date, entity: str, entity_type: str, category: str, reason: str,
-            can_retry: bool, expected: int | None, actual: int | None, missing_ids: list[str] | None) -> None:
+    def _p3(
+        self,
+        processor: str,
+        day: dt.date,
+        entity: str,
+        entity_type: str,
+        category: str,
+        reason: str,
+        can_retry: bool,
+        expected: int | None,
+        actual: int | None,
+        missing_ids: list[str] | None,
+    ) -> None:
         # Phase 3 appends: each rerun adds another copy with a new run id.
         for attempt in range(self.rng.choice((1, 1, 2, 3))):
             run, created = self._run(processor, day + dt.timedelta(days=attempt))
             copies = 2 if self.rng.random() < 0.05 else 1  # the same run written twice
             for _ in range(copies):
-                self.rows["analytics_failures"].append({
-                    "processor_name": processor, "run_id": run, "analysis_date": day, "entity_id": entity,
-                    "entity_type": entity_type, "failure_category": category, "failure_reason": reason,
-                    "failure_type": None, "is_correctable": None, "expected_record_count": expected,
-                    "actual_record_count": actual,
-                    "missing_game_ids": json.dumps(missing_ids) if missing_ids is not None else None,
-                    "can_retry": can_retry, "resolution_status": self._status(), "resolved_at": None,
-                    "created_at": created + dt.timedelta(hours=attempt * 5),
-                })
+                self.rows["analytics_failures"].append(
+                    {
+                        "processor_name": processor,
+                        "run_id": run,
+                        "analysis_date": day,
+                        "entity_id": entity,
+                        "entity_type": entity_type,
+                        "failure_category": category,
+                        "failure_reason": reason,
+                        "failure_type": None,
+                        "is_correctable": None,
+                        "expected_record_count": expected,
+                        "actual_record_count": actual,
+                        "missing_game_ids": json.dumps(missing_ids) if missing_ids is not None else None,
+                        "can_retry": can_retry,
+                        "resolution_status": self._status(),
+                        "resolved_at": None,
+                        "created_at": created + dt.timedelta(hours=attempt * 5),
+                    }
+                )
 
-    def _p5(self, processor: str, day: dt.date, entity: str, category: str, reason: str, can_retry: bool,
-            upstream: list[str] | None, cache_age: float | None) -> None:
+    def _p5(
+        self,
+        processor: str,
+        day: dt.date,
+        entity: str,
+        category: str,
+        reason: str,
+        can_retry: bool,
+        upstream: list[str] | None,
+        cache_age: float | None,
+    ) -> None:
         run, created = self._run(processor, day)
-        self.rows["prediction_failures"].append({
-            "processor_name": processor, "run_id": run, "prediction_date": day, "entity_id": entity,
-            "failure_category": category, "failure_reason": reason, "failure_type": None,
-            "is_correctable": None,
-            "missing_upstream_tables": json.dumps(upstream) if upstream is not None else None,
-            "cache_age_hours": cache_age, "can_retry": can_retry, "resolution_status": self._status(),
-            "resolved_at": None, "created_at": created,
-        })
+        self.rows["prediction_failures"].append(
+            {
+                "processor_name": processor,
+                "run_id": run,
+                "prediction_date": day,
+                "entity_id": entity,
+                "failure_category": category,
+                "failure_reason": reason,
+                "failure_type": None,
+                "is_correctable": None,
+                "missing_upstream_tables": json.dumps(upstream) if upstream is not None else None,
+                "cache_age_hours": cache_age,
+                "can_retry": can_retry,
+                "resolution_status": self._status(),
+                "resolved_at": None,
+                "created_at": created,
+            }
+        )
 
     def _expected_games(self, p: Player) -> list[Game]:
         out: list[Game] = []
@@ -538,8 +627,14 @@ class _Failures:
             for team in sorted(teams_today):
                 team_played = bisect.bisect_left([g.date for g in self.team_games[team]], day)
                 if team_played < 15:
-                    self._p4("TeamDefenseZoneAnalysisProcessor", day, team, "INSUFFICIENT_DATA",
-                             f"Team has {team_played} games; zone analysis needs 15", True)
+                    self._p4(
+                        "TeamDefenseZoneAnalysisProcessor",
+                        day,
+                        team,
+                        "INSUFFICIENT_DATA",
+                        f"Team has {team_played} games; zone analysis needs 15",
+                        True,
+                    )
             for p in self.players:
                 if p.team_on(day) not in teams_today:
                     continue
@@ -551,28 +646,53 @@ class _Failures:
             frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
         return frames
 
-    def _player_day(self, p: Player, day: dt.date, games: list[Game], dates: list[dt.date], season_start: dt.date) -> None:
+    def _player_day(
+        self, p: Player, day: dt.date, games: list[Game], dates: list[dt.date], season_start: dt.date
+    ) -> None:
         played = self.played_dates.get(p.lookup, [])
         season_played = bisect.bisect_left(played, day)
         lo = bisect.bisect_left(dates, day - dt.timedelta(days=14))
         hi = bisect.bisect_left(dates, day)
         window = games[lo:hi]
-        played_set = set(played[bisect.bisect_left(played, day - dt.timedelta(days=14)):season_played])
+        played_set = set(played[bisect.bisect_left(played, day - dt.timedelta(days=14)) : season_played])
         missing = [g for g in window if g.date not in played_set]
         week = (day - season_start).days // 7
         if season_played < 10:
-            self._p4("PlayerShotZoneAnalysisProcessor", day, p.lookup, "INSUFFICIENT_DATA",
-                     f"Player has {season_played} games this season; shot zone analysis needs 10", True)
+            self._p4(
+                "PlayerShotZoneAnalysisProcessor",
+                day,
+                p.lookup,
+                "INSUFFICIENT_DATA",
+                f"Player has {season_played} games this season; shot zone analysis needs 10",
+                True,
+            )
         if season_played < 5:
             if self.rng.random() < 0.8:
-                self._p4("PlayerCompositeFactorsProcessor", day, p.lookup, "INSUFFICIENT_DATA",
-                         f"Only {season_played} games in history; composite factors need 5", True)
-            self._p4("PlayerDailyCacheProcessor", day, p.lookup,
-                     "INSUFFICIENT_DATA" if week > 0 or self.rng.random() < 0.9 else "EXPECTED_INCOMPLETE",
-                     f"Only {season_played} games in history; L5 window needs 5", True)
+                self._p4(
+                    "PlayerCompositeFactorsProcessor",
+                    day,
+                    p.lookup,
+                    "INSUFFICIENT_DATA",
+                    f"Only {season_played} games in history; composite factors need 5",
+                    True,
+                )
+            self._p4(
+                "PlayerDailyCacheProcessor",
+                day,
+                p.lookup,
+                "INSUFFICIENT_DATA" if week > 0 or self.rng.random() < 0.9 else "EXPECTED_INCOMPLETE",
+                f"Only {season_played} games in history; L5 window needs 5",
+                True,
+            )
             if week <= 1 and self.rng.random() < 0.5:
-                self._p4("MLFeatureStoreProcessor", day, p.lookup, "MINIMUM_THRESHOLD_NOT_MET",
-                         f"Feature completeness {40 + season_played * 10}% below 80% threshold", True)
+                self._p4(
+                    "MLFeatureStoreProcessor",
+                    day,
+                    p.lookup,
+                    "MINIMUM_THRESHOLD_NOT_MET",
+                    f"Feature completeness {40 + season_played * 10}% below 80% threshold",
+                    True,
+                )
             return
         if not missing:
             return
@@ -583,28 +703,63 @@ class _Failures:
         if day >= NAIVE_CLASSIFIER_FROM:
             extra = self._naive_classification(p, window, missing)
         window_name = self.rng.choice(("L14D", "L10", "L7D"))
-        self._p4("PlayerDailyCacheProcessor", day, p.lookup, "INCOMPLETE_DATA",
-                 f"{window_name} window incomplete: {len(window) - len(missing)} of {len(window)} team games "
-                 f"found in player_game_summary", True, **extra)
+        self._p4(
+            "PlayerDailyCacheProcessor",
+            day,
+            p.lookup,
+            "INCOMPLETE_DATA",
+            f"{window_name} window incomplete: {len(window) - len(missing)} of {len(window)} team games "
+            f"found in player_game_summary",
+            True,
+            **extra,
+        )
         roll = self.rng.random()
         if roll < 0.4:
-            self._p4("MLFeatureStoreProcessor", day, p.lookup, "INCOMPLETE_UPSTREAM",
-                     "Upstream player_daily_cache incomplete for this player", True)
+            self._p4(
+                "MLFeatureStoreProcessor",
+                day,
+                p.lookup,
+                "INCOMPLETE_UPSTREAM",
+                "Upstream player_daily_cache incomplete for this player",
+                True,
+            )
             if self.rng.random() < 0.35:
                 early = day < dt.date(2021, 11, 15)
-                category = "MISSING_UPSTREAM_IN_BACKFILL" if early else self.rng.choice(
-                    ("MISSING_DEPENDENCY", "MISSING_DEPENDENCY", "STALE_DATA", "FEATURE_VALIDATION_ERROR"))
-                self._p5("PlayerPropPredictionWorker", day, p.lookup, category,
-                         f"{category.replace('_', ' ').lower()}: ml_feature_store_v2 row missing or stale",
-                         category != "FEATURE_VALIDATION_ERROR",
-                         ["nba_precompute.ml_feature_store_v2"] if category != "STALE_DATA" else [],
-                         round(self.rng.uniform(26, 90), 1) if category == "STALE_DATA" else None)
+                category = (
+                    "MISSING_UPSTREAM_IN_BACKFILL"
+                    if early
+                    else self.rng.choice(
+                        ("MISSING_DEPENDENCY", "MISSING_DEPENDENCY", "STALE_DATA", "FEATURE_VALIDATION_ERROR")
+                    )
+                )
+                self._p5(
+                    "PlayerPropPredictionWorker",
+                    day,
+                    p.lookup,
+                    category,
+                    f"{category.replace('_', ' ').lower()}: ml_feature_store_v2 row missing or stale",
+                    category != "FEATURE_VALIDATION_ERROR",
+                    ["nba_precompute.ml_feature_store_v2"] if category != "STALE_DATA" else [],
+                    round(self.rng.uniform(26, 90), 1) if category == "STALE_DATA" else None,
+                )
         elif roll < 0.55:
-            self._p4("PlayerCompositeFactorsProcessor", day, p.lookup, "UPSTREAM_INCOMPLETE",
-                     "player_daily_cache missing for the analysis date", True)
+            self._p4(
+                "PlayerCompositeFactorsProcessor",
+                day,
+                p.lookup,
+                "UPSTREAM_INCOMPLETE",
+                "player_daily_cache missing for the analysis date",
+                True,
+            )
         if self.rng.random() < 0.01:
-            self._p4("PlayerCompositeFactorsProcessor", day, p.lookup, "calculation_error",
-                     "ZeroDivisionError: float division by zero in usage_rate_adjustment", False)
+            self._p4(
+                "PlayerCompositeFactorsProcessor",
+                day,
+                p.lookup,
+                "calculation_error",
+                "ZeroDivisionError: float division by zero in usage_rate_adjustment",
+                False,
+            )
 
     def _naive_classification(self, p: Player, window: list[Game], missing: list[Game]) -> dict[str, object]:
         """What the pipeline's own classifier wrote: absent from raw -> DNP, present in raw -> complete."""
@@ -623,60 +778,177 @@ class _Failures:
         rng = self.rng
         for g in self.gap_games:
             day = g.date + dt.timedelta(days=1)
-            self._p4("MLFeatureStoreProcessor", day, "DATE_LEVEL", "MISSING_DEPENDENCY",
-                     f"nba_analytics.player_game_summary incomplete for {g.date}: game {g.schedule_id} has no rows",
-                     True)
+            self._p4(
+                "MLFeatureStoreProcessor",
+                day,
+                "DATE_LEVEL",
+                "MISSING_DEPENDENCY",
+                f"nba_analytics.player_game_summary incomplete for {g.date}: game {g.schedule_id} has no rows",
+                True,
+            )
         for day in rng.sample(self.days[:12], 3):
-            self._p4("PlayerCompositeFactorsProcessor", day, "DATE_LEVEL", "MISSING_DEPENDENCIES",
-                     "Dependencies not ready: team_defense_zone_analysis", True)
+            self._p4(
+                "PlayerCompositeFactorsProcessor",
+                day,
+                "DATE_LEVEL",
+                "MISSING_DEPENDENCIES",
+                "Dependencies not ready: team_defense_zone_analysis",
+                True,
+            )
         for day in rng.sample(self.days, 3):
-            self._p4("PlayerCompositeFactorsProcessor", day, "DATE_LEVEL", "CIRCUIT_BREAKER_ACTIVE",
-                     "Circuit breaker open after 5 consecutive failures; skipping date", True)
-            self._p5("PredictionCoordinator", day, "DATE_LEVEL", "CIRCUIT_BREAKER_ACTIVE",
-                     "Circuit breaker active for upstream ml_feature_store_v2", True, ["nba_precompute.ml_feature_store_v2"], None)
+            self._p4(
+                "PlayerCompositeFactorsProcessor",
+                day,
+                "DATE_LEVEL",
+                "CIRCUIT_BREAKER_ACTIVE",
+                "Circuit breaker open after 5 consecutive failures; skipping date",
+                True,
+            )
+            self._p5(
+                "PredictionCoordinator",
+                day,
+                "DATE_LEVEL",
+                "CIRCUIT_BREAKER_ACTIVE",
+                "Circuit breaker active for upstream ml_feature_store_v2",
+                True,
+                ["nba_precompute.ml_feature_store_v2"],
+                None,
+            )
         for day in rng.sample(self.days, 2):
-            self._p4("PlayerDailyCacheProcessor", day, "DATE_LEVEL", "BIGQUERY_ERROR",
-                     (_LONG_TRACE * 8)[:1000], True)
+            self._p4("PlayerDailyCacheProcessor", day, "DATE_LEVEL", "BIGQUERY_ERROR", (_LONG_TRACE * 8)[:1000], True)
         for day in rng.sample(self.days, 3):
-            self._p4("MLFeatureStoreProcessor", day, rng.choice(self.players).lookup, "VALIDATION_ERROR",
-                     "Feature 'pts_avg_last_5' out of range: 412.0", False)
+            self._p4(
+                "MLFeatureStoreProcessor",
+                day,
+                rng.choice(self.players).lookup,
+                "VALIDATION_ERROR",
+                "Feature 'pts_avg_last_5' out of range: 412.0",
+                False,
+            )
         day = rng.choice(self.days)
-        self._p4("PlayerDailyCacheProcessor", day, rng.choice(self.players).lookup, "PROCESSING_ERROR",
-                 "<b>KeyError</b>: 'minutes' <script>alert('x')</script> '; DROP TABLE precompute_failures; --", True)
+        self._p4(
+            "PlayerDailyCacheProcessor",
+            day,
+            rng.choice(self.players).lookup,
+            "PROCESSING_ERROR",
+            "<b>KeyError</b>: 'minutes' <script>alert('x')</script> '; DROP TABLE precompute_failures; --",
+            True,
+        )
         day = rng.choice(self.days[60:])
-        self._p4("PlayerDailyCacheProcessor", day, rng.choice(self.players).lookup, "SCHEMA_DRIFT",
-                 "Column usage_rate missing from upstream (new category, not seen before)", False)
+        self._p4(
+            "PlayerDailyCacheProcessor",
+            day,
+            rng.choice(self.players).lookup,
+            "SCHEMA_DRIFT",
+            "Column usage_rate missing from upstream (new category, not seen before)",
+            False,
+        )
         for day in rng.sample(self.days, 4):
-            self._p4("PlayerShotZoneAnalysisProcessor", day, rng.choice(self.players).lookup, "DATA_ERROR",
-                     "Shot zone totals do not add up: 14 attempts vs 13 zoned", True)
+            self._p4(
+                "PlayerShotZoneAnalysisProcessor",
+                day,
+                rng.choice(self.players).lookup,
+                "DATA_ERROR",
+                "Shot zone totals do not add up: 14 attempts vs 13 zoned",
+                True,
+            )
 
     def _phase3(self) -> None:
         rng = self.rng
         for g in self.gap_games:
-            self._p3("PlayerGameSummaryProcessor", g.date, g.schedule_id, "GAME", "MISSING_DATA",
-                     f"No rows in nba_raw.nbac_gamebook_player_stats for {g.gamebook_id}", True, 2, 0, [g.schedule_id])
+            self._p3(
+                "PlayerGameSummaryProcessor",
+                g.date,
+                g.schedule_id,
+                "GAME",
+                "MISSING_DATA",
+                f"No rows in nba_raw.nbac_gamebook_player_stats for {g.gamebook_id}",
+                True,
+                2,
+                0,
+                [g.schedule_id],
+            )
             for team in (g.home, g.away):
-                self._p3("TeamOffenseGameSummaryProcessor", g.date, team, "TEAM", "INCOMPLETE_UPSTREAM",
-                         f"Raw box score missing for {g.gamebook_id}", True, 1, 0, [g.schedule_id])
+                self._p3(
+                    "TeamOffenseGameSummaryProcessor",
+                    g.date,
+                    team,
+                    "TEAM",
+                    "INCOMPLETE_UPSTREAM",
+                    f"Raw box score missing for {g.gamebook_id}",
+                    True,
+                    1,
+                    0,
+                    [g.schedule_id],
+                )
         for gid, team in sorted(self.side_gaps):
             g = next(x for x in self.games if x.schedule_id == gid)
-            self._p3("PlayerGameSummaryProcessor", g.date, gid, "GAME", "INCOMPLETE_DATA",
-                     f"Only one team's players present in {g.gamebook_id} ({team} missing)", True, 2, 1, [gid])
-            self._p3("TeamDefenseGameSummaryProcessor", g.date, team, "TEAM", "MISSING_DATA",
-                     f"No {team} rows in raw box score {g.gamebook_id}", True, 1, 0, [gid])
+            self._p3(
+                "PlayerGameSummaryProcessor",
+                g.date,
+                gid,
+                "GAME",
+                "INCOMPLETE_DATA",
+                f"Only one team's players present in {g.gamebook_id} ({team} missing)",
+                True,
+                2,
+                1,
+                [gid],
+            )
+            self._p3(
+                "TeamDefenseGameSummaryProcessor",
+                g.date,
+                team,
+                "TEAM",
+                "MISSING_DATA",
+                f"No {team} rows in raw box score {g.gamebook_id}",
+                True,
+                1,
+                0,
+                [gid],
+            )
         for gid in sorted(self.analytics_gap_games):
             g = next(x for x in self.games if x.schedule_id == gid)
-            self._p3("PlayerGameSummaryProcessor", g.date, gid, "GAME", "PROCESSING_ERROR",
-                     "BigQuery job failed: 503 Service Unavailable while merging player_game_summary", True,
-                     None, None, [gid])
+            self._p3(
+                "PlayerGameSummaryProcessor",
+                g.date,
+                gid,
+                "GAME",
+                "PROCESSING_ERROR",
+                "BigQuery job failed: 503 Service Unavailable while merging player_game_summary",
+                True,
+                None,
+                None,
+                [gid],
+            )
         for day in rng.sample(self.days, 12):
             team = rng.choice(sorted(self.playing[day]))
-            self._p3("UpcomingTeamGameContextProcessor", day, team, "TEAM", "STALE_DATA",
-                     "Odds snapshot older than 12 hours", True, None, None, None)
+            self._p3(
+                "UpcomingTeamGameContextProcessor",
+                day,
+                team,
+                "TEAM",
+                "STALE_DATA",
+                "Odds snapshot older than 12 hours",
+                True,
+                None,
+                None,
+                None,
+            )
         for day in rng.sample(self.days, 30):
             p = rng.choice(self.players)
-            self._p3("UpcomingPlayerGameContextProcessor", day, p.lookup, "PLAYER", "UPSTREAM_INCOMPLETE",
-                     "Injury report not yet published for this player", True, None, None, None)
+            self._p3(
+                "UpcomingPlayerGameContextProcessor",
+                day,
+                p.lookup,
+                "PLAYER",
+                "UPSTREAM_INCOMPLETE",
+                "Injury report not yet published for this player",
+                True,
+                None,
+                None,
+                None,
+            )
 
 
 # ---------------------------------------------------------------------------------------------

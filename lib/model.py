@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, fields, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class SourceTable(str, Enum):
+class SourceTable(StrEnum):
     """The pipeline's three failure tables, all in dataset ``nba_processing``."""
 
     PRECOMPUTE = "precompute_failures"
@@ -27,14 +27,14 @@ class SourceTable(str, Enum):
         return "prediction_date" if self is SourceTable.PREDICTION else "analysis_date"
 
 
-class ResolutionStatus(str, Enum):
+class ResolutionStatus(StrEnum):
     UNRESOLVED = "UNRESOLVED"
     INVESTIGATING = "INVESTIGATING"
     RESOLVED = "RESOLVED"
     PERMANENT = "PERMANENT"
 
 
-class FailureType(str, Enum):
+class FailureType(StrEnum):
     """The classifier's verdict on a whole failure."""
 
     PLAYER_DNP = "PLAYER_DNP"
@@ -259,4 +259,4 @@ class Choices:
 
     processors: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    failure_types: tuple[str, ...] = field(default=tuple(t.value for t in FailureType) + (UNCLASSIFIED,))
+    failure_types: tuple[str, ...] = field(default=(*(t.value for t in FailureType), UNCLASSIFIED))

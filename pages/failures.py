@@ -5,15 +5,49 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
 import streamlit as st
 
-from lib.model import SORTS, Page
+from lib.model import SORTS, ItemKey, Page
 from ui import context, data, filters
 from ui.widgets import ITEM_COLUMN_CONFIG, ITEM_COLUMN_ORDER, fmt_int, md
 
 K_SORT, K_SIZE, K_PAGE, K_TABLE, K_SEEN = (
-    "failures_sort", "failures_page_size", "failures_page", "failures_table", "failures_seen_filters",
+    "failures_sort",
+    "failures_page_size",
+    "failures_page",
+    "failures_table",
+    "failures_seen_filters",
 )
+
+
+def render_item(item: pd.Series) -> None:
+    with st.container(border=True, key="failures_detail"):
+        st.markdown(f"#### {md(item['entity_id'])} · {md(item['processor_name'])} · {item['item_date']}")
+        st.caption(f"Item key: {md(item['key'])}")
+        c = st.columns(4)
+        c[0].metric("Status", str(item["status"]))
+        c[1].metric("Failure type", str(item["failure_type"]))
+        c[2].metric("Occurrences", fmt_int(int(item["occurrences"])), help=f"{int(item['runs'])} distinct run ids")
+        expected, actual = item["expected_count"], item["actual_count"]
+        c[3].metric("Found / expected", "–" if pd.isna(expected) else f"{actual} / {expected}")
+        st.markdown(f"**Category** {md(item['failure_category'])} · can retry: {bool(item['can_retry'])}")
+        st.markdown("**Latest reason** (as recorded)")
+        st.text(str(item["failure_reason"]))
+        missing = item["missing_json"]
+        if missing is not None and not pd.isna(missing) and str(missing) != "":
+            try:
+                values = json.loads(str(missing))
+                if not isinstance(values, list):
+                    raise TypeError("not a list")
+                st.markdown("**Missing** " + (", ".join(md(v) for v in values) if values else "none"))
+            except (ValueError, TypeError):
+                st.warning("The missing-games column does not hold a JSON list; shown as recorded:")
+                st.text(str(missing)[:2000])
+        st.caption(
+            f"First seen {item['first_seen']} · last seen {item['last_seen']} · latest run {md(item['latest_run_id'])}"
+        )
+
 
 store = context.get_store()
 f = filters.current()
@@ -41,10 +75,22 @@ def _step(delta: int) -> None:
     st.session_state[K_PAGE] = min(pages, max(1, st.session_state.get(K_PAGE, 1) + delta))
 
 
-top[2].button("Prev", key="failures_prev", icon=":material/chevron_left:", on_click=_step, args=(-1,),
-              disabled=st.session_state.get(K_PAGE, 1) <= 1)
-top[3].button("Next", key="failures_next", icon=":material/chevron_right:", on_click=_step, args=(1,),
-              disabled=st.session_state.get(K_PAGE, 1) >= pages)
+top[2].button(
+    "Prev",
+    key="failures_prev",
+    icon=":material/chevron_left:",
+    on_click=_step,
+    args=(-1,),
+    disabled=st.session_state.get(K_PAGE, 1) <= 1,
+)
+top[3].button(
+    "Next",
+    key="failures_next",
+    icon=":material/chevron_right:",
+    on_click=_step,
+    args=(1,),
+    disabled=st.session_state.get(K_PAGE, 1) >= pages,
+)
 number = top[4].number_input(f"Page (of {fmt_int(pages)})", min_value=1, max_value=pages, step=1, key=K_PAGE)
 
 start = (number - 1) * size
@@ -77,33 +123,25 @@ st.download_button(
     on_click="ignore",
 )
 
+K_ITEM = "item"  # query parameter: the item whose evidence is shown, so a link can point at it
 rows = event.selection.rows if event is not None else []
 if rows and rows[0] < len(frame):
-    item = frame.iloc[rows[0]]
-    with st.container(border=True):
-        st.markdown(f"#### {md(item['entity_id'])} · {md(item['processor_name'])} · {item['item_date']}")
-        st.caption(f"Item key `{md(item['key'])}`")
-        c = st.columns(4)
-        c[0].metric("Status", str(item["status"]))
-        c[1].metric("Failure type", str(item["failure_type"]))
-        c[2].metric("Occurrences", fmt_int(int(item["occurrences"])), help=f"{int(item['runs'])} distinct run ids")
-        expected, actual = item["expected_count"], item["actual_count"]
-        c[3].metric(
-            "Games found / expected",
-            "–" if expected is None or str(expected) == "<NA>" else f"{actual} / {expected}",
+    st.query_params[K_ITEM] = str(frame.iloc[rows[0]]["key"])
+
+chosen = st.query_params.get(K_ITEM)
+if chosen:
+    try:
+        key = ItemKey.parse(chosen)
+    except ValueError as exc:
+        st.warning(f"The link names an item that cannot exist: {md(exc)}", icon=":material/link_off:")
+        key = None
+    item = context.guarded(lambda: data.item(store, key)) if key else None
+    if key and item is None:
+        st.warning(
+            f"No failure rows are left for item {md(key.text)}: a processor rerun may have replaced them.",
+            icon=":material/search_off:",
         )
-        st.markdown("**Latest reason** (as recorded, shown as text)")
-        st.text(str(item["failure_reason"]))
-        missing = item["missing_json"]
-        if missing is not None and str(missing) not in ("", "<NA>", "None"):
-            try:
-                values = json.loads(str(missing))
-                st.markdown("**Missing** " + ", ".join(f"`{md(v)}`" for v in values) if values else "**Missing**: none")
-            except (ValueError, TypeError):
-                st.warning("The missing-games column does not hold valid JSON; shown as recorded:")
-                st.text(str(missing)[:2000])
-        st.caption(
-            f"First seen {item['first_seen']} · last seen {item['last_seen']} · latest run `{md(item['latest_run_id'])}`"
-        )
+    if item is not None:
+        render_item(item)
 else:
-    st.caption("Select a row to see its evidence.")
+    st.caption("Select a row to see its evidence; the address bar then links to that item.")

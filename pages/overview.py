@@ -101,28 +101,35 @@ with left:
                     "colorscale": [[0, "#fde8d7"], [0.5, "#f59c5b"], [1, "#c43c0f"]],
                     "line": {"width": 0},
                 },
-                hovertemplate="<b>%{y}</b><br>%{x}<br>%{text} items · %{customdata[0]:,} rows<extra>click to list</extra>",
+                hovertemplate=(
+                    "<b>%{y}</b><br>%{x}<br>%{text} items · %{customdata[0]:,} rows<extra>click to list</extra>"
+                ),
             )
         )
         fig.update_layout(
             height=height,
             margin={"l": 10, "r": 10, "t": 10, "b": 10},
-            xaxis={"categoryorder": "array", "categoryarray": categories, "side": "top", "tickangle": -35,
-                   "showgrid": False},
+            xaxis={
+                "categoryorder": "array",
+                "categoryarray": categories,
+                "side": "top",
+                "tickangle": -35,
+                "showgrid": False,
+            },
             yaxis={"categoryorder": "array", "categoryarray": processors, "showgrid": False},
             plot_bgcolor="white",
             dragmode=False,
         )
-        st.plotly_chart(fig, key=K_MATRIX, on_select=_open_cell, selection_mode="points", config={"displayModeBar": False})
+        st.plotly_chart(
+            fig, key=K_MATRIX, on_select=_open_cell, selection_mode="points", config={"displayModeBar": False}
+        )
         st.caption("Click a cell to open those items in the failure list. Colour and number: items.")
 
 with right:
     st.subheader("By phase")
     if not m.empty:
         names = {t.phase: f"{t.phase} · {t.value.removesuffix('_failures')}" for t in SourceTable}
-        by_phase = (
-            m.groupby("phase", as_index=False)[["items", "occurrences"]].sum().sort_values("phase")
-        )
+        by_phase = m.groupby("phase", as_index=False)[["items", "occurrences"]].sum().sort_values("phase")
         by_phase.insert(0, "table", by_phase["phase"].map(names))
         st.dataframe(
             by_phase[["table", "items"]],
@@ -158,7 +165,9 @@ else:
             legendgroup=failure_type,
             marker_color=TYPE_COLOURS.get(failure_type, "#999999"),
             customdata=part[["failure_type", "occurrences"]].to_numpy(),
-            hovertemplate="%{x|%Y-%m-%d}<br><b>%{customdata[0]}</b>: %{y:,} items (%{customdata[1]:,} rows)<extra></extra>",
+            hovertemplate=(
+                "%{x|%Y-%m-%d}<br><b>%{customdata[0]}</b>: %{y:,} items (%{customdata[1]:,} rows)<extra></extra>"
+            ),
         )
     fig.update_layout(
         barmode="stack",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from lib.model import Choices, DataBounds, Filters, Kpis, Page
+from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store
 from lib.store import queries as q
 
@@ -60,8 +60,19 @@ def _count(_store: Store, location: str, version: str, key: FilterKey) -> int:
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
-def _page(_store: Store, location: str, version: str, key: FilterKey, number: int, size: int, sort: str) -> pd.DataFrame:
+def _page(
+    _store: Store, location: str, version: str, key: FilterKey, number: int, size: int, sort: str
+) -> pd.DataFrame:
     return q.list_items(_store, _filters(key), Page(number, size, sort))
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
+def _item(_store: Store, location: str, version: str, key_text: str) -> pd.Series | None:
+    return q.get_item(_store, ItemKey.parse(key_text))
+
+
+def item(store: Store, key: ItemKey) -> pd.Series | None:
+    return _item(store, store.location, store.data_version(), key.text)
 
 
 def bounds(store: Store) -> DataBounds:
@@ -93,9 +104,26 @@ def page(store: Store, filters: Filters, p: Page) -> pd.DataFrame:
 
 
 EXPORT_COLUMNS = (
-    "key", "source_table", "processor_name", "item_date", "entity_id", "entity_type", "status",
-    "failure_category", "failure_type", "is_correctable", "occurrences", "runs", "first_seen", "last_seen",
-    "latest_run_id", "can_retry", "expected_count", "actual_count", "missing_json", "raw_data_checked",
+    "key",
+    "source_table",
+    "processor_name",
+    "item_date",
+    "entity_id",
+    "entity_type",
+    "status",
+    "failure_category",
+    "failure_type",
+    "is_correctable",
+    "occurrences",
+    "runs",
+    "first_seen",
+    "last_seen",
+    "latest_run_id",
+    "can_retry",
+    "expected_count",
+    "actual_count",
+    "missing_json",
+    "raw_data_checked",
     "failure_reason",
 )
 
@@ -108,9 +136,7 @@ def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for col in frame.columns:
         if frame[col].dtype == object or str(frame[col].dtype).startswith("str"):
-            frame[col] = frame[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
-            )
+            frame[col] = frame[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
     return frame
 
 

@@ -10,11 +10,11 @@ import streamlit as st
 from lib.model import (
     CORRECTABLE_CHOICES,
     EXPECTED_CATEGORIES,
+    UNCLASSIFIED,
     FailureType,
     Filters,
     ResolutionStatus,
     SourceTable,
-    UNCLASSIFIED,
 )
 from lib.store import Store
 from ui import data
@@ -24,7 +24,18 @@ K_FROM, K_TO = "from", "to"
 K_TABLE, K_PROCESSOR, K_CATEGORY = "table", "processor", "category"
 K_TYPE, K_CORRECTABLE, K_STATUS = "type", "correctable", "status"
 K_ENTITY, K_HIDE_EXPECTED = "entity", "hide_expected"
-FILTER_KEYS = (K_FROM, K_TO, K_TABLE, K_PROCESSOR, K_CATEGORY, K_TYPE, K_CORRECTABLE, K_STATUS, K_ENTITY, K_HIDE_EXPECTED)
+FILTER_KEYS = (
+    K_FROM,
+    K_TO,
+    K_TABLE,
+    K_PROCESSOR,
+    K_CATEGORY,
+    K_TYPE,
+    K_CORRECTABLE,
+    K_STATUS,
+    K_ENTITY,
+    K_HIDE_EXPECTED,
+)
 
 _TABLE_LABEL = {t.value: f"Phase {t.phase} · {t.value}" for t in SourceTable}
 
@@ -71,11 +82,17 @@ def sidebar(store: Store) -> Filters:
         placeholder="All tables",
     )
     processors = side.multiselect(
-        "Processor", _with_selected(options.processors, K_PROCESSOR), key=K_PROCESSOR, bind="query-params",
+        "Processor",
+        _with_selected(options.processors, K_PROCESSOR),
+        key=K_PROCESSOR,
+        bind="query-params",
         placeholder="All processors",
     )
     categories = side.multiselect(
-        "Failure category", _with_selected(options.categories, K_CATEGORY), key=K_CATEGORY, bind="query-params",
+        "Failure category",
+        _with_selected(options.categories, K_CATEGORY),
+        key=K_CATEGORY,
+        bind="query-params",
         placeholder="All categories",
     )
     types = side.multiselect(
@@ -86,14 +103,24 @@ def sidebar(store: Store) -> Filters:
         placeholder="All types",
     )
     correctable = side.multiselect(
-        "Correctable", list(CORRECTABLE_CHOICES), key=K_CORRECTABLE, bind="query-params", placeholder="Any",
+        "Correctable",
+        list(CORRECTABLE_CHOICES),
+        key=K_CORRECTABLE,
+        bind="query-params",
+        placeholder="Any",
     )
     statuses = side.multiselect(
-        "Resolution status", [s.value for s in ResolutionStatus], key=K_STATUS, bind="query-params",
+        "Resolution status",
+        [s.value for s in ResolutionStatus],
+        key=K_STATUS,
+        bind="query-params",
         placeholder="Any status",
     )
     entity = side.text_input(
-        "Entity contains", key=K_ENTITY, bind="query-params", max_chars=200,
+        "Entity contains",
+        key=K_ENTITY,
+        bind="query-params",
+        max_chars=200,
         placeholder="player lookup, team, game id…",
     )
     hide_expected = side.toggle(

@@ -52,11 +52,17 @@ ITEM_COLUMN_CONFIG = {
     "failure_category": st.column_config.TextColumn("Category"),
     "failure_type": st.column_config.TextColumn("Type"),
     "is_correctable": st.column_config.CheckboxColumn("Correctable", width="small"),
-    "occurrences": st.column_config.NumberColumn("Occ.", help="Rows recorded for this item (reruns, duplicates)", width="small"),
+    "occurrences": st.column_config.NumberColumn(
+        "Occ.", help="Rows recorded for this item (reruns, duplicates)", width="small"
+    ),
     "runs": st.column_config.NumberColumn("Runs", width="small"),
-    "expected_count": st.column_config.NumberColumn("Expected", help="Expected games (phase 4) or records (phase 3)", width="small"),
+    "expected_count": st.column_config.NumberColumn(
+        "Expected", help="Expected games (phase 4) or records (phase 3)", width="small"
+    ),
     "actual_count": st.column_config.NumberColumn("Actual", width="small"),
-    "missing_json": st.column_config.TextColumn("Missing", help="Missing game dates / game ids / upstream tables (JSON)"),
+    "missing_json": st.column_config.TextColumn(
+        "Missing", help="Missing game dates / game ids / upstream tables (JSON)"
+    ),
     "raw_data_checked": st.column_config.CheckboxColumn("Raw checked", width="small"),
     "first_seen": st.column_config.DatetimeColumn("First seen", format="YYYY-MM-DD HH:mm", timezone="UTC"),
     "last_seen": st.column_config.DatetimeColumn("Last seen", format="YYYY-MM-DD HH:mm", timezone="UTC"),
@@ -65,7 +71,19 @@ ITEM_COLUMN_CONFIG = {
 }
 
 ITEM_COLUMN_ORDER = (
-    "item_date", "phase", "processor_name", "entity_id", "status", "failure_category", "failure_type",
-    "is_correctable", "occurrences", "expected_count", "actual_count", "missing_json", "failure_reason",
-    "last_seen", "latest_run_id",
+    "item_date",
+    "phase",
+    "processor_name",
+    "entity_id",
+    "status",
+    "failure_category",
+    "failure_type",
+    "is_correctable",
+    "occurrences",
+    "expected_count",
+    "actual_count",
+    "missing_json",
+    "failure_reason",
+    "last_seen",
+    "latest_run_id",
 )

@@ -91,9 +91,9 @@ class Store(abc.ABC):
         for dataset in DATASETS:
             self.create_dataset(self.dialect.dataset(dataset))
         existing = self.existing_tables()
-        wanted: Sequence[TableDef] = ALL_TABLES if pipeline_tables else [
-            t for t in ALL_TABLES if t not in PIPELINE_TABLES
-        ]
+        wanted: Sequence[TableDef] = (
+            ALL_TABLES if pipeline_tables else [t for t in ALL_TABLES if t not in PIPELINE_TABLES]
+        )
         created = []
         for table in wanted:
             if table.ref not in existing:

@@ -84,9 +84,11 @@ def _render(dialect: Dialect, sql: str) -> str:
     if dialect.engine == "duckdb":
         # DuckDB's COUNT_IF gives NULL over no rows where BigQuery's COUNTIF gives 0.
         tree = tree.transform(
-            lambda node: exp.Count(this=exp.If(this=node.this, true=exp.Literal.number(1)))
-            if isinstance(node, exp.CountIf)
-            else node
+            lambda node: (
+                exp.Count(this=exp.If(this=node.this, true=exp.Literal.number(1)))
+                if isinstance(node, exp.CountIf)
+                else node
+            )
         )
         for prop in list(tree.find_all(exp.PartitionedByProperty, exp.Cluster, exp.ClusteredByProperty)):
             prop.pop()

@@ -38,6 +38,41 @@ def _used_params(sql: str, params: Params | None) -> dict[str, Any]:
     return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
 
 
+class _Shared:
+    """One open database instance of a file in this process, and how many operations use it."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+        self.users = 0
+
+
+# DuckDB allows one instance of a file per process: connecting to it from several threads at once
+# races ("already attached"). All stores of this process share one instance per path, opened by the
+# first operation and closed by the last, so that other processes can take the file in between.
+_instances: dict[Path, _Shared] = {}
+_instances_lock = threading.Lock()
+
+
+def _acquire(store: DuckDBStore) -> duckdb.DuckDBPyConnection:
+    with _instances_lock:
+        shared = _instances.get(store.path)
+        if shared is None:
+            shared = _instances[store.path] = _Shared(store._open())
+        shared.users += 1
+        return shared.connection
+
+
+def _release(path: Path) -> None:
+    with _instances_lock:
+        shared = _instances.get(path)
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users <= 0:
+            del _instances[path]
+            shared.connection.close()
+
+
 class _DuckTransaction(Transaction):
     def __init__(self, store: DuckDBStore, con: duckdb.DuckDBPyConnection) -> None:
         self._store = store
@@ -67,11 +102,17 @@ class DuckDBStore(Store):
     # -- connections ------------------------------------------------------------------------------
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._open()
+        """A cursor on this process's shared instance of the file, released when the block ends."""
+        parent = _acquire(self)
         try:
-            yield con
+            cursor = parent.cursor()
+            try:
+                cursor.execute("SET TimeZone='UTC'")
+                yield cursor
+            finally:
+                cursor.close()
         finally:
-            con.close()
+            _release(self.path)
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         try:
@@ -85,9 +126,7 @@ class DuckDBStore(Store):
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path))
-                con.execute("SET TimeZone='UTC'")
-                return con
+                return duckdb.connect(str(self.path))
             except duckdb.IOException as exc:
                 message = str(exc)
                 if not _LOCK_PATTERN.search(message):
@@ -170,7 +209,8 @@ class DuckDBStore(Store):
     def existing_tables(self) -> set[str]:
         with self.connect() as con:
             rows = con.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_catalog = current_database()"
             ).fetchall()
         return {f"{schema}.{name}" for schema, name in rows}
 

@@ -19,6 +19,7 @@ from lib.model import (
     Choices,
     DataBounds,
     Filters,
+    ItemKey,
     Kpis,
     Page,
     SourceTable,
@@ -158,19 +159,13 @@ def _filtered_items_sql(filters: Filters, *, include_expected_filter: bool) -> s
     if include_expected_filter and filters.hide_expected:
         conditions.append("NOT is_expected")
     where = " AND ".join(conditions) if conditions else "TRUE"
-    return (
-        "WITH "
-        + _rows_cte(filters)
-        + ","
-        + _ITEMS
-        + ",\nfiltered AS (SELECT * FROM labelled WHERE "
-        + where
-        + ")\n"
-    )
+    return "WITH " + _rows_cte(filters) + "," + _ITEMS + ",\nfiltered AS (SELECT * FROM labelled WHERE " + where + ")\n"
 
 
 def kpis(store: Store, filters: Filters) -> Kpis:
-    sql = _filtered_items_sql(filters, include_expected_filter=False) + """
+    sql = (
+        _filtered_items_sql(filters, include_expected_filter=False)
+        + """
 SELECT
   COUNT(*) AS all_items,
   COUNTIF(is_expected) AS expected,
@@ -181,28 +176,35 @@ SELECT
   COUNTIF(shown AND correctable_class = 'uncorrectable') AS uncorrectable,
   COUNTIF(shown AND failure_type IS NULL) AS unclassified
 FROM (SELECT *, NOT (@hide_expected AND is_expected) AS shown FROM filtered) AS f"""
+    )
     row = store.query(sql, {**_params(filters), "hide_expected": filters.hide_expected}, label="kpis").iloc[0]
     return Kpis(**{k: int(row[k]) for k in Kpis.__dataclass_fields__})
 
 
 def matrix(store: Store, filters: Filters) -> pd.DataFrame:
     """Items by processor and category (with occurrences), largest first."""
-    sql = _filtered_items_sql(filters, include_expected_filter=True) + """
+    sql = (
+        _filtered_items_sql(filters, include_expected_filter=True)
+        + """
 SELECT processor_name, failure_category, ANY_VALUE(phase) AS phase,
   COUNT(*) AS items, CAST(SUM(occurrences) AS INT64) AS occurrences
 FROM filtered
 GROUP BY processor_name, failure_category
 ORDER BY items DESC, processor_name, failure_category"""
+    )
     return store.query(sql, _params(filters), label="matrix")
 
 
 def trend(store: Store, filters: Filters) -> pd.DataFrame:
     """Items per date and failure type."""
-    sql = _filtered_items_sql(filters, include_expected_filter=True) + """
+    sql = (
+        _filtered_items_sql(filters, include_expected_filter=True)
+        + """
 SELECT item_date, failure_type_label AS failure_type, COUNT(*) AS items, CAST(SUM(occurrences) AS INT64) AS occurrences
 FROM filtered
 GROUP BY item_date, failure_type_label
 ORDER BY item_date, failure_type_label"""
+    )
     return store.query(sql, _params(filters), label="trend")
 
 
@@ -224,23 +226,45 @@ def list_items(store: Store, filters: Filters, page: Page) -> pd.DataFrame:
     return with_keys(store.query(_list_sql(filters, page.sort), params, label="list"))
 
 
-def iter_items(store: Store, filters: Filters, *, sort: str = "newest date", chunk: int = 50_000) -> Iterator[pd.DataFrame]:
+def iter_items(
+    store: Store, filters: Filters, *, sort: str = "newest date", chunk: int = 50_000
+) -> Iterator[pd.DataFrame]:
     """Every matching item, in pages of ``chunk``, for exports."""
     for frame in store.iter_query(_list_sql(filters, sort), _params(filters), chunk=chunk, label="export"):
         yield with_keys(frame)
 
 
+def get_item(store: Store, key: ItemKey) -> pd.Series | None:
+    """One item by its key (any status, expected or not), or None if no row of it is left."""
+    scope = Filters(
+        date_from=key.item_date,
+        date_to=key.item_date,
+        tables=(key.source_table,),
+        processors=(key.processor_name,),
+        hide_expected=False,
+    )
+    sql = _filtered_items_sql(scope, include_expected_filter=False) + (
+        f"SELECT {ITEM_COLUMNS}\nFROM filtered\nWHERE entity_id = @entity_id"
+    )
+    frame = with_keys(store.query(sql, {**_params(scope), "entity_id": key.entity_id}, label="item"))
+    return frame.iloc[0] if len(frame) else None
+
+
 def with_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """Add the item's text key ``TABLE:PROCESSOR:YYYY-MM-DD:ENTITY`` as the first column."""
     keys = (
-        frame["source_table"].astype(str)
-        + ":"
-        + frame["processor_name"].astype(str)
-        + ":"
-        + frame["item_date"].map(lambda d: d.isoformat() if d is not None else "").astype(str)
-        + ":"
-        + frame["entity_id"].astype(str)
-    ) if len(frame) else pd.Series([], dtype=object)
+        (
+            frame["source_table"].astype(str)
+            + ":"
+            + frame["processor_name"].astype(str)
+            + ":"
+            + frame["item_date"].map(lambda d: d.isoformat() if d is not None else "").astype(str)
+            + ":"
+            + frame["entity_id"].astype(str)
+        )
+        if len(frame)
+        else pd.Series([], dtype=object)
+    )
     frame.insert(0, "key", keys)
     return frame
 
@@ -248,9 +272,13 @@ def with_keys(frame: pd.DataFrame) -> pd.DataFrame:
 def choices(store: Store, filters: Filters) -> Choices:
     """Processors and categories present in the date range (plus the known ones)."""
     scope = Filters(date_from=filters.date_from, date_to=filters.date_to)
-    sql = "WITH " + _rows_cte(scope) + """
+    sql = (
+        "WITH "
+        + _rows_cte(scope)
+        + """
 SELECT processor_name, failure_category, COUNT(*) AS n FROM failure_rows
 GROUP BY processor_name, failure_category"""
+    )
     frame = store.query(sql, _params(scope), label="choices")
     return Choices(
         processors=tuple(sorted(set(frame["processor_name"]))),

@@ -1,0 +1,136 @@
+"""Shared fixtures: real DuckDB files built from code (the demo season, or rows a test writes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from lib import demo
+from lib.store import DuckDBStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_MARK_BY_FOLDER = {"integration": "integration", "app": "app", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in _MARK_BY_FOLDER:
+            item.add_marker(getattr(pytest.mark, _MARK_BY_FOLDER[folder]))
+
+
+@pytest.fixture(scope="session")
+def demo_season() -> demo.Demo:
+    return demo.build(seed=7)
+
+
+@pytest.fixture(scope="session")
+def demo_db_path(tmp_path_factory: pytest.TempPathFactory, demo_season: demo.Demo) -> Path:
+    """A demo database written once per test session; tests that write use ``demo_store`` (a copy)."""
+    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    store = DuckDBStore(path)
+    demo.write(store, demo_season)
+    return path
+
+
+@pytest.fixture
+def demo_store(demo_db_path: Path, tmp_path: Path) -> DuckDBStore:
+    target = tmp_path / "demo.duckdb"
+    shutil.copy(demo_db_path, target)
+    return DuckDBStore(target)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DuckDBStore:
+    s = DuckDBStore(tmp_path / "empty.duckdb")
+    s.init_schema()
+    return s
+
+
+def precompute_row(**overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "processor_name": "PlayerDailyCacheProcessor",
+        "run_id": "run-1",
+        "analysis_date": dt.date(2021, 12, 31),
+        "entity_id": "zachlavine",
+        "failure_category": "INCOMPLETE_DATA",
+        "failure_reason": "L14D window incomplete",
+        "can_retry": True,
+        "failure_type": None,
+        "is_correctable": None,
+        "expected_game_count": None,
+        "actual_game_count": None,
+        "missing_game_dates": None,
+        "raw_data_checked": None,
+        "resolution_status": "UNRESOLVED",
+        "resolved_at": None,
+        "created_at": pd.Timestamp("2021-12-31 08:00", tz="UTC"),
+    }
+    row.update(overrides)
+    return row
+
+
+def analytics_row(**overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "processor_name": "PlayerGameSummaryProcessor",
+        "run_id": "p3-run-1",
+        "analysis_date": dt.date(2021, 12, 31),
+        "entity_id": "0022100500",
+        "entity_type": "GAME",
+        "failure_category": "MISSING_DATA",
+        "failure_reason": "No gamebook rows",
+        "failure_type": None,
+        "is_correctable": None,
+        "expected_record_count": 2,
+        "actual_record_count": 0,
+        "missing_game_ids": '["0022100500"]',
+        "can_retry": True,
+        "resolution_status": "UNRESOLVED",
+        "resolved_at": None,
+        "created_at": pd.Timestamp("2021-12-31 09:00", tz="UTC"),
+    }
+    row.update(overrides)
+    return row
+
+
+def prediction_row(**overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "processor_name": "PlayerPropPredictionWorker",
+        "run_id": "p5-run-1",
+        "prediction_date": dt.date(2021, 12, 31),
+        "entity_id": "zachlavine",
+        "failure_category": "STALE_DATA",
+        "failure_reason": "feature cache stale",
+        "failure_type": None,
+        "is_correctable": None,
+        "missing_upstream_tables": "[]",
+        "cache_age_hours": 30.5,
+        "can_retry": True,
+        "resolution_status": "UNRESOLVED",
+        "resolved_at": None,
+        "created_at": pd.Timestamp("2021-12-31 10:00", tz="UTC"),
+    }
+    row.update(overrides)
+    return row
+
+
+Writer = Callable[..., None]
+
+
+@pytest.fixture
+def write_rows(store: DuckDBStore) -> Writer:
+    """``write_rows(table_name, [row, ...])`` into the empty store."""
+
+    def write(table: str, rows: list[dict[str, Any]]) -> None:
+        frame = pd.DataFrame(rows)
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        store.insert_frame(f"nba_processing.{table}", frame)
+
+    return write

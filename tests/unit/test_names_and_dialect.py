@@ -1,0 +1,106 @@
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib.demo import parse_scale
+from lib.names import player_lookup
+from lib.store.dialect import Dialect, SqlError, quote_identifier
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "name, lookup",
+    [
+        ("LeBron James", "lebronjames"),
+        ("Michael Porter Jr.", "michaelporterjr"),
+        ("Nikola Jokić", "nikolajokic"),
+        ("Kristaps Porziņģis", "kristapsporzingis"),
+        ("Day'Ron Sharpe", "dayronsharpe"),
+        ("Karl-Anthony Towns", "karlanthonytowns"),
+        ("Ｆｕｌｌｗｉｄｔｈ Name", "fullwidthname"),
+        ("Gary Trent Sr", "garytrentsr"),
+    ],
+)
+def test_player_lookup_normalises_names_like_the_pipeline(name: str, lookup: str) -> None:
+    assert player_lookup(name) == lookup
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT x FROM UNNEST(a) AS x WITH OFFSET AS o",
+        "SELECT EXTRACT(DAYOFWEEK FROM d) FROM t",
+        "SELECT ARRAY_AGG(x IGNORE NULLS) FROM t",
+        "SELECT ARRAY_AGG(x ORDER BY y LIMIT 3) FROM t",
+        "SELECT MAX_BY(x, y) FROM t",
+        "SELECT a[OFFSET(n)] FROM t",
+    ],
+)
+def test_constructs_that_transpile_wrongly_are_refused(sql: str) -> None:
+    with pytest.raises(SqlError):
+        Dialect("duckdb").render(sql)
+
+
+def test_countif_counts_zero_over_no_rows_on_duckdb_as_on_bigquery() -> None:
+    rendered = Dialect("duckdb").render("SELECT COUNTIF(x > 1) AS n FROM t")
+    assert "COUNT_IF" not in rendered.upper()
+    assert "COUNT(CASE WHEN" in rendered.upper()
+
+
+def test_bigquery_rendering_qualifies_tables_with_project_and_configured_dataset() -> None:
+    d = Dialect("bigquery", project="my-proj", datasets={"nba_processing": "proc_eu", "nba_raw": "nba_raw"})
+    rendered = d.render("SELECT 1 FROM nba_processing.precompute_failures WHERE analysis_date = @d")
+    assert "`my-proj`.proc_eu.precompute_failures" in rendered or "my-proj.proc_eu.precompute_failures" in rendered
+    assert "@d" in rendered
+
+
+def test_duckdb_rendering_drops_partitioning_and_uses_named_parameters() -> None:
+    rendered = Dialect("duckdb").render("CREATE TABLE IF NOT EXISTS nba_raw.t (d DATE) PARTITION BY d CLUSTER BY d")
+    assert "PARTITION" not in rendered.upper() and "CLUSTER" not in rendered.upper()
+    assert "$x" in Dialect("duckdb").render("SELECT @x AS v")
+
+
+@pytest.mark.parametrize("bad", ["a;b", "x y", "t`--", "", "1abc"])
+def test_only_plain_identifiers_reach_sql_text(bad: str) -> None:
+    with pytest.raises(SqlError):
+        quote_identifier(bad)
+
+
+@pytest.mark.parametrize("text, rows", [("250k", 250_000), ("1M", 1_000_000), ("10m", 10_000_000), ("1_000", 1000)])
+def test_scale_accepts_human_row_counts(text: str, rows: int) -> None:
+    assert parse_scale(text) == rows
+
+
+def test_scale_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="row count"):
+        parse_scale("lots")
+
+
+def test_lib_never_imports_streamlit() -> None:
+    offenders = []
+    for path in (ROOT / "lib").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "streamlit"]
+    assert offenders == []
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import lib.__main__, lib.demo, lib.store.queries, sys; print('streamlit' in sys.modules)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "False"
