@@ -46,6 +46,16 @@ def current() -> Filters:
     return value if isinstance(value, Filters) else Filters()
 
 
+def switch_page_keeping_filters(page: str) -> None:
+    """Go to another page keeping the filters.
+
+    The filter parameters are bound to widgets, which Streamlit refuses to clear (the default of
+    ``switch_page``) or to set directly; an empty mapping leaves them to the widgets, which write
+    them back to the URL on the next page's run.
+    """
+    st.switch_page(page, query_params={})
+
+
 def drill_down(**values: list[str]) -> None:
     """Narrow the shared filters (called from chart callbacks, before the widgets are drawn)."""
     for key, value in values.items():

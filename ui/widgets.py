@@ -72,7 +72,6 @@ ITEM_COLUMN_CONFIG = {
 
 ITEM_COLUMN_ORDER = (
     "item_date",
-    "phase",
     "processor_name",
     "entity_id",
     "status",
@@ -82,8 +81,8 @@ ITEM_COLUMN_ORDER = (
     "occurrences",
     "expected_count",
     "actual_count",
-    "missing_json",
     "failure_reason",
+    "missing_json",
     "last_seen",
     "latest_run_id",
 )

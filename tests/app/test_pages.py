@@ -155,7 +155,7 @@ def test_hostile_and_malformed_rows_are_shown_verbatim_and_safely(tmp_path: Path
     at.query_params["item"] = key
     _run(at)
     assert len(at.dataframe[0].value) == 3
-    assert [t.value for t in at.text][0] == hostile  # verbatim, as plain text
+    assert at.text[0].value == hostile  # verbatim, as plain text
     assert any("does not hold a JSON list" in w.value for w in at.warning)
     # Markdown around data escapes it: no live link or HTML tag reaches the page.
     shown = [m.value for m in at.markdown] + [c.value for c in at.caption]
