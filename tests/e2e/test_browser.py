@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import re
 from urllib.parse import parse_qs, urlparse
 
@@ -67,7 +66,8 @@ def test_overview_filter_click_through_and_csv_export(server: str, page: Page) -
         page.get_by_role("button", name=re.compile("Export all")).click()
     download = download_info.value
     assert download.suggested_filename.endswith(".csv")
-    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+    with open(download.path(), encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     assert len(rows) == total
     assert {row["processor_name"] for row in rows} == set(query["processor"])
     assert {row["failure_category"] for row in rows} == set(query["category"])
