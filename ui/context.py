@@ -17,6 +17,7 @@ from lib.store import Store, open_store
 T = TypeVar("T")
 
 _seed_lock = threading.Lock()
+_has_data: set[str] = set()  # locations known to hold failure rows: checked once per process
 
 
 def settings() -> Settings:
@@ -58,10 +59,11 @@ def guarded(fn: Callable[[], T]) -> T:
 
 def ensure_demo_data(store: Store) -> None:
     """On a fresh machine the database is empty: seed the demo season, with progress, once."""
-    if os.environ.get("TRIAGE_NO_DEMO") == "1" or store.engine != "duckdb" or not store.is_empty():
+    if store.location in _has_data or os.environ.get("TRIAGE_NO_DEMO") == "1" or store.engine != "duckdb":
         return
     with _seed_lock:
         if not store.is_empty():
+            _has_data.add(store.location)
             return
         box = st.empty()
         with box.container():
@@ -77,4 +79,5 @@ def ensure_demo_data(store: Store) -> None:
 
             demo.seed(store, progress=progress)
         box.empty()
+        _has_data.add(store.location)
         st.cache_data.clear()

@@ -40,18 +40,8 @@ def _choices(_store: Store, location: str, version: str, key: FilterKey) -> Choi
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _kpis(_store: Store, location: str, version: str, key: FilterKey) -> Kpis:
-    return q.kpis(_store, _filters(key))
-
-
-@st.cache_data(ttl=_TTL, show_spinner=False)
-def _matrix(_store: Store, location: str, version: str, key: FilterKey) -> pd.DataFrame:
-    return q.matrix(_store, _filters(key))
-
-
-@st.cache_data(ttl=_TTL, show_spinner=False)
-def _trend(_store: Store, location: str, version: str, key: FilterKey) -> pd.DataFrame:
-    return q.trend(_store, _filters(key))
+def _summary(_store: Store, location: str, version: str, key: FilterKey) -> pd.DataFrame:
+    return q.summary(_store, _filters(key))
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
@@ -83,16 +73,21 @@ def choices(store: Store, filters: Filters) -> Choices:
     return _choices(store, store.location, store.data_version(), _key(filters))
 
 
+def _cube(store: Store, filters: Filters) -> pd.DataFrame:
+    # The toggle only chooses rows of the cube: one cached query serves both of its positions.
+    return _summary(store, store.location, store.data_version(), _key(filters.with_(hide_expected=False)))
+
+
 def kpis(store: Store, filters: Filters) -> Kpis:
-    return _kpis(store, store.location, store.data_version(), _key(filters))
+    return q.kpis_of(_cube(store, filters), filters.hide_expected)
 
 
 def matrix(store: Store, filters: Filters) -> pd.DataFrame:
-    return _matrix(store, store.location, store.data_version(), _key(filters))
+    return q.matrix_of(_cube(store, filters), filters.hide_expected)
 
 
 def trend(store: Store, filters: Filters) -> pd.DataFrame:
-    return _trend(store, store.location, store.data_version(), _key(filters))
+    return q.trend_of(_cube(store, filters), filters.hide_expected)
 
 
 def count(store: Store, filters: Filters) -> int:
