@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -35,7 +36,7 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def _store(engine: str, location: str) -> Store:
-    return open_store(Settings(engine=engine, db_path=__import__("pathlib").Path(location)))
+    return open_store(Settings(engine=engine, db_path=Path(location)))
 
 
 def get_store() -> Store:

@@ -104,15 +104,8 @@ class Store(abc.ABC):
     def is_empty(self) -> bool:
         return self.date_bounds()[2] == 0
 
-    def iter_query(
+    @abc.abstractmethod
+    def stream(
         self, sql: str, params: Params | None = None, *, chunk: int = 50_000, label: str = ""
     ) -> Iterator[pd.DataFrame]:
-        """Page through a query that ends in ``LIMIT @page_limit OFFSET @page_offset`` (ordered, stable)."""
-        offset = 0
-        while True:
-            frame = self.query(sql, {**(params or {}), "page_limit": chunk, "page_offset": offset}, label=label)
-            if len(frame):
-                yield frame
-            if len(frame) < chunk:
-                return
-            offset += chunk
+        """Run one SELECT and yield its result in frames of at most ``chunk`` rows, in order."""

@@ -172,6 +172,18 @@ class DuckDBStore(Store):
         with self.connect() as con:
             return self._run_query(con, sql, params)
 
+    def stream(
+        self, sql: str, params: Params | None = None, *, chunk: int = 50_000, label: str = ""
+    ) -> Iterator[pd.DataFrame]:
+        rendered = self.dialect.render(sql)
+        with self.connect() as con:
+            try:
+                reader = con.sql(rendered, params=_used_params(rendered, params)).to_arrow_reader(chunk)
+                for batch in reader:
+                    yield normalise_frame(batch.to_pandas())
+            except duckdb.Error as exc:
+                raise QueryFailed(f"The query failed in DuckDB: {str(exc).splitlines()[0]}") from exc
+
     def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
         with self._write_lock, self.connect() as con:
             return self._run_execute(con, sql, params)

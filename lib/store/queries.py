@@ -264,24 +264,24 @@ def count_items(store: Store, filters: Filters) -> int:
     return int(store.query(sql, _params(filters), label="count").iloc[0]["n"])
 
 
-def _list_sql(filters: Filters, sort: str) -> str:
+def _ordered_sql(filters: Filters, sort: str) -> str:
     return (
         _filtered_items_sql(filters, include_expected_filter=True, detail=True)
         + f"SELECT {ITEM_COLUMNS}\nFROM filtered\nORDER BY {_SORTS[sort]}\n"
-        + "LIMIT @page_limit OFFSET @page_offset"
     )
 
 
 def list_items(store: Store, filters: Filters, page: Page) -> pd.DataFrame:
     params = {**_params(filters), "page_limit": page.size, "page_offset": (page.number - 1) * page.size}
-    return with_keys(store.query(_list_sql(filters, page.sort), params, label="list"))
+    sql = _ordered_sql(filters, page.sort) + "LIMIT @page_limit OFFSET @page_offset"
+    return with_keys(store.query(sql, params, label="list"))
 
 
 def iter_items(
     store: Store, filters: Filters, *, sort: str = "newest date", chunk: int = 50_000
 ) -> Iterator[pd.DataFrame]:
-    """Every matching item, in pages of ``chunk``, for exports."""
-    for frame in store.iter_query(_list_sql(filters, sort), _params(filters), chunk=chunk, label="export"):
+    """Every matching item, from one ordered query streamed in frames of ``chunk`` rows, for exports."""
+    for frame in store.stream(_ordered_sql(filters, sort), _params(filters), chunk=chunk, label="export"):
         yield with_keys(frame)
 
 
