@@ -260,3 +260,104 @@ class Choices:
     processors: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     failure_types: tuple[str, ...] = field(default=(*(t.value for t in FailureType), UNCLASSIFIED))
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification: evidence in, verdict out (see lib/classifier.py)
+# ---------------------------------------------------------------------------------------------
+
+
+class GameVerdict(StrEnum):
+    """Why one expected game is missing for a failure's entity."""
+
+    PLAYER_DNP = "PLAYER_DNP"  # listed dnp/inactive or without minutes, or analytics says is_dnp
+    NOT_IN_BOXSCORE = "NOT_IN_BOXSCORE"  # his team's side has raw rows, he is not among them
+    RAW_DATA_GAP = "RAW_DATA_GAP"  # no raw rows for his team's side of the game
+    ANALYTICS_GAP = "ANALYTICS_GAP"  # raw says he played, analytics has no row
+    NAME_UNRESOLVED = "NAME_UNRESOLVED"  # his side has an unresolved name that may be him
+    UNDECIDED = "UNDECIDED"  # the evidence cannot place the game (never guessed)
+
+    @property
+    def is_correctable(self) -> bool | None:
+        if self is GameVerdict.UNDECIDED:
+            return None
+        return self in (GameVerdict.RAW_DATA_GAP, GameVerdict.ANALYTICS_GAP, GameVerdict.NAME_UNRESOLVED)
+
+
+@dataclass(frozen=True)
+class ScheduledGame:
+    game_id: str
+    game_date: dt.date
+    home: str
+    away: str
+    status: int
+
+    @property
+    def is_final(self) -> bool:
+        return self.status == 3
+
+    def teams(self) -> tuple[str, str]:
+        return (self.away, self.home)
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """One row of a player in the raw box scores (``source='raw'``) or in analytics."""
+
+    game_date: dt.date
+    team: str
+    source: str  # "raw" or "analytics"
+    status: str | None = None  # raw: active / dnp / inactive
+    dnp_reason: str | None = None
+    minutes: str | None = None  # raw "MM:SS"
+    is_dnp: bool | None = None  # analytics
+    minutes_played: float | None = None  # analytics
+    resolved: bool = True  # raw: name_resolution_status is 'resolved'
+
+
+@dataclass(frozen=True)
+class FailureToClassify:
+    source_table: str
+    processor_name: str
+    item_date: dt.date
+    entity_id: str
+    failure_category: str
+    can_retry: bool | None = None
+    entity_type: str | None = None  # analytics_failures says it; other tables are inferred
+    missing_dates: tuple[dt.date, ...] | None = None  # as recorded in missing_game_dates
+    missing_game_ids: tuple[str, ...] | None = None  # as recorded in missing_game_ids
+    run_id: str = ""
+
+    @property
+    def key(self) -> ItemKey:
+        return ItemKey(self.source_table, self.processor_name, self.item_date, self.entity_id)
+
+
+@dataclass(frozen=True)
+class MissingGame:
+    game_date: dt.date
+    game_id: str
+    team: str
+    verdict: GameVerdict
+    dnp_reason: str | None = None
+
+    @property
+    def is_correctable(self) -> bool | None:
+        return self.verdict.is_correctable
+
+
+@dataclass(frozen=True)
+class Verdict:
+    failure_type: FailureType
+    is_correctable: bool | None
+    expected_game_count: int | None = None
+    actual_game_count: int | None = None
+    missing: tuple[MissingGame, ...] = ()
+    raw_data_checked: bool = False
+    note: str = ""
+
+    @property
+    def missing_dates_json(self) -> str:
+        import json
+
+        return json.dumps(sorted({m.game_date.isoformat() for m in self.missing}))
