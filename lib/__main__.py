@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lib import classification
 from lib import demo as demo_mod
+from lib.classifier import ClassifierConfig
 from lib.config import Settings
 from lib.errors import TriageError
 from lib.store import Store, open_store
@@ -84,6 +87,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from exc
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    store = _store(args)
+    config = ClassifierConfig(lookback_days=args.lookback_days) if args.lookback_days else ClassifierConfig()
+    if args.lookback_days is not None and args.lookback_days < 1:
+        raise ValueError("--lookback-days must be at least 1")
+    started = time.monotonic()
+    report = classification.run(
+        store,
+        now=dt.datetime.now(dt.UTC),
+        config=config,
+        include_classified=args.all,
+        since=args.since,
+        until=args.until,
+        batch_size=args.batch_size,
+        progress=_Progress(),
+    )
+    for line in report.lines():
+        print(line)
+    print(f"({time.monotonic() - started:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib", description="NBA pipeline failure triage: command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default="", help="extra synthetic failure rows for benchmarks, e.g. 1M or 10M")
     p.add_argument("--replace", action="store_true", help="empty the pipeline tables first")
     p.set_defaults(func=cmd_demo)
+
+    p = with_db(sub.add_parser("classify", help="classify unclassified failures from the evidence tables"))
+    p.add_argument("--lookback-days", type=int, default=None, help="window before the analysis date (default 14)")
+    p.add_argument("--all", action="store_true", help="re-classify every failure, not only unclassified ones")
+    p.add_argument("--since", type=_date, help="first analysis date to classify (YYYY-MM-DD)")
+    p.add_argument("--until", type=_date, help="last analysis date to classify (YYYY-MM-DD)")
+    p.add_argument("--batch-size", type=int, default=20_000, help="items per batch (default 20000)")
+    p.set_defaults(func=cmd_classify)
     return parser
 
 

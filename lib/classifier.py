@@ -279,7 +279,6 @@ def _player(failure: FailureToClassify, ev: Evidence, config: ClassifierConfig, 
         actual=actual,
         min_expected=config.min_expected_games,
         bootstrap=bootstrap,
-        judge_history=failure.missing_dates is None,
     )
 
 

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from lib.model import SORTS, ItemKey, Page
+from lib.model import SORTS, UNCLASSIFIED, ItemKey, Page
 from ui import context, data, filters
 from ui.widgets import ITEM_COLUMN_CONFIG, ITEM_COLUMN_ORDER, fmt_int, md
 
@@ -21,7 +21,17 @@ K_SORT, K_SIZE, K_PAGE, K_TABLE, K_SEEN = (
 )
 
 
-def render_item(item: pd.Series) -> None:
+VERDICT_HELP = {
+    "PLAYER_DNP": "listed dnp / inactive or without minutes (permanent)",
+    "NOT_IN_BOXSCORE": "his side's box score is there, he is not in it (permanent)",
+    "RAW_DATA_GAP": "no raw rows for his team's side: re-scrape the box score",
+    "ANALYTICS_GAP": "raw says he played, analytics has no row: re-run phase 3",
+    "NAME_UNRESOLVED": "an unresolved name on his side may be him: fix the registry",
+    "UNDECIDED": "the evidence cannot place this game",
+}
+
+
+def render_item(item: pd.Series, key: ItemKey) -> None:
     with st.container(border=True, key="failures_detail"):
         st.markdown(f"#### {md(item['entity_id'])} · {md(item['processor_name'])} · {item['item_date']}")
         st.caption(f"Item key: {md(item['key'])}")
@@ -44,6 +54,34 @@ def render_item(item: pd.Series) -> None:
             except (ValueError, TypeError):
                 st.warning("The missing-games column does not hold a JSON list; shown as recorded:")
                 st.text(str(missing)[:2000])
+        games = context.guarded(lambda: data.missing_games(store, key))
+        if len(games):
+            st.markdown("**Missing games, as classified**")
+            st.dataframe(
+                games.assign(meaning=games["verdict"].map(VERDICT_HELP)),
+                hide_index=True,
+                key="failures_missing_games",
+                column_order=(
+                    "game_date",
+                    "team_abbr",
+                    "game_id",
+                    "verdict",
+                    "is_correctable",
+                    "dnp_reason",
+                    "meaning",
+                ),
+                column_config={
+                    "game_date": st.column_config.DateColumn("Game date", format="YYYY-MM-DD"),
+                    "team_abbr": "Team",
+                    "game_id": "Game",
+                    "verdict": "Verdict",
+                    "is_correctable": st.column_config.CheckboxColumn("Correctable"),
+                    "dnp_reason": "Reason in the box score",
+                    "meaning": "What it means",
+                },
+            )
+        elif item["failure_type"] == UNCLASSIFIED:
+            st.caption("Not classified yet: run the classification (Overview, or `python -m lib classify`).")
         st.caption(
             f"First seen {item['first_seen']} · last seen {item['last_seen']} · latest run {md(item['latest_run_id'])}"
         )
@@ -141,7 +179,7 @@ if chosen:
             f"No failure rows are left for item {md(key.text)}: a processor rerun may have replaced them.",
             icon=":material/search_off:",
         )
-    if item is not None:
-        render_item(item)
+    if item is not None and key is not None:
+        render_item(item, key)
 else:
     st.caption("Select a row to see its evidence; the address bar then links to that item.")

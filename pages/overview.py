@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib.model import SourceTable
-from ui import context, data, filters
+from ui import actions, context, data, filters
 from ui.widgets import TYPE_COLOURS, TYPE_ORDER, fmt_int, kpi_row, md
 
 K_MATRIX = "overview_matrix"
@@ -42,6 +42,7 @@ kpi_row(
         ),
     ]
 )
+actions.classify_panel(store, f)
 if hidden:
     st.caption(
         f":material/visibility_off: {fmt_int(hidden)} expected items (INSUFFICIENT_DATA and the like) are set aside: "

@@ -61,6 +61,15 @@ def _item(_store: Store, location: str, version: str, key_text: str) -> pd.Serie
     return q.get_item(_store, ItemKey.parse(key_text))
 
 
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
+def _missing_games(_store: Store, location: str, version: str, key_text: str) -> pd.DataFrame:
+    return q.missing_games(_store, ItemKey.parse(key_text))
+
+
+def missing_games(store: Store, key: ItemKey) -> pd.DataFrame:
+    return _missing_games(store, store.location, store.data_version(), key.text)
+
+
 def item(store: Store, key: ItemKey) -> pd.Series | None:
     return _item(store, store.location, store.data_version(), key.text)
 

@@ -43,6 +43,9 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def execute(self, sql: str, params: Params | None = None) -> int: ...
 
+    @abc.abstractmethod
+    def insert_frame(self, table_ref: str, frame: pd.DataFrame) -> int: ...
+
 
 class Store(abc.ABC):
     engine: str

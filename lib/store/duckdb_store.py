@@ -84,6 +84,9 @@ class _DuckTransaction(Transaction):
     def execute(self, sql: str, params: Params | None = None) -> int:
         return self._store._run_execute(self._con, sql, params)
 
+    def insert_frame(self, table_ref: str, frame: pd.DataFrame) -> int:
+        return self._store._run_insert(self._con, table_ref, frame)
+
 
 class DuckDBStore(Store):
     engine = "duckdb"
@@ -199,20 +202,23 @@ class DuckDBStore(Store):
                 raise
             con.commit()
 
-    def insert_frame(self, table_ref: str, frame: pd.DataFrame, *, label: str = "") -> int:
+    def _run_insert(self, con: duckdb.DuckDBPyConnection, table_ref: str, frame: pd.DataFrame) -> int:
         if frame.empty:
             return 0
         dataset, name = table_ref.split(".")
         target = f"{quote_identifier(dataset, 'duckdb')}.{quote_identifier(name, 'duckdb')}"
-        with self._write_lock, self.connect() as con:
-            con.register("incoming_frame", frame)
-            try:
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM incoming_frame")
-            except duckdb.Error as exc:
-                raise QueryFailed(f"Loading rows into {table_ref} failed: {str(exc).splitlines()[0]}") from exc
-            finally:
-                con.unregister("incoming_frame")
+        con.register("incoming_frame", frame)
+        try:
+            con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM incoming_frame")
+        except duckdb.Error as exc:
+            raise QueryFailed(f"Loading rows into {table_ref} failed: {str(exc).splitlines()[0]}") from exc
+        finally:
+            con.unregister("incoming_frame")
         return len(frame)
+
+    def insert_frame(self, table_ref: str, frame: pd.DataFrame, *, label: str = "") -> int:
+        with self._write_lock, self.connect() as con:
+            return self._run_insert(con, table_ref, frame)
 
     def create_dataset(self, dataset: str) -> None:
         with self._write_lock, self.connect() as con:

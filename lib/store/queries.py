@@ -301,6 +301,25 @@ def get_item(store: Store, key: ItemKey) -> pd.Series | None:
     return frame.iloc[0] if len(frame) else None
 
 
+_MISSING_GAMES = """
+SELECT game_date, game_id, team_abbr, verdict, is_correctable, dnp_reason, run_id, classified_at
+FROM nba_processing.failure_missing_games
+WHERE analysis_date = @item_date AND source_table = @source_table AND processor_name = @processor_name
+  AND entity_id = @entity_id
+ORDER BY game_date, team_abbr"""
+
+
+def missing_games(store: Store, key: ItemKey) -> pd.DataFrame:
+    """The classifier's verdict on each missing game of an item (empty until it is classified)."""
+    params = {
+        "item_date": key.item_date,
+        "source_table": key.source_table,
+        "processor_name": key.processor_name,
+        "entity_id": key.entity_id,
+    }
+    return store.query(_MISSING_GAMES, params, label="missing-games")
+
+
 def with_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """Add the item's text key ``TABLE:PROCESSOR:YYYY-MM-DD:ENTITY`` as the first column."""
     keys = (

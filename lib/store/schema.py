@@ -152,8 +152,51 @@ FAILURE_TABLES: tuple[TableDef, ...] = (PRECOMPUTE_FAILURES, ANALYTICS_FAILURES,
 EVIDENCE_TABLES: tuple[TableDef, ...] = (SCHEDULE, GAMEBOOK, PLAYER_GAME_SUMMARY)
 PIPELINE_TABLES: tuple[TableDef, ...] = FAILURE_TABLES + EVIDENCE_TABLES
 
-#: Tables the dashboard owns. Later features add theirs here.
-DASHBOARD_TABLES: tuple[TableDef, ...] = ()
+FAILURE_MISSING_GAMES = TableDef(
+    "nba_processing",
+    "failure_missing_games",
+    """CREATE TABLE IF NOT EXISTS nba_processing.failure_missing_games (
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  run_id STRING,
+  analysis_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  game_date DATE,
+  game_id STRING,
+  team_abbr STRING,
+  verdict STRING NOT NULL,
+  is_correctable BOOL,
+  dnp_reason STRING,
+  classified_at TIMESTAMP NOT NULL
+)
+PARTITION BY analysis_date
+CLUSTER BY source_table, processor_name, entity_id""",
+    False,
+)
+
+# Verdicts of one classification batch on their way into the failure rows (UPDATE ... FROM).
+CLASSIFICATION_STAGING = TableDef(
+    "nba_processing",
+    "classification_staging",
+    """CREATE TABLE IF NOT EXISTS nba_processing.classification_staging (
+  batch_id STRING NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  item_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  failure_type STRING NOT NULL,
+  is_correctable BOOL,
+  expected_count INT64,
+  actual_count INT64,
+  missing_game_dates STRING,
+  raw_data_checked BOOL
+)
+PARTITION BY item_date""",
+    False,
+)
+
+#: Tables the dashboard owns, beside the pipeline's.
+DASHBOARD_TABLES: tuple[TableDef, ...] = (FAILURE_MISSING_GAMES, CLASSIFICATION_STAGING)
 
 ALL_TABLES: tuple[TableDef, ...] = PIPELINE_TABLES + DASHBOARD_TABLES
 

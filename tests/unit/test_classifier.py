@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from lib.classifier import ClassifierConfig, Evidence, classify, entity_kind, minutes_positive, team_on
-from lib.model import Appearance, FailureToClassify, FailureType, GameVerdict, ScheduledGame
+from lib.model import Appearance, FailureToClassify, FailureType, ScheduledGame
 
 D = dt.date(2022, 1, 15)  # analysis date; the default window is Jan 1 .. Jan 14
 
@@ -89,7 +89,7 @@ def regular_player(w: World, skip: set[dt.date] | None = None, team: str = "LAL"
         w.full_game(d, team, "zach")
 
 
-def verdicts(v) -> list[str]:  # noqa: ANN001
+def verdicts(v) -> list[str]:
     return [m.verdict.value for m in v.missing]
 
 

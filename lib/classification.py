@@ -1,0 +1,385 @@
+"""Classify failures in sets: a few queries per batch of items, never one per failure or per game.
+
+For each batch (items in date order): one query for the schedule, one for raw and analytics row
+counts per team side, one for unresolved names, one for the batch's players' appearances. The pure
+classifier (``lib/classifier.py``) judges each item from that evidence; the verdicts reach the failure
+rows through a staging table (one UPDATE per failure table) and the per-game evidence replaces the
+item's rows in ``nba_processing.failure_missing_games``, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from lib.classifier import ClassifierConfig, Evidence, classify, entity_kind
+from lib.model import (
+    UNCLASSIFIED,
+    Appearance,
+    FailureToClassify,
+    Filters,
+    ScheduledGame,
+    SourceTable,
+    Verdict,
+)
+from lib.store import queries as q
+from lib.store.base import Store, Transaction
+
+Progress = Callable[[float, str], None]
+
+#: How far back a player's appearances are read to find his team ("as far as needed", within reason).
+HISTORY_DAYS = 400
+
+
+def _quiet(fraction: float, message: str) -> None:
+    return None
+
+
+@dataclass
+class Report:
+    """What a classification run did."""
+
+    items: int = 0
+    batches: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+    by_verdict: Counter[str] = field(default_factory=Counter)
+
+    def lines(self) -> list[str]:
+        out = [f"Classified {self.items:,} items in {self.batches} batch(es)."]
+        if self.by_type:
+            out.append("By failure_type: " + ", ".join(f"{k} {v:,}" for k, v in self.by_type.most_common()))
+        if self.by_verdict:
+            out.append("Missing games by verdict: " + ", ".join(f"{k} {v:,}" for k, v in self.by_verdict.most_common()))
+        return out
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+_SCHEDULE = """
+SELECT game_id, game_date, game_status, home_team_tricode, away_team_tricode
+FROM nba_raw.nbac_schedule
+WHERE game_date BETWEEN @start AND @end"""
+
+_SIDES = """
+SELECT 'raw' AS source, game_date, team_abbr, COUNT(*) AS n
+FROM nba_raw.nbac_gamebook_player_stats
+WHERE game_date BETWEEN @start AND @end
+GROUP BY game_date, team_abbr
+UNION ALL
+SELECT 'analytics' AS source, game_date, team_abbr, COUNT(*) AS n
+FROM nba_analytics.player_game_summary
+WHERE game_date BETWEEN @start AND @end
+GROUP BY game_date, team_abbr"""
+
+_UNRESOLVED = """
+SELECT game_date, team_abbr, player_lookup
+FROM nba_raw.nbac_gamebook_player_stats
+WHERE game_date BETWEEN @start AND @end
+  AND name_resolution_status IS NOT NULL AND name_resolution_status <> 'resolved'"""
+
+_APPEARANCES = """
+SELECT player_lookup, game_date, team_abbr, 'raw' AS source, player_status, dnp_reason, minutes,
+  CAST(NULL AS BOOL) AS is_dnp, CAST(NULL AS FLOAT64) AS minutes_played,
+  COALESCE(name_resolution_status, 'resolved') = 'resolved' AS resolved
+FROM nba_raw.nbac_gamebook_player_stats
+WHERE game_date BETWEEN @history_start AND @end AND player_lookup IN UNNEST(@players)
+UNION ALL
+SELECT player_lookup, game_date, team_abbr, 'analytics' AS source, CAST(NULL AS STRING), CAST(NULL AS STRING),
+  CAST(NULL AS STRING), is_dnp, minutes_played, TRUE
+FROM nba_analytics.player_game_summary
+WHERE game_date BETWEEN @history_start AND @end AND player_lookup IN UNNEST(@players)"""
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _none(value: Any) -> Any:
+    return None if value is None or (not isinstance(value, (list, tuple, str)) and pd.isna(value)) else value
+
+
+def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: ClassifierConfig) -> Evidence:
+    """Everything the classifier needs for these failures, in four queries."""
+    if not failures:
+        return Evidence([], {}, {}, {}, {})
+    lookback = max([config.lookback_days, config.date_level_lookback_days, *config.lookback_by_processor.values()])
+    first = min(f.item_date for f in failures)
+    explicit = [d for f in failures for d in (f.missing_dates or ())]
+    start = min([first - dt.timedelta(days=lookback), *explicit])
+    end = max([f.item_date for f in failures] + explicit)
+    window = {"start": start, "end": end}
+
+    games = [
+        ScheduledGame(
+            str(r["game_id"]),
+            r["game_date"],
+            str(r["home_team_tricode"]),
+            str(r["away_team_tricode"]),
+            int(r["game_status"]) if _none(r["game_status"]) is not None else 0,
+        )
+        for r in _records(store.query(_SCHEDULE, window, label="classify"))
+    ]
+    raw_rows: dict[tuple[dt.date, str], int] = {}
+    ana_rows: dict[tuple[dt.date, str], int] = {}
+    for r in _records(store.query(_SIDES, window, label="classify")):
+        (raw_rows if r["source"] == "raw" else ana_rows)[(r["game_date"], str(r["team_abbr"]))] = int(r["n"])
+    unresolved: dict[tuple[dt.date, str], list[str]] = defaultdict(list)
+    for r in _records(store.query(_UNRESOLVED, window, label="classify")):
+        if _none(r["player_lookup"]):
+            unresolved[(r["game_date"], str(r["team_abbr"]))].append(str(r["player_lookup"]))
+
+    players = sorted({f.entity_id for f in failures if entity_kind(f) == "PLAYER"})
+    appearances: dict[str, list[Appearance]] = defaultdict(list)
+    if players:
+        rows = store.query(
+            _APPEARANCES,
+            {**window, "history_start": start - dt.timedelta(days=HISTORY_DAYS), "players": players},
+            label="classify",
+        )
+        for r in _records(rows):
+            if _none(r["team_abbr"]) is None:
+                continue
+            appearances[str(r["player_lookup"])].append(
+                Appearance(
+                    game_date=r["game_date"],
+                    team=str(r["team_abbr"]),
+                    source=str(r["source"]),
+                    status=_none(r["player_status"]),
+                    dnp_reason=_none(r["dnp_reason"]),
+                    minutes=_none(r["minutes"]),
+                    is_dnp=None if _none(r["is_dnp"]) is None else bool(r["is_dnp"]),
+                    minutes_played=_none(r["minutes_played"]),
+                    resolved=bool(r["resolved"]),
+                )
+            )
+    return Evidence(games, raw_rows, ana_rows, unresolved, appearances)
+
+
+def parse_json_list(text: object) -> tuple[str, ...] | None:
+    """A JSON array of strings as recorded by a processor; None when absent or unusable."""
+    if _none(text) is None or not str(text).strip():
+        return None
+    try:
+        values = json.loads(str(text))
+    except ValueError:
+        return None
+    if not isinstance(values, list):
+        return None
+    return tuple(str(v) for v in values if v is not None)
+
+
+def _dates(values: tuple[str, ...] | None) -> tuple[dt.date, ...] | None:
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        try:
+            out.append(dt.date.fromisoformat(v[:10]))
+        except ValueError:
+            return None  # a list we cannot read is treated as absent: the window decides
+    return tuple(out)
+
+
+def failure_from_item(item: dict[str, Any]) -> FailureToClassify:
+    """The classifier's view of one item (a row of ``queries.list_items`` / ``iter_items``)."""
+    table = str(item["source_table"])
+    listed = parse_json_list(item["missing_json"])
+    return FailureToClassify(
+        source_table=table,
+        processor_name=str(item["processor_name"]),
+        item_date=item["item_date"],
+        entity_id=str(item["entity_id"]),
+        failure_category=str(item["failure_category"]),
+        can_retry=None if _none(item["can_retry"]) is None else bool(item["can_retry"]),
+        entity_type=_none(item["entity_type"]) if table == SourceTable.ANALYTICS else None,
+        missing_dates=_dates(listed) if table == SourceTable.PRECOMPUTE else None,
+        missing_game_ids=listed if table == SourceTable.ANALYTICS else None,
+        run_id=str(_none(item["latest_run_id"]) or ""),
+    )
+
+
+def unclassified_items(
+    store: Store, *, include_classified: bool, since: dt.date | None, until: dt.date | None, chunk: int
+) -> Iterator[pd.DataFrame]:
+    filters = Filters(
+        date_from=since,
+        date_to=until,
+        failure_types=() if include_classified else (UNCLASSIFIED,),
+        hide_expected=False,
+    )
+    return q.iter_items(store, filters, sort="oldest date", chunk=chunk)
+
+
+def count_to_classify(
+    store: Store, *, include_classified: bool = False, since: dt.date | None = None, until: dt.date | None = None
+) -> int:
+    filters = Filters(
+        date_from=since, date_to=until, failure_types=() if include_classified else (UNCLASSIFIED,), hide_expected=False
+    )
+    return q.count_items(store, filters)
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+_UPDATES = {
+    SourceTable.PRECOMPUTE: """
+UPDATE nba_processing.precompute_failures AS t
+SET failure_type = s.failure_type, is_correctable = s.is_correctable,
+  expected_game_count = s.expected_count, actual_game_count = s.actual_count,
+  missing_game_dates = COALESCE(t.missing_game_dates, s.missing_game_dates), raw_data_checked = s.raw_data_checked
+FROM nba_processing.classification_staging AS s
+WHERE s.batch_id = @batch_id AND s.source_table = 'precompute_failures'
+  AND t.processor_name = s.processor_name AND t.analysis_date = s.item_date AND t.entity_id = s.entity_id
+  AND t.analysis_date BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)""",
+    SourceTable.ANALYTICS: """
+UPDATE nba_processing.analytics_failures AS t
+SET failure_type = s.failure_type, is_correctable = s.is_correctable
+FROM nba_processing.classification_staging AS s
+WHERE s.batch_id = @batch_id AND s.source_table = 'analytics_failures'
+  AND t.processor_name = s.processor_name AND t.analysis_date = s.item_date AND t.entity_id = s.entity_id
+  AND t.analysis_date BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)""",
+    SourceTable.PREDICTION: """
+UPDATE nba_processing.prediction_failures AS t
+SET failure_type = s.failure_type, is_correctable = s.is_correctable
+FROM nba_processing.classification_staging AS s
+WHERE s.batch_id = @batch_id AND s.source_table = 'prediction_failures'
+  AND t.processor_name = s.processor_name AND t.prediction_date = s.item_date AND t.entity_id = s.entity_id
+  AND t.prediction_date BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)""",
+}
+
+_REPLACE_EVIDENCE = """
+DELETE FROM nba_processing.failure_missing_games AS m
+WHERE m.analysis_date BETWEEN @date_from AND @date_to
+  AND EXISTS (
+    SELECT 1 FROM nba_processing.classification_staging AS s
+    WHERE s.batch_id = @batch_id AND s.source_table = m.source_table AND s.processor_name = m.processor_name
+      AND s.item_date = m.analysis_date AND s.entity_id = m.entity_id)"""
+
+_CLEAR_STAGING = """
+DELETE FROM nba_processing.classification_staging
+WHERE batch_id = @batch_id AND item_date BETWEEN @date_from AND @date_to"""
+
+
+def _staging_frame(batch_id: str, judged: Sequence[tuple[FailureToClassify, Verdict]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "batch_id": batch_id,
+                "source_table": f.source_table,
+                "processor_name": f.processor_name,
+                "item_date": f.item_date,
+                "entity_id": f.entity_id,
+                "failure_type": v.failure_type.value,
+                "is_correctable": v.is_correctable,
+                "expected_count": v.expected_game_count,
+                "actual_count": v.actual_game_count,
+                "missing_game_dates": v.missing_dates_json if v.raw_data_checked else None,
+                "raw_data_checked": v.raw_data_checked,
+            }
+            for f, v in judged
+        ]
+    ).astype({"expected_count": "Int64", "actual_count": "Int64", "is_correctable": "boolean"})
+
+
+def evidence_frame(judged: Iterable[tuple[FailureToClassify, Verdict]], now: dt.datetime) -> pd.DataFrame:
+    rows = [
+        {
+            "source_table": f.source_table,
+            "processor_name": f.processor_name,
+            "run_id": f.run_id,
+            "analysis_date": f.item_date,
+            "entity_id": f.entity_id,
+            "game_date": m.game_date,
+            "game_id": m.game_id,
+            "team_abbr": m.team,
+            "verdict": m.verdict.value,
+            "is_correctable": m.is_correctable,
+            "dnp_reason": m.dnp_reason,
+            "classified_at": now,
+        }
+        for f, v in judged
+        for m in v.missing
+    ]
+    columns = [
+        "source_table", "processor_name", "run_id", "analysis_date", "entity_id", "game_date", "game_id",
+        "team_abbr", "verdict", "is_correctable", "dnp_reason", "classified_at",
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["classified_at"] = pd.to_datetime(frame["classified_at"], utc=True)
+    return frame.astype({"is_correctable": "boolean"})
+
+
+def write_verdicts(
+    tx: Transaction, judged: Sequence[tuple[FailureToClassify, Verdict]], *, now: dt.datetime, overwrite: bool
+) -> None:
+    """Verdicts into the failure rows and per-game evidence, inside the caller's transaction."""
+    if not judged:
+        return
+    batch_id = uuid.uuid4().hex
+    bounds = {
+        "batch_id": batch_id,
+        "date_from": min(f.item_date for f, _ in judged),
+        "date_to": max(f.item_date for f, _ in judged),
+    }
+    tx.insert_frame("nba_processing.classification_staging", _staging_frame(batch_id, judged))
+    for table, sql in _UPDATES.items():
+        if any(f.source_table == table for f, _ in judged):
+            tx.execute(sql, {**bounds, "overwrite": overwrite})
+    tx.execute(_REPLACE_EVIDENCE, bounds)
+    tx.insert_frame("nba_processing.failure_missing_games", evidence_frame(judged, now))
+    tx.execute(_CLEAR_STAGING, bounds)
+
+
+# -- running --------------------------------------------------------------------------------------
+
+
+def classify_batch(
+    store: Store, failures: Sequence[FailureToClassify], config: ClassifierConfig
+) -> list[tuple[FailureToClassify, Verdict]]:
+    evidence = load_evidence(store, failures, config)
+    return [(f, classify(f, evidence, config)) for f in failures]
+
+
+def run(
+    store: Store,
+    *,
+    now: dt.datetime,
+    config: ClassifierConfig | None = None,
+    include_classified: bool = False,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    batch_size: int = 20_000,
+    progress: Progress = _quiet,
+) -> Report:
+    """Classify every unclassified item (or every item, with ``include_classified``) in the date range."""
+    config = config or ClassifierConfig()
+    store.init_schema(pipeline_tables=False)
+    total = count_to_classify(store, include_classified=include_classified, since=since, until=until)
+    report = Report()
+    progress(0.0, f"{total:,} items to classify")
+    if total == 0:
+        progress(1.0, "Nothing to classify")
+        return report
+    # Read everything to classify first: the writes below change what "unclassified" selects.
+    frames = list(
+        unclassified_items(store, include_classified=include_classified, since=since, until=until, chunk=batch_size)
+    )
+    for frame in frames:
+        failures = [failure_from_item(item) for item in _records(frame)]
+        judged = classify_batch(store, failures, config)
+        with store.transaction(label="classify") as tx:
+            write_verdicts(tx, judged, now=now, overwrite=include_classified)
+        report.items += len(judged)
+        report.batches += 1
+        for _, v in judged:
+            report.by_type[v.failure_type.value] += 1
+            report.by_verdict.update(m.verdict.value for m in v.missing)
+        progress(min(report.items / total, 1.0), f"Classified {report.items:,} of {total:,} items")
+    return report
