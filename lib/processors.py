@@ -102,9 +102,9 @@ def record_failures(
     store.init_schema(pipeline_tables=False)
     judged = classify_batch(store, failures, config)
     frame = pd.DataFrame(checked)
-    frame["resolution_status"] = frame.get("resolution_status", pd.Series(dtype=object)).fillna("UNRESOLVED")
-    if "created_at" not in frame or frame["created_at"].isna().any():
-        frame["created_at"] = frame.get("created_at", pd.Series(dtype=object)).fillna(pd.Timestamp(now))
+    # The table's defaults, as BigQuery would apply them: UNRESOLVED, and the time of the write.
+    for column, default in (("resolution_status", "UNRESOLVED"), ("created_at", pd.Timestamp(now))):
+        frame[column] = frame[column].fillna(default) if column in frame else default
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     params = {
         "date_from": min(r[date_column] for r in checked),

@@ -64,7 +64,11 @@ _ROW_FILTERS = {
 
 
 def _latest(column: str) -> str:
-    """The value of ``column`` on the item's most recent row (rows without created_at count as oldest)."""
+    """The value of ``column`` on the item's most recent row.
+
+    Rows are ordered by created_at (missing counts as oldest), then run id, then category, so that every
+    column of an item comes from the same row even when two rows share a timestamp.
+    """
     return f"ANY_VALUE({column} HAVING MAX seen_at)"
 
 
@@ -109,7 +113,10 @@ items AS (
     source_table, processor_name, item_date, entity_id,
     {columns}
   FROM (
-    SELECT *, COALESCE(created_at, TIMESTAMP '1970-01-01 00:00:00+00') AS seen_at FROM failure_rows
+    SELECT *,
+      CONCAT(LPAD(CAST(UNIX_MICROS(COALESCE(created_at, TIMESTAMP '1970-01-01 00:00:00+00')) AS STRING), 20, '0'),
+        '|', COALESCE(run_id, ''), '|', COALESCE(failure_category, '')) AS seen_at
+    FROM failure_rows
   ) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
 ),

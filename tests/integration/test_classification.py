@@ -1,0 +1,206 @@
+"""Batch classification on real DuckDB files: set-based, written back, replaceable, idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from lib import classification
+from lib.classifier import ClassifierConfig
+from lib.errors import BadInput
+from lib.model import Filters, ItemKey, Page
+from lib.processors import record_failures
+from lib.store import DuckDBStore
+from lib.store import queries as q
+from lib.store.base import Params
+from tests.conftest import ROOT
+
+NOW = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)
+
+
+class CountingStore(DuckDBStore):
+    """The real DuckDB engine, counting the statements it is asked to run."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reads = 0
+
+    def query(self, sql: str, params: Params | None = None, *, label: str = "") -> pd.DataFrame:
+        self.reads += 1
+        return super().query(sql, params, label=label)
+
+
+def _types(store: DuckDBStore) -> dict[str, int]:
+    frame = store.query(
+        "SELECT COALESCE(failure_type, 'NULL') AS t, COUNT(*) AS n FROM nba_processing.precompute_failures "
+        "WHERE analysis_date BETWEEN @a AND @b GROUP BY 1",
+        {"a": dt.date(2000, 1, 1), "b": dt.date(2100, 1, 1)},
+    )
+    return dict(zip(frame["t"], frame["n"], strict=True))
+
+
+def test_a_run_classifies_every_unclassified_item_with_a_few_queries_per_batch(demo_store: DuckDBStore) -> None:
+    store = CountingStore(demo_store.path)
+    pending = classification.count_to_classify(store)
+    assert pending > 30_000
+    store.reads = 0
+    report = classification.run(store, now=NOW, batch_size=10_000)
+    assert report.items == pending and report.batches == -(-pending // 10_000)
+    # per batch: schedule, sides, unresolved names, appearances; plus the count and the item stream
+    assert store.reads <= 4 * report.batches + 2
+    assert classification.count_to_classify(store) == 0
+    assert sum(report.by_type.values()) == pending
+    assert {"PLAYER_DNP", "DATA_GAP", "MIXED", "INSUFFICIENT_HISTORY", "PROCESSING_ERROR"} <= set(report.by_type)
+    assert {"PLAYER_DNP", "NOT_IN_BOXSCORE", "RAW_DATA_GAP", "ANALYTICS_GAP", "NAME_UNRESOLVED"} <= set(
+        report.by_verdict
+    )
+
+
+def test_verdicts_reach_the_failure_rows_and_the_evidence_table(demo_store: DuckDBStore, demo_season) -> None:
+    classification.run(demo_store, now=NOW)
+    # A failure of a player on a team whose box score never arrived: the raw gap is found.
+    gap = demo_season.injected["raw_gap_games"][0]
+    game = demo_season.schedule.set_index("game_id").loc[gap]
+    evidence = demo_store.query(
+        "SELECT * FROM nba_processing.failure_missing_games WHERE game_date = @d AND verdict = 'RAW_DATA_GAP'",
+        {"d": game["game_date"]},
+    )
+    assert len(evidence) > 0
+    assert set(evidence["team_abbr"]) <= {game["home_team_tricode"], game["away_team_tricode"]}
+    assert evidence["is_correctable"].all() and (evidence["classified_at"] == pd.Timestamp(NOW)).all()
+    row = evidence.iloc[0]
+    key = ItemKey(row["source_table"], row["processor_name"], row["analysis_date"], row["entity_id"])
+    item = q.get_item(demo_store, key)
+    assert item is not None and item["failure_type"] in ("DATA_GAP", "MIXED", "INSUFFICIENT_HISTORY")
+    assert bool(item["is_correctable"]) is True
+    if key.source_table == "precompute_failures":
+        assert game["game_date"].isoformat() in json.loads(item["missing_json"])
+        assert item["expected_count"] >= item["actual_count"]
+        assert bool(item["raw_data_checked"]) is True
+    shown = q.missing_games(demo_store, key)
+    assert "RAW_DATA_GAP" in set(shown["verdict"])
+
+
+def test_classifying_again_replaces_evidence_and_gives_the_same_answer(demo_store: DuckDBStore) -> None:
+    span = {"since": dt.date(2022, 2, 1), "until": dt.date(2022, 2, 14)}
+    first = classification.run(demo_store, now=NOW, include_classified=True, **span)
+    rows_after_first = len(demo_store.query("SELECT verdict FROM nba_processing.failure_missing_games"))
+    second = classification.run(demo_store, now=NOW, include_classified=True, **span)
+    rows_after_second = len(demo_store.query("SELECT verdict FROM nba_processing.failure_missing_games"))
+    assert first.by_type == second.by_type and first.by_verdict == second.by_verdict
+    assert rows_after_first == rows_after_second == sum(first.by_verdict.values())
+    assert len(demo_store.query("SELECT batch_id FROM nba_processing.classification_staging")) == 0
+
+
+def test_since_and_until_limit_the_run(demo_store: DuckDBStore) -> None:
+    report = classification.run(demo_store, now=NOW, since=dt.date(2022, 3, 1), until=dt.date(2022, 3, 7))
+    assert report.items > 0
+    inside = Filters(date_from=dt.date(2022, 3, 1), date_to=dt.date(2022, 3, 7), hide_expected=False,
+                     failure_types=("UNCLASSIFIED",))  # fmt: skip
+    assert q.count_items(demo_store, inside) == 0
+    outside = Filters(date_from=dt.date(2022, 3, 8), date_to=dt.date(2022, 3, 31), hide_expected=False,
+                      failure_types=("UNCLASSIFIED",))  # fmt: skip
+    assert q.count_items(demo_store, outside) > 0
+
+
+def test_the_pipelines_own_verdicts_are_kept_unless_all_is_asked(demo_store: DuckDBStore) -> None:
+    naive = _types(demo_store)
+    classification.run(demo_store, now=NOW)
+    after = _types(demo_store)
+    assert after.get("COMPLETE", 0) >= naive["COMPLETE"]  # untouched: the run took only unclassified items
+    classification.run(demo_store, now=NOW, include_classified=True)
+    assert _types(demo_store).get("COMPLETE", 0) < naive["COMPLETE"] / 10  # the naive classifier's "complete" DNPs
+
+
+def test_a_shorter_window_changes_what_is_expected(demo_store: DuckDBStore) -> None:
+    span = {"since": dt.date(2022, 3, 1), "until": dt.date(2022, 3, 3), "include_classified": True}
+    wide = classification.run(demo_store, now=NOW, **span)
+    narrow = classification.run(demo_store, now=NOW, config=ClassifierConfig(lookback_days=3), **span)
+    assert sum(narrow.by_verdict.values()) < sum(wide.by_verdict.values())
+    assert narrow.by_type["INSUFFICIENT_HISTORY"] > wide.by_type["INSUFFICIENT_HISTORY"]
+
+
+def test_the_command_line_classifies_and_reports(demo_store: DuckDBStore) -> None:
+    path = str(demo_store.path)
+    done = subprocess.run(
+        [sys.executable, "-m", "lib", "classify", "--db", path, "--since", "2022-01-01", "--until", "2022-01-10",
+         "--lookback-days", "10"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "Classified" in done.stdout and "By failure_type:" in done.stdout and "Missing games by verdict" in done.stdout
+    )
+    assert "100.0%" in done.stderr
+    bad = subprocess.run([sys.executable, "-m", "lib", "classify", "--db", path, "--since", "March"], cwd=ROOT,
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+# -- the processors' entry point ------------------------------------------------------------------
+
+
+def _processor_rows(run_id: str, players: list[str], day: dt.date) -> list[dict[str, Any]]:
+    return [
+        {"processor_name": "PlayerDailyCacheProcessor", "run_id": run_id, "analysis_date": day, "entity_id": p,
+         "failure_category": "INCOMPLETE_DATA", "failure_reason": "L14D window incomplete", "can_retry": True}
+        for p in players
+    ]  # fmt: skip
+
+
+def test_processors_record_classified_failures_idempotently_per_run(demo_store: DuckDBStore) -> None:
+    day = dt.date(2022, 2, 2)
+    players = sorted(
+        set(demo_store.query("SELECT DISTINCT player_lookup FROM nba_raw.nbac_gamebook_player_stats")["player_lookup"])
+    )[:25]
+    scope = Filters(date_from=day, date_to=day, processors=("PlayerDailyCacheProcessor",), hide_expected=False)
+    before = q.count_items(demo_store, scope)
+    verdicts = record_failures(demo_store, "precompute_failures", _processor_rows("run-x", players, day), now=NOW)
+    assert len(verdicts) == 25
+    rows = demo_store.query(
+        "SELECT * FROM nba_processing.precompute_failures WHERE analysis_date = @d AND run_id = 'run-x'", {"d": day}
+    )
+    assert len(rows) == 25 and rows["failure_type"].notna().all()
+    judged = rows[rows["failure_type"] != "UNKNOWN"]
+    assert len(judged) >= 20 and judged["raw_data_checked"].all() and judged["expected_game_count"].notna().all()
+    assert [v.failure_type.value for v in verdicts] == list(rows.sort_values("entity_id")["failure_type"])
+    assert (rows["resolution_status"] == "UNRESOLVED").all() and (rows["created_at"] == pd.Timestamp(NOW)).all()
+    # the same run again: replaced, not duplicated
+    record_failures(demo_store, "precompute_failures", _processor_rows("run-x", players, day), now=NOW)
+    again = demo_store.query(
+        "SELECT * FROM nba_processing.precompute_failures WHERE analysis_date = @d AND run_id = 'run-x'", {"d": day}
+    )
+    assert len(again) == 25
+    assert q.count_items(demo_store, scope) <= before + 25
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"processor_name": "P", "run_id": "r", "analysis_date": "2022-01-01", "entity_id": "x"}], "lacks"),
+        ([{**_processor_rows("r", ["x"], dt.date(2022, 1, 1))[0], "analysis_date": "yesterday"}], "is not a date"),
+    ],
+)
+def test_processors_get_a_clear_message_for_bad_rows(demo_store: DuckDBStore, rows: list[dict[str, Any]],
+                                                      message: str) -> None:  # fmt: skip
+    with pytest.raises(BadInput, match=message):
+        record_failures(demo_store, "precompute_failures", rows, now=NOW)
+    with pytest.raises(BadInput, match="Unknown failure table"):
+        record_failures(demo_store, "users", rows, now=NOW)
+
+
+def test_a_listed_item_shows_unclassified_until_classified(demo_store: DuckDBStore) -> None:
+    f = Filters(date_from=dt.date(2021, 12, 1), date_to=dt.date(2021, 12, 1), failure_types=("UNCLASSIFIED",),
+                hide_expected=False)  # fmt: skip
+    items = q.list_items(demo_store, f, Page(size=5))
+    assert len(items) == 5
+    classification.run(demo_store, now=NOW, since=dt.date(2021, 12, 1), until=dt.date(2021, 12, 1))
+    keys = [ItemKey.parse(k) for k in items["key"]]
+    assert all(q.get_item(demo_store, k)["failure_type"] != "UNCLASSIFIED" for k in keys)  # type: ignore[index]
