@@ -215,12 +215,11 @@ def combine(
 
 
 def team_on(appearances: Sequence[Appearance], day: dt.date) -> str | None:
-    """The team of the nearest appearance at or before ``day``; else the first one after it."""
-    if not appearances:
-        return None
+    """The team of his nearest appearance at or before ``day`` (None before his first appearance:
+    games played before a player joined the league or a roster are not his)."""
     dates = [a.game_date for a in appearances]
     i = bisect.bisect_right(dates, day)
-    return appearances[i - 1].team if i else appearances[0].team
+    return appearances[i - 1].team if i else None
 
 
 def minutes_positive(text: str | None) -> bool:

@@ -214,9 +214,20 @@ def test_a_player_out_for_months_keeps_the_team_of_his_last_appearance() -> None
     assert set(verdicts(v)) == {"NOT_IN_BOXSCORE"} and v.failure_type is FailureType.PLAYER_DNP
 
 
+def test_a_player_who_joins_mid_window_is_not_expected_before_his_first_appearance() -> None:
+    w = World()
+    for d in w.dates():
+        w.teammates(d, "LAL")
+    for d in (day(10), day(12), day(14)):
+        w.full_game(d, "LAL", "zach")  # signed on Jan 10
+    w.analytics = [a for a in w.analytics if not (a[0] == day(12) and a[2] == "zach")]
+    v = classify(failure(), w.evidence(), ClassifierConfig(min_expected_games=3))
+    assert v.expected_game_count == 3 and verdicts(v) == ["ANALYTICS_GAP"]
+
+
 def test_team_on_uses_the_nearest_appearance_at_or_before_the_date() -> None:
     apps = [Appearance(day(2), "LAL", "raw"), Appearance(day(9), "BKN", "raw")]
-    assert team_on(apps, day(1)) == "LAL"  # before any appearance: the first one after
+    assert team_on(apps, day(1)) is None  # before his first appearance he was on no team we know
     assert team_on(apps, day(8)) == "LAL"
     assert team_on(apps, day(9)) == "BKN"
     assert team_on([], day(9)) is None
