@@ -367,11 +367,10 @@ def run(
     if total == 0:
         progress(1.0, "Nothing to classify")
         return report
-    # Read everything to classify first: the writes below change what "unclassified" selects.
-    frames = list(
-        unclassified_items(store, include_classified=include_classified, since=since, until=until, chunk=batch_size)
-    )
-    for frame in frames:
+    # One query selects the items; its result is a snapshot, so the writes below do not change it.
+    for frame in unclassified_items(
+        store, include_classified=include_classified, since=since, until=until, chunk=batch_size
+    ):
         failures = [failure_from_item(item) for item in _records(frame)]
         judged = classify_batch(store, failures, config)
         with store.transaction(label="classify") as tx:

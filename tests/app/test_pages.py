@@ -180,3 +180,44 @@ def test_an_unusable_database_path_is_explained_not_thrown(tmp_path: Path, monke
     at.run()
     assert not at.exception
     assert any("Cannot create the folder" in e.value for e in at.error)
+
+
+def test_the_classify_action_classifies_the_date_range_in_view(app_db: Path) -> None:
+    from lib import classification
+
+    store = DuckDBStore(app_db)
+    start, end = q.bounds(store).default_range() or (None, None)
+    pending = classification.count_to_classify(store, since=start, until=end)
+    assert pending > 0
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    button = at.button(key="overview_classify")
+    assert button.label == f"Classify {pending:,} unclassified failures"
+    button.click()
+    _run(at)
+    assert any(f"Classified {pending:,} items" in s.value for s in at.success)
+    assert _metrics(at)["Unclassified"] == "0"
+    assert classification.count_to_classify(store, since=start, until=end) == 0
+    assert not [b for b in at.button if b.key == "overview_classify"]  # nothing left to classify
+
+
+def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path) -> None:
+    from lib import classification
+
+    store = DuckDBStore(app_db)
+    day = dt.date(2022, 2, 15)
+    classification.run(store, now=dt.datetime(2026, 11, 27, tzinfo=dt.UTC), since=day, until=day)
+    evidence = store.query(
+        "SELECT * FROM nba_processing.failure_missing_games WHERE analysis_date = @d AND verdict = 'PLAYER_DNP'",
+        {"d": day},
+    )
+    row = evidence.iloc[0]
+    key = f"{row['source_table']}:{row['processor_name']}:{day.isoformat()}:{row['entity_id']}"
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/failures.py")
+    at.query_params["item"] = key
+    _run(at)
+    games = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    mine = evidence[evidence["entity_id"] == row["entity_id"]]
+    assert len(games) == len(mine)
+    assert set(games["verdict"]) == set(mine["verdict"])
+    assert "did not play" not in set(games["meaning"]) and games["meaning"].notna().all()
