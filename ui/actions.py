@@ -14,43 +14,57 @@ from ui import context, data
 from ui.widgets import fmt_int
 
 K_CLASSIFY = "overview_classify"
+K_RECLASSIFY = "overview_reclassify"
 K_CLASSIFIED = "overview_classified_report"
 
 
+def _classify(store: Store, scope: dict[str, dt.date | None], *, everything: bool) -> None:
+    bar = st.progress(0.0, text="Starting")
+    try:
+        result = classification.run(
+            store,
+            now=dt.datetime.now(dt.UTC),
+            include_classified=everything,
+            progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
+            **scope,
+        )
+    except TriageError as exc:
+        context.show_error(exc)
+        return
+    data.refresh()
+    st.session_state[K_CLASSIFIED] = result.lines()
+    st.rerun()
+
+
 def classify_panel(store: Store, filters: Filters) -> None:
-    """'Classify N unclassified failures' for the date range in view, when there are any."""
+    """'Classify N unclassified failures' for the date range in view, and re-classification on demand."""
     report = st.session_state.pop(K_CLASSIFIED, None)
     if report:
         st.success("\n\n".join(report), icon=":material/fact_check:")
     scope = {"since": filters.date_from, "until": filters.date_to}
     pending = context.guarded(lambda: classification.count_to_classify(store, **scope))
-    if not pending:
-        return
-    with st.container(border=True):
-        left, right = st.columns([2.2, 1.3], vertical_alignment="center")
-        left.markdown(
-            f"**{fmt_int(pending)} failure items** in this date range have no classification yet (expected ones "
-            "included). The classifier checks each missing game against the schedule, the raw box scores and "
-            "analytics: did the player not play, or is data missing?"
+    if pending:
+        with st.container(border=True):
+            left, right = st.columns([2.2, 1.3], vertical_alignment="center")
+            left.markdown(
+                f"**{fmt_int(pending)} failure items** in this date range have no classification yet (expected "
+                "ones included). The classifier checks each missing game against the schedule, the raw box scores "
+                "and analytics: did the player not play, or is data missing?"
+            )
+            if right.button(
+                f"Classify {fmt_int(pending)} unclassified failures",
+                key=K_CLASSIFY,
+                type="primary",
+                icon=":material/fact_check:",
+                width="stretch",
+            ):
+                _classify(store, scope, everything=False)
+    with st.popover("Re-classify this date range", icon=":material/restart_alt:"):
+        everything = context.guarded(lambda: classification.count_to_classify(store, include_classified=True, **scope))
+        st.markdown(
+            f"Judge all **{fmt_int(everything)} items** of this date range again from today's evidence, replacing "
+            'earlier verdicts, the pipeline\'s own included (it reads "absent from the box score" as "did not '
+            'play" and "listed" as "complete"). Data that has arrived since turns failures COMPLETE.'
         )
-        if right.button(
-            f"Classify {fmt_int(pending)} unclassified failures",
-            key=K_CLASSIFY,
-            type="primary",
-            icon=":material/fact_check:",
-            width="stretch",
-        ):
-            bar = st.progress(0.0, text="Starting")
-            try:
-                result = classification.run(
-                    store,
-                    now=dt.datetime.now(dt.UTC),
-                    progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
-                    **scope,
-                )
-            except TriageError as exc:
-                context.show_error(exc)
-                return
-            data.refresh()
-            st.session_state[K_CLASSIFIED] = result.lines()
-            st.rerun()
+        if st.button(f"Re-classify {fmt_int(everything)} items", key=K_RECLASSIFY, icon=":material/restart_alt:"):
+            _classify(store, scope, everything=True)
