@@ -9,12 +9,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from lib import classification
+from lib import classification, resolution
 from lib import demo as demo_mod
 from lib.classifier import ClassifierConfig
-from lib.config import Settings
+from lib.config import Roles, Settings
 from lib.errors import TriageError
-from lib.store import Store, open_store
+from lib.model import TARGET_STATUSES, Filters, ResolutionStatus, SourceTable
+from lib.store import Store, open_store, queries
 
 
 class _Progress:
@@ -116,6 +117,109 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _filters(args: argparse.Namespace) -> Filters:
+    return Filters(
+        date_from=args.date_from,
+        date_to=args.date_to,
+        tables=tuple(args.table or ()),
+        processors=tuple(args.processor or ()),
+        categories=tuple(args.category or ()),
+        failure_types=tuple(args.type or ()),
+        correctable=tuple(args.correctable or ()),
+        statuses=tuple(args.status or ()),
+        entity=args.entity or "",
+        hide_expected=not args.include_expected,
+    )
+
+
+def _has_filter(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name) for name in (
+        "date_from", "date_to", "table", "processor", "category", "type", "correctable", "status", "entity",
+    ))  # fmt: skip
+
+
+ITEM_FIELDS = ("key", "source_table", "processor_name", "item_date", "entity_id", "status", "failure_type",
+               "is_correctable", "occurrences", "failure_category", "last_seen", "status_at")  # fmt: skip
+
+
+def cmd_items(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.init_schema(pipeline_tables=False)
+    out = sys.stdout
+    first = True
+    if args.format == "json":
+        out.write("[")
+    for frame in queries.iter_items(store, _filters(args)):
+        part = frame[list(ITEM_FIELDS)].assign(item_date=frame["item_date"].map(lambda d: d.isoformat()))
+        if args.format == "csv":
+            part.to_csv(out, index=False, header=first)
+        else:
+            text = part.to_json(orient="records", date_format="iso", force_ascii=False)
+            out.write(("" if first else ",") + text[1:-1])
+        first = False
+    if args.format == "json":
+        out.write("]\n")
+    elif first:
+        out.write(",".join(ITEM_FIELDS) + "\n")
+    return 0
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.init_schema(pipeline_tables=False)
+    if args.item and _has_filter(args):
+        raise ValueError("give --item KEY ... or filters, not both")
+    if not args.item and not _has_filter(args):
+        raise ValueError("say which items: --item KEY ... or at least one filter (for example --since/--until)")
+    scope = resolution.Scope.of_keys(args.item) if args.item else resolution.Scope(_filters(args))
+    actor = Roles.from_env().actor(args.actor)
+    preview = resolution.preview(store, scope, args.to)
+    if args.dry_run:
+        print(f"Would mark {preview.count:,} item(s) {args.to} ({preview.already:,} already are).")
+        for key in preview.sample:
+            print(f"  {key}")
+        return 0
+    change = resolution.apply(store, scope, args.to, actor=actor, note=args.note, now=dt.datetime.now(dt.UTC),
+                              origin="cli")  # fmt: skip
+    print(f"Marked {change.changed:,} item(s) {change.to_status} as {actor.name} "
+          f"({change.already:,} already were); batch {change.batch_id}.")  # fmt: skip
+    if not change.synced:
+        print("The failure rows' status columns are not in step yet: run `python -m lib sync-status`.")
+    return 0
+
+
+def cmd_autoresolve(args: argparse.Namespace) -> int:
+    store = _store(args)
+    report, resolved = resolution.autoresolve(store, now=dt.datetime.now(dt.UTC), since=args.since,
+                                              until=args.until, progress=_Progress())  # fmt: skip
+    for line in report.lines():
+        print(line)
+    print(f"Resolved {resolved:,} item(s) whose data has arrived (actor: system).")
+    return 0
+
+
+def cmd_sync_status(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.init_schema(pipeline_tables=False)
+    changed = resolution.sync_statuses(store, since=args.since, until=args.until)
+    print(f"Brought {changed:,} failure row(s) in step with their items' status.")
+    return 0
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters (as on the dashboard; repeat an option for several values)")
+    g.add_argument("--since", dest="date_from", type=_date, help="first date (YYYY-MM-DD)")
+    g.add_argument("--until", dest="date_to", type=_date, help="last date (YYYY-MM-DD)")
+    g.add_argument("--table", action="append", choices=[t.value for t in SourceTable])
+    g.add_argument("--processor", action="append")
+    g.add_argument("--category", action="append")
+    g.add_argument("--type", action="append", help="failure type, or UNCLASSIFIED")
+    g.add_argument("--correctable", action="append", choices=["correctable", "uncorrectable", "unknown"])
+    g.add_argument("--status", action="append", choices=[s.value for s in ResolutionStatus])
+    g.add_argument("--entity", help="entity id contains")
+    g.add_argument("--include-expected", action="store_true", help="include INSUFFICIENT_DATA and the like")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib", description="NBA pipeline failure triage: command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +244,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_date, help="last analysis date to classify (YYYY-MM-DD)")
     p.add_argument("--batch-size", type=int, default=20_000, help="items per batch (default 20000)")
     p.set_defaults(func=cmd_classify)
+
+    p = with_db(sub.add_parser("items", help="list failure items as JSON or CSV"))
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    _add_filters(p)
+    p.set_defaults(func=cmd_items)
+
+    p = with_db(sub.add_parser("resolve", help="change the status of items (recorded in the audit trail)"))
+    p.add_argument("--to", required=True, choices=[s.value for s in TARGET_STATUSES])
+    p.add_argument("--actor", required=True, help="who you are, for the audit trail")
+    p.add_argument("--note", required=True, help="why (kept verbatim)")
+    p.add_argument("--item", action="append", help="an item key TABLE:PROCESSOR:YYYY-MM-DD:ENTITY (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="say what would change and stop")
+    _add_filters(p)
+    p.set_defaults(func=cmd_resolve)
+
+    p = with_db(sub.add_parser("autoresolve", help="re-classify, then resolve items whose data has arrived"))
+    p.add_argument("--since", type=_date)
+    p.add_argument("--until", type=_date)
+    p.set_defaults(func=cmd_autoresolve)
+
+    p = with_db(sub.add_parser("sync-status", help="bring failure rows' resolution_status in step (retryable)"))
+    p.add_argument("--since", type=_date)
+    p.add_argument("--until", type=_date)
+    p.set_defaults(func=cmd_sync_status)
     return parser
 
 
@@ -155,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -32,6 +32,29 @@ class ResolutionStatus(StrEnum):
     INVESTIGATING = "INVESTIGATING"
     RESOLVED = "RESOLVED"
     PERMANENT = "PERMANENT"
+    #: Derived, never set: a RESOLVED item that a run recorded again after it was resolved.
+    REGRESSED = "REGRESSED"
+
+    @property
+    def is_target(self) -> bool:
+        """Whether a person (or the system) may set this status."""
+        return self is not ResolutionStatus.REGRESSED
+
+
+TARGET_STATUSES: tuple[ResolutionStatus, ...] = tuple(s for s in ResolutionStatus if s.is_target)
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"  # sees everything, changes nothing
+    RESOLVER = "resolver"  # acts on items
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change: the signed-in user, an operator name from config, or ``system``."""
+
+    name: str
+    role: Role = Role.RESOLVER
 
 
 class FailureType(StrEnum):

@@ -36,7 +36,9 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def _store(engine: str, location: str) -> Store:
-    return open_store(Settings(engine=engine, db_path=Path(location)))
+    store = open_store(Settings(engine=engine, db_path=Path(location)))
+    store.init_schema(pipeline_tables=False)  # the dashboard's own tables, on any database it is pointed at
+    return store
 
 
 def get_store() -> Store:

@@ -81,6 +81,7 @@ _ITEM_SUMMARY = {
     "failure_type": _latest("failure_type"),
     "is_correctable": _latest("is_correctable"),
     "row_status": _latest("resolution_status"),
+    "last_seen": "MAX(created_at)",
 }
 _ITEM_DETAIL = {
     "entity_type": f"""COALESCE({_latest("entity_type")},
@@ -92,7 +93,6 @@ _ITEM_DETAIL = {
       END)""",
     "runs": "COUNT(DISTINCT run_id)",
     "first_seen": "MIN(created_at)",
-    "last_seen": "MAX(created_at)",
     "latest_run_id": _latest("run_id"),
     "failure_reason": _latest("failure_reason"),
     "can_retry": _latest("can_retry"),
@@ -120,14 +120,37 @@ items AS (
   ) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
 ),
+decisions AS (
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(to_status HAVING MAX event_order) AS decided_status,
+    MAX(at) AS decided_at,
+    COUNT(*) AS events
+  FROM (
+    SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS event_order
+    FROM nba_processing.failure_resolutions
+    WHERE item_date BETWEEN @date_from AND @date_to
+  ) AS e
+  GROUP BY source_table, processor_name, item_date, entity_id
+),
 labelled AS (
-  SELECT *,
-    COALESCE(row_status, 'UNRESOLVED') AS status,
-    COALESCE(failure_type, @unclassified) AS failure_type_label,
-    CASE WHEN is_correctable THEN 'correctable' WHEN NOT is_correctable THEN 'uncorrectable'
+  SELECT i.*,
+    CONCAT(i.source_table, ':', i.processor_name, ':', CAST(i.item_date AS STRING), ':', i.entity_id) AS item_key,
+    CASE
+      WHEN d.decided_status IS NULL THEN COALESCE(i.row_status, 'UNRESOLVED')
+      WHEN d.decided_status = 'RESOLVED' AND i.last_seen > d.decided_at THEN 'REGRESSED'
+      ELSE d.decided_status
+    END AS status,
+    d.decided_at AS status_at,
+    COALESCE(d.events, 0) AS events,
+    COALESCE(d.decided_at IS NOT NULL AND i.last_seen > d.decided_at, FALSE) AS recurred,
+    COALESCE(i.failure_type, @unclassified) AS failure_type_label,
+    CASE WHEN i.is_correctable THEN 'correctable' WHEN NOT i.is_correctable THEN 'uncorrectable'
       ELSE 'unknown' END AS correctable_class,
-    UPPER(failure_category) IN UNNEST(@expected_categories) AS is_expected
-  FROM items
+    UPPER(i.failure_category) IN UNNEST(@expected_categories) AS is_expected
+  FROM items AS i
+  LEFT JOIN decisions AS d
+    ON d.source_table = i.source_table AND d.processor_name = i.processor_name
+    AND d.item_date = i.item_date AND d.entity_id = i.entity_id
 )"""
 
 
@@ -151,7 +174,7 @@ ITEM_COLUMNS = (
     "source_table, phase, processor_name, item_date, entity_id, entity_type, occurrences, runs, "
     "first_seen, last_seen, latest_run_id, failure_category, failure_reason, can_retry, "
     "failure_type_label AS failure_type, is_correctable, correctable_class, expected_count, actual_count, "
-    "missing_json, raw_data_checked, status, resolved_at, is_expected"
+    "missing_json, raw_data_checked, status, status_at, events, recurred, resolved_at, is_expected"
 )
 
 
@@ -217,6 +240,16 @@ GROUP BY processor_name, failure_category, item_date, failure_type_label, status
 
 def _shown(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
     return cube[~cube["is_expected"]] if hide_expected else cube
+
+
+def filtered_items_sql(filters: Filters, *, detail: bool = False) -> str:
+    """``WITH ... filtered AS (...)``: every item matching the filters, for statements built on top."""
+    return _filtered_items_sql(filters, include_expected_filter=True, detail=detail)
+
+
+def params_of(filters: Filters) -> dict[str, Any]:
+    """The named parameters ``filtered_items_sql`` needs."""
+    return _params(filters)
 
 
 def kpis_of(cube: pd.DataFrame, hide_expected: bool) -> Kpis:

@@ -195,8 +195,32 @@ PARTITION BY item_date""",
     False,
 )
 
+# The audit trail and the source of truth of every item's status: append-only, never updated.
+FAILURE_RESOLUTIONS = TableDef(
+    "nba_processing",
+    "failure_resolutions",
+    """CREATE TABLE IF NOT EXISTS nba_processing.failure_resolutions (
+  event_id STRING NOT NULL,
+  item_key STRING NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  item_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  from_status STRING,
+  to_status STRING NOT NULL,
+  actor STRING NOT NULL,
+  note STRING NOT NULL,
+  at TIMESTAMP NOT NULL,
+  batch_id STRING NOT NULL,
+  origin STRING NOT NULL
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name, entity_id""",
+    False,
+)
+
 #: Tables the dashboard owns, beside the pipeline's.
-DASHBOARD_TABLES: tuple[TableDef, ...] = (FAILURE_MISSING_GAMES, CLASSIFICATION_STAGING)
+DASHBOARD_TABLES: tuple[TableDef, ...] = (FAILURE_MISSING_GAMES, CLASSIFICATION_STAGING, FAILURE_RESOLUTIONS)
 
 ALL_TABLES: tuple[TableDef, ...] = PIPELINE_TABLES + DASHBOARD_TABLES
 

@@ -1,0 +1,418 @@
+"""Resolve, mark permanent, investigate, reopen: append-only events, never an UPDATE of a failure row.
+
+An item's status is its latest event's ``to_status`` (``nba_processing.failure_resolutions``); without
+events it is the rows' own ``resolution_status`` (NULL counts as UNRESOLVED). A RESOLVED item that a run
+recorded again after it was resolved shows as REGRESSED; a PERMANENT one stays PERMANENT. Processor
+reruns replace failure rows, and BigQuery refuses DML on rows still in its streaming buffer, so the
+events are the truth and the rows' own status columns are only kept in step by :func:`sync_statuses`,
+which can fail and be run again without losing anything.
+
+Every change names an actor with the resolver role and a note, checks that none of its items changed
+status since the person looked at them (``opened_at``), and writes all its events in one statement
+inside one transaction: two people acting at once both keep their events, and the later one decides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from lib import classification
+from lib.errors import BadInput, TriageError
+from lib.model import (
+    UNCLASSIFIED,
+    Actor,
+    FailureType,
+    Filters,
+    ItemKey,
+    ResolutionStatus,
+    Role,
+    SourceTable,
+)
+from lib.store import queries as q
+from lib.store.base import Store
+
+SYSTEM = Actor("system", Role.RESOLVER)
+MAX_NOTE = 1_000_000  # characters; a note is stored verbatim, whatever it holds
+MAX_KEYS = 50_000  # per change made of listed keys; larger changes go by filter
+
+
+class NotAllowed(TriageError):
+    """The actor may not make this change (no actor, or a viewer)."""
+
+
+class Conflict(TriageError):
+    """Items changed status after the person looked at them; nothing was written."""
+
+    def __init__(self, keys: Sequence[str], total: int) -> None:
+        shown = ", ".join(keys[:5]) + (f" and {total - 5} more" if total > 5 else "")
+        super().__init__(
+            f"{total} item(s) changed status since you opened this: {shown}.",
+            "Nothing was written. Look at them again, then confirm anew.",
+        )
+        self.keys = list(keys)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The items a change is about: those matching ``filters``, narrowed to ``keys`` when given."""
+
+    filters: Filters
+    keys: tuple[str, ...] = ()
+
+    @classmethod
+    def of_keys(cls, keys: Sequence[str | ItemKey]) -> Scope:
+        parsed = [k if isinstance(k, ItemKey) else ItemKey.parse(k) for k in keys]
+        if not parsed:
+            raise BadInput("No items chosen.", "Select items first, or act on every item matching the filter.")
+        if len(parsed) > MAX_KEYS:
+            raise BadInput(f"{len(parsed):,} items listed one by one is too many.", "Act on a filter instead.")
+        filters = Filters(
+            date_from=min(k.item_date for k in parsed),
+            date_to=max(k.item_date for k in parsed),
+            tables=tuple(sorted({k.source_table for k in parsed})),
+            processors=tuple(sorted({k.processor_name for k in parsed})),
+            hide_expected=False,
+        )
+        return cls(filters, tuple(sorted({k.text for k in parsed})))
+
+
+@dataclass(frozen=True)
+class Preview:
+    count: int  # items that would change
+    already: int  # items of the scope already in the target status
+    sample: tuple[str, ...]
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    batch_id: str
+    changed: int
+    already: int
+    to_status: ResolutionStatus
+    at: dt.datetime
+    synced: bool = True  # False: the events are saved; the rows' status columns catch up on the next sync
+
+
+def require_resolver(actor: Actor | None) -> Actor:
+    if actor is None or not actor.name.strip():
+        raise NotAllowed("A change needs to know who makes it.", "Sign in, or set your operator name.")
+    if actor.role is not Role.RESOLVER:
+        raise NotAllowed(f"{actor.name} is a viewer: viewers see everything and change nothing.",
+                         "Ask for the resolver role in the dashboard's configuration.")  # fmt: skip
+    return actor
+
+
+def _target(status: ResolutionStatus | str) -> ResolutionStatus:
+    try:
+        target = ResolutionStatus(status)
+    except ValueError as exc:
+        raise BadInput(f"Unknown status {str(status)[:40]!r}.") from exc
+    if not target.is_target:
+        raise BadInput(f"{target} is derived from the failure rows and cannot be set.")
+    return target
+
+
+def _note(note: str) -> str:
+    if not isinstance(note, str) or not note.strip():
+        raise BadInput("A note is required: say why.", "It is kept in the audit trail with your name.")
+    if len(note) > MAX_NOTE:
+        raise BadInput(f"The note has {len(note):,} characters; at most {MAX_NOTE:,} are kept.")
+    return note
+
+
+def _scoped_sql(scope: Scope, *, detail: bool = False) -> str:
+    """``WITH ... scoped AS (...)``: the scope's items with their current status."""
+    sql = q.filtered_items_sql(scope.filters, detail=detail)
+    where = "item_key IN UNNEST(@keys)" if scope.keys else "TRUE"
+    return sql + f",\nscoped AS (SELECT * FROM filtered WHERE {where})\n"
+
+
+def _params(scope: Scope) -> dict[str, Any]:
+    return {**q.params_of(scope.filters), "keys": list(scope.keys)}
+
+
+def preview(store: Store, scope: Scope, to_status: ResolutionStatus | str, *, sample: int = 8) -> Preview:
+    target = _target(to_status)
+    counts = store.query(_scoped_sql(scope) + "SELECT status, COUNT(*) AS n FROM scoped GROUP BY status",
+                         _params(scope), label="preview")  # fmt: skip
+    by_status = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
+    keys = store.query(
+        _scoped_sql(scope)
+        + "SELECT item_key FROM scoped WHERE status <> @to_status ORDER BY item_date DESC, item_key LIMIT @n",
+        {**_params(scope), "to_status": target.value, "n": sample},
+        label="preview",
+    )
+    already = by_status.get(target.value, 0)
+    return Preview(sum(by_status.values()) - already, already, tuple(keys["item_key"]), by_status)
+
+
+_CONFLICTS = """
+SELECT DISTINCT s.item_key
+FROM scoped AS s
+JOIN nba_processing.failure_resolutions AS r
+  ON r.source_table = s.source_table AND r.processor_name = s.processor_name
+  AND r.item_date = s.item_date AND r.entity_id = s.entity_id
+WHERE r.item_date BETWEEN @date_from AND @date_to AND r.at > @opened_at
+ORDER BY s.item_key"""
+
+_INSERT_EVENTS = """
+INSERT INTO nba_processing.failure_resolutions
+  (event_id, item_key, source_table, processor_name, item_date, entity_id, from_status, to_status, actor, note,
+   at, batch_id, origin)
+SELECT * FROM (
+  {scoped}
+  SELECT GENERATE_UUID() AS event_id, item_key, source_table, processor_name, item_date, entity_id,
+    status AS from_status, @to_status AS to_status, @actor AS actor, {note} AS note, @at AS at,
+    @batch_id AS batch_id, @origin AS origin
+  FROM scoped
+  WHERE status <> @to_status {extra}
+) AS new_events"""
+
+
+def apply(
+    store: Store,
+    scope: Scope,
+    to_status: ResolutionStatus | str,
+    *,
+    actor: Actor | None,
+    note: str,
+    now: dt.datetime,
+    opened_at: dt.datetime | None = None,
+    origin: str = "dashboard",
+) -> Change:
+    """Record one change for every item of the scope not already in ``to_status``."""
+    who = require_resolver(actor)
+    target = _target(to_status)
+    text = _note(note)
+    params = {
+        **_params(scope),
+        "to_status": target.value,
+        "actor": who.name,
+        "note": text,
+        "at": now,
+        "batch_id": uuid.uuid4().hex,
+        "origin": origin,
+        "opened_at": opened_at or now,
+    }
+    with store.transaction(label="resolve") as tx:
+        if opened_at is not None:
+            changed = tx.query(_scoped_sql(scope) + _CONFLICTS, params)
+            if len(changed):
+                raise Conflict(list(changed["item_key"]), len(changed))
+        already = int(
+            tx.query(_scoped_sql(scope) + "SELECT COUNT(*) AS n FROM scoped WHERE status = @to_status", params).iloc[0][
+                "n"
+            ]
+        )
+        inserted = tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope), note="@note", extra=""), params)
+    synced = _try_sync(store, scope.filters)
+    return Change(params["batch_id"], inserted, already, target, now, synced)
+
+
+def _try_sync(store: Store, filters: Filters) -> bool:
+    """Keep the rows' status columns in step now; if that fails, ``sync_statuses`` catches up later."""
+    try:
+        sync_statuses(store, since=filters.date_from, until=filters.date_to)
+    except TriageError:
+        return False
+    return True
+
+
+def history(store: Store, key: ItemKey) -> pd.DataFrame:
+    sql = """
+SELECT at, actor, from_status, to_status, note, origin, batch_id, event_id
+FROM nba_processing.failure_resolutions
+WHERE item_date = @item_date AND source_table = @source_table AND processor_name = @processor_name
+  AND entity_id = @entity_id
+ORDER BY at DESC, event_id DESC"""
+    return store.query(
+        sql,
+        {"item_date": key.item_date, "source_table": key.source_table, "processor_name": key.processor_name,
+         "entity_id": key.entity_id},
+        label="history",
+    )  # fmt: skip
+
+
+def status_of(store: Store, key: ItemKey) -> str | None:
+    """An item's current status; for an item whose rows are all gone, the latest event's."""
+    item = q.get_item(store, key)
+    if item is not None:
+        return str(item["status"])
+    events = history(store, key)
+    return str(events.iloc[0]["to_status"]) if len(events) else None
+
+
+# -- the activity page and the command line ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActivityFilters:
+    item_from: dt.date | None = None
+    item_to: dt.date | None = None
+    actors: tuple[str, ...] = ()
+    to_statuses: tuple[str, ...] = ()
+    text: str = ""
+
+
+_ACTIVITY_COLUMNS = (
+    "at, actor, item_key, source_table, processor_name, item_date, entity_id, from_status, to_status, note, "
+    "origin, batch_id, event_id"
+)
+_ACTIVITY_FILTERS = {
+    "actors": "actor IN UNNEST(@actors)",
+    "to_statuses": "to_status IN UNNEST(@to_statuses)",
+    "text": "STRPOS(LOWER(CONCAT(note, ' ', item_key, ' ', actor)), LOWER(@text)) > 0",
+}
+
+
+def _activity_sql(f: ActivityFilters) -> str:
+    extra = "".join(f"\n  AND {frag}" for name, frag in _ACTIVITY_FILTERS.items() if getattr(f, name))
+    return (
+        f"SELECT {_ACTIVITY_COLUMNS}\nFROM nba_processing.failure_resolutions\n"
+        f"WHERE item_date BETWEEN @item_from AND @item_to{extra}\n"
+    )
+
+
+def _activity_params(f: ActivityFilters) -> dict[str, Any]:
+    return {
+        "item_from": f.item_from or dt.date(1900, 1, 1),
+        "item_to": f.item_to or dt.date(2999, 12, 31),
+        "actors": list(f.actors),
+        "to_statuses": list(f.to_statuses),
+        "text": f.text.strip()[:200],
+    }
+
+
+_ACTIVITY_ORDER = "ORDER BY at DESC, event_id DESC"
+
+
+def activity(store: Store, f: ActivityFilters, *, limit: int = 200, offset: int = 0) -> pd.DataFrame:
+    sql = _activity_sql(f) + _ACTIVITY_ORDER + "\nLIMIT @page_limit OFFSET @page_offset"
+    return store.query(sql, {**_activity_params(f), "page_limit": limit, "page_offset": offset}, label="activity")
+
+
+def activity_count(store: Store, f: ActivityFilters) -> int:
+    sql = f"SELECT COUNT(*) AS n FROM ({_activity_sql(f)}) AS a"
+    return int(store.query(sql, _activity_params(f), label="activity").iloc[0]["n"])
+
+
+def iter_activity(store: Store, f: ActivityFilters, *, chunk: int = 50_000) -> Iterator[pd.DataFrame]:
+    return store.stream(_activity_sql(f) + _ACTIVITY_ORDER, _activity_params(f), chunk=chunk, label="activity-export")
+
+
+def actors(store: Store) -> list[str]:
+    frame = store.query(
+        "SELECT DISTINCT actor FROM nba_processing.failure_resolutions WHERE item_date BETWEEN @a AND @b "
+        "ORDER BY actor",
+        {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 12, 31)},
+        label="activity",
+    )
+    return [str(a) for a in frame["actor"]]
+
+
+# -- keeping the failure rows' own status in step -----------------------------------------------------
+
+_SYNC = {
+    table: f"""
+UPDATE nba_processing.{table.value} AS t
+SET resolution_status = d.decided_status,
+  resolved_at = IF(d.decided_status IN ('RESOLVED', 'PERMANENT'), d.decided_at, NULL)
+FROM (
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(to_status HAVING MAX event_order) AS decided_status, MAX(at) AS decided_at
+  FROM (
+    SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS event_order
+    FROM nba_processing.failure_resolutions
+    WHERE item_date BETWEEN @date_from AND @date_to AND source_table = '{table.value}'
+  ) AS e
+  GROUP BY source_table, processor_name, item_date, entity_id
+) AS d
+WHERE t.{table.date_column} BETWEEN @date_from AND @date_to
+  AND t.processor_name = d.processor_name AND t.{table.date_column} = d.item_date AND t.entity_id = d.entity_id
+  AND (d.decided_status = 'PERMANENT' OR t.created_at IS NULL OR t.created_at <= d.decided_at)
+  AND (t.resolution_status IS NULL OR t.resolution_status <> d.decided_status)"""
+    for table in SourceTable
+}
+
+
+def sync_statuses(store: Store, *, since: dt.date | None = None, until: dt.date | None = None) -> int:
+    """Write each item's decided status into its failure rows (rows recorded after the decision keep theirs,
+    unless the item is PERMANENT). Idempotent: run it again after a failure."""
+    params = {"date_from": since or dt.date(1900, 1, 1), "date_to": until or dt.date(2999, 12, 31)}
+    return sum(store.execute(sql, params, label="sync-status") for sql in _SYNC.values())
+
+
+# -- suggested actions ----------------------------------------------------------------------------
+
+
+def dnp_scope(filters: Filters) -> Scope:
+    """Every PLAYER_DNP item of the view that is not settled yet: candidates for PERMANENT."""
+    statuses = tuple(
+        s for s in ("UNRESOLVED", "INVESTIGATING", "REGRESSED") if not filters.statuses or s in filters.statuses
+    )
+    return Scope(filters.with_(failure_types=(FailureType.PLAYER_DNP.value,), statuses=statuses or ("UNRESOLVED",)))
+
+
+def complete_scope(since: dt.date | None, until: dt.date | None) -> Scope:
+    """Open items whose data has arrived (classified COMPLETE)."""
+    return Scope(Filters(date_from=since, date_to=until, failure_types=(FailureType.COMPLETE.value,),
+                         statuses=("UNRESOLVED", "INVESTIGATING", "REGRESSED"), hide_expected=False))  # fmt: skip
+
+
+_AUTO_NOTE = (
+    "CONCAT('Auto-resolved: re-classified COMPLETE on ', FORMAT_TIMESTAMP('%Y-%m-%d %H:%M UTC', @at), '. ', "
+    "'Every missing game has arrived: ', COALESCE(CAST(actual_count AS STRING), '?'), ' of ', "
+    "COALESCE(CAST(expected_count AS STRING), '?'), ' expected in the window.')"
+)
+
+
+def autoresolve(
+    store: Store,
+    *,
+    now: dt.datetime,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    progress: classification.Progress = classification._quiet,
+) -> tuple[classification.Report, int]:
+    """Re-classify the range from today's evidence, then resolve (as ``system``) what is now COMPLETE."""
+    report = classification.run(store, now=now, include_classified=True, since=since, until=until,
+                                progress=progress)  # fmt: skip
+    scope = complete_scope(since, until)
+    params = {
+        **_params(scope),
+        "to_status": ResolutionStatus.RESOLVED.value,
+        "actor": SYSTEM.name,
+        "at": now,
+        "batch_id": uuid.uuid4().hex,
+        "origin": "autoresolve",
+    }
+    with store.transaction(label="autoresolve") as tx:
+        resolved = tx.execute(
+            _INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params
+        )
+    _try_sync(store, scope.filters)
+    return report, resolved
+
+
+__all__ = [
+    "SYSTEM",
+    "UNCLASSIFIED",
+    "ActivityFilters",
+    "Change",
+    "Conflict",
+    "NotAllowed",
+    "Preview",
+    "Scope",
+    "apply",
+    "autoresolve",
+    "history",
+    "preview",
+    "sync_statuses",
+]
