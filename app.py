@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import context, data, filters
+from ui import context, data, filters, identity
 from ui.widgets import md
 
 st.set_page_config(
@@ -19,9 +19,11 @@ context.guarded(lambda: context.ensure_demo_data(store))
 
 overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True)
 failures = st.Page("pages/failures.py", title="Failure list", icon=":material/list_alt:", url_path="failures")
-nav = st.navigation({"Triage": [overview, failures]})
+activity = st.Page("pages/activity.py", title="Activity", icon=":material/history:", url_path="activity")
+nav = st.navigation({"Triage": [overview, failures], "Audit": [activity]})
 
 st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))
+identity.sidebar()
 
 with st.sidebar:
     st.divider()

@@ -8,8 +8,9 @@ import math
 import pandas as pd
 import streamlit as st
 
+from lib import resolution
 from lib.model import SORTS, UNCLASSIFIED, ItemKey, Page
-from ui import context, data, filters
+from ui import context, data, filters, identity, resolve
 from ui.widgets import ITEM_COLUMN_CONFIG, ITEM_COLUMN_ORDER, fmt_int, md
 
 K_SORT, K_SIZE, K_PAGE, K_TABLE, K_SEEN = (
@@ -19,6 +20,7 @@ K_SORT, K_SIZE, K_PAGE, K_TABLE, K_SEEN = (
     "failures_table",
     "failures_seen_filters",
 )
+K_SHOWN, K_ACT_ON = "failures_shown_keys", "failures_act_on"
 
 
 VERDICT_HELP = {
@@ -36,7 +38,8 @@ def render_item(item: pd.Series, key: ItemKey) -> None:
         st.markdown(f"#### {md(item['entity_id'])} · {md(item['processor_name'])} · {item['item_date']}")
         st.caption(f"Item key: {md(item['key'])}")
         c = st.columns(4)
-        c[0].metric("Status", str(item["status"]))
+        since = f"since {item['status_at']}" if item["events"] else None
+        c[0].metric("Status", str(item["status"]), help=since)
         c[1].metric("Failure type", str(item["failure_type"]))
         c[2].metric("Occurrences", fmt_int(int(item["occurrences"])), help=f"{int(item['runs'])} distinct run ids")
         expected, actual = item["expected_count"], item["actual_count"]
@@ -89,6 +92,8 @@ def render_item(item: pd.Series, key: ItemKey) -> None:
 
 store = context.get_store()
 f = filters.current()
+actor = identity.current_actor()
+resolve.show_toast()
 
 # A new filter starts again at page 1.
 signature = tuple(sorted(f.to_params().items()))
@@ -143,28 +148,56 @@ event = st.dataframe(
     hide_index=True,
     key=K_TABLE,
     on_select="rerun",
-    selection_mode="single-row",
+    selection_mode="multi-row",
     column_order=ITEM_COLUMN_ORDER,
     column_config=ITEM_COLUMN_CONFIG,
     height=min(38 + 35 * max(len(frame), 1), 740),
 )
 
-export_name = f"failure-items_{f.date_from or 'all'}_{f.date_to or 'all'}.csv"
-st.download_button(
-    f"Export all {fmt_int(total)} matching items as CSV",
-    data=data.csv_export(store, f, str(sort)),
-    file_name=export_name,
-    mime="text/csv",
-    key="failures_export",
-    icon=":material/download:",
-    disabled=total == 0,
-    on_click="ignore",
-)
+# Selection is by stable item key: rows map to the keys this run shows, and a selection made on a list
+# that has since changed (another person's change, new data) is dropped rather than applied to other items.
+shown_keys = list(frame["key"])
+rows = list(event.selection.rows) if event is not None else []
+if rows and st.session_state.get(K_SHOWN) not in (None, shown_keys):
+    st.warning("The list changed since you selected rows: select them again.", icon=":material/refresh:")
+    rows = []
+st.session_state[K_SHOWN] = shown_keys
+selected = [shown_keys[i] for i in rows if i < len(shown_keys)]
 
 K_ITEM = "item"  # query parameter: the item whose evidence is shown, so a link can point at it
-rows = event.selection.rows if event is not None else []
-if rows and rows[0] < len(frame):
-    st.query_params[K_ITEM] = str(frame.iloc[rows[0]]["key"])
+if len(selected) == 1:
+    st.query_params[K_ITEM] = selected[0]
+
+actions, export = st.columns([3, 1.2], vertical_alignment="bottom")
+with actions:
+    act_on = st.segmented_control(
+        "Act on",
+        ["selected", "matching"],
+        default="selected",
+        key=K_ACT_ON,
+        format_func=lambda v: (
+            f"Selected ({fmt_int(len(selected))})" if v == "selected" else f"All {fmt_int(total)} matching the filter"
+        ),
+    )
+    if act_on == "matching":
+        everything = f"every item matching the filter ({filters.describe(f)})"
+        resolve.buttons(store, lambda: resolution.Scope(f), actor, key="failures_bulk", what=everything,
+                        disabled=total == 0)  # fmt: skip
+    else:
+        resolve.buttons(store, lambda: resolution.Scope.of_keys(selected), actor, key="failures_selected",
+                        what=f"{len(selected)} selected item(s)", disabled=not selected)  # fmt: skip
+with export:
+    st.download_button(
+        f"Export {fmt_int(total)} items as CSV",
+        data=data.csv_export(store, f, str(sort)),
+        file_name=f"failure-items_{f.date_from or 'all'}_{f.date_to or 'all'}.csv",
+        mime="text/csv",
+        key="failures_export",
+        icon=":material/download:",
+        disabled=total == 0,
+        on_click="ignore",
+        width="stretch",
+    )
 
 chosen = st.query_params.get(K_ITEM)
 if chosen:

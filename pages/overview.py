@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib.model import SourceTable
-from ui import actions, context, data, filters
+from ui import actions, context, data, filters, identity, resolve
 from ui.widgets import TYPE_COLOURS, TYPE_ORDER, fmt_int, kpi_row, md
 
 K_MATRIX = "overview_matrix"
@@ -42,7 +42,9 @@ kpi_row(
         ),
     ]
 )
+resolve.show_toast()
 actions.classify_panel(store, f)
+actions.suggestions(store, f, identity.current_actor())
 if hidden:
     st.caption(
         f":material/visibility_off: {fmt_int(hidden)} expected items (INSUFFICIENT_DATA and the like) are set aside: "

@@ -6,14 +6,16 @@ import datetime as dt
 
 import streamlit as st
 
-from lib import classification
+from lib import classification, resolution
 from lib.errors import TriageError
-from lib.model import Filters
+from lib.model import Actor, Filters, ResolutionStatus
 from lib.store import Store
-from ui import context, data
+from ui import context, data, resolve
 from ui.widgets import fmt_int
 
 K_CLASSIFY = "overview_classify"
+K_DNP = "overview_mark_dnp_permanent"
+K_AUTORESOLVE = "overview_autoresolve"
 K_RECLASSIFY = "overview_reclassify"
 K_CLASSIFIED = "overview_classified_report"
 
@@ -68,3 +70,48 @@ def classify_panel(store: Store, filters: Filters) -> None:
         )
         if st.button(f"Re-classify {fmt_int(everything)} items", key=K_RECLASSIFY, icon=":material/restart_alt:"):
             _classify(store, scope, everything=True)
+
+
+def suggestions(store: Store, filters: Filters, actor: Actor | None) -> None:
+    """One-step actions the data suggests: settle did-not-play items, close items whose data arrived."""
+    if not resolve.can_act(actor):
+        return
+    assert actor is not None
+    dnp = resolution.dnp_scope(filters)
+    dnp_count = context.guarded(lambda: data.count(store, dnp.filters))
+    left, right = st.columns(2)
+    with left:
+        if dnp_count and st.button(
+            f"Mark {fmt_int(dnp_count)} did-not-play items permanent",
+            key=K_DNP,
+            icon=":material/block:",
+            help="Every open PLAYER_DNP item in this view: the player did not play, there is nothing to fix.",
+            width="stretch",
+        ):
+            resolve.confirm(store, dnp, ResolutionStatus.PERMANENT, actor, dt.datetime.now(dt.UTC),
+                            "open PLAYER_DNP items of this view")  # fmt: skip
+    with right:
+        if st.button(
+            "Auto-resolve items whose data has arrived",
+            key=K_AUTORESOLVE,
+            icon=":material/auto_fix_high:",
+            help="Re-classify this date range from today's evidence, then resolve (as 'system') every open item "
+            "that is now COMPLETE, with the evidence in the note.",
+            width="stretch",
+        ):
+            bar = st.progress(0.0, text="Re-classifying")
+            try:
+                report, resolved = resolution.autoresolve(
+                    store,
+                    now=dt.datetime.now(dt.UTC),
+                    since=filters.date_from,
+                    until=filters.date_to,
+                    progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
+                )
+            except TriageError as exc:
+                context.show_error(exc)
+                return
+            data.refresh()
+            st.session_state[K_CLASSIFIED] = [*report.lines(), f"Auto-resolved {fmt_int(resolved)} item(s) whose "
+                                              "data has arrived (actor: system)."]  # fmt: skip
+            st.rerun()

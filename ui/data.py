@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from lib import resolution
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store
 from lib.store import queries as q
@@ -68,6 +69,15 @@ def _missing_games(_store: Store, location: str, version: str, key_text: str) ->
 
 def missing_games(store: Store, key: ItemKey) -> pd.DataFrame:
     return _missing_games(store, store.location, store.data_version(), key.text)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
+def _history(_store: Store, location: str, version: str, key_text: str) -> pd.DataFrame:
+    return resolution.history(_store, ItemKey.parse(key_text))
+
+
+def history(store: Store, key: ItemKey) -> pd.DataFrame:
+    return _history(store, store.location, store.data_version(), key.text)
 
 
 def item(store: Store, key: ItemKey) -> pd.Series | None:

@@ -1,0 +1,80 @@
+"""Activity: the audit trail of every status change, filterable and exportable."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import streamlit as st
+
+from lib import resolution
+from lib.model import TARGET_STATUSES
+from ui import context, data, filters
+from ui.widgets import fmt_int
+
+K_ACTORS, K_TO, K_TEXT, K_PAGE = "activity_actors", "activity_to", "activity_text", "activity_page"
+PAGE_SIZE = 200
+
+store = context.get_store()
+f = filters.current()
+
+st.title("Activity")
+span = f"{f.date_from} to {f.date_to}" if f.date_from and f.date_to else "all dates"
+st.caption(
+    "Every status change, newest first: who, when, from what to what, and why; for items dated "
+    f"{span} (the sidebar's date range)."
+)
+
+c1, c2, c3 = st.columns([2, 2, 3])
+who = c1.multiselect("Who", context.guarded(lambda: resolution.actors(store)), key=K_ACTORS, placeholder="Anyone")
+to = c2.multiselect("New status", [s.value for s in TARGET_STATUSES], key=K_TO, placeholder="Any status")
+text = c3.text_input("Note, item or person contains", key=K_TEXT, max_chars=200)
+af = resolution.ActivityFilters(f.date_from, f.date_to, tuple(who), tuple(to), text or "")
+
+total = context.guarded(lambda: resolution.activity_count(store, af))
+pages = max(1, -(-total // PAGE_SIZE))
+number = st.number_input(f"Page (of {fmt_int(pages)})", 1, pages, 1, key=K_PAGE) if pages > 1 else 1
+st.markdown(f"**{fmt_int(total)} changes**")
+events = context.guarded(lambda: resolution.activity(store, af, limit=PAGE_SIZE, offset=(int(number) - 1) * PAGE_SIZE))
+if events.empty:
+    st.info("No status change matches. Changes made on the failure list appear here.", icon=":material/history:")
+else:
+    st.dataframe(
+        events,
+        hide_index=True,
+        key="activity_table",
+        column_order=("at", "actor", "item_key", "from_status", "to_status", "note", "origin"),
+        column_config={
+            "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
+            "actor": "Who",
+            "item_key": st.column_config.TextColumn("Item", width="large"),
+            "from_status": "From",
+            "to_status": "To",
+            "note": st.column_config.TextColumn("Note", width="large"),
+            "origin": "Via",
+        },
+        height=min(38 + 35 * len(events), 740),
+    )
+
+
+def _export() -> bytes:
+    out = io.StringIO()
+    header = True
+    for frame in resolution.iter_activity(store, af):
+        data.safe_for_spreadsheets(frame).to_csv(out, index=False, header=header)
+        header = False
+    if header:
+        pd.DataFrame(columns=["at", "actor", "item_key", "from_status", "to_status", "note"]).to_csv(out, index=False)
+    return out.getvalue().encode("utf-8")
+
+
+st.download_button(
+    f"Export {fmt_int(total)} changes as CSV",
+    data=_export,
+    file_name="failure-activity.csv",
+    mime="text/csv",
+    key="activity_export",
+    icon=":material/download:",
+    disabled=total == 0,
+    on_click="ignore",
+)

@@ -1,0 +1,110 @@
+"""Status changes from the dashboard: a confirm dialog with a count, a sample and a required note."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from lib import resolution
+from lib.errors import TriageError
+from lib.model import Actor, ResolutionStatus, Role
+from lib.store import Store
+from ui import data
+from ui.widgets import fmt_int, md
+
+K_TOAST = "resolve_toast"
+
+#: Button label -> status it sets, in the order shown.
+ACTIONS: dict[str, ResolutionStatus] = {
+    "Resolve": ResolutionStatus.RESOLVED,
+    "Mark permanent": ResolutionStatus.PERMANENT,
+    "Investigating": ResolutionStatus.INVESTIGATING,
+    "Reopen": ResolutionStatus.UNRESOLVED,
+}
+ICONS = {
+    ResolutionStatus.RESOLVED: ":material/check_circle:",
+    ResolutionStatus.PERMANENT: ":material/block:",
+    ResolutionStatus.INVESTIGATING: ":material/search:",
+    ResolutionStatus.UNRESOLVED: ":material/undo:",
+}
+
+
+def show_toast() -> None:
+    message = st.session_state.pop(K_TOAST, None)
+    if message:
+        st.toast(message, icon=":material/task_alt:")
+
+
+def can_act(actor: Actor | None) -> bool:
+    return actor is not None and actor.role is Role.RESOLVER
+
+
+def explain_cannot_act(actor: Actor | None) -> None:
+    if actor is None:
+        st.caption(":material/person: Enter your name in the sidebar (or sign in) to change statuses.")
+    elif actor.role is not Role.RESOLVER:
+        st.caption(f":material/visibility: {md(actor.name)} is a viewer: statuses are read only.")
+
+
+@st.dialog("Confirm the change", width="large")
+def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, actor: Actor,
+            opened_at: dt.datetime, what: str) -> None:  # fmt: skip
+    """Preview the change; on confirm, record it (refused if its items changed since this opened)."""
+    try:
+        preview = resolution.preview(store, scope, to_status)
+    except TriageError as exc:
+        st.error(str(exc))
+        return
+    if preview.count == 0:
+        st.info(f"Nothing to change: {what} {'is' if preview.already == 1 else 'are'} already {to_status.value}.")
+        return
+    st.markdown(
+        f"Mark **{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)}) as "
+        f"**{to_status.value}**"
+        + (f"; {fmt_int(preview.already)} already are and stay as they are." if preview.already else ".")
+    )
+    if preview.by_status:
+        st.caption("Now: " + " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items())))
+    st.dataframe(pd.DataFrame({"sample of the items": list(preview.sample)}), hide_index=True, key="resolve_sample")
+    note = st.text_area(
+        "Note (required): why?",
+        key="resolve_note",
+        max_chars=resolution.MAX_NOTE,
+        placeholder="e.g. box score re-scraped and phase 3 re-run; verified in player_game_summary",
+    )
+    st.caption(f"Recorded as **{md(actor.name)}** in the audit trail, with this note, verbatim.")
+    if st.button(f"Confirm: {to_status.value}", key="resolve_confirm", type="primary", icon=ICONS[to_status]):
+        if not note.strip():
+            st.error("A note is required: say why.")
+            return
+        try:
+            change = resolution.apply(
+                store, scope, to_status, actor=actor, note=note, now=dt.datetime.now(dt.UTC), opened_at=opened_at
+            )
+        except TriageError as exc:
+            st.error(f"**{exc.what}** {exc.todo}")
+            return
+        data.refresh()
+        message = f"{fmt_int(change.changed)} item{'s' if change.changed != 1 else ''} marked {to_status.value}"
+        if not change.synced:
+            message += " (row status sync pending: run `python -m lib sync-status`)"
+        st.session_state[K_TOAST] = message
+        st.session_state.pop("resolve_note", None)
+        st.rerun()
+
+
+def buttons(store: Store, scope_of: Callable[[], resolution.Scope], actor: Actor | None, *, key: str, what: str,
+            disabled: bool = False) -> None:  # fmt: skip
+    """One button per action; ``scope_of()`` builds the scope when one is clicked."""
+    if not can_act(actor):
+        explain_cannot_act(actor)
+        return
+    assert actor is not None
+    cols = st.columns(len(ACTIONS))
+    for col, (label, status) in zip(cols, ACTIONS.items(), strict=True):
+        if col.button(label, key=f"{key}_{status.value.lower()}", icon=ICONS[status], disabled=disabled,
+                      width="stretch"):  # fmt: skip
+            confirm(store, scope_of(), status, actor, dt.datetime.now(dt.UTC), what)
