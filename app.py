@@ -17,9 +17,9 @@ st.set_page_config(
 store = context.guarded(context.get_store)
 context.guarded(lambda: context.ensure_demo_data(store))
 
-overview = st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True)
-failures = st.Page("pages/failures.py", title="Failure list", icon=":material/list_alt:", url_path="failures")
-activity = st.Page("pages/activity.py", title="Activity", icon=":material/history:", url_path="activity")
+overview = st.Page("pages/triage/overview.py", title="Overview", icon=":material/dashboard:", default=True)
+failures = st.Page("pages/triage/failures.py", title="Failure list", icon=":material/list_alt:", url_path="failures")
+activity = st.Page("pages/audit/activity.py", title="Activity", icon=":material/history:", url_path="activity")
 nav = st.navigation({"Triage": [overview, failures], "Audit": [activity]})
 
 st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))

@@ -81,7 +81,7 @@ def test_filters_in_the_url_apply_on_every_page(app_db: Path) -> None:
     )
     assert _metrics(at)["Items"] == f"{expected.items:,}"
     assert at.multiselect(key="processor").value == ["MLFeatureStoreProcessor"]
-    at.switch_page("pages/failures.py")
+    at.switch_page("pages/triage/failures.py")
     _run(at)
     assert any(f"**{expected.items:,} items** match" in m.value for m in at.markdown)
 
@@ -89,7 +89,7 @@ def test_filters_in_the_url_apply_on_every_page(app_db: Path) -> None:
 def test_the_failure_list_pages_through_the_items(app_db: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     _run(at)
-    at.switch_page("pages/failures.py")
+    at.switch_page("pages/triage/failures.py")
     _run(at)
     first = at.dataframe[0].value
     assert len(first) == 50
@@ -109,7 +109,7 @@ def test_an_item_link_shows_its_evidence(app_db: Path) -> None:
     items = q.list_items(store, Filters(hide_expected=False, tables=("analytics_failures",)), q.Page(size=1))
     key = items.iloc[0]["key"]
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/failures.py")
+    at.switch_page("pages/triage/failures.py")
     at.query_params["item"] = key
     _run(at)
     assert any("Item key" in c.value for c in at.caption)
@@ -118,12 +118,12 @@ def test_an_item_link_shows_its_evidence(app_db: Path) -> None:
 
 def test_a_broken_or_stale_item_link_says_so(app_db: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/failures.py")
+    at.switch_page("pages/triage/failures.py")
     at.query_params["item"] = "not-a-key"
     _run(at)
     assert any("cannot exist" in w.value for w in at.warning)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/failures.py")
+    at.switch_page("pages/triage/failures.py")
     at.query_params["item"] = "precompute_failures:PlayerDailyCacheProcessor:2021-12-31:nobodyatall"
     _run(at)
     assert any("No failure rows are left" in w.value for w in at.warning)
@@ -151,7 +151,7 @@ def test_hostile_and_malformed_rows_are_shown_verbatim_and_safely(tmp_path: Path
     assert _metrics(at)["Items"] == "3"
     key = "precompute_failures:PlayerDailyCacheProcessor:2021-12-31:<img src=x onerror=alert(1)>"
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/failures.py")
+    at.switch_page("pages/triage/failures.py")
     at.query_params["item"] = key
     _run(at)
     assert len(at.dataframe[0].value) == 3
@@ -213,7 +213,7 @@ def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path) 
     row = evidence.iloc[0]
     key = f"{row['source_table']}:{row['processor_name']}:{day.isoformat()}:{row['entity_id']}"
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/failures.py")
+    at.switch_page("pages/triage/failures.py")
     at.query_params["item"] = key
     _run(at)
     games = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
