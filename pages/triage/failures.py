@@ -185,7 +185,7 @@ with actions:
                         disabled=total == 0)  # fmt: skip
     else:
         resolve.buttons(store, lambda: resolution.Scope.of_keys(selected), actor, key="failures_selected",
-                        what=f"{len(selected)} selected item(s)", disabled=not selected)  # fmt: skip
+                        what="the selected items", disabled=not selected)  # fmt: skip
 with export:
     st.download_button(
         f"Export {fmt_int(total)} items as CSV",
