@@ -88,8 +88,7 @@ def suggestions(store: Store, filters: Filters, actor: Actor | None) -> None:
             help="Every open PLAYER_DNP item in this view: the player did not play, there is nothing to fix.",
             width="stretch",
         ):
-            resolve.confirm(store, dnp, ResolutionStatus.PERMANENT, actor, dt.datetime.now(dt.UTC),
-                            "open PLAYER_DNP items of this view")  # fmt: skip
+            resolve.ask(dnp, ResolutionStatus.PERMANENT, actor, "open PLAYER_DNP items of this view")
     with right:
         if st.button(
             "Auto-resolve items whose data has arrived",

@@ -16,6 +16,7 @@ from ui import data
 from ui.widgets import fmt_int, md
 
 K_TOAST = "resolve_toast"
+K_PENDING = "resolve_pending"  # the change whose confirm dialog is open: survives full reruns
 
 #: Button label -> status it sets, in the order shown.
 ACTIONS: dict[str, ResolutionStatus] = {
@@ -49,7 +50,24 @@ def explain_cannot_act(actor: Actor | None) -> None:
         st.caption(f":material/visibility: {md(actor.name)} is a viewer: statuses are read only.")
 
 
-@st.dialog("Confirm the change", width="large")
+def _dismiss() -> None:
+    st.session_state.pop(K_PENDING, None)
+    st.session_state.pop("resolve_note", None)
+
+
+def ask(scope: resolution.Scope, to_status: ResolutionStatus, actor: Actor, what: str) -> None:
+    """Open the confirm dialog for a change; the time it opens guards against concurrent changes."""
+    st.session_state[K_PENDING] = (scope, to_status, actor, dt.datetime.now(dt.UTC), what)
+
+
+def render_pending(store: Store) -> None:
+    """Show the open confirm dialog, if any. Pages call this after drawing their action buttons."""
+    pending = st.session_state.get(K_PENDING)
+    if pending:
+        confirm(store, *pending)
+
+
+@st.dialog("Confirm the change", width="large", on_dismiss=_dismiss)
 def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, actor: Actor,
             opened_at: dt.datetime, what: str) -> None:  # fmt: skip
     """Preview the change; on confirm, record it (refused if its items changed since this opened)."""
@@ -60,6 +78,9 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
         return
     if preview.count == 0:
         st.info(f"Nothing to change: {what} {'is' if preview.already == 1 else 'are'} already {to_status.value}.")
+        if st.button("Close", key="resolve_close"):
+            _dismiss()
+            st.rerun()
         return
     st.markdown(
         f"Mark **{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)}) as "
@@ -92,7 +113,7 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
         if not change.synced:
             message += " (row status sync pending: run `python -m lib sync-status`)"
         st.session_state[K_TOAST] = message
-        st.session_state.pop("resolve_note", None)
+        _dismiss()
         st.rerun()
 
 
@@ -107,4 +128,4 @@ def buttons(store: Store, scope_of: Callable[[], resolution.Scope], actor: Actor
     for col, (label, status) in zip(cols, ACTIONS.items(), strict=True):
         if col.button(label, key=f"{key}_{status.value.lower()}", icon=ICONS[status], disabled=disabled,
                       width="stretch"):  # fmt: skip
-            confirm(store, scope_of(), status, actor, dt.datetime.now(dt.UTC), what)
+            ask(scope_of(), status, actor, what)

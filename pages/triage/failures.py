@@ -88,6 +88,28 @@ def render_item(item: pd.Series, key: ItemKey) -> None:
         st.caption(
             f"First seen {item['first_seen']} · last seen {item['last_seen']} · latest run {md(item['latest_run_id'])}"
         )
+        st.markdown("**Status history** (the audit trail; reopening is the undo)")
+        events = context.guarded(lambda: data.history(store, key))
+        if len(events):
+            st.dataframe(
+                events,
+                hide_index=True,
+                key="failures_history",
+                column_order=("at", "actor", "from_status", "to_status", "note", "origin"),
+                column_config={
+                    "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
+                    "actor": "Who",
+                    "from_status": "From",
+                    "to_status": "To",
+                    "note": st.column_config.TextColumn("Note", width="large"),
+                    "origin": "Via",
+                },
+            )
+        else:
+            st.caption("No status change yet.")
+        if item["recurred"]:
+            st.caption(f":material/replay: Recorded again by a run after its status was set ({item['status_at']}).")
+        resolve.buttons(store, lambda: resolution.Scope.of_keys([key]), actor, key="failures_item", what="this item")
 
 
 store = context.get_store()
@@ -216,3 +238,5 @@ if chosen:
         render_item(item, key)
 else:
     st.caption("Select a row to see its evidence; the address bar then links to that item.")
+
+resolve.render_pending(store)

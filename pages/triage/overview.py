@@ -183,3 +183,5 @@ else:
     )
     st.plotly_chart(fig, key=K_TREND, on_select=_open_day, selection_mode="points", config={"displayModeBar": False})
     st.caption("Click a bar to list that date's items of that type.")
+
+resolve.render_pending(store)

@@ -221,3 +221,54 @@ def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path) 
     assert len(games) == len(mine)
     assert set(games["verdict"]) == set(mine["verdict"])
     assert "did not play" not in set(games["meaning"]) and games["meaning"].notna().all()
+
+
+def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path) -> None:
+    from lib import resolution
+
+    store = DuckDBStore(app_db)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["identity_name"] = "alice"
+    at.query_params.update({"processor": ["MLFeatureStoreProcessor"], "from": "2022-04-10", "to": "2022-04-10"})
+    _run(at)
+    at.switch_page("pages/triage/failures.py")
+    _run(at)
+    total = q.count_items(store, Filters(date_from=dt.date(2022, 4, 10), date_to=dt.date(2022, 4, 10),
+                                         processors=("MLFeatureStoreProcessor",)))  # fmt: skip
+    assert total > 5
+    at.segmented_control(key="failures_act_on").set_value("matching")
+    _run(at)
+    at.button(key="failures_bulk_investigating").click()
+    _run(at)
+    assert any(f"**{total:,} items**" in m.value for m in at.markdown)  # the dialog shows the count
+    at.button(key="resolve_confirm").click()
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["A note is required: say why."]  # no note, no change
+    assert resolution.activity_count(store, resolution.ActivityFilters()) == 0
+    at.text_area(key="resolve_note").input("<b>looking</b> into the upstream cache '; DROP TABLE x; --")
+    at.button(key="resolve_confirm").click()
+    _run(at)
+    events = resolution.activity(store, resolution.ActivityFilters())
+    assert len(events) == total and set(events["actor"]) == {"alice"} and set(events["to_status"]) == {"INVESTIGATING"}
+    assert set(events["note"]) == {"<b>looking</b> into the upstream cache '; DROP TABLE x; --"}
+    assert q.count_items(store, Filters(date_from=dt.date(2022, 4, 10), date_to=dt.date(2022, 4, 10),
+                                        processors=("MLFeatureStoreProcessor",),
+                                        statuses=("INVESTIGATING",))) == total  # fmt: skip
+
+    activity = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    activity.switch_page("pages/audit/activity.py")
+    _run(activity)
+    shown = next(d.value for d in activity.dataframe if "note" in d.value.columns)
+    assert len(shown) == min(total, 200) and set(shown["actor"]) == {"alice"}
+    assert any(f"**{total:,} changes**" in m.value for m in activity.markdown)
+
+
+def test_a_viewer_sees_no_actions(app_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGE_VIEWERS", "vera")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["identity_name"] = "Vera"
+    at.switch_page("pages/triage/failures.py")
+    _run(at)
+    assert not [b for b in at.button if str(b.key).startswith("failures_bulk") or str(b.key).startswith("failures_sel")]
+    assert any("viewer" in c.value for c in at.caption)
