@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from lib.classifier import ClassifierConfig, Evidence, classify, entity_kind
+from lib.classifier import ClassifierConfig, Evidence, classify, entity_kind, player_timeline
 from lib.model import (
     UNCLASSIFIED,
     Appearance,
@@ -382,3 +382,12 @@ def run(
             report.by_verdict.update(m.verdict.value for m in v.missing)
         progress(min(report.items / total, 1.0), f"Classified {report.items:,} of {total:,} items")
     return report
+
+
+def player_season(
+    store: Store, lookup: str, start: dt.date, end: dt.date
+) -> list[tuple[ScheduledGame, str, str, str | None]]:
+    """His team's games from ``start`` to ``end``, each marked PLAYED or with why he is missing."""
+    probe = FailureToClassify("precompute_failures", "player-page", end + dt.timedelta(days=1), lookup, "MISSING_DATA")
+    config = ClassifierConfig(lookback_days=(end - start).days + 1)
+    return player_timeline(lookup, load_evidence(store, [probe], config), start, end)

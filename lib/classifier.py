@@ -356,3 +356,34 @@ def _sides(
         bootstrap=bootstrap,
         judge_history=judge_history and failure.missing_game_ids is None,
     )
+
+
+# -- a player's season, game by game ------------------------------------------------------------------
+
+PLAYED = "PLAYED"
+
+
+def player_timeline(
+    lookup: str, ev: Evidence, start: dt.date, end: dt.date
+) -> list[tuple[ScheduledGame, str, str, str | None]]:
+    """Every final game of his team(s) with ``start <= date <= end``: (game, team, outcome, reason).
+
+    The outcome is PLAYED, or the verdict a missing game would get (PLAYER_DNP, NOT_IN_BOXSCORE,
+    RAW_DATA_GAP, ANALYTICS_GAP, NAME_UNRESOLVED), by the same rules as the classifier.
+    """
+    apps = ev.appearances.get(lookup, ())
+    on_date: dict[dt.date, list[Appearance]] = defaultdict(list)
+    for a in apps:
+        on_date[a.game_date].append(a)
+    played = {a.game_date for a in apps if a.source == "analytics" and a.is_dnp is not True}
+    out: list[tuple[ScheduledGame, str, str, str | None]] = []
+    for team in sorted({a.team for a in apps}):
+        for g in ev.team_games(team, start, end + dt.timedelta(days=1)):
+            if team_on(apps, g.game_date) != team:
+                continue
+            if g.game_date in played:
+                out.append((g, team, PLAYED, None))
+            else:
+                m = _player_game(lookup, g, team, on_date.get(g.game_date, []), ev)
+                out.append((g, team, m.verdict.value, m.dnp_reason))
+    return sorted(out, key=lambda row: row[0].game_date)

@@ -20,7 +20,18 @@ from lib.store.schema import ALL_TABLES, DATASETS, PIPELINE_TABLES, TableDef
 Params = Mapping[str, Any]
 
 #: Column dtypes every engine returns, so pages and tests never see engine-specific types.
-_DATE_COLUMNS = ("item_date", "analysis_date", "prediction_date", "game_date", "date", "first_date", "last_date")
+_DATE_COLUMNS = (
+    "item_date",
+    "analysis_date",
+    "prediction_date",
+    "game_date",
+    "date",
+    "first_date",
+    "last_date",
+    "first_game",
+    "last_game",
+    "week",
+)
 _TIMESTAMP_COLUMNS = ("first_seen", "last_seen", "created_at", "resolved_at", "classified_at", "at")
 
 
