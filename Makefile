@@ -8,7 +8,7 @@ PORT   ?= 8501
 .PHONY: run test setup setup-dev browser lint bench clean
 
 run: setup
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/python -m ui.serve --server.port $(PORT)
 
 test: setup-dev browser
 	$(BIN)/python -m pytest

@@ -72,13 +72,13 @@ def classify_panel(store: Store, filters: Filters) -> None:
             _classify(store, scope, everything=True)
 
 
-def suggestions(store: Store, filters: Filters, actor: Actor | None) -> None:
+def suggestions(store: Store, filters: Filters, actor: Actor | None, *, dnp: bool = True) -> None:
     """One-step actions the data suggests: settle did-not-play items, close items whose data arrived."""
     if not resolve.can_act(actor):
         return
     assert actor is not None
-    dnp = resolution.dnp_scope(filters)
-    dnp_count = context.guarded(lambda: data.count(store, dnp.filters))
+    dnp_scope = resolution.dnp_scope(filters)
+    dnp_count = context.guarded(lambda: data.count(store, dnp_scope.filters)) if dnp else 0
     left, right = st.columns(2)
     with left:
         if dnp_count and st.button(
@@ -88,7 +88,7 @@ def suggestions(store: Store, filters: Filters, actor: Actor | None) -> None:
             help="Every open PLAYER_DNP item in this view: the player did not play, there is nothing to fix.",
             width="stretch",
         ):
-            resolve.ask(dnp, ResolutionStatus.PERMANENT, actor, "open PLAYER_DNP items of this view")
+            resolve.ask(dnp_scope, ResolutionStatus.PERMANENT, actor, "open PLAYER_DNP items of this view")
     with right:
         if st.button(
             "Auto-resolve items whose data has arrived",

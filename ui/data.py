@@ -3,13 +3,14 @@ writes made through the dashboard also clear the caches (``refresh``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
 
-from lib import resolution
+from lib import classification, players, resolution
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store
 from lib.store import queries as q
@@ -168,3 +169,34 @@ def csv_export(store: Store, filters: Filters, sort: str) -> Callable[[], bytes]
         return out.getvalue().encode("utf-8")
 
     return build
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _player_season(
+    _store: Store, location: str, version: str, lookup: str, start: dt.date, end: dt.date
+) -> pd.DataFrame:
+    rows = [
+        {
+            "game_date": g.game_date,
+            "game_id": g.game_id,
+            "team": team,
+            "opponent": g.home if team == g.away else g.away,
+            "outcome": outcome,
+            "reason": reason,
+        }
+        for g, team, outcome, reason in classification.player_season(_store, lookup, start, end)
+    ]
+    return pd.DataFrame(rows, columns=["game_date", "game_id", "team", "opponent", "outcome", "reason"])
+
+
+def player_season(store: Store, lookup: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    return _player_season(store, store.location, store.data_version(), lookup, start, end)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _player_items(_store: Store, location: str, version: str, lookup: str, key: FilterKey) -> pd.DataFrame:
+    return players.items(_store, lookup, _filters(key))
+
+
+def player_items(store: Store, lookup: str, filters: Filters) -> pd.DataFrame:
+    return _player_items(store, store.location, store.data_version(), lookup, _key(filters))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 
-import pandas as pd
 import streamlit as st
 
 from lib import resolution
-from lib.model import SORTS, UNCLASSIFIED, ItemKey, Page
+from lib.model import SORTS, ItemKey, Page
 from ui import context, data, filters, identity, resolve
+from ui import item as item_panel
 from ui.widgets import ITEM_COLUMN_CONFIG, ITEM_COLUMN_ORDER, fmt_int, md
 
 K_SORT, K_SIZE, K_PAGE, K_TABLE, K_SEEN = (
@@ -21,95 +20,6 @@ K_SORT, K_SIZE, K_PAGE, K_TABLE, K_SEEN = (
     "failures_seen_filters",
 )
 K_SHOWN, K_ACT_ON = "failures_shown_keys", "failures_act_on"
-
-
-VERDICT_HELP = {
-    "PLAYER_DNP": "listed dnp / inactive or without minutes (permanent)",
-    "NOT_IN_BOXSCORE": "his side's box score is there, he is not in it (permanent)",
-    "RAW_DATA_GAP": "no raw rows for his team's side: re-scrape the box score",
-    "ANALYTICS_GAP": "raw says he played, analytics has no row: re-run phase 3",
-    "NAME_UNRESOLVED": "an unresolved name on his side may be him: fix the registry",
-    "UNDECIDED": "the evidence cannot place this game",
-}
-
-
-def render_item(item: pd.Series, key: ItemKey) -> None:
-    with st.container(border=True, key="failures_detail"):
-        st.markdown(f"#### {md(item['entity_id'])} · {md(item['processor_name'])} · {item['item_date']}")
-        st.caption(f"Item key: {md(item['key'])}")
-        c = st.columns(4)
-        since = f"since {item['status_at']}" if item["events"] else None
-        c[0].metric("Status", str(item["status"]), help=since)
-        c[1].metric("Failure type", str(item["failure_type"]))
-        c[2].metric("Occurrences", fmt_int(int(item["occurrences"])), help=f"{int(item['runs'])} distinct run ids")
-        expected, actual = item["expected_count"], item["actual_count"]
-        c[3].metric("Found / expected", "–" if pd.isna(expected) else f"{actual} / {expected}")
-        st.markdown(f"**Category** {md(item['failure_category'])} · can retry: {bool(item['can_retry'])}")
-        st.markdown("**Latest reason** (as recorded)")
-        st.text(str(item["failure_reason"]))
-        missing = item["missing_json"]
-        if missing is not None and not pd.isna(missing) and str(missing) != "":
-            try:
-                values = json.loads(str(missing))
-                if not isinstance(values, list):
-                    raise TypeError("not a list")
-                st.markdown("**Missing** " + (", ".join(md(v) for v in values) if values else "none"))
-            except (ValueError, TypeError):
-                st.warning("The missing-games column does not hold a JSON list; shown as recorded:")
-                st.text(str(missing)[:2000])
-        games = context.guarded(lambda: data.missing_games(store, key))
-        if len(games):
-            st.markdown("**Missing games, as classified**")
-            st.dataframe(
-                games.assign(meaning=games["verdict"].map(VERDICT_HELP)),
-                hide_index=True,
-                key="failures_missing_games",
-                column_order=(
-                    "game_date",
-                    "team_abbr",
-                    "game_id",
-                    "verdict",
-                    "is_correctable",
-                    "dnp_reason",
-                    "meaning",
-                ),
-                column_config={
-                    "game_date": st.column_config.DateColumn("Game date", format="YYYY-MM-DD"),
-                    "team_abbr": "Team",
-                    "game_id": "Game",
-                    "verdict": "Verdict",
-                    "is_correctable": st.column_config.CheckboxColumn("Correctable"),
-                    "dnp_reason": "Reason in the box score",
-                    "meaning": "What it means",
-                },
-            )
-        elif item["failure_type"] == UNCLASSIFIED:
-            st.caption("Not classified yet: run the classification (Overview, or `python -m lib classify`).")
-        st.caption(
-            f"First seen {item['first_seen']} · last seen {item['last_seen']} · latest run {md(item['latest_run_id'])}"
-        )
-        st.markdown("**Status history** (the audit trail; reopening is the undo)")
-        events = context.guarded(lambda: data.history(store, key))
-        if len(events):
-            st.dataframe(
-                events,
-                hide_index=True,
-                key="failures_history",
-                column_order=("at", "actor", "from_status", "to_status", "note", "origin"),
-                column_config={
-                    "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm", timezone="UTC"),
-                    "actor": "Who",
-                    "from_status": "From",
-                    "to_status": "To",
-                    "note": st.column_config.TextColumn("Note", width="large"),
-                    "origin": "Via",
-                },
-            )
-        else:
-            st.caption("No status change yet.")
-        if item["recurred"]:
-            st.caption(f":material/replay: Recorded again by a run after its status was set ({item['status_at']}).")
-        resolve.buttons(store, lambda: resolution.Scope.of_keys([key]), actor, key="failures_item", what="this item")
 
 
 store = context.get_store()
@@ -235,7 +145,7 @@ if chosen:
             icon=":material/search_off:",
         )
     if item is not None and key is not None:
-        render_item(item, key)
+        item_panel.render(store, item, key, actor)
 else:
     st.caption("Select a row to see its evidence; the address bar then links to that item.")
 

@@ -1,0 +1,201 @@
+"""Player: why is this player failing? His season game by game, his failure items, their evidence."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from lib import players, resolution
+from lib.model import ItemKey
+from ui import context, data, filters, identity, resolve
+from ui import item as item_panel
+from ui.widgets import ITEM_COLUMN_CONFIG, TYPE_COLOURS, fmt_int, kpi_row, md
+
+K_PLAYER = "player"  # query parameter: ?player=zachlavine
+K_SEARCH, K_TABLE, K_SHOWN = "player_search", "player_items", "player_shown_keys"
+
+OUTCOME_COLOURS = {
+    "PLAYED": "#5cb85c",
+    "PLAYER_DNP": "#7f8c9d",
+    "NOT_IN_BOXSCORE": "#c7ccd3",
+    "RAW_DATA_GAP": "#d9534f",
+    "ANALYTICS_GAP": "#f0ad4e",
+    "NAME_UNRESOLVED": "#8e44ad",
+}
+OUTCOME_LABEL = {
+    "PLAYED": "played",
+    "PLAYER_DNP": "did not play",
+    "NOT_IN_BOXSCORE": "not in the box score",
+    "RAW_DATA_GAP": "raw data gap",
+    "ANALYTICS_GAP": "analytics gap",
+    "NAME_UNRESOLVED": "name unresolved",
+}
+
+store = context.get_store()
+f = filters.current()
+actor = identity.current_actor()
+resolve.show_toast()
+bounds = context.guarded(lambda: data.bounds(store))
+season_start, season_end = bounds.first_date, bounds.last_date
+
+st.title("Player")
+lookup = str(st.query_params.get(K_PLAYER, "") or "").strip()[:100]
+
+text = st.text_input(
+    "Find a player", key=K_SEARCH, placeholder="name or lookup, e.g. zach or zachlavine", max_chars=100
+)
+if text and season_start and season_end:
+    found = context.guarded(lambda: players.search(store, text, season_start, season_end))
+    if found.empty:
+        st.caption("No player matches.")
+    else:
+        cols = st.columns(4)
+        for i, row in enumerate(found.itertuples(index=False)):
+            if cols[i % 4].button(f"{row.player_name} · {row.team}", key=f"player_pick_{row.player_lookup}",
+                                  width="stretch"):  # fmt: skip
+                st.query_params[K_PLAYER] = row.player_lookup
+                st.rerun()
+
+if not lookup:
+    st.info("Find a player above, or open one from the failure list or the patterns page.", icon=":material/person:")
+    st.stop()
+if not (season_start and season_end):
+    st.info("No failure data yet.")
+    st.stop()
+
+season = context.guarded(lambda: data.player_season(store, lookup, season_start, season_end))
+items = context.guarded(lambda: data.player_items(store, lookup, f))
+st.subheader(md(lookup))
+teams = " → ".join(dict.fromkeys(season["team"])) if len(season) else "no team found in the box scores"
+st.caption(f"Teams this season: {md(teams)} · items dated {f.date_from} to {f.date_to} (sidebar range)")
+
+outcomes = season["outcome"].value_counts() if len(season) else pd.Series(dtype=int)
+open_items = items[items["status"].isin(["UNRESOLVED", "INVESTIGATING", "REGRESSED"])] if len(items) else items
+kpi_row(
+    [
+        ("Team games", fmt_int(len(season)), "Final games of his team(s), by the team of his nearest appearance"),
+        ("Played", fmt_int(int(outcomes.get("PLAYED", 0))), "Games with an analytics row not flagged is_dnp"),
+        (
+            "Did not play",
+            fmt_int(int(outcomes.get("PLAYER_DNP", 0) + outcomes.get("NOT_IN_BOXSCORE", 0))),
+            "Listed dnp / inactive, or absent from a present box score",
+        ),
+        (
+            "Data gaps",
+            fmt_int(
+                int(
+                    outcomes.get("RAW_DATA_GAP", 0)
+                    + outcomes.get("ANALYTICS_GAP", 0)
+                    + outcomes.get("NAME_UNRESOLVED", 0)
+                )
+            ),
+            "Games missing because data is missing",
+        ),
+        ("Failure items", fmt_int(len(items)), "His items in the sidebar's date range, expected ones included"),
+        ("Open", fmt_int(len(open_items)), "UNRESOLVED, INVESTIGATING or REGRESSED"),
+    ]
+)
+
+st.markdown("**His team's season, game by game**")
+if season.empty:
+    st.caption("No box score or analytics row of this player: his team cannot be placed.")
+else:
+    fig = go.Figure()
+    for outcome, colour in OUTCOME_COLOURS.items():
+        part = season[season["outcome"] == outcome]
+        if part.empty:
+            continue
+        fig.add_scatter(
+            x=pd.to_datetime(part["game_date"]),
+            y=part["team"],
+            mode="markers",
+            name=OUTCOME_LABEL[outcome],
+            marker={"symbol": "square", "size": 13, "color": colour},
+            customdata=part[["opponent", "reason", "game_id"]].fillna("").to_numpy(),
+            hovertemplate="%{x|%a %Y-%m-%d} vs %{customdata[0]}<br>" + OUTCOME_LABEL[outcome]
+            + "<br>%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
+        )  # fmt: skip
+    for start_, end_ in ((f.date_from, f.date_to),):
+        if start_ and end_:
+            fig.add_vrect(x0=pd.Timestamp(start_), x1=pd.Timestamp(end_), fillcolor="#c43c0f", opacity=0.05,
+                          line_width=0)  # fmt: skip
+    fig.update_layout(height=120 + 40 * season["team"].nunique(), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      legend={"orientation": "h", "y": 1.25, "x": 0}, plot_bgcolor="white", dragmode=False)  # fmt: skip
+    st.plotly_chart(fig, key="player_season_chart", config={"displayModeBar": False})
+    reasons = season[season["reason"].notna()]["reason"].value_counts().head(6)
+    if len(reasons):
+        st.caption("Reasons in the box score: " + " · ".join(f"{md(r)} ({n})" for r, n in reasons.items()))
+
+st.markdown("**His failure items over time**")
+if items.empty:
+    st.caption("No failure item of this player in the sidebar's date range.")
+else:
+    fig = go.Figure()
+    for failure_type in sorted(set(items["failure_type"])):
+        part = items[items["failure_type"] == failure_type]
+        fig.add_scatter(
+            x=pd.to_datetime(part["item_date"]),
+            y=part["processor_name"],
+            mode="markers",
+            name=failure_type,
+            marker={
+                "size": 10,
+                "color": TYPE_COLOURS.get(failure_type, "#999999"),
+                "symbol": [
+                    "diamond" if s == "PERMANENT" else "circle-open" if s == "RESOLVED" else "circle"
+                    for s in part["status"]
+                ],
+            },
+            customdata=part[["status", "failure_category"]].to_numpy(),
+            hovertemplate="%{x|%Y-%m-%d} · %{y}<br>"
+            + failure_type
+            + " · %{customdata[1]}<br>status %{customdata[0]}<extra></extra>",
+        )
+    fig.update_layout(height=140 + 34 * items["processor_name"].nunique(), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      legend={"orientation": "h", "y": 1.2, "x": 0}, plot_bgcolor="white", dragmode=False)  # fmt: skip
+    st.plotly_chart(fig, key="player_items_chart", config={"displayModeBar": False})
+    st.caption("Filled diamond: PERMANENT · open circle: RESOLVED · dot: open.")
+
+    event = st.dataframe(
+        items,
+        hide_index=True,
+        key=K_TABLE,
+        on_select="rerun",
+        selection_mode="multi-row",
+        column_order=(
+            "item_date",
+            "processor_name",
+            "status",
+            "failure_category",
+            "failure_type",
+            "is_correctable",
+            "expected_count",
+            "actual_count",
+            "missing_json",
+            "occurrences",
+        ),
+        column_config=ITEM_COLUMN_CONFIG,
+        height=min(38 + 35 * len(items), 420),
+    )
+    shown_keys = list(items["key"])
+    rows = list(event.selection.rows) if event is not None else []
+    if rows and st.session_state.get(K_SHOWN) not in (None, shown_keys):
+        st.warning("The list changed since you selected rows: select them again.", icon=":material/refresh:")
+        rows = []
+    st.session_state[K_SHOWN] = shown_keys
+    selected = [shown_keys[i] for i in rows if i < len(shown_keys)]
+    act_on = st.segmented_control(
+        "Act on", ["selected", "all"], default="selected", key="player_act_on",
+        format_func=lambda v: f"Selected ({len(selected)})" if v == "selected" else f"All {len(items)} of his items",
+    )  # fmt: skip
+    chosen = selected if act_on == "selected" else shown_keys
+    resolve.buttons(store, lambda: resolution.Scope.of_keys(chosen), actor, key=f"player_{act_on}",
+                    what=f"{lookup}'s items", disabled=not chosen)  # fmt: skip
+    if len(selected) == 1:
+        key = ItemKey.parse(selected[0])
+        detail = context.guarded(lambda: data.item(store, key))
+        if detail is not None:
+            item_panel.render(store, detail, key, actor)
+
+resolve.render_pending(store)
