@@ -272,3 +272,37 @@ def test_a_viewer_sees_no_actions(app_db: Path, monkeypatch: pytest.MonkeyPatch)
     _run(at)
     assert not [b for b in at.button if str(b.key).startswith("failures_bulk") or str(b.key).startswith("failures_sel")]
     assert any("viewer" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(
+    "page, params, expected",
+    [
+        ("pages/triage/player.py", {}, "Find a player above"),
+        ("pages/triage/patterns.py", {"from": "2021-12-01", "to": "2022-01-15"}, "Teams × dates"),
+        ("pages/triage/work.py", {"from": "2021-11-01", "to": "2022-04-10"}, "Raw box scores to re-scrape"),
+    ],
+)
+def test_the_issue5_pages_render(app_db: Path, page: str, params: dict[str, str], expected: str) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    _run(at)
+    at.switch_page(page)
+    _run(at)
+    texts = [e.value for e in [*at.markdown, *at.subheader, *at.info, *at.caption]]
+    assert any(expected in t for t in texts), texts[:10]
+
+
+def test_the_player_page_tells_a_players_season(app_db: Path) -> None:
+    store = DuckDBStore(app_db)
+    lookup = str(store.query(
+        "SELECT player_lookup FROM nba_raw.nbac_gamebook_player_stats WHERE game_date = @d AND "
+        "player_status = 'active' ORDER BY player_lookup LIMIT 1", {"d": dt.date(2022, 3, 1)}).iloc[0, 0])  # fmt: skip
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/triage/player.py")
+    at.query_params["player"] = lookup
+    _run(at)
+    shown = _metrics(at)
+    games = int(shown["Team games"].replace(",", ""))
+    assert 60 <= games <= 90
+    assert int(shown["Played"]) + int(shown["Did not play"]) + int(shown["Data gaps"]) == games
+    assert any(lookup in s.value for s in at.subheader)

@@ -418,3 +418,22 @@ def test_the_missing_dates_json_lists_each_date_once() -> None:
     w = World()
     regular_player(w, skip={day(6), day(8)})
     assert classify(failure(), w.evidence()).missing_dates_json == '["2022-01-06", "2022-01-08"]'
+
+
+def test_a_players_season_marks_every_team_game() -> None:
+    from lib.classifier import PLAYED, player_timeline
+
+    w = World()
+    regular_player(w, skip={day(4), day(6), day(8), day(10)})
+    w.box(day(4), "LAL", "zach", "dnp", None, "DNP - Rest")
+    w.raw = [r for r in w.raw if r[0] != day(6)]  # box score never arrived
+    w.box(day(10), "LAL", "zach", "active", "12:00")  # raw says he played; analytics lost it
+    rows = player_timeline("zach", w.evidence(), day(1), day(14))
+    outcomes = {g.game_date: (outcome, reason) for g, _team, outcome, reason in rows}
+    assert len(rows) == 7
+    assert outcomes[day(2)] == (PLAYED, None)
+    assert outcomes[day(4)] == ("PLAYER_DNP", "DNP - Rest")
+    assert outcomes[day(6)][0] == "RAW_DATA_GAP"
+    assert outcomes[day(8)][0] == "NOT_IN_BOXSCORE"
+    assert outcomes[day(10)][0] == "ANALYTICS_GAP"
+    assert player_timeline("nobody", w.evidence(), day(1), day(14)) == []
