@@ -142,3 +142,86 @@ def test_triage_workflow_select_mark_permanent_audit_and_reopen(server: str, pag
     expect(detail.get_by_text("marked by mistake")).to_be_attached()  # a history row (grid cells are canvas-drawn)
     expect(detail.locator('[data-testid="stMetricValue"]').first).to_have_text("UNRESOLVED")
     page.screenshot(path=str(ARTIFACTS / "item-reopened.png"), full_page=True)
+
+
+def _sign(page: Page, who: str = "alice") -> None:
+    name = page.locator('[data-testid="stSidebar"]').get_by_label("Your name, for the audit trail")
+    name.fill(who)
+    name.press("Enter")
+    _settled(page)
+
+
+def _click_point(page: Page, chart_index: int = 0, point_index: int = 0) -> None:
+    chart = page.locator('[data-testid="stPlotlyChart"]').nth(chart_index)
+    point = chart.locator("g.scatterlayer path.point").nth(point_index)
+    expect(point).to_be_visible()
+    box = point.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_timeout(300)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    _settled(page)
+
+
+def _confirm(page: Page, note: str, status: str) -> None:
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Note (required): why?").fill(note)
+    dialog.get_by_role("button", name=f"Confirm: {status}").click()
+    expect(page.get_by_text(re.compile(rf"\d+ items? marked {status}"))).to_be_visible()
+    _settled(page)
+
+
+def test_from_the_overview_to_a_players_season_and_resolving_his_items(server: str, page: Page) -> None:
+    page.goto(server)
+    expect(page.get_by_role("heading", name="Failure overview")).to_be_visible()
+    _settled(page)
+    _sign(page)
+    _click_point(page)  # a processor x category cell: the failure list opens with that filter
+    expect(page.get_by_role("heading", name="Failure list")).to_be_visible()
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 12, box["y"] + 38 + 17)  # select the first item: its panel opens
+    _settled(page)
+    link = page.get_by_role("link", name=re.compile(r"Open .*'s season"))
+    expect(link).to_be_visible()
+    player = re.search(r"Open (\S+)'s season", link.inner_text()).group(1)  # type: ignore[union-attr]
+    link.click()
+    expect(page.get_by_role("heading", name="Player")).to_be_visible()
+    _settled(page)
+    assert f"player={player}" in page.url
+    expect(page.get_by_text("His team's season, game by game")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "player.png"), full_page=True)
+    page.get_by_text(re.compile(r"^All \d+ of his items$")).click()
+    _settled(page)
+    page.get_by_role("button", name="Resolve").first.click()
+    _confirm(page, f"checked {player}'s whole season", "RESOLVED")
+    expect(page.locator('[data-testid="stMetricValue"]').nth(5)).to_have_text("0")  # nothing of his left open
+
+
+def test_patterns_heatmap_cell_to_mark_permanent(server: str, page: Page) -> None:
+    page.goto(server)
+    expect(page.get_by_role("heading", name="Failure overview")).to_be_visible()
+    _settled(page)
+    _sign(page, "bob")
+    classify = page.get_by_role("button", name=re.compile(r"Classify [\d,]+ unclassified failures"))
+    if classify.count():
+        classify.click()
+        expect(page.get_by_text(re.compile(r"Classified [\d,]+ items"))).to_be_visible(timeout=120_000)
+        _settled(page)
+    page.get_by_role("link", name="DNP patterns").click()
+    expect(page.get_by_role("heading", name="Did-not-play patterns")).to_be_visible()
+    _settled(page)
+    _click_point(page, 0, 0)
+    button = page.get_by_role("button", name=re.compile(r"Mark these \d+ items permanent"))
+    expect(button).to_be_visible()
+    count = int(re.search(r"\d+", button.inner_text()).group())  # type: ignore[union-attr]
+    button.click()
+    _confirm(page, "a whole team sat out that night", "PERMANENT")
+    page.screenshot(path=str(ARTIFACTS / "patterns.png"), full_page=True)
+    page.get_by_role("link", name="Activity").click()
+    expect(page.get_by_role("heading", name="Activity")).to_be_visible()
+    _settled(page)
+    expect(page.get_by_text(re.compile(r"^[\d,]+ changes$"))).to_be_visible()
+    assert count >= 1
