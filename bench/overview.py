@@ -71,16 +71,19 @@ def seed(path: Path, rows: int) -> float:
     return time.perf_counter() - started
 
 
-def app_run_seconds(path: Path, warm: bool) -> float:
+def app_run_seconds(path: Path, warm: bool, page: str = "", params: dict[str, str] | None = None) -> float:
+    """One run of the app (``page``, with these URL ``params``) in AppTest: cold caches, or warm."""
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     os.environ["TRIAGE_DB"] = str(path)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    if page:
+        at.switch_page(page)
+    at.query_params.update(params or {})
     if warm:
         at.run()
     else:
-        import streamlit as st
-
         st.cache_data.clear()
     started = time.perf_counter()
     at.run()

@@ -10,39 +10,21 @@ bare GROUP BY over the latest 30 days of failure rows.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.overview import BARE, median_seconds, seed  # noqa: E402
+from bench.overview import BARE, app_run_seconds, median_seconds, seed  # noqa: E402
 from lib import demo  # noqa: E402
 from lib.store import DuckDBStore  # noqa: E402
 from lib.store import queries as q  # noqa: E402
 
 
 def page_seconds(path: Path, player: str, *, warm: bool) -> float:
-    import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
-    os.environ["TRIAGE_DB"] = str(path)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
-    at.switch_page("pages/triage/player.py")
-    at.query_params["player"] = player
-    if warm:
-        at.run()
-    else:
-        st.cache_data.clear()
-    started = time.perf_counter()
-    at.run()
-    elapsed = time.perf_counter() - started
-    if at.exception:
-        raise RuntimeError(at.exception[0].value)
-    return elapsed
+    return app_run_seconds(path, warm, "pages/triage/player.py", {"player": player})
 
 
 def main() -> None:

@@ -228,30 +228,27 @@ def count_to_classify(
 
 # -- writing --------------------------------------------------------------------------------------
 
+# The classifier's columns each table has; values come from the staging table, identifiers from the enum.
+_ASSIGNMENTS = {
+    SourceTable.PRECOMPUTE: (
+        "failure_type = s.failure_type, is_correctable = s.is_correctable, "
+        "expected_game_count = s.expected_count, actual_game_count = s.actual_count, "
+        "missing_game_dates = COALESCE(t.missing_game_dates, s.missing_game_dates), "
+        "raw_data_checked = s.raw_data_checked"
+    ),
+    SourceTable.ANALYTICS: "failure_type = s.failure_type, is_correctable = s.is_correctable",
+    SourceTable.PREDICTION: "failure_type = s.failure_type, is_correctable = s.is_correctable",
+}
+_UPDATE = """
+UPDATE nba_processing.{table} AS t
+SET {assignments}
+FROM nba_processing.classification_staging AS s
+WHERE s.batch_id = @batch_id AND s.source_table = '{table}'
+  AND t.processor_name = s.processor_name AND t.{date} = s.item_date AND t.entity_id = s.entity_id
+  AND t.{date} BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)"""
 _UPDATES = {
-    SourceTable.PRECOMPUTE: """
-UPDATE nba_processing.precompute_failures AS t
-SET failure_type = s.failure_type, is_correctable = s.is_correctable,
-  expected_game_count = s.expected_count, actual_game_count = s.actual_count,
-  missing_game_dates = COALESCE(t.missing_game_dates, s.missing_game_dates), raw_data_checked = s.raw_data_checked
-FROM nba_processing.classification_staging AS s
-WHERE s.batch_id = @batch_id AND s.source_table = 'precompute_failures'
-  AND t.processor_name = s.processor_name AND t.analysis_date = s.item_date AND t.entity_id = s.entity_id
-  AND t.analysis_date BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)""",
-    SourceTable.ANALYTICS: """
-UPDATE nba_processing.analytics_failures AS t
-SET failure_type = s.failure_type, is_correctable = s.is_correctable
-FROM nba_processing.classification_staging AS s
-WHERE s.batch_id = @batch_id AND s.source_table = 'analytics_failures'
-  AND t.processor_name = s.processor_name AND t.analysis_date = s.item_date AND t.entity_id = s.entity_id
-  AND t.analysis_date BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)""",
-    SourceTable.PREDICTION: """
-UPDATE nba_processing.prediction_failures AS t
-SET failure_type = s.failure_type, is_correctable = s.is_correctable
-FROM nba_processing.classification_staging AS s
-WHERE s.batch_id = @batch_id AND s.source_table = 'prediction_failures'
-  AND t.processor_name = s.processor_name AND t.prediction_date = s.item_date AND t.entity_id = s.entity_id
-  AND t.prediction_date BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)""",
+    table: _UPDATE.format(table=table.value, date=table.date_column, assignments=_ASSIGNMENTS[table])
+    for table in SourceTable
 }
 
 _REPLACE_EVIDENCE = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -155,20 +155,21 @@ def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def csv_bytes(frames: Iterable[pd.DataFrame], columns: Sequence[str]) -> bytes:
+    """One CSV from frames that arrive one by one; with no rows, still a valid CSV with its header."""
+    out = io.StringIO()
+    header = True
+    for frame in frames:
+        safe_for_spreadsheets(frame[list(columns)]).to_csv(out, index=False, header=header)
+        header = False
+    if header:
+        pd.DataFrame(columns=list(columns)).to_csv(out, index=False)
+    return out.getvalue().encode("utf-8")
+
+
 def csv_export(store: Store, filters: Filters, sort: str) -> Callable[[], bytes]:
-    """A deferred CSV of every item matching the filter, fetched from the engine page by page."""
-
-    def build() -> bytes:
-        out = io.StringIO()
-        header = True
-        for frame in q.iter_items(store, filters, sort=sort):
-            safe_for_spreadsheets(frame[list(EXPORT_COLUMNS)]).to_csv(out, index=False, header=header)
-            header = False
-        if header:  # nothing matched: still a valid CSV with its header
-            pd.DataFrame(columns=list(EXPORT_COLUMNS)).to_csv(out, index=False)
-        return out.getvalue().encode("utf-8")
-
-    return build
+    """A deferred CSV of every item matching the filter, streamed from the engine."""
+    return lambda: csv_bytes(q.iter_items(store, filters, sort=sort), EXPORT_COLUMNS)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)

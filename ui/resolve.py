@@ -33,6 +33,21 @@ ICONS = {
 }
 
 
+def selected_keys(event: object, shown_keys: list[str], state_key: str) -> list[str]:
+    """The item keys of the rows selected in a dataframe, by stable key, never by position.
+
+    Rows map to the keys shown in this run; a selection made on a list that has changed since (another
+    person's change, new data) is dropped, with a warning, rather than applied to other items.
+    """
+    selection = getattr(event, "selection", None)
+    rows = list(getattr(selection, "rows", []) or [])
+    if rows and st.session_state.get(state_key) not in (None, shown_keys):
+        st.warning("The list changed since you selected rows: select them again.", icon=":material/refresh:")
+        rows = []
+    st.session_state[state_key] = shown_keys
+    return [shown_keys[i] for i in rows if i < len(shown_keys)]
+
+
 def show_toast() -> None:
     message = st.session_state.pop(K_TOAST, None)
     if message:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
-import pandas as pd
 import streamlit as st
 
 from lib import resolution
@@ -57,15 +54,11 @@ else:
     )
 
 
+EXPORT_COLUMNS = ("at", "actor", "item_key", "from_status", "to_status", "note", "origin", "batch_id", "event_id")
+
+
 def _export() -> bytes:
-    out = io.StringIO()
-    header = True
-    for frame in resolution.iter_activity(store, af):
-        data.safe_for_spreadsheets(frame).to_csv(out, index=False, header=header)
-        header = False
-    if header:
-        pd.DataFrame(columns=["at", "actor", "item_key", "from_status", "to_status", "note"]).to_csv(out, index=False)
-    return out.getvalue().encode("utf-8")
+    return data.csv_bytes(resolution.iter_activity(store, af), EXPORT_COLUMNS)
 
 
 st.download_button(

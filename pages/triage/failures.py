@@ -86,15 +86,7 @@ event = st.dataframe(
     height=min(38 + 35 * max(len(frame), 1), 740),
 )
 
-# Selection is by stable item key: rows map to the keys this run shows, and a selection made on a list
-# that has since changed (another person's change, new data) is dropped rather than applied to other items.
-shown_keys = list(frame["key"])
-rows = list(event.selection.rows) if event is not None else []
-if rows and st.session_state.get(K_SHOWN) not in (None, shown_keys):
-    st.warning("The list changed since you selected rows: select them again.", icon=":material/refresh:")
-    rows = []
-st.session_state[K_SHOWN] = shown_keys
-selected = [shown_keys[i] for i in rows if i < len(shown_keys)]
+selected = resolve.selected_keys(event, list(frame["key"]), K_SHOWN)
 
 K_ITEM = "item"  # query parameter: the item whose evidence is shown, so a link can point at it
 if len(selected) == 1:

@@ -179,12 +179,7 @@ else:
         height=min(38 + 35 * len(items), 420),
     )
     shown_keys = list(items["key"])
-    rows = list(event.selection.rows) if event is not None else []
-    if rows and st.session_state.get(K_SHOWN) not in (None, shown_keys):
-        st.warning("The list changed since you selected rows: select them again.", icon=":material/refresh:")
-        rows = []
-    st.session_state[K_SHOWN] = shown_keys
-    selected = [shown_keys[i] for i in rows if i < len(shown_keys)]
+    selected = resolve.selected_keys(event, shown_keys, K_SHOWN)
     act_on = st.segmented_control(
         "Act on", ["selected", "all"], default="selected", key="player_act_on",
         format_func=lambda v: f"Selected ({len(selected)})" if v == "selected" else f"All {len(items)} of his items",

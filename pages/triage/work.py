@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
+import pandas as pd
 import streamlit as st
 
 from lib import workqueue
@@ -28,9 +27,7 @@ plan = context.guarded(lambda: workqueue.plan(store, f))
 
 
 def _csv() -> bytes:
-    out = io.StringIO()
-    data.safe_for_spreadsheets(plan).to_csv(out, index=False)
-    return out.getvalue().encode("utf-8")
+    return data.csv_bytes([plan], list(plan.columns))
 
 
 st.download_button(
@@ -53,26 +50,30 @@ GAME_COLUMNS = {
     "processors": "Processors",
 }
 
+
+def _table(frame: pd.DataFrame, key: str, empty: str, **config: object) -> None:
+    if len(frame):
+        st.dataframe(frame, hide_index=True, key=key, **config)  # type: ignore[arg-type]
+    else:
+        st.caption(empty)
+
+
 st.subheader("1 · Raw box scores to re-scrape")
-rescrape = context.guarded(lambda: workqueue.games_to_fix(store, f, "RAW_DATA_GAP"))
-if len(rescrape):
-    st.dataframe(rescrape, hide_index=True, key="work_rescrape", column_config=GAME_COLUMNS)
-else:
-    st.caption("Nothing to re-scrape.")
-
+_table(
+    context.guarded(lambda: workqueue.games_to_fix(store, f, "RAW_DATA_GAP")),
+    "work_rescrape",
+    "Nothing to re-scrape.",
+    column_config=GAME_COLUMNS,
+)
 st.subheader("2 · Games to re-process in phase 3")
-reprocess = context.guarded(lambda: workqueue.games_to_fix(store, f, "ANALYTICS_GAP"))
-if len(reprocess):
-    st.dataframe(reprocess, hide_index=True, key="work_reprocess", column_config=GAME_COLUMNS)
-else:
-    st.caption("Nothing to re-process.")
-
+_table(
+    context.guarded(lambda: workqueue.games_to_fix(store, f, "ANALYTICS_GAP")),
+    "work_reprocess",
+    "Nothing to re-process.",
+    column_config=GAME_COLUMNS,
+)
 st.subheader("3 · Names to fix in the player registry")
-names = context.guarded(lambda: workqueue.names_to_fix(store, f))
-if len(names):
-    st.dataframe(names, hide_index=True, key="work_names")
-else:
-    st.caption("No unresolved name.")
+_table(context.guarded(lambda: workqueue.names_to_fix(store, f)), "work_names", "No unresolved name.")
 
 st.subheader("4 · Processors to re-run, in recovery order")
 runs = context.guarded(lambda: workqueue.reruns(store, f))
