@@ -5,12 +5,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test setup setup-dev browser lint bench clean
+.PHONY: run test setup setup-dev browser emulator lint bench clean
 
 run: setup
 	$(BIN)/python -m ui.serve --server.port $(PORT)
 
-test: setup-dev browser
+test: setup-dev browser emulator
 	$(BIN)/python -m pytest
 
 setup: $(VENV)/.installed
@@ -33,6 +33,21 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
+# The BigQuery emulator for the BigQuery-path tests (local-bigquery 0.3.2 needs Python 3.13 and DuckDB
+# 1.5.5 with its extensions from PyPI), in a venv of its own so its pins never meet the app's.
+EMU := .venv-emulator
+PY313 ?= $(shell for p in $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 2>/dev/null) $$(command -v python3.13 2>/dev/null); do $$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo $$p; break; }; done)
+
+emulator: $(EMU)/.installed
+
+$(EMU)/.installed: requirements-emulator.txt
+	@test -n "$(PY313)" || { echo "The BigQuery emulator needs Python 3.13 (python3.13 on PATH, or pyenv's 3.13)." >&2; exit 1; }
+	@test -x $(EMU)/bin/python || $(PY313) -m venv $(EMU)
+	$(EMU)/bin/python -m pip install --quiet --upgrade pip
+	$(EMU)/bin/python -m pip install --quiet -r requirements-emulator.txt
+	$(EMU)/bin/python -c "import duckdb, glob, sys; [duckdb.execute(f\"INSTALL '{p}'\") for p in glob.glob(sys.prefix + '/lib/python*/site-packages/duckdb_extension_*/extensions/*/*.duckdb_extension')]"
+	@touch $@
+
 lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,4 +57,4 @@ bench: setup-dev
 	$(BIN)/python bench/overview.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(EMU) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import sys
 import time
@@ -40,14 +41,21 @@ class _Progress:
 
 def _store(args: argparse.Namespace) -> Store:
     settings = Settings.from_env()
-    if args.db:
-        settings = Settings(engine="duckdb", db_path=Path(args.db), operator=settings.operator)
+    if getattr(args, "bigquery", None) and args.db:
+        raise ValueError("give --db PATH or --bigquery PROJECT, not both")
+    if getattr(args, "bigquery", None):
+        bq = dataclasses.replace(settings.bigquery, project=args.bigquery)
+        settings = dataclasses.replace(settings, engine="bigquery", bigquery=bq)
+    elif args.db:
+        settings = dataclasses.replace(settings, engine="duckdb", db_path=Path(args.db))
     return open_store(settings)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     store = _store(args)
-    created = store.init_schema()
+    # The pipeline's own tables exist in production: create them only on request (a new environment), and
+    # never alter an existing one. The embedded engine always gets all of them.
+    created = store.init_schema(pipeline_tables=store.engine == "duckdb" or args.create_pipeline_tables)
     print(f"Schema ready at {store.location}: " + (f"created {', '.join(created)}" if created else "nothing to create"))
     return 0
 
@@ -226,9 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--db", help="DuckDB file (default: $TRIAGE_DB or data/triage.duckdb)")
+        p.add_argument("--bigquery", metavar="PROJECT", help="use BigQuery in this project instead of a DuckDB file")
         return p
 
     p = with_db(sub.add_parser("init", help="create the schema (idempotent)"))
+    p.add_argument(
+        "--create-pipeline-tables",
+        action="store_true",
+        help="BigQuery: also create the pipeline's failure and evidence tables (a new environment)",
+    )
     p.set_defaults(func=cmd_init)
 
     p = with_db(sub.add_parser("demo", help="write deterministic demo data"))

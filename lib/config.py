@@ -64,16 +64,42 @@ class Roles:
 
 
 @dataclass(frozen=True)
+class BigQuerySettings:
+    project: str = ""
+    location: str | None = None
+    datasets: Mapping[str, str] = field(default_factory=dict)  # production name -> real name
+    credentials_info: Mapping[str, object] | None = None  # service-account JSON; None: application default
+    endpoint: str | None = None  # a local emulator
+    maximum_bytes_billed: int | None = 50 * 1024**3
+
+
+@dataclass(frozen=True)
 class Settings:
     engine: str = "duckdb"
     db_path: Path = DEFAULT_DB
     operator: str = ""
+    bigquery: BigQuerySettings = field(default_factory=BigQuerySettings)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """TRIAGE_ENGINE, TRIAGE_DB, TRIAGE_OPERATOR; for BigQuery TRIAGE_BQ_PROJECT, TRIAGE_BQ_LOCATION,
+        TRIAGE_BQ_DATASET_PROCESSING / _RAW / _ANALYTICS, TRIAGE_BQ_MAX_BYTES, TRIAGE_BQ_ENDPOINT."""
         env = dict(os.environ if env is None else env)
+        datasets = {
+            name: env[f"TRIAGE_BQ_DATASET_{name.removeprefix('nba_').upper()}"]
+            for name in ("nba_processing", "nba_raw", "nba_analytics")
+            if env.get(f"TRIAGE_BQ_DATASET_{name.removeprefix('nba_').upper()}")
+        }
+        max_bytes = env.get("TRIAGE_BQ_MAX_BYTES", "").strip()
         return cls(
             engine=env.get("TRIAGE_ENGINE", "duckdb").strip().lower() or "duckdb",
             db_path=Path(env.get("TRIAGE_DB") or DEFAULT_DB),
             operator=env.get("TRIAGE_OPERATOR", "").strip(),
+            bigquery=BigQuerySettings(
+                project=env.get("TRIAGE_BQ_PROJECT", "").strip(),
+                location=env.get("TRIAGE_BQ_LOCATION") or None,
+                datasets=datasets,
+                endpoint=env.get("TRIAGE_BQ_ENDPOINT") or None,
+                maximum_bytes_billed=int(max_bytes) if max_bytes else BigQuerySettings.maximum_bytes_billed,
+            ),
         )

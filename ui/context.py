@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -21,29 +21,47 @@ _seed_lock = threading.Lock()
 _has_data: set[str] = set()  # locations known to hold failure rows: checked once per process
 
 
-def settings() -> Settings:
-    """Environment first; ``[triage]`` in .streamlit/secrets.toml fills what the environment leaves out."""
-    env = dict(os.environ)
+def _secrets(name: str) -> dict[str, Any]:
     try:
-        section: dict[str, Any] = dict(st.secrets.get("triage", {}))
+        return dict(st.secrets.get(name, {}))
     except Exception:  # no secrets file at all is the normal local case
-        section = {}
+        return {}
+
+
+def settings() -> Settings:
+    """Environment first; ``[triage]`` (and ``[triage.bigquery]``, ``[gcp_service_account]``) in
+    .streamlit/secrets.toml fill what the environment leaves out."""
+    env = dict(os.environ)
+    section = _secrets("triage")
     for key, name in (("engine", "TRIAGE_ENGINE"), ("db", "TRIAGE_DB"), ("operator", "TRIAGE_OPERATOR")):
         if name not in env and section.get(key):
             env[name] = str(section[key])
-    return Settings.from_env(env)
+    bq = dict(section.get("bigquery", {}))
+    for key, name in (("project", "TRIAGE_BQ_PROJECT"), ("location", "TRIAGE_BQ_LOCATION"),
+                      ("maximum_bytes_billed", "TRIAGE_BQ_MAX_BYTES"), ("endpoint", "TRIAGE_BQ_ENDPOINT")):  # fmt: skip
+        if name not in env and bq.get(key):
+            env[name] = str(bq[key])
+    for dataset, real in dict(bq.get("datasets", {})).items():
+        name = f"TRIAGE_BQ_DATASET_{str(dataset).removeprefix('nba_').upper()}"
+        env.setdefault(name, str(real))
+    result = Settings.from_env(env)
+    account = _secrets("gcp_service_account")
+    if account:
+        result = dataclasses.replace(result, bigquery=dataclasses.replace(result.bigquery, credentials_info=account))
+    return result
 
 
 @st.cache_resource(show_spinner=False)
-def _store(engine: str, location: str) -> Store:
-    store = open_store(Settings(engine=engine, db_path=Path(location)))
-    store.init_schema(pipeline_tables=False)  # the dashboard's own tables, on any database it is pointed at
+def _store(key: str, _settings: Settings) -> Store:
+    store = open_store(_settings)
+    store.init_schema(pipeline_tables=False)  # the dashboard's own tables, wherever it is pointed
     return store
 
 
 def get_store() -> Store:
     s = settings()
-    return _store(s.engine, str(s.db_path))
+    key = f"{s.engine}|{s.db_path}|{s.bigquery.project}|{s.bigquery.endpoint}|{sorted(s.bigquery.datasets.items())}"
+    return _store(key, s)
 
 
 def show_error(exc: TriageError) -> None:

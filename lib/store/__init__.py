@@ -13,7 +13,23 @@ __all__ = ["DuckDBStore", "Store", "open_store"]
 def open_store(settings: Settings) -> Store:
     if settings.engine == "duckdb":
         return DuckDBStore(settings.db_path)
+    if settings.engine == "bigquery":
+        from lib.store.bigquery_store import BigQueryStore
+        from lib.store.schema import DATASETS
+
+        bq = settings.bigquery
+        if not bq.project:
+            raise BadInput("BigQuery needs a project id.", "Set TRIAGE_BQ_PROJECT, [triage.bigquery] project, "
+                           "or pass --bigquery PROJECT.")  # fmt: skip
+        return BigQueryStore(
+            bq.project,
+            location=bq.location,
+            datasets={d: bq.datasets.get(d, d) for d in DATASETS},
+            credentials_info=bq.credentials_info,
+            endpoint=bq.endpoint,
+            maximum_bytes_billed=bq.maximum_bytes_billed,
+        )
     raise BadInput(
         f"Unknown engine {settings.engine!r}.",
-        "Set TRIAGE_ENGINE to 'duckdb' (the embedded default).",
+        "Set TRIAGE_ENGINE to 'duckdb' (the embedded default) or 'bigquery'.",
     )

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from lib.store.dialect import Dialect
-from lib.store.schema import ALL_TABLES, DATASETS, PIPELINE_TABLES, TableDef
+from lib.store.schema import ALL_TABLES, DATASETS, FAILURE_TABLES, PIPELINE_TABLES, TableDef
 
 Params = Mapping[str, Any]
 
@@ -43,6 +43,17 @@ def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
         elif col in _TIMESTAMP_COLUMNS:
             df[col] = pd.to_datetime(df[col], utc=True)
     return df
+
+
+# One statement per failure table; identifiers come from the schema module. The predicate on the
+# partition column keeps it valid (and cheap: one column) where a partition filter is required.
+_BOUNDS = {
+    t.name: "SELECT MIN({d}) AS first_date, MAX({d}) AS last_date, COUNT(*) AS n FROM {ref} "
+    "WHERE {d} BETWEEN @lo AND @hi".format(
+        d="prediction_date" if t.name == "prediction_failures" else "analysis_date", ref=t.ref
+    )
+    for t in FAILURE_TABLES
+}
 
 
 class Transaction(abc.ABC):
@@ -90,9 +101,20 @@ class Store(abc.ABC):
     def data_version(self) -> str:
         """A cheap token that changes whenever data changes: part of every cache key."""
 
-    @abc.abstractmethod
     def date_bounds(self) -> tuple[dt.date | None, dt.date | None, int]:
-        """First and last failure date over all failure tables, and their row count (metadata only)."""
+        """First and last failure date over all failure tables, and their row count."""
+        existing = self.existing_tables()
+        firsts, lasts, total = [], [], 0
+        for table in FAILURE_TABLES:
+            if table.ref not in existing:
+                continue
+            row = self.query(_BOUNDS[table.name], {"lo": dt.date(1900, 1, 1), "hi": dt.date(2999, 12, 31)},
+                             label="bounds").iloc[0]  # fmt: skip
+            if row["n"]:
+                firsts.append(row["first_date"])
+                lasts.append(row["last_date"])
+                total += int(row["n"])
+        return (min(firsts) if firsts else None, max(lasts) if lasts else None, total)
 
     @property
     @abc.abstractmethod

@@ -25,7 +25,6 @@ import pandas as pd
 from lib.errors import QueryFailed, StoreBusy, StoreUnavailable
 from lib.store.base import Params, Store, Transaction, normalise_frame
 from lib.store.dialect import Dialect, quote_identifier
-from lib.store.schema import FAILURE_TABLES
 
 _LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock|database is locked", re.I)
 _PID_PATTERN = re.compile(r"PID (\d+)")
@@ -244,18 +243,5 @@ class DuckDBStore(Store):
 
     def date_bounds(self) -> tuple[dt.date | None, dt.date | None, int]:
         if not self.path.exists():
-            return None, None, 0
-        existing = self.existing_tables()
-        firsts, lasts, total = [], [], 0
-        for table in FAILURE_TABLES:
-            if table.ref not in existing:
-                continue
-            column = "prediction_date" if table.name == "prediction_failures" else "analysis_date"
-            # Identifiers come from the schema module, never from input.
-            sql = f"SELECT MIN({column}) AS first_date, MAX({column}) AS last_date, COUNT(*) AS n FROM {table.ref}"
-            row = self.query(sql, label="bounds").iloc[0]
-            if row["n"]:
-                firsts.append(row["first_date"])
-                lasts.append(row["last_date"])
-                total += int(row["n"])
-        return (min(firsts) if firsts else None, max(lasts) if lasts else None, total)
+            return None, None, 0  # do not create a file just to find it empty
+        return super().date_bounds()

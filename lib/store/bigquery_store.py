@@ -1,0 +1,293 @@
+"""The production engine: BigQuery, through the official client, with the same queries as DuckDB.
+
+Differences from the embedded engine, each handled here:
+* parameters are typed (``@name`` with a BigQuery type inferred from the Python value);
+* results come back with BigQuery's dtypes (``dbdate``...) and are normalised like DuckDB's;
+* there is no cross-statement transaction: the statements of a unit of work run in order. Every write
+  of the dashboard is either one statement (resolution events) or idempotent and safe to run again
+  (classification verdicts, the status sync), so a failure midway loses nothing;
+* rows are loaded with load jobs, never streamed (streamed rows refuse DML for up to ~90 minutes);
+* every job carries labels (the page or command), a ``maximum_bytes_billed`` guard and short retries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from lib.errors import QueryFailed, StoreUnavailable, TriageError
+from lib.store.base import Params, Store, Transaction, normalise_frame
+from lib.store.dialect import Dialect
+from lib.store.schema import DATASETS, FAILURE_TABLES
+
+T = TypeVar("T")
+
+
+def _param(name: str, value: Any) -> Any:
+    from google.cloud import bigquery
+
+    if isinstance(value, (list, tuple)):
+        kind = "STRING"
+        if value and isinstance(value[0], bool):
+            kind = "BOOL"
+        elif value and isinstance(value[0], int):
+            kind = "INT64"
+        elif value and isinstance(value[0], dt.date):
+            kind = "DATE"
+        return bigquery.ArrayQueryParameter(name, kind, list(value))
+    if isinstance(value, bool):
+        return bigquery.ScalarQueryParameter(name, "BOOL", value)
+    if isinstance(value, int):
+        return bigquery.ScalarQueryParameter(name, "INT64", value)
+    if isinstance(value, float):
+        return bigquery.ScalarQueryParameter(name, "FLOAT64", value)
+    if isinstance(value, (dt.datetime, pd.Timestamp)):
+        return bigquery.ScalarQueryParameter(name, "TIMESTAMP", value)
+    if isinstance(value, dt.date):
+        return bigquery.ScalarQueryParameter(name, "DATE", value)
+    return bigquery.ScalarQueryParameter(name, "STRING", None if value is None else str(value))
+
+
+def _explain(exc: Exception, what: str) -> TriageError:
+    """A BigQuery or auth error as what happened and what to do."""
+    from google.api_core import exceptions as gx
+    from google.auth import exceptions as ax
+
+    text = str(getattr(exc, "message", "") or exc).splitlines()[0][:300]
+    if isinstance(exc, ax.DefaultCredentialsError | ax.RefreshError):
+        return StoreUnavailable(f"No usable Google credentials for BigQuery ({text}).",
+                                "Set service-account info in .streamlit/secrets.toml or run "
+                                "`gcloud auth application-default login`.")  # fmt: skip
+    if isinstance(exc, gx.Forbidden | gx.PermissionDenied):
+        if "bytes billed" in text.lower() or "billing" in text.lower():
+            todo = "Narrow the date range, or raise maximum_bytes_billed in the configuration."
+            return QueryFailed(f"{what} would scan more than the cost guard allows ({text}).", todo)
+        return StoreUnavailable(f"BigQuery refused {what}: permission denied ({text}).",
+                                "The service account needs BigQuery Data Viewer on the datasets, Data Editor on "
+                                "nba_processing and Job User on the project.")  # fmt: skip
+    if isinstance(exc, gx.NotFound):
+        todo = "Check the project and dataset names, or run `python -m lib init --bigquery PROJECT`."
+        return StoreUnavailable(f"{what}: a dataset or table does not exist ({text}).", todo)
+    if isinstance(exc, gx.TooManyRequests | gx.ResourceExhausted):
+        return QueryFailed(f"BigQuery quota exceeded for {what} ({text}).", "Wait a minute and try again.")
+    if isinstance(exc, gx.DeadlineExceeded | TimeoutError | gx.RetryError):
+        return QueryFailed(f"{what} took too long ({text}).", "Try again, or narrow the date range.")
+    if isinstance(exc, gx.BadRequest):
+        return QueryFailed(f"BigQuery could not run {what}: {text}")
+    if isinstance(exc, gx.GoogleAPICallError):
+        return QueryFailed(f"BigQuery failed on {what}: {text}", "Try again; if it persists, check BigQuery's status.")
+    return QueryFailed(f"{what} failed: {text}")
+
+
+class _BqTransaction(Transaction):
+    """Statements in order (BigQuery has no cross-statement transaction for these jobs)."""
+
+    def __init__(self, store: BigQueryStore, label: str) -> None:
+        self._store = store
+        self._label = label
+
+    def query(self, sql: str, params: Params | None = None) -> pd.DataFrame:
+        return self._store.query(sql, params, label=self._label)
+
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        return self._store.execute(sql, params, label=self._label)
+
+    def insert_frame(self, table_ref: str, frame: pd.DataFrame) -> int:
+        return self._store.insert_frame(table_ref, frame, label=self._label)
+
+
+class BigQueryStore(Store):
+    engine = "bigquery"
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        location: str | None = None,
+        datasets: Mapping[str, str] | None = None,
+        credentials_info: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
+        maximum_bytes_billed: int | None = 50 * 1024**3,
+        timeout: float = 60.0,
+    ) -> None:
+        self.project = project
+        self.bq_location = location
+        self.dialect = Dialect("bigquery", project=project, datasets=dict(datasets or {d: d for d in DATASETS}))
+        self.maximum_bytes_billed = maximum_bytes_billed
+        self.timeout = timeout
+        self._credentials_info = dict(credentials_info) if credentials_info else None
+        self._endpoint = endpoint
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._version: tuple[float, str] = (0.0, "")
+
+    @property
+    def location(self) -> str:
+        return f"bigquery://{self.project}" + (f" ({self._endpoint})" if self._endpoint else "")
+
+    # -- the client ---------------------------------------------------------------------------------
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._guard(self._make_client, "connecting to BigQuery")
+            return self._client
+
+    def _make_client(self) -> Any:
+        from google.cloud import bigquery
+
+        if self._endpoint:
+            from google.api_core.client_options import ClientOptions
+            from google.auth.credentials import AnonymousCredentials
+
+            return bigquery.Client(project=self.project, location=self.bq_location,
+                                   credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                                   client_options=ClientOptions(api_endpoint=self._endpoint))  # fmt: skip
+        if self._credentials_info:
+            from google.oauth2 import service_account
+
+            creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                self._credentials_info
+            )
+            return bigquery.Client(project=self.project, location=self.bq_location, credentials=creds)
+        return bigquery.Client(project=self.project, location=self.bq_location)
+
+    def _guard(self, fn: Callable[[], T], what: str) -> T:
+        try:
+            return fn()
+        except TriageError:
+            raise
+        except Exception as exc:  # every client error becomes a message, never a traceback
+            raise _explain(exc, what) from exc
+
+    def _job_config(self, params: Params | None, label: str, *, dml: bool = False) -> Any:
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[_param(k, v) for k, v in (params or {}).items()],
+            labels={"app": "failure-triage", "page": (label or "unlabelled").lower().replace("_", "-")[:60]},
+        )
+        if self.maximum_bytes_billed and not dml:
+            config.maximum_bytes_billed = self.maximum_bytes_billed
+        return config
+
+    def _run(self, sql: str, params: Params | None, label: str, *, dml: bool = False) -> Any:
+        from google.cloud import bigquery
+
+        rendered = self.dialect.render(sql)
+        used = {k: v for k, v in (params or {}).items() if f"@{k}" in rendered}
+        client = self.client()
+        job = client.query(
+            rendered,
+            job_config=self._job_config(used, label, dml=dml),
+            retry=bigquery.DEFAULT_RETRY.with_deadline(self.timeout),
+            job_retry=None,
+        )
+        job.result(timeout=self.timeout)
+        return job
+
+    # -- primitives ---------------------------------------------------------------------------------
+    def query(self, sql: str, params: Params | None = None, *, label: str = "") -> pd.DataFrame:
+        def run() -> pd.DataFrame:
+            job = self._run(sql, params, label)
+            frame: pd.DataFrame = job.result().to_dataframe(create_bqstorage_client=False)
+            return frame
+
+        return normalise_frame(self._guard(run, f"the {label or 'query'}"))
+
+    def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
+        def run() -> int:
+            job = self._run(sql, params, label, dml=True)
+            return int(job.num_dml_affected_rows or 0)
+
+        return self._guard(run, f"the {label or 'statement'}")
+
+    def stream(
+        self, sql: str, params: Params | None = None, *, chunk: int = 50_000, label: str = ""
+    ) -> Iterator[pd.DataFrame]:
+        job = self._guard(lambda: self._run(sql, params, label), f"the {label or 'export'}")
+        rows = job.result(page_size=chunk)
+        for frame in rows.to_dataframe_iterable():
+            yield normalise_frame(frame)
+
+    @contextmanager
+    def transaction(self, *, label: str = "") -> Iterator[Transaction]:
+        yield _BqTransaction(self, label)
+
+    def insert_frame(self, table_ref: str, frame: pd.DataFrame, *, label: str = "") -> int:
+        if frame.empty:
+            return 0
+        from google.cloud import bigquery
+
+        dataset, name = table_ref.split(".")
+        target = f"{self.project}.{self.dialect.dataset(dataset)}.{name}"
+
+        def load() -> int:
+            client = self.client()
+            schema = client.get_table(target).schema
+            columns = [f.name for f in schema if f.name in frame.columns]
+            config = bigquery.LoadJobConfig(
+                schema=[f for f in schema if f.name in frame.columns],
+                write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+                labels={"app": "failure-triage", "page": (label or "load").lower()[:60]},
+            )
+            job = client.load_table_from_dataframe(frame[columns], target, job_config=config)
+            job.result(timeout=self.timeout)
+            return len(frame)
+
+        return self._guard(load, f"loading rows into {table_ref}")
+
+    def create_dataset(self, dataset: str) -> None:
+        from google.cloud import bigquery
+
+        def create() -> None:
+            ref = bigquery.Dataset(f"{self.project}.{dataset}")
+            if self.bq_location:
+                ref.location = self.bq_location
+            self.client().create_dataset(ref, exists_ok=True)
+
+        self._guard(create, f"creating dataset {dataset}")
+
+    def existing_tables(self) -> set[str]:
+        from google.api_core import exceptions as gx
+
+        found: set[str] = set()
+        for dataset in DATASETS:
+            real = self.dialect.dataset(dataset)
+            try:
+                tables = self._guard(self._lister(real), f"listing {real}")
+            except StoreUnavailable as exc:
+                if isinstance(exc.__cause__, gx.NotFound):
+                    continue
+                raise
+            found |= {f"{dataset}.{t.table_id}" for t in tables}
+        return found
+
+    def _lister(self, dataset: str) -> Callable[[], list[Any]]:
+        return lambda: list(self.client().list_tables(f"{self.project}.{dataset}"))
+
+    def _modified(self, target: str) -> Callable[[], str]:
+        return lambda: str(self.client().get_table(target).modified)
+
+    def data_version(self) -> str:
+        """The failure and dashboard tables' last-modified times (metadata calls, nothing billed),
+        looked up at most every few seconds."""
+        now = time.monotonic()
+        if now - self._version[0] < 5:
+            return self._version[1]
+        from lib.store.schema import DASHBOARD_TABLES
+
+        stamps = []
+        for table in (*FAILURE_TABLES, *DASHBOARD_TABLES):
+            target = f"{self.project}.{self.dialect.dataset(table.dataset)}.{table.name}"
+            try:
+                stamps.append(self._guard(self._modified(target), "reading table metadata"))
+            except TriageError:
+                stamps.append("-")
+        self._version = (now, "|".join(stamps))
+        return self._version[1]

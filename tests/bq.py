@@ -1,0 +1,120 @@
+"""The local BigQuery emulator (local-bigquery, in .venv-emulator: `make emulator`) for the BigQuery path."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from lib.store.bigquery_store import BigQueryStore
+from lib.store.schema import DATASETS
+
+ROOT = Path(__file__).resolve().parent.parent
+EMULATOR = ROOT / ".venv-emulator" / "bin" / "local-bigquery"
+PROJECT = "test-project"
+_tags = itertools.count(1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(data_dir: Path) -> Iterator[str]:
+    """Start the emulator on free loopback ports; yield its endpoint; stop it."""
+    if not EMULATOR.exists():
+        raise RuntimeError("The BigQuery emulator is not installed: run `make emulator` (part of `make test`).")
+    port, grpc = _free_port(), _free_port()
+    log = open(data_dir / "emulator.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(EMULATOR), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
+         "--project", PROJECT, "--data-dir", str(data_dir)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"The BigQuery emulator did not start; see {log.name}")
+        time.sleep(0.2)
+    try:
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def datasets(tag: str) -> dict[str, str]:
+    """Datasets of their own for one test (the emulator has one project): nba_processing -> t3_processing."""
+    return {d: f"{tag}_{d.removeprefix('nba_')}" for d in DATASETS}
+
+
+def store(endpoint: str, tag: str | None = None, **kw: object) -> BigQueryStore:
+    tag = tag or f"t{next(_tags)}"
+    return BigQueryStore(PROJECT, endpoint=endpoint, datasets=datasets(tag), timeout=120, **kw)  # type: ignore[arg-type]
+
+
+# -- the partition-filter proof ---------------------------------------------------------------------
+
+PARTITION_COLUMN = {
+    "precompute_failures": "analysis_date",
+    "analytics_failures": "analysis_date",
+    "prediction_failures": "prediction_date",
+}
+
+
+class Recording(BigQueryStore):
+    """The real BigQuery engine, keeping every statement it renders."""
+
+    statements: list[str]
+
+    def _run(self, sql: str, params, label: str, *, dml: bool = False):  # type: ignore[no-untyped-def]
+        self.statements.append(self.dialect.render(sql))
+        return super()._run(sql, params, label, dml=dml)
+
+
+def recording(endpoint: str) -> Recording:
+    r = Recording(PROJECT, endpoint=endpoint, datasets=datasets(f"t{next(_tags)}"), timeout=120)
+    r.statements = []
+    return r
+
+
+def partition_violations(sql: str) -> list[str]:
+    """Every read, update or delete of a failure table must filter its partition column in its own WHERE."""
+    tree = sqlglot.parse_one(sql, read="bigquery")
+    if isinstance(tree, exp.Create):
+        return []  # DDL reads no rows
+    found = []
+    for table in tree.find_all(exp.Table):
+        column = PARTITION_COLUMN.get(table.name)
+        if column is None:
+            continue
+        insert = table.find_ancestor(exp.Insert)
+        if insert is not None and table in (insert.this, *insert.this.find_all(exp.Table)):
+            continue  # the target of an INSERT reads nothing
+        scope = table.find_ancestor(exp.Select, exp.Update, exp.Delete)
+        where = scope.args.get("where") if scope is not None else None
+        if where is None or column not in {c.name for c in where.find_all(exp.Column)}:
+            flat = re.sub(r"\s+", " ", sql)[:200]
+            found.append(f"{table.name} without a filter on {column}: {flat}")
+    return found
