@@ -62,10 +62,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     store = _store(args)
-    extra = demo_mod.parse_scale(args.scale) if args.scale else 0
-    store.init_schema()
     if store.engine != "duckdb" and args.replace:
         raise ValueError("--replace empties the pipeline's tables: it is refused on BigQuery, use a DuckDB file")
+    extra = demo_mod.parse_scale(args.scale) if args.scale else 0
+    store.init_schema()
     if not store.is_empty():
         if not args.replace:
             print(

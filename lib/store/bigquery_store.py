@@ -76,8 +76,9 @@ def _explain(exc: Exception, what: str) -> TriageError:
         return StoreUnavailable(f"{what}: a dataset or table does not exist ({text}).", todo)
     if isinstance(exc, gx.TooManyRequests | gx.ResourceExhausted):
         return QueryFailed(f"BigQuery quota exceeded for {what} ({text}).", "Wait a minute and try again.")
-    if isinstance(exc, gx.DeadlineExceeded | TimeoutError | gx.RetryError):
-        return QueryFailed(f"{what} took too long ({text}).", "Try again, or narrow the date range.")
+    if isinstance(exc, gx.DeadlineExceeded | TimeoutError | gx.RetryError) or "timeout" in text.lower():
+        todo = "Check that BigQuery is reachable and try again; for a query, narrow the date range."
+        return QueryFailed(f"{what} took too long or BigQuery did not answer ({text}).", todo)
     if isinstance(exc, gx.BadRequest):
         return QueryFailed(f"BigQuery could not run {what}: {text}")
     if isinstance(exc, gx.GoogleAPICallError):
@@ -229,14 +230,14 @@ class BigQueryStore(Store):
 
         def load() -> int:
             client = self.client()
-            schema = client.get_table(target).schema
+            schema = client.get_table(target, **self._api()).schema
             columns = [f.name for f in schema if f.name in frame.columns]
             config = bigquery.LoadJobConfig(
                 schema=[f for f in schema if f.name in frame.columns],
                 write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
                 labels={"app": "failure-triage", "page": (label or "load").lower()[:60]},
             )
-            job = client.load_table_from_dataframe(frame[columns], target, job_config=config)
+            job = client.load_table_from_dataframe(frame[columns], target, job_config=config, timeout=self.timeout)
             job.result(timeout=self.timeout)
             return len(frame)
 
@@ -249,7 +250,7 @@ class BigQueryStore(Store):
             ref = bigquery.Dataset(f"{self.project}.{dataset}")
             if self.bq_location:
                 ref.location = self.bq_location
-            self.client().create_dataset(ref, exists_ok=True)
+            self.client().create_dataset(ref, exists_ok=True, **self._api())
 
         self._guard(create, f"creating dataset {dataset}")
 
@@ -268,11 +269,17 @@ class BigQueryStore(Store):
             found |= {f"{dataset}.{t.table_id}" for t in tables}
         return found
 
+    def _api(self) -> dict[str, Any]:
+        """Deadlines for the non-query API calls (the client's default retries for 10 minutes)."""
+        from google.cloud import bigquery
+
+        return {"retry": bigquery.DEFAULT_RETRY.with_deadline(self.timeout), "timeout": self.timeout}
+
     def _lister(self, dataset: str) -> Callable[[], list[Any]]:
-        return lambda: list(self.client().list_tables(f"{self.project}.{dataset}"))
+        return lambda: list(self.client().list_tables(f"{self.project}.{dataset}", **self._api()))
 
     def _modified(self, target: str) -> Callable[[], str]:
-        return lambda: str(self.client().get_table(target).modified)
+        return lambda: str(self.client().get_table(target, **self._api()).modified)
 
     def data_version(self) -> str:
         """The failure and dashboard tables' last-modified times (metadata calls, nothing billed),
