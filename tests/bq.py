@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from sqlglot import exp
 
 from lib.store.bigquery_store import BigQueryStore
 from lib.store.schema import DATASETS
+from tests.servers import free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR = ROOT / ".venv-emulator" / "bin" / "local-bigquery"
@@ -23,17 +21,11 @@ PROJECT = "test-project"
 _tags = itertools.count(1)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(data_dir: Path) -> Iterator[str]:
     """Start the emulator on free loopback ports; yield its endpoint; stop it."""
     if not EMULATOR.exists():
         raise RuntimeError("The BigQuery emulator is not installed: run `make emulator` (part of `make test`).")
-    port, grpc = _free_port(), _free_port()
+    port, grpc = free_port(), free_port()
     log = open(data_dir / "emulator.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(EMULATOR), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
@@ -41,18 +33,7 @@ def start(data_dir: Path) -> Iterator[str]:
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"The BigQuery emulator did not start; see {log.name}")
-        time.sleep(0.2)
+    wait_until_answering(f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets", proc, log.name)
     try:
         yield endpoint
     finally:
