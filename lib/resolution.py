@@ -368,8 +368,10 @@ def complete_scope(since: dt.date | None, until: dt.date | None) -> Scope:
 
 _AUTO_NOTE = (
     "CONCAT('Auto-resolved: re-classified COMPLETE on ', FORMAT_TIMESTAMP('%Y-%m-%d %H:%M UTC', @at), '. ', "
-    "'Every missing game has arrived: ', COALESCE(CAST(actual_count AS STRING), '?'), ' of ', "
-    "COALESCE(CAST(expected_count AS STRING), '?'), ' expected in the window.')"
+    "CASE WHEN expected_count IS NULL OR actual_count IS NULL "
+    "THEN 'The evidence shows nothing missing any more.' "
+    "ELSE CONCAT('Every missing game has arrived: ', CAST(actual_count AS STRING), ' of ', "
+    "CAST(expected_count AS STRING), ' expected in the window.') END)"
 )
 
 
