@@ -130,9 +130,12 @@ ORDER BY i.item_key"""
 
 
 def mass_dates(store: Store, filters: Filters, *, limit: int = 15) -> pd.DataFrame:
-    """Dates with the most did-not-play items, and all items for comparison."""
-    cube = q.summary(store, filters)
-    shown = cube[~cube["is_expected"]] if filters.hide_expected else cube
+    return mass_dates_of(q.summary(store, filters), filters.hide_expected, limit=limit)
+
+
+def mass_dates_of(cube: pd.DataFrame, hide_expected: bool, *, limit: int = 15) -> pd.DataFrame:
+    """Dates with the most did-not-play items, and all items for comparison (from ``queries.summary``)."""
+    shown = cube[~cube["is_expected"]] if hide_expected else cube
     per_day = shown.groupby("item_date").agg(items=("items", "sum")).reset_index()
     dnp = shown[shown["failure_type"] == "PLAYER_DNP"].groupby("item_date").agg(dnp_items=("items", "sum"))
     per_day = per_day.merge(dnp, on="item_date", how="left").fillna({"dnp_items": 0})
@@ -141,9 +144,12 @@ def mass_dates(store: Store, filters: Filters, *, limit: int = 15) -> pd.DataFra
 
 
 def permanent_share(store: Store, filters: Filters) -> pd.DataFrame:
-    """Per processor: classified items, how many are permanent, and their share."""
-    cube = q.summary(store, filters)
-    shown = cube[~cube["is_expected"]] if filters.hide_expected else cube
+    return permanent_share_of(q.summary(store, filters), filters.hide_expected)
+
+
+def permanent_share_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
+    """Per processor: classified items, how many are permanent, and their share (from ``queries.summary``)."""
+    shown = cube[~cube["is_expected"]] if hide_expected else cube
     judged = shown[shown["correctable_class"] != "unknown"]
     out = judged.groupby("processor_name").agg(classified=("items", "sum")).reset_index()
     permanent = judged[judged["correctable_class"] == "uncorrectable"].groupby("processor_name")["items"].sum()

@@ -25,7 +25,6 @@ import pandas as pd
 from lib import classification
 from lib.errors import BadInput, TriageError
 from lib.model import (
-    UNCLASSIFIED,
     Actor,
     FailureType,
     Filters,
@@ -405,7 +404,6 @@ def autoresolve(
 
 __all__ = [
     "SYSTEM",
-    "UNCLASSIFIED",
     "ActivityFilters",
     "Change",
     "Conflict",

@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from lib import classification, players, resolution
+from lib import classification, patterns, players, resolution, workqueue
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store
 from lib.store import queries as q
@@ -201,3 +202,35 @@ def _player_items(_store: Store, location: str, version: str, lookup: str, key: 
 
 def player_items(store: Store, lookup: str, filters: Filters) -> pd.DataFrame:
     return _player_items(store, store.location, store.data_version(), lookup, _key(filters))
+
+
+def mass_dates(store: Store, filters: Filters) -> pd.DataFrame:
+    return patterns.mass_dates_of(_cube(store, filters), filters.hide_expected)
+
+
+def permanent_share(store: Store, filters: Filters) -> pd.DataFrame:
+    return patterns.permanent_share_of(_cube(store, filters), filters.hide_expected)
+
+
+#: Page queries that take (store, filters), cached like every other read (key: data version + filters).
+_VIEWS: dict[str, Callable[[Store, Filters], Any]] = {
+    "streaks": patterns.streaks,
+    "reasons": patterns.reasons_by_week,
+    "team_dates": patterns.team_dates,
+    "rescrape": lambda s, f: workqueue.games_to_fix(s, f, "RAW_DATA_GAP"),
+    "reprocess": lambda s, f: workqueue.games_to_fix(s, f, "ANALYTICS_GAP"),
+    "names": workqueue.names_to_fix,
+    "reruns": workqueue.reruns,
+    "plan": workqueue.plan,
+    "open_correctable": lambda s, f: workqueue.counts(s, f)["open correctable items"],
+}
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=128)
+def _view(_store: Store, location: str, version: str, name: str, key: FilterKey) -> Any:
+    return _VIEWS[name](_store, _filters(key))
+
+
+def view(store: Store, name: str, filters: Filters) -> Any:
+    """One of the patterns / work-queue reads, cached until the data changes."""
+    return _view(store, store.location, store.data_version(), name, _key(filters))

@@ -10,7 +10,7 @@ import streamlit as st
 
 from lib import patterns, resolution
 from lib.model import ResolutionStatus
-from ui import context, filters, identity, resolve
+from ui import context, data, filters, identity, resolve
 from ui.widgets import fmt_int, md
 
 K_HEATMAP, K_CELL = "patterns_heatmap", "patterns_cell"
@@ -46,7 +46,7 @@ def _cell_clicked() -> None:
 
 
 st.subheader("Teams × dates: open did-not-play items")
-grid = context.guarded(lambda: patterns.team_dates(store, open_dnp.filters))
+grid = context.guarded(lambda: data.view(store, "team_dates", open_dnp.filters))
 if grid.empty:
     st.info("No open PLAYER_DNP item in this range.", icon=":material/check_circle:")
 else:
@@ -101,7 +101,7 @@ else:
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("Why they did not play")
-    reasons = context.guarded(lambda: patterns.reasons_by_week(store, f))
+    reasons = context.guarded(lambda: data.view(store, "reasons", f))
     if reasons.empty:
         st.caption("No permanent missing game in this range yet.")
     else:
@@ -122,7 +122,7 @@ with left:
         st.plotly_chart(fig, key="patterns_reasons", config={"displayModeBar": False})
 with right:
     st.subheader("Permanent share per processor")
-    share = context.guarded(lambda: patterns.permanent_share(store, f))
+    share = context.guarded(lambda: data.permanent_share(store, f))
     st.dataframe(
         share,
         hide_index=True,
@@ -138,7 +138,7 @@ with right:
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Longest did-not-play streaks")
-    runs = context.guarded(lambda: patterns.streaks(store, f))
+    runs = context.guarded(lambda: data.view(store, "streaks", f))
     if runs.empty:
         st.caption("No streak in this range.")
     else:
@@ -171,7 +171,7 @@ with left:
             resolve.ask(scope, ResolutionStatus.PERMANENT, actor, f"{top['player']}'s streak")
 with right:
     st.subheader("Dates with mass failures")
-    mass = context.guarded(lambda: patterns.mass_dates(store, f))
+    mass = context.guarded(lambda: data.mass_dates(store, f))
     st.dataframe(
         mass,
         hide_index=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lib import workqueue
 from ui import actions, context, data, filters, identity, resolve
 from ui.widgets import fmt_int, md
 
@@ -20,10 +19,10 @@ st.caption(
     "scores first, then phase 3, then the processors (TDZA and PSZA; PCF; PDC; MLFS), then predictions. "
     + md(filters.describe(f))
 )
-total = context.guarded(lambda: workqueue.counts(store, f))["open correctable items"]
+total = context.guarded(lambda: data.view(store, "open_correctable", f))
 st.markdown(f"**{fmt_int(total)} open correctable items** in view.")
 
-plan = context.guarded(lambda: workqueue.plan(store, f))
+plan = context.guarded(lambda: data.view(store, "plan", f))
 
 
 def _csv() -> bytes:
@@ -60,23 +59,23 @@ def _table(frame: pd.DataFrame, key: str, empty: str, **config: object) -> None:
 
 st.subheader("1 · Raw box scores to re-scrape")
 _table(
-    context.guarded(lambda: workqueue.games_to_fix(store, f, "RAW_DATA_GAP")),
+    context.guarded(lambda: data.view(store, "rescrape", f)),
     "work_rescrape",
     "Nothing to re-scrape.",
     column_config=GAME_COLUMNS,
 )
 st.subheader("2 · Games to re-process in phase 3")
 _table(
-    context.guarded(lambda: workqueue.games_to_fix(store, f, "ANALYTICS_GAP")),
+    context.guarded(lambda: data.view(store, "reprocess", f)),
     "work_reprocess",
     "Nothing to re-process.",
     column_config=GAME_COLUMNS,
 )
 st.subheader("3 · Names to fix in the player registry")
-_table(context.guarded(lambda: workqueue.names_to_fix(store, f)), "work_names", "No unresolved name.")
+_table(context.guarded(lambda: data.view(store, "names", f)), "work_names", "No unresolved name.")
 
 st.subheader("4 · Processors to re-run, in recovery order")
-runs = context.guarded(lambda: workqueue.reruns(store, f))
+runs = context.guarded(lambda: data.view(store, "reruns", f))
 if runs.empty:
     st.caption("No processor to re-run.")
 else:
