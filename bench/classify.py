@@ -131,12 +131,9 @@ def main() -> None:
         for p in (real.path, Path(f"{real.path}.wal")):
             p.unlink(missing_ok=True)
         realdata.write(real, world)
-        classification.run(real, now=NOW)
+        classification.run(real, now=NOW, config=realdata.classifier_config())
         acc = realdata.measure(real, world)
-        print(f"real 2019-20 box scores (all teams, {world.injected}): per game {acc.per_game:.4%} "
-              f"({acc.games_right:,}/{acc.games:,}), per failure {acc.per_failure:.4%} "
-              f"({acc.failures_right:,}/{acc.failures:,})")  # fmt: skip
-        print(f"  confusion (truth, verdict): {acc.confusion}")
+        print(acc.report(f"real 2019-20 box scores (all teams, {world.injected})"))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from lib import demo as demo_mod
 from lib.classifier import ClassifierConfig
 from lib.config import Roles, Settings
 from lib.errors import TriageError
-from lib.model import TARGET_STATUSES, Filters, ResolutionStatus, SourceTable
+from lib.model import TARGET_STATUSES, Filters, ResolutionStatus, SourceTable, Window, parse_windows, windows_label
 from lib.store import Store, open_store, queries
 
 
@@ -105,11 +105,57 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from exc
 
 
+def _classifier_config(args: argparse.Namespace) -> ClassifierConfig:
+    """Windows from TRIAGE_WINDOWS, then ``--window PROCESSOR=SPEC``; ``--lookback-days`` / ``--lookback-games``
+    set the window of every processor for this run (both: the union)."""
+    config = Settings.from_env().classifier_config()
+    per_processor = dict(config.windows_by_processor)
+    for text in args.window or ():
+        name, sep, spec = text.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--window {text[:60]!r}: write PROCESSOR=WINDOWS, e.g. PlayerDailyCacheProcessor=5g,10g")
+        per_processor[name.strip()] = parse_windows(spec)
+    config = dataclasses.replace(config, windows_by_processor=per_processor)
+    forced = []
+    for flag, kind, size in (("--lookback-days", "days", args.lookback_days),
+                             ("--lookback-games", "games", args.lookback_games)):  # fmt: skip
+        if size is not None:
+            try:
+                forced.append(Window(kind, size))
+            except ValueError as exc:
+                raise ValueError(f"{flag}: {exc}") from exc
+    if forced:
+        config = dataclasses.replace(config, windows_by_processor={}, default_windows=tuple(forced))
+    described = [f"default: {windows_label(config.windows(''))}"]
+    described += [f"{name}: {windows_label(ws)}" for name, ws in sorted(config.windows_by_processor.items())]
+    print("Windows: " + "; ".join(described), file=sys.stderr)
+    return config
+
+
+def _add_window_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lookback-days",
+        type=int,
+        default=None,
+        help="every processor's window: the last N days before the analysis date (default 14)",
+    )
+    p.add_argument(
+        "--lookback-games",
+        type=int,
+        default=None,
+        help="every processor's window: the last N games of the team (with --lookback-days: the union)",
+    )
+    p.add_argument(
+        "--window",
+        action="append",
+        metavar="PROCESSOR=SPEC",
+        help="a processor's window(s), e.g. PlayerDailyCacheProcessor=5g,10g,7d,14d (repeatable)",
+    )
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
+    config = _classifier_config(args)
     store = _store(args)
-    config = ClassifierConfig(lookback_days=args.lookback_days) if args.lookback_days else ClassifierConfig()
-    if args.lookback_days is not None and args.lookback_days < 1:
-        raise ValueError("--lookback-days must be at least 1")
     started = time.monotonic()
     report = classification.run(
         store,
@@ -199,9 +245,10 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def cmd_autoresolve(args: argparse.Namespace) -> int:
+    config = _classifier_config(args)
     store = _store(args)
     report, resolved = resolution.autoresolve(store, now=dt.datetime.now(dt.UTC), since=args.since,
-                                              until=args.until, progress=_Progress())  # fmt: skip
+                                              until=args.until, progress=_Progress(), config=config)  # fmt: skip
     for line in report.lines():
         print(line)
     print(f"Resolved {resolved:,} item(s) whose data has arrived (actor: system).")
@@ -254,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = with_db(sub.add_parser("classify", help="classify unclassified failures from the evidence tables"))
-    p.add_argument("--lookback-days", type=int, default=None, help="window before the analysis date (default 14)")
+    _add_window_options(p)
     p.add_argument("--all", action="store_true", help="re-classify every failure, not only unclassified ones")
     p.add_argument("--since", type=_date, help="first analysis date to classify (YYYY-MM-DD)")
     p.add_argument("--until", type=_date, help="last analysis date to classify (YYYY-MM-DD)")
@@ -278,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("autoresolve", help="re-classify, then resolve items whose data has arrived"))
     p.add_argument("--since", type=_date)
     p.add_argument("--until", type=_date)
+    _add_window_options(p)
     p.set_defaults(func=cmd_autoresolve)
 
     p = with_db(sub.add_parser("sync-status", help="bring failure rows' resolution_status in step (retryable)"))

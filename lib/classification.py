@@ -21,6 +21,7 @@ import pandas as pd
 
 from lib.classifier import ClassifierConfig, Evidence, classify, entity_kind, player_timeline
 from lib.model import (
+    MAX_WINDOW_DAYS,
     UNCLASSIFIED,
     Appearance,
     FailureToClassify,
@@ -34,8 +35,11 @@ from lib.store.base import Store, Transaction
 
 Progress = Callable[[float, str], None]
 
-#: How far back a player's appearances are read to find his team ("as far as needed", within reason).
+#: How far back a player's appearances are read (his team is taken within the season; an appearance in an
+#: earlier season makes a player with none this season unknown rather than placed).
 HISTORY_DAYS = 400
+#: How far past the analysis date a player's first appearance is looked for, when nothing of his precedes it.
+LOOKAHEAD_DAYS = 60
 
 
 def _quiet(fraction: float, message: str) -> None:
@@ -63,9 +67,16 @@ class Report:
 # -- reading -------------------------------------------------------------------------------------
 
 _SCHEDULE = """
-SELECT game_id, game_date, game_status, home_team_tricode, away_team_tricode
+SELECT game_id, game_date, game_status, home_team_tricode, away_team_tricode, season_year
 FROM nba_raw.nbac_schedule
 WHERE game_date BETWEEN @start AND @end"""
+
+# Where each season starts, as far back as a player's team is looked for (his team is taken within a season).
+_SEASON_STARTS = """
+SELECT season_year, MIN(game_date) AS first_date
+FROM nba_raw.nbac_schedule
+WHERE game_date BETWEEN @history_start AND @end AND season_year IS NOT NULL
+GROUP BY season_year"""
 
 _SIDES = """
 SELECT 'raw' AS source, game_date, team_abbr, COUNT(*) AS n
@@ -106,15 +117,25 @@ def _none(value: Any) -> Any:
 
 
 def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: ClassifierConfig) -> Evidence:
-    """Everything the classifier needs for these failures, in four queries."""
+    """Everything the classifier needs for these failures, in five queries."""
     if not failures:
         return Evidence([], {}, {}, {}, {})
-    lookback = max([config.lookback_days, config.date_level_lookback_days, *config.lookback_by_processor.values()])
     first = min(f.item_date for f in failures)
-    explicit = [d for f in failures for d in (f.missing_dates or ())]
-    start = min([first - dt.timedelta(days=lookback), *explicit])
-    end = max([f.item_date for f in failures] + explicit)
+    end = max(f.item_date for f in failures)
+    furthest = first - dt.timedelta(days=HISTORY_DAYS)
+    # Dates a row lists itself are looked up too; one absurd date must not widen the read to decades.
+    explicit = [d for f in failures for d in (f.missing_dates or ()) if furthest <= d <= end]
+    start = min([first - dt.timedelta(days=config.reach_days()), *explicit])
     window = {"start": start, "end": end}
+
+    season_starts = {
+        int(r["season_year"]): r["first_date"]
+        for r in _records(store.query(_SEASON_STARTS, {"history_start": furthest, "end": end}, label="classify"))
+    }
+    # A player's appearances: back far enough to know whether he was seen in an earlier season, and a
+    # little past the batch, for a player whose first appearance comes after the analysis date.
+    history_start = min(furthest, start)
+    lookahead_end = end + dt.timedelta(days=LOOKAHEAD_DAYS)
 
     games = [
         ScheduledGame(
@@ -123,6 +144,7 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
             str(r["home_team_tricode"]),
             str(r["away_team_tricode"]),
             int(r["game_status"]) if _none(r["game_status"]) is not None else 0,
+            int(r["season_year"]) if _none(r["season_year"]) is not None else None,
         )
         for r in _records(store.query(_SCHEDULE, window, label="classify"))
     ]
@@ -140,7 +162,7 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
     if players:
         rows = store.query(
             _APPEARANCES,
-            {**window, "history_start": start - dt.timedelta(days=HISTORY_DAYS), "players": players},
+            {"end": lookahead_end, "history_start": history_start, "players": players},
             label="classify",
         )
         for r in _records(rows):
@@ -159,7 +181,7 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
                     resolved=bool(r["resolved"]),
                 )
             )
-    return Evidence(games, raw_rows, ana_rows, unresolved, appearances)
+    return Evidence(games, raw_rows, ana_rows, unresolved, appearances, season_starts)
 
 
 def parse_json_list(text: object) -> tuple[str, ...] | None:
@@ -386,5 +408,5 @@ def player_season(
 ) -> list[tuple[ScheduledGame, str, str, str | None]]:
     """His team's games from ``start`` to ``end``, each marked PLAYED or with why he is missing."""
     probe = FailureToClassify("precompute_failures", "player-page", end + dt.timedelta(days=1), lookup, "MISSING_DATA")
-    config = ClassifierConfig(lookback_days=(end - start).days + 1)
+    config = ClassifierConfig(lookback_days=min((end - start).days + 1, MAX_WINDOW_DAYS))
     return player_timeline(lookup, load_evidence(store, [probe], config), start, end)

@@ -1,15 +1,23 @@
 """Did the player not play, or is data missing? Evidence in, verdict out: no I/O, no clock.
 
-For a player-level failure on analysis date D, the expected games are the final games of the
-player's team with ``D - lookback <= game_date < D``, where his team on each date is the team of his
-nearest appearance (raw or analytics, any status) at or before that date, looking back as far as the
-evidence goes (a traded player takes each date's team; a player out for months keeps the team of his
-last appearance). Each expected game without an analytics row of his that is not flagged ``is_dnp``
-is missing, and gets one verdict:
+The expected games of a player-level failure on analysis date D are **the games the processor counted**:
+the pipeline's completeness check takes the player's team as of D and counts that team's final games in
+the processor's window (the last N days before D, the last N games of the team this season, or the union
+of several such windows). His team as of D is the team of his latest appearance (raw or analytics, any
+status) before D in the same season (``nbac_schedule.season_year``), or failing that his appearance on D.
+So a player traded inside the window is expected in his new team's games of the whole window, a signing
+or a rookie in his team's games before he first appeared, and a player out for months in the games of the
+team of his last appearance this season. A player with no appearance this season up to D but one in an earlier
+season has no team we can know (the pipeline may still count his old team): UNKNOWN, never a guess; a
+player with no appearance at all before D takes the team of his first appearance after D this season.
+
+Each expected game (or each date the failure row lists itself) without an analytics row of his that is
+not flagged ``is_dnp`` is missing, and gets one verdict, judged on his team's side of the game:
 
 * PLAYER_DNP: the raw box score lists him as dnp or inactive or without minutes, or analytics has his
   row flagged ``is_dnp``;
-* NOT_IN_BOXSCORE: his team's side of the game has raw rows and he is not among them;
+* NOT_IN_BOXSCORE: his team's side of the game has raw rows and he is not among them (not listed, or
+  not with the team yet);
 * RAW_DATA_GAP: no raw rows for his team's side of the game (checked before blaming the player);
 * ANALYTICS_GAP: raw says he played (active, minutes > 0) and analytics has no row;
 * NAME_UNRESOLVED: his team's side has a row with an unresolved name that may be him.
@@ -26,7 +34,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lib.model import (
     Appearance,
@@ -36,6 +44,8 @@ from lib.model import (
     MissingGame,
     ScheduledGame,
     Verdict,
+    Window,
+    windows_label,
 )
 
 #: Categories that say something other than "data is missing": the processor broke.
@@ -76,13 +86,31 @@ _GAMEBOOK_ID = re.compile(r"(\d{8})_([A-Z]{2,3})_([A-Z]{2,3})")
 
 @dataclass(frozen=True)
 class ClassifierConfig:
+    """Each processor's window (``windows_by_processor``; otherwise ``default_windows``; otherwise the
+    last ``lookback_days`` days), and the fewest expected games worth judging."""
+
     lookback_days: int = 14
-    lookback_by_processor: Mapping[str, int] = field(default_factory=dict)
+    windows_by_processor: Mapping[str, tuple[Window, ...]] = field(default_factory=dict)
+    default_windows: tuple[Window, ...] = ()
     min_expected_games: int = 5
     date_level_lookback_days: int = 1
 
-    def lookback(self, processor: str) -> int:
-        return self.lookback_by_processor.get(processor, self.lookback_days)
+    def __post_init__(self) -> None:
+        Window("days", self.lookback_days)  # validates the range
+        for processor, windows in self.windows_by_processor.items():
+            if not windows:
+                raise ValueError(f"No window configured for {processor}")
+
+    def windows(self, processor: str) -> tuple[Window, ...]:
+        return self.windows_by_processor.get(processor) or self.default_windows or (Window("days", self.lookback_days),)
+
+    def window_label(self, processor: str) -> str:
+        return windows_label(self.windows(processor))
+
+    def reach_days(self) -> int:
+        """The furthest any configured window reaches before its analysis date, in days."""
+        every = [*self.default_windows, *(w for ws in self.windows_by_processor.values() for w in ws)]
+        return max([self.lookback_days, self.date_level_lookback_days, *(w.reach_days for w in every)])
 
 
 class Evidence:
@@ -95,7 +123,9 @@ class Evidence:
         analytics_rows: Mapping[tuple[dt.date, str], int],
         unresolved: Mapping[tuple[dt.date, str], Sequence[str]],
         appearances: Mapping[str, Sequence[Appearance]],
+        season_starts: Mapping[int, dt.date] | None = None,
     ) -> None:
+        games = list(games)
         self.raw_rows = raw_rows
         self.analytics_rows = analytics_rows
         self.unresolved = unresolved
@@ -109,7 +139,23 @@ class Evidence:
             self.game_by_id[g.game_id] = g
             self.game_by_id[f"{g.game_date:%Y%m%d}_{g.away}_{g.home}"] = g
         self._team_dates = {t: [g.game_date for g in gs] for t, gs in self.games_by_team.items()}
-        self.appearances = {p: sorted(a, key=lambda x: x.game_date) for p, a in appearances.items()}
+        self.appearances = {p: sorted(a, key=lambda x: (x.game_date, x.source)) for p, a in appearances.items()}
+        starts: dict[int, dt.date] = dict(season_starts or {})
+        for g in games:
+            if g.season is not None and (g.season not in starts or g.game_date < starts[g.season]):
+                starts[g.season] = g.game_date
+        self._season_starts = sorted((d, s) for s, d in starts.items())
+
+    def season_of(self, day: dt.date) -> int | None:
+        """The season a date belongs to: that of the latest season start at or before it (None without
+        season information: everything is one season)."""
+        if not self._season_starts:
+            return None
+        i = bisect.bisect_right(self._season_starts, (day, 10**9))
+        return self._season_starts[i - 1][1] if i else self._season_starts[0][1] - 1
+
+    def season_start(self, season: int | None) -> dt.date:
+        return next((d for d, s in self._season_starts if s == season), dt.date.min)
 
     def team_games(self, team: str, start: dt.date, end: dt.date) -> list[ScheduledGame]:
         """Final games of ``team`` with ``start <= game_date < end``."""
@@ -120,6 +166,27 @@ class Evidence:
     def game_of(self, team: str, day: dt.date) -> ScheduledGame | None:
         games = self.team_games(team, day, day + dt.timedelta(days=1))
         return games[0] if games else None
+
+    def window_games(self, team: str, day: dt.date, windows: Sequence[Window]) -> list[ScheduledGame]:
+        """The union of ``team``'s final games in each window before ``day``, within ``day``'s season."""
+        season = self.season_of(day)
+        chosen: dict[str, ScheduledGame] = {}
+        for w in windows:
+            if w.kind == "days":
+                games = self.team_games(team, day - dt.timedelta(days=w.size), day)
+            else:
+                games = self.team_games(team, self.season_start(season), day)[-w.size :]
+            for g in games:
+                if season is None or self.season_of(g.game_date) == season:
+                    chosen[g.game_id] = g
+        return sorted(chosen.values(), key=lambda g: (g.game_date, g.game_id))
+
+    def window_start(self, team: str, day: dt.date, windows: Sequence[Window]) -> dt.date:
+        """The first day any of the windows covers (for counting the games he has)."""
+        starts = [day - dt.timedelta(days=w.size) for w in windows if w.kind == "days"]
+        games = self.window_games(team, day, [w for w in windows if w.kind == "games"])
+        starts += [g.game_date for g in games[:1]]
+        return min(starts, default=day)
 
 
 def entity_kind(failure: FailureToClassify) -> str:
@@ -152,8 +219,8 @@ def classify(failure: FailureToClassify, evidence: Evidence, config: ClassifierC
     if kind == "PLAYER":
         return _player(failure, evidence, config, bootstrap)
     if kind == "TEAM":
-        start = failure.item_date - dt.timedelta(days=config.lookback(failure.processor_name))
-        games = [(g, failure.entity_id) for g in evidence.team_games(failure.entity_id, start, failure.item_date)]
+        windows = config.windows(failure.processor_name)
+        games = [(g, failure.entity_id) for g in evidence.window_games(failure.entity_id, failure.item_date, windows)]
         if failure.missing_game_ids is not None:
             games = [(g, failure.entity_id) for g in _games_by_id(failure, evidence) if g.is_final]
         return _sides(failure, evidence, config, games, bootstrap)
@@ -215,11 +282,27 @@ def combine(
 
 
 def team_on(appearances: Sequence[Appearance], day: dt.date) -> str | None:
-    """The team of his nearest appearance at or before ``day`` (None before his first appearance:
-    games played before a player joined the league or a roster are not his)."""
+    """The team of his nearest appearance at or before ``day`` (None before his first appearance)."""
     dates = [a.game_date for a in appearances]
     i = bisect.bisect_right(dates, day)
     return appearances[i - 1].team if i else None
+
+
+def team_as_of(appearances: Sequence[Appearance], day: dt.date) -> str | None:
+    """His team as of analysis date ``day``, as the pipeline's completeness check takes it: the team of his
+    latest appearance before ``day``, or failing that of his appearance on ``day``. ``appearances`` are
+    one season's, sorted by date."""
+    before = [a for a in appearances if a.game_date < day]
+    if before:
+        return before[-1].team
+    on_day = [a for a in appearances if a.game_date == day]
+    return on_day[-1].team if on_day else None
+
+
+def team_on_date(appearances: Sequence[Appearance], day: dt.date) -> str | None:
+    """His team on a game date of one season: that of his nearest appearance at or before it, or, before
+    his first appearance of the season (a rookie, a signing, a return), that of his first one after it."""
+    return team_on(appearances, day) or (appearances[0].team if appearances else None)
 
 
 def minutes_positive(text: str | None) -> bool:
@@ -238,23 +321,42 @@ def minutes_positive(text: str | None) -> bool:
         return False
 
 
+def _season_appearances(apps: Sequence[Appearance], ev: Evidence, day: dt.date) -> list[Appearance]:
+    """His appearances in ``day``'s season, up to and including ``day``."""
+    season = ev.season_of(day)
+    return [a for a in apps if a.game_date <= day and ev.season_of(a.game_date) == season]
+
+
 def _player(failure: FailureToClassify, ev: Evidence, config: ClassifierConfig, bootstrap: bool) -> Verdict:
     apps = ev.appearances.get(failure.entity_id, ())
     if not apps:
         return Verdict(FailureType.UNKNOWN, None, note="no raw or analytics row for this player: his team is unknown")
     day = failure.item_date
-    start = day - dt.timedelta(days=config.lookback(failure.processor_name))
+    windows = config.windows(failure.processor_name)
+    window = windows_label(windows)
+    season_apps = _season_appearances(apps, ev, day)
+    team = team_as_of(season_apps, day)
+    placed = ""
+    if team is None and not any(a.game_date <= day for a in apps):
+        # Nothing of his precedes D, in this season or an earlier one (a rookie or a signing whose first
+        # games' rows are missing, an evidence history that starts late): the processor placed him on a
+        # roster, and the team of his first appearance after D this season is the only one he can be on.
+        season = ev.season_of(day)
+        later = [a for a in apps if a.game_date > day and ev.season_of(a.game_date) == season]
+        if later:
+            team = later[0].team
+            placed = f"; placed by his first appearance, {later[0].game_date}, nothing of his before it"
+    if team is None:
+        note = f"no appearance of his this season up to {day}: his team is unknown ({window})"
+        listed = sorted(set(failure.missing_dates or ()))
+        undecided = tuple(MissingGame(d, "", "", GameVerdict.UNDECIDED) for d in listed)
+        return Verdict(FailureType.UNKNOWN, None, missing=undecided, note=note)
     on_date: dict[dt.date, list[Appearance]] = defaultdict(list)
     for a in apps:
         on_date[a.game_date].append(a)
     played = {a.game_date for a in apps if a.source == "analytics" and a.is_dnp is not True}
-
-    expected: list[tuple[ScheduledGame, str]] = []
-    for team in sorted({a.team for a in apps}):
-        for g in ev.team_games(team, start, day):
-            if team_on(apps, g.game_date) == team:
-                expected.append((g, team))
-    expected.sort(key=lambda gt: gt[0].game_date)
+    expected = ev.window_games(team, day, windows)
+    start = ev.window_start(team, day, windows)
     actual = sum(1 for d in played if start <= d < day)
 
     missing: list[MissingGame] = []
@@ -262,23 +364,27 @@ def _player(failure: FailureToClassify, ev: Evidence, config: ClassifierConfig, 
         for d in sorted(set(failure.missing_dates)):
             if d in played:
                 continue  # it has arrived since the run
-            team = team_on(apps, d) or ""
-            game = ev.game_of(team, d)
+            game, side = ev.game_of(team, d), team
+            if game is None:  # a date of another team of his (a processor that takes each date's team)
+                other = team_on_date(season_apps, d)
+                game, side = (ev.game_of(other, d), other) if other else (None, "")
             if game is None:
                 missing.append(MissingGame(d, "", team, GameVerdict.UNDECIDED))
             else:
-                missing.append(_player_game(failure.entity_id, game, team, on_date.get(d, []), ev))
+                missing.append(_player_game(failure.entity_id, game, side, on_date.get(d, []), ev))
     else:
-        for game, team in expected:
+        for game in expected:
             if game.game_date not in played:
                 missing.append(_player_game(failure.entity_id, game, team, on_date.get(game.game_date, []), ev))
-    return combine(
+    verdict = combine(
         missing,
         expected=len(expected),
         actual=actual,
         min_expected=config.min_expected_games,
         bootstrap=bootstrap,
     )
+    context = f"{team}, {window}{placed}"
+    return replace(verdict, note=f"{verdict.note} ({context})" if verdict.note else context)
 
 
 def _player_game(
@@ -289,7 +395,7 @@ def _player_game(
 
     raw = [a for a in that_day if a.source == "raw" and a.team == team]
     reason = next((a.dnp_reason for a in raw if a.dnp_reason), None)
-    if any(a.source == "analytics" and a.is_dnp for a in that_day):
+    if any(a.source == "analytics" and a.is_dnp and a.team == team for a in that_day):
         return verdict(GameVerdict.PLAYER_DNP, reason)
     if raw:
         row = raw[0]
@@ -361,6 +467,9 @@ def _sides(
 # -- a player's season, game by game ------------------------------------------------------------------
 
 PLAYED = "PLAYED"
+#: A game of his team before his first appearance of the season, absent from its box score: a signing,
+#: a rookie or a return who was not with the team yet (a missing game would say NOT_IN_BOXSCORE).
+NOT_WITH_TEAM_YET = "NOT_WITH_TEAM_YET"
 
 
 def player_timeline(
@@ -368,22 +477,31 @@ def player_timeline(
 ) -> list[tuple[ScheduledGame, str, str, str | None]]:
     """Every final game of his team(s) with ``start <= date <= end``: (game, team, outcome, reason).
 
-    The outcome is PLAYED, or the verdict a missing game would get (PLAYER_DNP, NOT_IN_BOXSCORE,
-    RAW_DATA_GAP, ANALYTICS_GAP, NAME_UNRESOLVED), by the same rules as the classifier.
+    His team on each game date follows :func:`team_on_date` within the season (the old team before a
+    trade, the new one after; the team he first appears with for the games before he arrived). The
+    outcome is PLAYED, NOT_WITH_TEAM_YET, or the verdict a missing game would get (PLAYER_DNP,
+    NOT_IN_BOXSCORE, RAW_DATA_GAP, ANALYTICS_GAP, NAME_UNRESOLVED), by the same rules as the classifier.
     """
-    apps = ev.appearances.get(lookup, ())
+    apps = [a for a in ev.appearances.get(lookup, ()) if a.game_date <= end]
     on_date: dict[dt.date, list[Appearance]] = defaultdict(list)
     for a in apps:
         on_date[a.game_date].append(a)
+    by_season: dict[int | None, list[Appearance]] = defaultdict(list)
+    for a in apps:
+        by_season[ev.season_of(a.game_date)].append(a)
     played = {a.game_date for a in apps if a.source == "analytics" and a.is_dnp is not True}
     out: list[tuple[ScheduledGame, str, str, str | None]] = []
     for team in sorted({a.team for a in apps}):
         for g in ev.team_games(team, start, end + dt.timedelta(days=1)):
-            if team_on(apps, g.game_date) != team:
+            season_apps = by_season.get(ev.season_of(g.game_date), [])
+            if team_on_date(season_apps, g.game_date) != team:
                 continue
             if g.game_date in played:
                 out.append((g, team, PLAYED, None))
-            else:
-                m = _player_game(lookup, g, team, on_date.get(g.game_date, []), ev)
-                out.append((g, team, m.verdict.value, m.dnp_reason))
+                continue
+            m = _player_game(lookup, g, team, on_date.get(g.game_date, []), ev)
+            outcome = m.verdict.value
+            if m.verdict is GameVerdict.NOT_IN_BOXSCORE and g.game_date < season_apps[0].game_date:
+                outcome = NOT_WITH_TEAM_YET
+            out.append((g, team, outcome, m.dnp_reason))
     return sorted(out, key=lambda row: row[0].game_date)

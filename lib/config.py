@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lib.model import Actor, Role
+from lib.classifier import ClassifierConfig
+from lib.model import Actor, Role, Window, parse_windows
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = PROJECT_ROOT / "data" / "triage.duckdb"
@@ -73,17 +74,58 @@ class BigQuerySettings:
     maximum_bytes_billed: int | None = 50 * 1024**3
 
 
+#: The key of the window that applies to every processor without one of its own.
+DEFAULT_WINDOW_KEY = "default"
+
+
+def parse_window_settings(text: str) -> dict[str, tuple[Window, ...]]:
+    """``PROCESSOR=SPEC;PROCESSOR=SPEC;default=SPEC`` (SPEC e.g. ``5g,10g,7d,14d``), as in TRIAGE_WINDOWS."""
+    out: dict[str, tuple[Window, ...]] = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        name, sep, spec = part.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(
+                f"TRIAGE_WINDOWS: {part.strip()[:60]!r} is not PROCESSOR=WINDOWS "
+                "(e.g. PlayerDailyCacheProcessor=5g,10g,7d,14d)"
+            )
+        try:
+            out[name.strip()] = parse_windows(spec)
+        except ValueError as exc:
+            raise ValueError(f"TRIAGE_WINDOWS, {name.strip()[:60]}: {exc}") from exc
+    return out
+
+
+def window_settings_text(section: Mapping[str, object]) -> str:
+    """``[triage.windows]`` in secrets (processor = "5g,10g" or ["5g", "10g"]) as TRIAGE_WINDOWS text."""
+    parts = []
+    for name, value in section.items():
+        spec = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+        parts.append(f"{name}={spec}")
+    return ";".join(parts)
+
+
 @dataclass(frozen=True)
 class Settings:
     engine: str = "duckdb"
     db_path: Path = DEFAULT_DB
     operator: str = ""
     bigquery: BigQuerySettings = field(default_factory=BigQuerySettings)
+    windows: Mapping[str, tuple[Window, ...]] = field(default_factory=dict)  # processor (or "default") -> windows
+
+    def classifier_config(self) -> ClassifierConfig:
+        """Each processor's completeness window as configured; the last 14 days where nothing is."""
+        per_processor = {k: v for k, v in self.windows.items() if k != DEFAULT_WINDOW_KEY}
+        return ClassifierConfig(
+            windows_by_processor=per_processor, default_windows=self.windows.get(DEFAULT_WINDOW_KEY, ())
+        )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """TRIAGE_ENGINE, TRIAGE_DB, TRIAGE_OPERATOR; for BigQuery TRIAGE_BQ_PROJECT, TRIAGE_BQ_LOCATION,
-        TRIAGE_BQ_DATASET_PROCESSING / _RAW / _ANALYTICS, TRIAGE_BQ_MAX_BYTES, TRIAGE_BQ_ENDPOINT."""
+        """TRIAGE_ENGINE, TRIAGE_DB, TRIAGE_OPERATOR, TRIAGE_WINDOWS; for BigQuery TRIAGE_BQ_PROJECT,
+        TRIAGE_BQ_LOCATION, TRIAGE_BQ_DATASET_PROCESSING / _RAW / _ANALYTICS, TRIAGE_BQ_MAX_BYTES,
+        TRIAGE_BQ_ENDPOINT."""
         env = dict(os.environ if env is None else env)
         datasets = {
             name: env[f"TRIAGE_BQ_DATASET_{name.removeprefix('nba_').upper()}"]
@@ -95,6 +137,7 @@ class Settings:
             engine=env.get("TRIAGE_ENGINE", "duckdb").strip().lower() or "duckdb",
             db_path=Path(env.get("TRIAGE_DB") or DEFAULT_DB),
             operator=env.get("TRIAGE_OPERATOR", "").strip(),
+            windows=parse_window_settings(env.get("TRIAGE_WINDOWS", "")),
             bigquery=BigQuerySettings(
                 project=env.get("TRIAGE_BQ_PROJECT", "").strip(),
                 location=env.get("TRIAGE_BQ_LOCATION") or None,

@@ -608,17 +608,9 @@ class _Failures:
             }
         )
 
-    def _expected_games(self, p: Player) -> list[Game]:
-        out: list[Game] = []
-        bounds = [start for start, _ in p.stints[1:]] + [dt.date.max]
-        for (start, team), end in zip(p.stints, bounds, strict=True):
-            out.extend(g for g in self.team_games[team] if start <= g.date < end)
-        return sorted(out, key=lambda g: g.date)
-
     # -- the processors ---------------------------------------------------------------------------
     def build(self) -> dict[str, pd.DataFrame]:
-        expected = {p.lookup: self._expected_games(p) for p in self.players}
-        expected_dates = {k: [g.date for g in v] for k, v in expected.items()}
+        team_dates = {team: [g.date for g in games] for team, games in self.team_games.items()}
         season_start = self.days[0]
         for day in self.days:
             teams_today = self.playing[day]
@@ -638,7 +630,8 @@ class _Failures:
             for p in self.players:
                 if p.team_on(day) not in teams_today:
                     continue
-                self._player_day(p, day, expected[p.lookup], expected_dates[p.lookup], season_start)
+                team = p.team_on(day)
+                self._player_day(p, day, self.team_games[team], team_dates[team], season_start)
         self._date_level_and_odd()
         self._phase3()
         frames = {name: pd.DataFrame(rows) for name, rows in self.rows.items()}
@@ -649,6 +642,7 @@ class _Failures:
     def _player_day(
         self, p: Player, day: dt.date, games: list[Game], dates: list[dt.date], season_start: dt.date
     ) -> None:
+        """The pipeline's completeness check: his team as of the day, that team's games in the last 14 days."""
         played = self.played_dates.get(p.lookup, [])
         season_played = bisect.bisect_left(played, day)
         lo = bisect.bisect_left(dates, day - dt.timedelta(days=14))

@@ -6,6 +6,8 @@ Plain values only: nothing here touches a database, a clock or Streamlit.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
@@ -307,6 +309,66 @@ class GameVerdict(StrEnum):
         return self in (GameVerdict.RAW_DATA_GAP, GameVerdict.ANALYTICS_GAP, GameVerdict.NAME_UNRESOLVED)
 
 
+#: The longest window a processor may declare, in days and in games (a season is about 180 days, 82 games).
+MAX_WINDOW_DAYS = 400
+MAX_WINDOW_GAMES = 110
+
+
+@dataclass(frozen=True)
+class Window:
+    """A processor's completeness window before the analysis date D: the last ``size`` days
+    (``D - size <= game_date < D``) or the last ``size`` final games of the entity's team this season."""
+
+    kind: str  # "days" or "games"
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("days", "games"):
+            raise ValueError(f"A window counts 'days' or 'games', not {self.kind!r}")
+        limit = MAX_WINDOW_DAYS if self.kind == "days" else MAX_WINDOW_GAMES
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or not 1 <= self.size <= limit:
+            raise ValueError(f"A window of {self.kind} must be a whole number from 1 to {limit}, not {self.size!r}")
+
+    @property
+    def spec(self) -> str:
+        return f"{self.size}{self.kind[0]}"
+
+    @property
+    def label(self) -> str:
+        unit = self.kind if self.size != 1 else self.kind[:-1]
+        return f"last {self.size} {unit}"
+
+    @property
+    def reach_days(self) -> int:
+        """How many days before D this window can reach: exact for days; for games a generous bound (a
+        team plays at least one game a week in season, All-Star break and postponements included)."""
+        return self.size if self.kind == "days" else 7 * self.size + 21
+
+    @classmethod
+    def parse(cls, text: str) -> Window:
+        """``14d``, ``14 days``, ``10g``, ``10 games`` (case and spaces ignored)."""
+        value = str(text).strip().lower().replace(" ", "")
+        match = re.fullmatch(r"(\d{1,6})(d|days?|g|games?)", value)
+        if not match:
+            raise ValueError(f"Not a window: {str(text)[:40]!r} (write e.g. 14d for 14 days or 10g for 10 games)")
+        kind = "days" if match.group(2).startswith("d") else "games"
+        return cls(kind, int(match.group(1)))
+
+
+def parse_windows(text: str | Sequence[str]) -> tuple[Window, ...]:
+    """One or several windows, e.g. ``"5g,10g,7d,14d"`` or ``["5g", "14d"]``; duplicates dropped, order kept."""
+    parts = re.split(r"[,+;]", text) if isinstance(text, str) else [str(t) for t in text]
+    windows = tuple(dict.fromkeys(Window.parse(p) for p in parts if p.strip()))
+    if not windows:
+        raise ValueError("No window given (write e.g. 14d for 14 days or 10g for 10 games)")
+    return windows
+
+
+def windows_label(windows: Sequence[Window]) -> str:
+    """``last 5 games + last 14 days``: the expected games are the union of the windows."""
+    return " + ".join(w.label for w in windows)
+
+
 @dataclass(frozen=True)
 class ScheduledGame:
     game_id: str
@@ -314,6 +376,7 @@ class ScheduledGame:
     home: str
     away: str
     status: int
+    season: int | None = None  # nbac_schedule.season_year
 
     @property
     def is_final(self) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from lib import classification
+from lib.classifier import ClassifierConfig
 from lib.errors import BadInput, TriageError
 from lib.model import (
     Actor,
@@ -381,9 +382,10 @@ def autoresolve(
     since: dt.date | None = None,
     until: dt.date | None = None,
     progress: classification.Progress = classification._quiet,
+    config: ClassifierConfig | None = None,
 ) -> tuple[classification.Report, int]:
     """Re-classify the range from today's evidence, then resolve (as ``system``) what is now COMPLETE."""
-    report = classification.run(store, now=now, include_classified=True, since=since, until=until,
+    report = classification.run(store, now=now, config=config, include_classified=True, since=since, until=until,
                                 progress=progress)  # fmt: skip
     scope = complete_scope(since, until)
     params = {

@@ -8,10 +8,12 @@ tables, then removes data on purpose, remembering what it removed:
 * analytics rows of players who played (raw kept);
 * names: a player's raw row carries only his last name, unresolved (and analytics has no row).
 
-Failures are then generated the way a processor records them (a player of a team playing on date D
-with fewer analytics games in the 14 days before D than his team played), and the oracle states, for
-every missing game, the verdict the evidence should support, from what was removed and the original
-rows: the truth the classifier is measured against.
+Failures are then generated the way the pipeline records them: its completeness check takes the
+player's team as of the analysis date D (his latest game before D) and counts that team's games in each
+processor's window(s) (days, games, or the union of several); a game the processor's analytics lacks is
+missing. The truth of each missing game comes from the original box score of that side and from what was
+removed, never from the classifier's rules. ``history_from`` cuts everything (schedule, box scores,
+analytics) to start mid-season, as an evidence history that starts late does.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib.classifier import minutes_positive
-from lib.model import FailureType, GameVerdict
+from lib.classifier import ClassifierConfig, minutes_positive
+from lib.model import FailureType, GameVerdict, Window, parse_windows, windows_label
 from lib.names import player_lookup
 from lib.store.base import Store
 
@@ -45,8 +47,8 @@ class RealWorld:
     gamebook: pd.DataFrame
     analytics: pd.DataFrame
     failures: pd.DataFrame  # precompute_failures rows
-    truth_games: dict[tuple[str, dt.date], dict[dt.date, GameVerdict]]  # (player, D) -> game date -> verdict
-    truth_type: dict[tuple[str, dt.date], FailureType] = field(default_factory=dict)
+    truth_games: dict[tuple[str, str, dt.date], dict[dt.date, GameVerdict]]  # (processor, player, D) -> date -> verdict
+    truth_type: dict[tuple[str, str, dt.date], FailureType] = field(default_factory=dict)
     injected: dict[str, int] = field(default_factory=dict)
 
 
@@ -67,7 +69,14 @@ def _minutes(text: str) -> str | None:
     return f"{int(value):02d}:{round((value % 1) * 60):02d}"
 
 
-def build(folder: Path, *, seed: int = 2019, teams: set[str] | None = None, gaps: int = 6) -> RealWorld:
+def build(
+    folder: Path,
+    *,
+    seed: int = 2019,
+    teams: set[str] | None = None,
+    gaps: int = 6,
+    history_from: dt.date | None = None,
+) -> RealWorld:
     rng = random.Random(seed)
     games = _read(folder, "games.csv")
     details = _read(folder, "games_details.csv")
@@ -79,6 +88,8 @@ def build(folder: Path, *, seed: int = 2019, teams: set[str] | None = None, gaps
         game_id=games["GAME_ID"].str.zfill(10),
     ).dropna(subset=["home", "away"])
     games = games.drop_duplicates("game_id").sort_values(["game_date", "game_id"])
+    if history_from is not None:
+        games = games[games["game_date"] >= history_from]
     by_id = {r.GAME_ID: r for r in games.itertuples(index=False)}
     schedule = pd.DataFrame(
         {
@@ -177,6 +188,18 @@ def build(folder: Path, *, seed: int = 2019, teams: set[str] | None = None, gaps
     return world
 
 
+#: The processors simulated, with the windows their completeness checks count (see the domain brief).
+PROCESSORS: dict[str, tuple[Window, ...]] = {
+    "PlayerDailyCacheProcessor": parse_windows("5g,10g,7d,14d"),
+    "PlayerCompositeFactorsProcessor": parse_windows("14d"),
+}
+
+
+def classifier_config() -> ClassifierConfig:
+    """The windows the simulated processors use, as an operator would configure them."""
+    return ClassifierConfig(windows_by_processor=PROCESSORS, min_expected_games=MIN_EXPECTED)
+
+
 def _failures(
     world: RealWorld,
     original: pd.DataFrame,
@@ -188,32 +211,52 @@ def _failures(
     teams: set[str] | None,
     rng: random.Random,
 ) -> None:
-    """Failures as a processor records them, and the truth of each of their missing games."""
+    """Failures as the pipeline records them, and the truth of each of their missing games.
+
+    The pipeline's completeness check, simulated: on analysis date D (a date his team plays) the player's
+    team is the team he really belonged to as of D, that of his latest listing before D in the original box
+    scores (any status; a player with none yet is not processed); the expected games are that team's final
+    games in the processor's window(s); a game is missing when analytics, as the processor saw it (gaps
+    injected), has no played row of his on that date. Each missing game's truth follows from the original
+    box score of that team's side and from what was removed.
+    """
     team_games: dict[str, list[tuple[dt.date, str]]] = defaultdict(list)
     for g in games.itertuples(index=False):
         team_games[g.home].append((g.game_date, g.game_id))
         team_games[g.away].append((g.game_date, g.game_id))
-    appearances: dict[str, list[tuple[dt.date, str]]] = defaultdict(list)  # original, any status
-    listed: dict[tuple[str, dt.date], int] = {}
+    for listing in team_games.values():
+        listing.sort()
+    listed_with: dict[str, list[tuple[dt.date, str]]] = defaultdict(list)  # original rows, any status
+    listed: dict[tuple[str, dt.date, str], int] = {}
     for i, r in zip(original.index, original.itertuples(index=False), strict=True):
-        appearances[r.player_lookup].append((r.game_date, r.team_abbr))
-        listed[(r.player_lookup, r.game_date)] = i
+        listed_with[r.player_lookup].append((r.game_date, r.team_abbr))
+        listed[(r.player_lookup, r.game_date, r.team_abbr)] = i
     played = defaultdict(set)  # analytics as injected: what the processor saw
     for r in world.analytics.itertuples(index=False):
         if not r.is_dnp:
             played[r.player_lookup].add(r.game_date)
 
-    def team_on(player: str, day: dt.date) -> str | None:
-        apps = sorted(appearances[player])
-        i = bisect.bisect_right([d for d, _ in apps], day)
-        return apps[i - 1][1] if i else None
+    def team_before(player: str, day: dt.date) -> str | None:
+        rows = sorted(listed_with[player])
+        i = bisect.bisect_left(rows, (day, ""))
+        return rows[i - 1][1] if i else None
+
+    def counted(team: str, day: dt.date, windows: tuple[Window, ...]) -> list[tuple[dt.date, str]]:
+        before = [(d, gid) for d, gid in team_games[team] if d < day]
+        chosen: set[tuple[dt.date, str]] = set()
+        for w in windows:
+            if w.kind == "days":
+                chosen |= {(d, gid) for d, gid in before if d >= day - dt.timedelta(days=w.size)}
+            else:
+                chosen |= set(before[-w.size :])
+        return sorted(chosen)
 
     def truth(player: str, day: dt.date, gid: str, team: str) -> GameVerdict:
         if gid in raw_gap_games or (gid, team) in side_gaps:
             return GameVerdict.RAW_DATA_GAP
-        i = listed.get((player, day))
+        i = listed.get((player, day, team))
         if i is None:
-            return GameVerdict.NOT_IN_BOXSCORE  # inactive: the source omits him
+            return GameVerdict.NOT_IN_BOXSCORE  # inactive (the source omits him), or not on that roster yet
         if not original.at[i, "played"]:
             return GameVerdict.PLAYER_DNP
         if i in name_gaps:
@@ -223,41 +266,40 @@ def _failures(
         raise AssertionError(f"{player} played on {day} and nothing was removed, yet he is missing")
 
     rows = []
-    for player in sorted(appearances):
-        if teams and not {t for _, t in appearances[player]} & teams:
+    for player in sorted(listed_with):
+        if teams and not {t for _, t in listed_with[player]} & teams:
             continue
-        days = sorted({d for t in {t for _, t in appearances[player]} for d, _ in team_games[t]})
-        for day in days:
-            team_today = team_on(player, day - dt.timedelta(days=1))
-            if team_today is None or day not in {d for d, _ in team_games[team_today]}:
-                continue  # processors run for players whose team plays on the analysis date
-            expected = [
-                (d, gid, t)
-                for t in {t for _, t in appearances[player]}
-                for d, gid in team_games[t]
-                if day - dt.timedelta(days=LOOKBACK) <= d < day and team_on(player, d) == t
-            ]
-            missing = [(d, gid, t) for d, gid, t in expected if d not in played[player]]
-            if not missing:
-                continue
-            verdicts = {d: truth(player, d, gid, t) for d, gid, t in missing}
-            explicit = rng.random() < 0.2  # some rows carry their missing dates, as newer processors write them
-            rows.append(
-                {
-                    "processor_name": "PlayerDailyCacheProcessor",
-                    "run_id": f"pdc-{day:%Y%m%d}",
-                    "analysis_date": day,
-                    "entity_id": player,
-                    "failure_category": "INCOMPLETE_DATA",
-                    "failure_reason": f"L14D window: {len(expected) - len(missing)} of {len(expected)} games",
-                    "can_retry": True,
-                    "missing_game_dates": json.dumps([d.isoformat() for d in sorted(verdicts)]) if explicit else None,
-                    "resolution_status": "UNRESOLVED",
-                    "created_at": pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=8),
-                }
-            )
-            world.truth_games[(player, day)] = verdicts
-            world.truth_type[(player, day)] = _failure_type(len(expected), list(verdicts.values()))
+        for processor, windows in PROCESSORS.items():
+            days = sorted({d for t in {t for _, t in listed_with[player]} for d, _ in team_games[t]})
+            for day in days:
+                team = team_before(player, day)
+                if team is None or day not in {d for d, _ in team_games[team]}:
+                    continue  # processors run for players they can place whose team plays on the date
+                expected = counted(team, day, windows)
+                missing = [(d, gid) for d, gid in expected if d not in played[player]]
+                if not missing:
+                    continue
+                verdicts = {d: truth(player, d, gid, team) for d, gid in missing}
+                explicit = rng.random() < 0.2  # some rows carry their missing dates, as newer processors write them
+                rows.append(
+                    {
+                        "processor_name": processor,
+                        "run_id": f"{processor[:6].lower()}-{day:%Y%m%d}",
+                        "analysis_date": day,
+                        "entity_id": player,
+                        "failure_category": "INCOMPLETE_DATA",
+                        "failure_reason": f"{windows_label(windows)}: {len(expected) - len(missing)} of "
+                        f"{len(expected)} games",
+                        "can_retry": True,
+                        "missing_game_dates": json.dumps([d.isoformat() for d in sorted(verdicts)])
+                        if explicit
+                        else None,
+                        "resolution_status": "UNRESOLVED",
+                        "created_at": pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=8),
+                    }
+                )
+                world.truth_games[(processor, player, day)] = verdicts
+                world.truth_type[(processor, player, day)] = _failure_type(len(expected), list(verdicts.values()))
     world.failures = pd.DataFrame(rows)
 
 
@@ -279,6 +321,9 @@ class Accuracy:
     failures: int
     failures_right: int
     confusion: dict[tuple[str, str], int]
+    by_verdict: dict[str, tuple[int, int]] = field(default_factory=dict)  # truth -> (right, total)
+    by_type: dict[str, tuple[int, int]] = field(default_factory=dict)
+    type_confusion: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def per_game(self) -> float:
@@ -287,6 +332,17 @@ class Accuracy:
     @property
     def per_failure(self) -> float:
         return self.failures_right / self.failures if self.failures else 0.0
+
+    def report(self, title: str) -> str:
+        lines = [
+            f"{title}: per game {self.per_game:.4%} ({self.games_right:,}/{self.games:,}), "
+            f"per failure {self.per_failure:.4%} ({self.failures_right:,}/{self.failures:,})",
+            "  per verdict: " + ", ".join(f"{k} {r:,}/{n:,}" for k, (r, n) in sorted(self.by_verdict.items())),
+            "  per failure type: " + ", ".join(f"{k} {r:,}/{n:,}" for k, (r, n) in sorted(self.by_type.items())),
+            f"  games wrong (truth, verdict): {dict(sorted(self.confusion.items()))}",
+            f"  failures wrong (truth, type): {dict(sorted(self.type_confusion.items()))}",
+        ]
+        return "\n".join(lines)
 
 
 def write(store: Store, world: RealWorld) -> None:
@@ -303,21 +359,24 @@ def measure(store: Store, world: RealWorld) -> Accuracy:
     """Compare what the classifier wrote with the truth, game by game and failure by failure."""
     wide = {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 1, 1)}
     rows = store.query(
-        "SELECT entity_id, analysis_date, game_date, verdict FROM nba_processing.failure_missing_games "
+        "SELECT processor_name, entity_id, analysis_date, game_date, verdict FROM nba_processing.failure_missing_games "
         "WHERE analysis_date BETWEEN @a AND @b",
         wide,
     )
-    predicted: dict[tuple[str, dt.date], dict[dt.date, str]] = defaultdict(dict)
+    predicted: dict[tuple[str, str, dt.date], dict[dt.date, str]] = defaultdict(dict)
     for r in rows.itertuples(index=False):
-        predicted[(r.entity_id, r.analysis_date)][r.game_date] = r.verdict
+        predicted[(r.processor_name, r.entity_id, r.analysis_date)][r.game_date] = r.verdict
     types = store.query(
-        "SELECT entity_id, analysis_date, failure_type FROM nba_processing.precompute_failures "
+        "SELECT processor_name, entity_id, analysis_date, failure_type FROM nba_processing.precompute_failures "
         "WHERE analysis_date BETWEEN @a AND @b",
         wide,
     )
-    predicted_type = {(r.entity_id, r.analysis_date): r.failure_type for r in types.itertuples(index=False)}
+    predicted_type = {
+        (r.processor_name, r.entity_id, r.analysis_date): r.failure_type for r in types.itertuples(index=False)
+    }
     games = right = 0
     confusion: dict[tuple[str, str], int] = defaultdict(int)
+    by_verdict: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for key, truth in world.truth_games.items():
         guess = predicted.get(key, {})
         for day in set(truth) | set(guess):
@@ -325,7 +384,26 @@ def measure(store: Store, world: RealWorld) -> Accuracy:
             t = truth[day].value if day in truth else "-"
             g = guess.get(day, "-")
             right += t == g
+            by_verdict[t][0] += t == g
+            by_verdict[t][1] += 1
             if t != g:
                 confusion[(t, g)] += 1
-    failures_right = sum(predicted_type.get(k) == t.value for k, t in world.truth_type.items())
-    return Accuracy(games, right, len(world.truth_type), failures_right, dict(confusion))
+    by_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    type_confusion: dict[tuple[str, str], int] = defaultdict(int)
+    for k, t in world.truth_type.items():
+        g = str(predicted_type.get(k))
+        by_type[t.value][0] += g == t.value
+        by_type[t.value][1] += 1
+        if g != t.value:
+            type_confusion[(t.value, g)] += 1
+    failures_right = sum(r for r, _ in by_type.values())
+    return Accuracy(
+        games,
+        right,
+        len(world.truth_type),
+        failures_right,
+        dict(confusion),
+        {k: (r, n) for k, (r, n) in by_verdict.items()},
+        {k: (r, n) for k, (r, n) in by_type.items()},
+        dict(type_confusion),
+    )

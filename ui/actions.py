@@ -26,6 +26,7 @@ def _classify(store: Store, scope: dict[str, dt.date | None], *, everything: boo
         result = classification.run(
             store,
             now=dt.datetime.now(dt.UTC),
+            config=context.classifier_config(),
             include_classified=everything,
             progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
             **scope,
@@ -103,6 +104,7 @@ def suggestions(store: Store, filters: Filters, actor: Actor | None, *, dnp: boo
                 report, resolved = resolution.autoresolve(
                     store,
                     now=dt.datetime.now(dt.UTC),
+                    config=context.classifier_config(),
                     since=filters.date_from,
                     until=filters.date_to,
                     progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),

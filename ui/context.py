@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import streamlit as st
 
 from lib import demo
-from lib.config import Settings
+from lib.classifier import ClassifierConfig
+from lib.config import Settings, window_settings_text
 from lib.errors import TriageError
 from lib.store import Store, open_store
 
@@ -41,14 +42,27 @@ def settings() -> Settings:
                       ("maximum_bytes_billed", "TRIAGE_BQ_MAX_BYTES"), ("endpoint", "TRIAGE_BQ_ENDPOINT")):  # fmt: skip
         if name not in env and bq.get(key):
             env[name] = str(bq[key])
+    windows = section.get("windows")
+    if "TRIAGE_WINDOWS" not in env and isinstance(windows, Mapping) and windows:
+        env["TRIAGE_WINDOWS"] = window_settings_text(windows)
     for dataset, real in dict(bq.get("datasets", {})).items():
         name = f"TRIAGE_BQ_DATASET_{str(dataset).removeprefix('nba_').upper()}"
         env.setdefault(name, str(real))
-    result = Settings.from_env(env)
+    try:
+        result = Settings.from_env(env)
+    except ValueError as exc:  # a bad setting stops the page with what to fix, never a traceback
+        st.error(f"**The dashboard's settings cannot be read.** {exc}", icon=":material/error:")
+        st.stop()
+        raise  # unreachable: st.stop() raises
     account = _secrets("gcp_service_account")
     if account:
         result = dataclasses.replace(result, bigquery=dataclasses.replace(result.bigquery, credentials_info=account))
     return result
+
+
+def classifier_config() -> ClassifierConfig:
+    """The processors' completeness windows as configured (``[triage.windows]`` or TRIAGE_WINDOWS)."""
+    return settings().classifier_config()
 
 
 @st.cache_resource(show_spinner=False)

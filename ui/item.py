@@ -15,7 +15,8 @@ from ui.widgets import fmt_int, md
 
 VERDICT_HELP = {
     "PLAYER_DNP": "listed dnp / inactive or without minutes (permanent)",
-    "NOT_IN_BOXSCORE": "his side's box score is there, he is not in it (permanent)",
+    "NOT_IN_BOXSCORE": "his side's box score is there, he is not in it: not listed, or not with the team yet "
+    "(permanent)",
     "RAW_DATA_GAP": "no raw rows for his team's side: re-scrape the box score",
     "ANALYTICS_GAP": "raw says he played, analytics has no row: re-run phase 3",
     "NAME_UNRESOLVED": "an unresolved name on his side may be him: fix the registry",
@@ -39,6 +40,13 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
         expected, actual = item["expected_count"], item["actual_count"]
         c[3].metric("Found / expected", "–" if pd.isna(expected) else f"{actual} / {expected}")
         st.markdown(f"**Category** {md(item['failure_category'])} · can retry: {bool(item['can_retry'])}")
+        if item["entity_type"] in ("PLAYER", "TEAM"):
+            window = context.classifier_config().window_label(str(item["processor_name"]))
+            whose = "his team as of that date" if item["entity_type"] == "PLAYER" else "the team"
+            st.markdown(
+                f"**Window** {window} before {item['item_date']}: the final games of {whose} "
+                "(this processor's configured window; `[triage.windows]` in secrets or `TRIAGE_WINDOWS`)"
+            )
         st.markdown("**Latest reason** (as recorded)")
         st.text(str(item["failure_reason"]))
         missing = item["missing_json"]

@@ -19,6 +19,7 @@ OUTCOME_COLOURS = {
     "PLAYED": "#5cb85c",
     "PLAYER_DNP": "#7f8c9d",
     "NOT_IN_BOXSCORE": "#c7ccd3",
+    "NOT_WITH_TEAM_YET": "#e6e9ed",
     "RAW_DATA_GAP": "#d9534f",
     "ANALYTICS_GAP": "#f0ad4e",
     "NAME_UNRESOLVED": "#8e44ad",
@@ -27,6 +28,7 @@ OUTCOME_LABEL = {
     "PLAYED": "played",
     "PLAYER_DNP": "did not play",
     "NOT_IN_BOXSCORE": "not in the box score",
+    "NOT_WITH_TEAM_YET": "not with the team yet",
     "RAW_DATA_GAP": "raw data gap",
     "ANALYTICS_GAP": "analytics gap",
     "NAME_UNRESOLVED": "name unresolved",
@@ -74,12 +76,23 @@ outcomes = season["outcome"].value_counts() if len(season) else pd.Series(dtype=
 open_items = items[items["status"].isin(["UNRESOLVED", "INVESTIGATING", "REGRESSED"])] if len(items) else items
 kpi_row(
     [
-        ("Team games", fmt_int(len(season)), "Final games of his team(s), by the team of his nearest appearance"),
+        (
+            "Team games",
+            fmt_int(len(season)),
+            "Final games of his team(s): each date's team is that of his nearest appearance at or before it this "
+            "season (before his first appearance: the team he first appears with)",
+        ),
         ("Played", fmt_int(int(outcomes.get("PLAYED", 0))), "Games with an analytics row not flagged is_dnp"),
         (
             "Did not play",
-            fmt_int(int(outcomes.get("PLAYER_DNP", 0) + outcomes.get("NOT_IN_BOXSCORE", 0))),
-            "Listed dnp / inactive, or absent from a present box score",
+            fmt_int(
+                int(
+                    outcomes.get("PLAYER_DNP", 0)
+                    + outcomes.get("NOT_IN_BOXSCORE", 0)
+                    + outcomes.get("NOT_WITH_TEAM_YET", 0)
+                )
+            ),
+            "Listed dnp / inactive, absent from a present box score, or not with the team yet",
         ),
         (
             "Data gaps",

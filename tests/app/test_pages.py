@@ -200,7 +200,7 @@ def test_the_classify_action_classifies_the_date_range_in_view(app_db: Path) -> 
     assert not [b for b in at.button if b.key == "overview_classify"]  # nothing left to classify
 
 
-def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path) -> None:
+def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path, monkeypatch) -> None:
     from lib import classification
 
     store = DuckDBStore(app_db)
@@ -212,6 +212,7 @@ def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path) 
     )
     row = evidence.iloc[0]
     key = f"{row['source_table']}:{row['processor_name']}:{day.isoformat()}:{row['entity_id']}"
+    monkeypatch.setenv("TRIAGE_WINDOWS", f"{row['processor_name']}=5g,14d")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("pages/triage/failures.py")
     at.query_params["item"] = key
@@ -221,6 +222,16 @@ def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path) 
     assert len(games) == len(mine)
     assert set(games["verdict"]) == set(mine["verdict"])
     assert "did not play" not in set(games["meaning"]) and games["meaning"].notna().all()
+    window = [m.value for m in at.markdown if m.value.startswith("**Window**")]
+    assert window and "last 5 games + last 14 days" in window[0] and str(day) in window[0]
+
+
+def test_unreadable_window_settings_are_explained_not_thrown(app_db: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TRIAGE_WINDOWS", "PlayerDailyCacheProcessor=ten days")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert any("TRIAGE_WINDOWS" in e.value and "Not a window" in e.value for e in at.error)
 
 
 def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,8 +54,8 @@ def test_a_run_classifies_every_unclassified_item_with_a_few_queries_per_batch(d
     store.reads = 0
     report = classification.run(store, now=NOW, batch_size=10_000)
     assert report.items == pending and report.batches == -(-pending // 10_000)
-    # per batch: schedule, sides, unresolved names, appearances; plus the count and the item stream
-    assert store.reads <= 4 * report.batches + 2
+    # per batch: season starts, schedule, sides, unresolved names, appearances; plus the count and the items
+    assert store.reads <= 5 * report.batches + 2
     assert classification.count_to_classify(store) == 0
     assert sum(report.by_type.values()) == pending
     assert {"PLAYER_DNP", "DATA_GAP", "MIXED", "INSUFFICIENT_HISTORY", "PROCESSING_ERROR"} <= set(report.by_type)
@@ -142,6 +143,33 @@ def test_the_command_line_classifies_and_reports(demo_store: DuckDBStore) -> Non
     bad = subprocess.run([sys.executable, "-m", "lib", "classify", "--db", path, "--since", "March"], cwd=ROOT,
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+def _classify_cli(path: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lib", "classify", "--db", path, "--all", "--since", "2022-03-01",
+                           "--until", "2022-03-01", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def test_the_command_line_takes_each_processors_window(demo_store: DuckDBStore) -> None:
+    path = str(demo_store.path)
+    games = _classify_cli(path, "--window", "PlayerDailyCacheProcessor=5g,10g,7d,14d", "--lookback-games", "3")
+    assert games.returncode == 0, games.stderr
+    assert "default: last 3 games" in games.stderr  # --lookback-games sets every processor's window
+    configured = _classify_cli(path, "--window", "PlayerDailyCacheProcessor=5g,10g,7d,14d")
+    assert configured.returncode == 0, configured.stderr
+    assert "PlayerDailyCacheProcessor: last 5 games + last 10 games + last 7 days + last 14 days" in configured.stderr
+    from_env = _classify_cli(path, env={"TRIAGE_WINDOWS": "PlayerDailyCacheProcessor=10g;default=7d"})
+    assert "default: last 7 days; PlayerDailyCacheProcessor: last 10 games" in from_env.stderr
+    for args, env, message in [
+        (["--window", "PlayerDailyCacheProcessor=10 weeks"], {}, "Not a window"),
+        (["--window", "=10g"], {}, "PROCESSOR=WINDOWS"),
+        (["--lookback-games", "0"], {}, "--lookback-games"),
+        (["--lookback-days", "1000000"], {}, "--lookback-days"),
+        ([], {"TRIAGE_WINDOWS": "PlayerDailyCacheProcessor"}, "TRIAGE_WINDOWS"),
+    ]:
+        bad = _classify_cli(path, *args, env=env)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 
 # -- the processors' entry point ------------------------------------------------------------------

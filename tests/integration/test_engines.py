@@ -88,10 +88,10 @@ def test_both_engines_count_list_and_chart_the_same_items(demo_engine: Store, de
 def test_both_engines_classify_real_box_scores_to_the_truth(engine_store: Store) -> None:
     world = realdata.build(realdata.FIXTURE, teams={"GSW", "BKN", "LAL", "NOP"})
     realdata.write(engine_store, world)
-    report = classification.run(engine_store, now=NOW)
+    report = classification.run(engine_store, now=NOW, config=realdata.classifier_config())
     accuracy = realdata.measure(engine_store, world)
     assert report.items == len(world.failures)
-    assert accuracy.per_game >= 0.995 and accuracy.per_failure >= 0.99
+    assert accuracy.per_game >= 0.998 and accuracy.per_failure >= 0.998
 
 
 def test_both_engines_keep_events_derive_regressions_and_sync_rows(engine_store: Store) -> None:

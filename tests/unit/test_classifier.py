@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from lib.classifier import ClassifierConfig, Evidence, classify, entity_kind, minutes_positive, team_on
-from lib.model import Appearance, FailureToClassify, FailureType, ScheduledGame
+from lib.model import Appearance, FailureToClassify, FailureType, ScheduledGame, Window
 
 D = dt.date(2022, 1, 15)  # analysis date; the default window is Jan 1 .. Jan 14
 
@@ -214,15 +214,25 @@ def test_a_player_out_for_months_keeps_the_team_of_his_last_appearance() -> None
     assert set(verdicts(v)) == {"NOT_IN_BOXSCORE"} and v.failure_type is FailureType.PLAYER_DNP
 
 
-def test_a_player_who_joins_mid_window_is_not_expected_before_his_first_appearance() -> None:
+def test_a_player_who_joins_mid_window_is_expected_in_his_teams_games_before_he_arrived() -> None:
+    """The processor counts his team's games across the whole window: those before he arrived are missing,
+    and permanent (he was not on the roster), while a real gap after he arrived stays correctable."""
     w = World()
     for d in w.dates():
         w.teammates(d, "LAL")
     for d in (day(10), day(12), day(14)):
         w.full_game(d, "LAL", "zach")  # signed on Jan 10
     w.analytics = [a for a in w.analytics if not (a[0] == day(12) and a[2] == "zach")]
-    v = classify(failure(), w.evidence(), ClassifierConfig(min_expected_games=3))
-    assert v.expected_game_count == 3 and verdicts(v) == ["ANALYTICS_GAP"]
+    v = classify(failure(), w.evidence())
+    assert (v.expected_game_count, v.actual_game_count) == (7, 2)
+    assert [(m.game_date, m.team, m.verdict.value) for m in v.missing] == [
+        (day(2), "LAL", "NOT_IN_BOXSCORE"),
+        (day(4), "LAL", "NOT_IN_BOXSCORE"),
+        (day(6), "LAL", "NOT_IN_BOXSCORE"),
+        (day(8), "LAL", "NOT_IN_BOXSCORE"),
+        (day(12), "LAL", "ANALYTICS_GAP"),
+    ]
+    assert v.failure_type is FailureType.MIXED
 
 
 def test_team_on_uses_the_nearest_appearance_at_or_before_the_date() -> None:
@@ -289,9 +299,12 @@ def test_too_few_expected_games_is_insufficient_history() -> None:
 def test_the_window_is_configurable_per_processor() -> None:
     w = World()
     regular_player(w, skip={day(4)})
-    cfg = ClassifierConfig(lookback_by_processor={"PlayerDailyCacheProcessor": 7}, min_expected_games=2)
+    cfg = ClassifierConfig(windows_by_processor={"PlayerDailyCacheProcessor": (Window("days", 7),)},
+                           min_expected_games=2)  # fmt: skip
     v = classify(failure(), w.evidence(), cfg)  # window Jan 8 .. Jan 14: the Jan 4 gap is outside
     assert v.failure_type is FailureType.COMPLETE and v.expected_game_count == 4
+    other = classify(failure(processor_name="PlayerShotZoneAnalysisProcessor"), w.evidence(), cfg)
+    assert other.expected_game_count == 7 and verdicts(other) == ["NOT_IN_BOXSCORE"]  # the default 14 days
 
 
 def test_bootstrap_categories_with_nothing_missing_are_insufficient_history_not_complete() -> None:

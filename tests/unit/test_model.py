@@ -81,3 +81,27 @@ def test_the_default_range_is_the_latest_thirty_days_that_have_data() -> None:
     short = DataBounds(dt.date(2022, 4, 1), dt.date(2022, 4, 10), 5)
     assert short.default_range() == (dt.date(2022, 4, 1), dt.date(2022, 4, 10))
     assert DataBounds(None, None, 0).default_range() is None
+
+
+def test_processor_windows_come_from_the_environment_or_the_secrets_file() -> None:
+    from lib.config import Settings, window_settings_text
+
+    settings = Settings.from_env({"TRIAGE_WINDOWS": "PlayerDailyCacheProcessor=5g,10g,7d,14d; default=7d;"})
+    config = settings.classifier_config()
+    assert [w.spec for w in config.windows("PlayerDailyCacheProcessor")] == ["5g", "10g", "7d", "14d"]
+    assert [w.spec for w in config.windows("PlayerShotZoneAnalysisProcessor")] == ["7d"]
+    assert [w.spec for w in Settings.from_env({}).classifier_config().windows("Anything")] == ["14d"]
+    text = window_settings_text({"PlayerShotZoneAnalysisProcessor": ["10g"], "default": "14 days"})
+    again = Settings.from_env({"TRIAGE_WINDOWS": text}).classifier_config()
+    assert again.window_label("PlayerShotZoneAnalysisProcessor") == "last 10 games"
+    assert again.window_label("TeamDefenseZoneAnalysisProcessor") == "last 14 days"
+
+
+def test_unreadable_window_settings_name_the_setting() -> None:
+    import pytest
+
+    from lib.config import Settings
+
+    for text in ("PlayerDailyCacheProcessor", "=5g", "PlayerDailyCacheProcessor=5x", "default=0d"):
+        with pytest.raises(ValueError, match="TRIAGE_WINDOWS"):
+            Settings.from_env({"TRIAGE_WINDOWS": text})
