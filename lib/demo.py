@@ -630,7 +630,10 @@ class _Failures:
             for p in self.players:
                 if p.team_on(day) not in teams_today:
                     continue
-                team = p.team_on(day)
+                # His team as of the day, as the pipeline's check takes it: that of his latest game before it.
+                played = self.played_dates.get(p.lookup, [])
+                before = bisect.bisect_left(played, day)
+                team = p.team_on(played[before - 1] if before else day)
                 self._player_day(p, day, self.team_games[team], team_dates[team], season_start)
         self._date_level_and_odd()
         self._phase3()
@@ -642,7 +645,8 @@ class _Failures:
     def _player_day(
         self, p: Player, day: dt.date, games: list[Game], dates: list[dt.date], season_start: dt.date
     ) -> None:
-        """The pipeline's completeness check: his team as of the day, that team's games in the last 14 days."""
+        """The pipeline's completeness check: his team as of the day (that of his latest game before it), that
+        team's games in the last 14 days."""
         played = self.played_dates.get(p.lookup, [])
         season_played = bisect.bisect_left(played, day)
         lo = bisect.bisect_left(dates, day - dt.timedelta(days=14))
