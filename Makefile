@@ -5,13 +5,18 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test setup setup-dev browser emulator lint bench clean
+.PHONY: run test test-long setup setup-dev browser emulator lint bench clean
 
 run: setup
 	$(BIN)/python -m ui.serve --server.port $(PORT)
 
 test: setup-dev browser emulator
 	$(BIN)/python -m pytest
+
+# The property-based suites at length: thousands of random worlds instead of the default run's fixed hundred.
+test-long: setup-dev emulator
+	TRIAGE_EQUIVALENCE_EXAMPLES=3000 TRIAGE_EQUIVALENCE_BQ_SEEDS=$$(seq -s, 1 40) \
+	  $(BIN)/python -m pytest tests/integration/test_engine_equivalence.py
 
 setup: $(VENV)/.installed
 
@@ -55,6 +60,7 @@ lint: setup-dev
 
 bench: setup-dev
 	$(BIN)/python bench/overview.py
+	$(BIN)/python bench/classify.py
 
 clean:
 	rm -rf $(VENV) $(EMU) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,14 +1,15 @@
-"""Classification speed at scale, against a per-game-query approach measured in the same run.
+"""Classification speed at scale: the engine-side classifier, the Python oracle, and per-game queries.
 
     python bench/classify.py [--rows 1M] [--sample 200] [--dir bench/out]
 
-Seeds the demo season plus synthetic failure rows up to --rows, then:
-(a) set-based: ``lib.classification.run`` over every item (a few queries per batch of 20,000 items);
-(b) per-game queries: for --sample items, one query for the player's appearances, one for his team's
-    schedule, then three per expected game (raw rows of the side, analytics rows of the side,
-    unresolved names of the side), judged by the same pure classifier; its time per item is
-    extrapolated to all items. Prints both and their ratio, plus the accuracy on the full 2019-20
-    box scores when ../shared/data/nba-2019-20 is present.
+Seeds the demo season plus synthetic failure rows up to --rows, then, in one run and each in a process of
+its own (so that each peak memory is its own):
+(a) engine: ``classification.run`` computing every verdict in the engine (lib/engine_verdicts.py);
+(b) oracle: the same items judged by the pure Python classifier after loading their evidence;
+(c) per-game queries: for --sample items, one query for the player's appearances, one for his team's
+    schedule, then three per expected game, judged by the pure classifier; extrapolated to all items.
+Prints times as ratios against the engine, peak memory, the rows the client received, and the accuracy on
+the full 2019-20 box scores when ../shared/data/nba-2019-20 is present.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def seed(path: Path, rows: int) -> None:
 def per_game_queries(store: DuckDBStore, failure: FailureToClassify, config: ClassifierConfig) -> None:
     """The approach the set-based pass replaces: ask the engine about each game on its own."""
     day = failure.item_date
-    start = day - dt.timedelta(days=config.lookback(failure.processor_name))
+    start = day - dt.timedelta(days=max(w.reach_days for w in config.windows(failure.processor_name)))
     apps: list[Appearance] = []
     if entity_kind(failure) == "PLAYER":
         rows = store.query(
@@ -83,22 +84,76 @@ def per_game_queries(store: DuckDBStore, failure: FailureToClassify, config: Cla
     classify(failure, Evidence(scheduled, raw, ana, unresolved, {failure.entity_id: apps}), config)
 
 
+class _Received:
+    """Counts the rows every query hands back to this process (what the client receives)."""
+
+    rows = 0
+
+    @classmethod
+    def install(cls) -> None:
+        from lib.store import duckdb_store
+
+        for owner in (duckdb_store.DuckDBStore, duckdb_store._DuckTransaction):
+            original = owner.query
+
+            def counted(self, sql, params=None, *a, _original=original, **kw):  # type: ignore[no-untyped-def]
+                frame = _original(self, sql, params, *a, **kw)
+                cls.rows += len(frame)
+                return frame
+
+            owner.query = counted  # type: ignore[method-assign]
+
+
+def one(method: str, path: Path) -> None:
+    """Classify every item of ``path`` with one method; print one JSON line."""
+    import json
+    import resource
+
+    _Received.install()
+    store = DuckDBStore(path)
+    started = time.perf_counter()
+    report = classification.run(store, now=NOW, include_classified=True, method=method)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"method": method, "seconds": seconds, "items": report.items, "batches": report.batches,
+                      "peak_mb": peak, "rows_received": _Received.rows, "by_type": dict(report.by_type)}))  # fmt: skip
+
+
+def _child(method: str, source: Path, out: Path) -> dict[str, object]:
+    import json
+    import subprocess
+
+    work = out / f"{source.stem}-{method}.duckdb"
+    work.write_bytes(source.read_bytes())
+    done = subprocess.run([sys.executable, __file__, "--one", method, "--db", str(work)], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    work.unlink(missing_ok=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1M")
     parser.add_argument("--sample", type=int, default=200)
     parser.add_argument("--dir", default=str(ROOT / "bench" / "out"))
+    parser.add_argument("--skip-oracle", action="store_true", help="only the engine (e.g. at 10M rows)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        one(args.one, Path(args.db))
+        return
     rows = demo.parse_scale(args.rows)
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"classify-{args.rows}.duckdb"
     seed(path, rows)
-    work = out / f"classify-{args.rows}-work.duckdb"
-    work.write_bytes(path.read_bytes())
-    store = DuckDBStore(work)
+    store = DuckDBStore(path)
     items = q.count_items(store, Filters(hide_expected=False))
     config = ClassifierConfig()
+
+    engine = _child("engine", path, out)
+    oracle = None if args.skip_oracle else _child("oracle", path, out)
 
     sample_frame = next(q.iter_items(store, Filters(date_from=dt.date(2022, 1, 1), hide_expected=False),
                                      chunk=args.sample))  # fmt: skip
@@ -108,22 +163,22 @@ def main() -> None:
         per_game_queries(store, failure, config)
     per_item = (time.perf_counter() - started) / len(sample)
 
-    started = time.perf_counter()
-    report = classification.run(store, now=NOW, include_classified=True)
-    set_based = time.perf_counter() - started
-
+    base = float(engine["seconds"])  # type: ignore[arg-type]
     print(f"failure rows {rows:,} · items {items:,}")
-    print(f"set-based:  {set_based:8.1f} s for {report.items:,} items ({report.items / set_based:,.0f} items/s, "
-          f"{report.batches} batches)")  # fmt: skip
+    print(f"engine:     {base:8.1f} s for {engine['items']:,} items ({int(engine['items']) / base:,.0f} items/s, "  # type: ignore[call-overload]
+          f"{engine['batches']} batches) · peak {float(engine['peak_mb']):,.0f} MB · "  # type: ignore[arg-type]
+          f"{engine['rows_received']:,} rows received by the client")  # fmt: skip
+    if oracle is not None:
+        o = float(oracle["seconds"])  # type: ignore[arg-type]
+        print(f"oracle:     {o:8.1f} s ({o / base:,.1f}x the engine) · peak {float(oracle['peak_mb']):,.0f} MB · "  # type: ignore[arg-type]
+              f"{oracle['rows_received']:,} rows received")  # fmt: skip
+        print(f"same verdicts by failure type: {engine['by_type'] == oracle['by_type']}")
     print(f"per-game:   {per_item * 1000:8.1f} ms per item on a sample of {len(sample)} "
-          f"-> {per_item * items:,.0f} s extrapolated to all items")  # fmt: skip
-    print(f"ratio:      per-game / set-based = {per_item * items / set_based:,.0f}x")
-    for line in report.lines():
-        print("  " + line)
+          f"-> {per_item * items:,.0f} s extrapolated ({per_item * items / base:,.0f}x the engine)")  # fmt: skip
+    print(f"by failure_type: {engine['by_type']}")
 
     shared = ROOT.parent / "shared" / "data" / "nba-2019-20"
     if shared.exists():
-        sys.path.insert(0, str(ROOT))
         from tests import realdata
 
         world = realdata.build(shared, gaps=30)

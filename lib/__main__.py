@@ -166,6 +166,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         until=args.until,
         batch_size=args.batch_size,
         progress=_Progress(),
+        method=args.method,
     )
     for line in report.lines():
         print(line)
@@ -306,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_date, help="first analysis date to classify (YYYY-MM-DD)")
     p.add_argument("--until", type=_date, help="last analysis date to classify (YYYY-MM-DD)")
     p.add_argument("--batch-size", type=int, default=20_000, help="items per batch (default 20000)")
+    p.add_argument(
+        "--method",
+        choices=["engine", "oracle"],
+        default="engine",
+        help="engine: verdicts computed in the database (default); oracle: evidence loaded into Python, item by item",
+    )
     p.set_defaults(func=cmd_classify)
 
     p = with_db(sub.add_parser("items", help="list failure items as JSON or CSV"))

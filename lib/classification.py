@@ -10,7 +10,7 @@ item's rows in ``nba_processing.failure_missing_games``, all in one transaction.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,7 +19,19 @@ from typing import Any
 
 import pandas as pd
 
-from lib.classifier import ClassifierConfig, Evidence, classify, entity_kind, player_timeline
+from lib import engine_verdicts
+from lib.classifier import (
+    HISTORY_DAYS,
+    ISO_DATE_PATTERN,
+    JSON_LIST_PATTERN,
+    JSON_STRING_PATTERN,
+    LOOKAHEAD_DAYS,
+    ClassifierConfig,
+    Evidence,
+    classify,
+    entity_kind,
+    player_timeline,
+)
 from lib.model import (
     MAX_WINDOW_DAYS,
     UNCLASSIFIED,
@@ -35,11 +47,9 @@ from lib.store.base import Store, Transaction
 
 Progress = Callable[[float, str], None]
 
-#: How far back a player's appearances are read (his team is taken within the season; an appearance in an
-#: earlier season makes a player with none this season unknown rather than placed).
-HISTORY_DAYS = 400
-#: How far past the analysis date a player's first appearance is looked for, when nothing of his precedes it.
-LOOKAHEAD_DAYS = 60
+_JSON_LIST = re.compile(JSON_LIST_PATTERN)
+_JSON_STRING = re.compile(JSON_STRING_PATTERN)
+_ISO_DATE = re.compile(ISO_DATE_PATTERN)
 
 
 def _quiet(fraction: float, message: str) -> None:
@@ -123,19 +133,24 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
     first = min(f.item_date for f in failures)
     end = max(f.item_date for f in failures)
     furthest = first - dt.timedelta(days=HISTORY_DAYS)
+    lookahead_end = end + dt.timedelta(days=LOOKAHEAD_DAYS)
     # Dates a row lists itself are looked up too; one absurd date must not widen the read to decades.
     explicit = [d for f in failures for d in (f.missing_dates or ()) if furthest <= d <= end]
     start = min([first - dt.timedelta(days=config.reach_days()), *explicit])
-    window = {"start": start, "end": end}
 
     season_starts = {
         int(r["season_year"]): r["first_date"]
-        for r in _records(store.query(_SEASON_STARTS, {"history_start": furthest, "end": end}, label="classify"))
+        for r in _records(
+            store.query(_SEASON_STARTS, {"history_start": furthest, "end": lookahead_end}, label="classify")
+        )
     }
+    # Game-count windows reach back to the start of the season.
+    begun = [d for d in season_starts.values() if d <= first]
+    start = min(start, max(begun, default=start))
+    window = {"start": start, "end": end}
     # A player's appearances: back far enough to know whether he was seen in an earlier season, and a
     # little past the batch, for a player whose first appearance comes after the analysis date.
     history_start = min(furthest, start)
-    lookahead_end = end + dt.timedelta(days=LOOKAHEAD_DAYS)
 
     games = [
         ScheduledGame(
@@ -185,16 +200,10 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
 
 
 def parse_json_list(text: object) -> tuple[str, ...] | None:
-    """A JSON array of strings as recorded by a processor; None when absent or unusable."""
-    if _none(text) is None or not str(text).strip():
+    """A JSON array of strings as recorded by a processor (nulls skipped); None when absent or unusable."""
+    if _none(text) is None or not _JSON_LIST.fullmatch(str(text)):
         return None
-    try:
-        values = json.loads(str(text))
-    except ValueError:
-        return None
-    if not isinstance(values, list):
-        return None
-    return tuple(str(v) for v in values if v is not None)
+    return tuple(_JSON_STRING.findall(str(text)))
 
 
 def _dates(values: tuple[str, ...] | None) -> tuple[dt.date, ...] | None:
@@ -202,10 +211,12 @@ def _dates(values: tuple[str, ...] | None) -> tuple[dt.date, ...] | None:
         return None
     out = []
     for v in values:
+        if not _ISO_DATE.fullmatch(v[:10]):
+            return None  # a list we cannot read is treated as absent: the window decides
         try:
             out.append(dt.date.fromisoformat(v[:10]))
         except ValueError:
-            return None  # a list we cannot read is treated as absent: the window decides
+            return None
     return tuple(out)
 
 
@@ -376,9 +387,57 @@ def run(
     until: dt.date | None = None,
     batch_size: int = 20_000,
     progress: Progress = _quiet,
+    method: str = "engine",
 ) -> Report:
-    """Classify every unclassified item (or every item, with ``include_classified``) in the date range."""
+    """Classify every unclassified item (or every item, with ``include_classified``) in the date range.
+
+    ``method="engine"`` (the default) computes the verdicts in the engine, set-based (lib/engine_verdicts.py);
+    ``method="oracle"`` loads the evidence and runs the pure classifier in Python, item by item.
+    """
     config = config or ClassifierConfig()
+    if method == "oracle":
+        return _run_oracle(store, now=now, config=config, include_classified=include_classified, since=since,
+                           until=until, batch_size=batch_size, progress=progress)  # fmt: skip
+    if method != "engine":
+        raise ValueError(f"Unknown classification method {method!r}")
+    store.init_schema(pipeline_tables=False)
+    plan = engine_verdicts.batches(store, since=since, until=until, overwrite=include_classified, size=batch_size)
+    total = sum(n for _, _, n in plan)
+    report = Report()
+    progress(0.0, f"{total:,} items to classify")
+    if total == 0:
+        progress(1.0, "Nothing to classify")
+        return report
+    for first, last, _n in plan:
+        by_type, by_verdict = engine_verdicts.run_batch(
+            store,
+            config,
+            date_from=first,
+            date_to=last,
+            overwrite=include_classified,
+            now=now,
+            updates=list(_UPDATES.values()),
+            replace_evidence=_REPLACE_EVIDENCE,
+        )
+        report.items += sum(by_type.values())
+        report.batches += 1
+        report.by_type.update(by_type)
+        report.by_verdict.update(by_verdict)
+        progress(min(report.items / total, 1.0), f"Classified {report.items:,} of {total:,} items ({first} to {last})")
+    return report
+
+
+def _run_oracle(
+    store: Store,
+    *,
+    now: dt.datetime,
+    config: ClassifierConfig,
+    include_classified: bool,
+    since: dt.date | None,
+    until: dt.date | None,
+    batch_size: int,
+    progress: Progress,
+) -> Report:
     store.init_schema(pipeline_tables=False)
     total = count_to_classify(store, include_classified=include_classified, since=since, until=until)
     report = Report()

@@ -80,8 +80,28 @@ MISSING_DATA_CATEGORIES = BOOTSTRAP_CATEGORIES | frozenset(
 FORWARD_LOOKING_PROCESSORS = frozenset({"UpcomingPlayerGameContextProcessor", "UpcomingTeamGameContextProcessor"})
 
 _TEAM = re.compile(r"[A-Z]{2,3}")
-_SCHEDULE_ID = re.compile(r"\d{10}")
-_GAMEBOOK_ID = re.compile(r"(\d{8})_([A-Z]{2,3})_([A-Z]{2,3})")
+_SCHEDULE_ID = re.compile(r"[0-9]{10}")
+_GAMEBOOK_ID = re.compile(r"([0-9]{8})_([A-Z]{2,3})_([A-Z]{2,3})")
+#: The whitespace trimmed from categories (the same set in the engine's SQL).
+_SPACE = " \t\n\r\f\v"
+# Text formats, written once for this module and for the engine's SQL (RE2 and Python read them alike).
+#: Minutes as the box scores write them: "MM:SS", "MM:SS:00", or a decimal number of minutes.
+MINUTES_PATTERN = r"[ \t\n\r]*([0-9]+(?:\.[0-9]+)?)(?::([0-9]+(?:\.[0-9]+)?))?(?::[0-9]+(?:\.[0-9]+)?)?[ \t\n\r]*"
+#: A JSON list as processors write it: strings without escapes, or nulls. Anything else (other JSON, escapes,
+#: numbers) is treated as absent.
+JSON_LIST_PATTERN = (
+    r'[ \t\n\r]*\[[ \t\n\r]*(?:(?:"[^"\\]*"|null)(?:[ \t\n\r]*,[ \t\n\r]*(?:"[^"\\]*"|null))*)?[ \t\n\r]*\][ \t\n\r]*'
+)
+JSON_STRING_PATTERN = r'"([^"\\]*)"'
+#: A listed date: its first ten characters.
+ISO_DATE_PATTERN = r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}"
+_MINUTES = re.compile(MINUTES_PATTERN)
+
+#: How far back of the analysis date a player's appearances count (his team is taken within the season; an
+#: appearance in an earlier season makes a player with none this season unknown rather than placed), and how
+#: far past it his first appearance is looked for when nothing of his precedes it.
+HISTORY_DAYS = 400
+LOOKAHEAD_DAYS = 60
 
 
 @dataclass(frozen=True)
@@ -102,7 +122,11 @@ class ClassifierConfig:
                 raise ValueError(f"No window configured for {processor}")
 
     def windows(self, processor: str) -> tuple[Window, ...]:
-        return self.windows_by_processor.get(processor) or self.default_windows or (Window("days", self.lookback_days),)
+        return self.windows_by_processor.get(processor) or self.fallback_windows()
+
+    def fallback_windows(self) -> tuple[Window, ...]:
+        """The window of every processor without one of its own."""
+        return self.default_windows or (Window("days", self.lookback_days),)
 
     def window_label(self, processor: str) -> str:
         return windows_label(self.windows(processor))
@@ -125,7 +149,7 @@ class Evidence:
         appearances: Mapping[str, Sequence[Appearance]],
         season_starts: Mapping[int, dt.date] | None = None,
     ) -> None:
-        games = list(games)
+        games = list(dict.fromkeys(games))  # a schedule row loaded twice is one game
         self.raw_rows = raw_rows
         self.analytics_rows = analytics_rows
         self.unresolved = unresolved
@@ -139,7 +163,7 @@ class Evidence:
             self.game_by_id[g.game_id] = g
             self.game_by_id[f"{g.game_date:%Y%m%d}_{g.away}_{g.home}"] = g
         self._team_dates = {t: [g.game_date for g in gs] for t, gs in self.games_by_team.items()}
-        self.appearances = {p: sorted(a, key=lambda x: (x.game_date, x.source)) for p, a in appearances.items()}
+        self.appearances = {p: sorted(a, key=_appearance_order) for p, a in appearances.items()}
         starts: dict[int, dt.date] = dict(season_starts or {})
         for g in games:
             if g.season is not None and (g.season not in starts or g.game_date < starts[g.season]):
@@ -189,6 +213,12 @@ class Evidence:
         return min(starts, default=day)
 
 
+def _appearance_order(a: Appearance) -> tuple[dt.date, str, str]:
+    """Appearances in date order; on one date raw after analytics, then by team: every tie is broken the
+    same way here and in the engine."""
+    return (a.game_date, a.source, a.team)
+
+
 def entity_kind(failure: FailureToClassify) -> str:
     """PLAYER, TEAM, GAME or DATE, from the failure's own entity_type or the shape of its entity id."""
     if failure.entity_type in ("PLAYER", "TEAM", "GAME"):
@@ -204,7 +234,7 @@ def entity_kind(failure: FailureToClassify) -> str:
 
 def classify(failure: FailureToClassify, evidence: Evidence, config: ClassifierConfig | None = None) -> Verdict:
     config = config or ClassifierConfig()
-    category = failure.failure_category.strip().upper()
+    category = failure.failure_category.strip(_SPACE).upper()
     if category in NON_DATA_CATEGORIES:
         return Verdict(FailureType.PROCESSING_ERROR, failure.can_retry, note=f"{category} is not about missing data")
     if failure.processor_name in FORWARD_LOOKING_PROCESSORS:
@@ -222,11 +252,12 @@ def classify(failure: FailureToClassify, evidence: Evidence, config: ClassifierC
         windows = config.windows(failure.processor_name)
         games = [(g, failure.entity_id) for g in evidence.window_games(failure.entity_id, failure.item_date, windows)]
         if failure.missing_game_ids is not None:
-            games = [(g, failure.entity_id) for g in _games_by_id(failure, evidence) if g.is_final]
+            listed = _games_by_id(failure, evidence, failure.missing_game_ids)
+            games = [(g, failure.entity_id) for g in listed if g is not None and g.is_final]
         return _sides(failure, evidence, config, games, bootstrap)
     if kind == "GAME":
         ids = failure.missing_game_ids or (failure.entity_id,)
-        found = [evidence.game_by_id.get(i) for i in ids]
+        found = _games_by_id(failure, evidence, ids)
         if any(g is None for g in found):
             unknown = [i for i, g in zip(ids, found, strict=True) if g is None]
             return Verdict(FailureType.UNKNOWN, None, note=f"game(s) not in the schedule: {', '.join(unknown)}")
@@ -306,19 +337,11 @@ def team_on_date(appearances: Sequence[Appearance], day: dt.date) -> str | None:
 
 
 def minutes_positive(text: str | None) -> bool:
-    """'MM:SS', 'MM:SS:00' or a decimal number of minutes, greater than zero."""
-    if text is None:
+    """'MM:SS', 'MM:SS:00' or a decimal number of minutes, greater than zero; anything else is not."""
+    match = _MINUTES.fullmatch(text) if text is not None else None
+    if match is None:
         return False
-    value = text.strip()
-    if not value:
-        return False
-    try:
-        if ":" in value:
-            parts = [float(p) for p in value.split(":")]
-            return parts[0] * 60 + (parts[1] if len(parts) > 1 else 0) > 0
-        return float(value) > 0
-    except ValueError:
-        return False
+    return float(match.group(1)) > 0 or float(match.group(2) or 0) > 0
 
 
 def _season_appearances(apps: Sequence[Appearance], ev: Evidence, day: dt.date) -> list[Appearance]:
@@ -327,11 +350,17 @@ def _season_appearances(apps: Sequence[Appearance], ev: Evidence, day: dt.date) 
     return [a for a in apps if a.game_date <= day and ev.season_of(a.game_date) == season]
 
 
+def _bounded(apps: Sequence[Appearance], day: dt.date) -> list[Appearance]:
+    """The appearances that count for an item dated ``day``."""
+    first, last = day - dt.timedelta(days=HISTORY_DAYS), day + dt.timedelta(days=LOOKAHEAD_DAYS)
+    return [a for a in apps if first <= a.game_date <= last]
+
+
 def _player(failure: FailureToClassify, ev: Evidence, config: ClassifierConfig, bootstrap: bool) -> Verdict:
-    apps = ev.appearances.get(failure.entity_id, ())
+    day = failure.item_date
+    apps = _bounded(ev.appearances.get(failure.entity_id, ()), day)
     if not apps:
         return Verdict(FailureType.UNKNOWN, None, note="no raw or analytics row for this player: his team is unknown")
-    day = failure.item_date
     windows = config.windows(failure.processor_name)
     window = windows_label(windows)
     season_apps = _season_appearances(apps, ev, day)
@@ -364,6 +393,9 @@ def _player(failure: FailureToClassify, ev: Evidence, config: ClassifierConfig, 
         for d in sorted(set(failure.missing_dates)):
             if d in played:
                 continue  # it has arrived since the run
+            if not day - dt.timedelta(days=HISTORY_DAYS) <= d <= day:
+                missing.append(MissingGame(d, "", team, GameVerdict.UNDECIDED))  # not a game of this run
+                continue
             game, side = ev.game_of(team, d), team
             if game is None:  # a date of another team of his (a processor that takes each date's team)
                 other = team_on_date(season_apps, d)
@@ -394,14 +426,14 @@ def _player_game(
         return MissingGame(game.game_date, game.game_id, team, v, reason)
 
     raw = [a for a in that_day if a.source == "raw" and a.team == team]
-    reason = next((a.dnp_reason for a in raw if a.dnp_reason), None)
+    reason = min((a.dnp_reason for a in raw if a.dnp_reason), default=None)
     if any(a.source == "analytics" and a.is_dnp and a.team == team for a in that_day):
         return verdict(GameVerdict.PLAYER_DNP, reason)
     if raw:
-        row = raw[0]
-        if (row.status or "").lower() in ("dnp", "inactive") or not minutes_positive(row.minutes):
-            return verdict(GameVerdict.PLAYER_DNP, reason)
-        return verdict(GameVerdict.ANALYTICS_GAP)
+        # Listed: he played if any row of his says so (a duplicate row must not hide a real game).
+        if any((a.status or "").lower() not in ("dnp", "inactive") and minutes_positive(a.minutes) for a in raw):
+            return verdict(GameVerdict.ANALYTICS_GAP)
+        return verdict(GameVerdict.PLAYER_DNP, reason)
     # Whole game or his side missing looks exactly like "not in the box score": check the side first.
     if ev.raw_rows.get((game.game_date, team), 0) == 0:
         return verdict(GameVerdict.RAW_DATA_GAP)
@@ -417,7 +449,9 @@ def _may_be(lookup: str, unresolved: str) -> bool:
 
 def _unresolved_name(failure: FailureToClassify, ev: Evidence) -> Verdict:
     rows = [
-        a for a in ev.appearances.get(failure.entity_id, ()) if a.source == "raw" and a.game_date <= failure.item_date
+        a
+        for a in _bounded(ev.appearances.get(failure.entity_id, ()), failure.item_date)
+        if a.source == "raw" and a.game_date <= failure.item_date
     ]
     pending = [a for a in rows if not a.resolved]
     if pending:
@@ -434,8 +468,11 @@ def _unresolved_name(failure: FailureToClassify, ev: Evidence) -> Verdict:
 # -- teams, games, dates --------------------------------------------------------------------------
 
 
-def _games_by_id(failure: FailureToClassify, ev: Evidence) -> list[ScheduledGame]:
-    return [g for i in failure.missing_game_ids or () if (g := ev.game_by_id.get(i)) is not None]
+def _games_by_id(failure: FailureToClassify, ev: Evidence, ids: Sequence[str]) -> list[ScheduledGame | None]:
+    """The schedule's game for each id (schedule or gamebook form), if it is dated in the item's history."""
+    first = failure.item_date - dt.timedelta(days=HISTORY_DAYS)
+    found = [ev.game_by_id.get(i) for i in ids]
+    return [g if g is not None and first <= g.game_date <= failure.item_date else None for g in found]
 
 
 def _sides(

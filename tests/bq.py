@@ -57,6 +57,8 @@ def store(endpoint: str, tag: str | None = None, **kw: object) -> BigQueryStore:
 
 # -- the partition-filter proof ---------------------------------------------------------------------
 
+EVIDENCE_TABLES = ("nbac_schedule", "nbac_gamebook_player_stats", "player_game_summary")
+
 PARTITION_COLUMN = {
     "precompute_failures": "analysis_date",
     "analytics_failures": "analysis_date",
@@ -65,9 +67,15 @@ PARTITION_COLUMN = {
 
 
 class Recording(BigQueryStore):
-    """The real BigQuery engine, keeping every statement it renders."""
+    """The real BigQuery engine, keeping every statement it renders and counting the rows it hands back."""
 
     statements: list[str]
+    received: int = 0
+
+    def query(self, sql: str, params=None, *, label: str = ""):  # type: ignore[no-untyped-def]
+        frame = super().query(sql, params, label=label)
+        self.received += len(frame)
+        return frame
 
     def _run(self, sql: str, params, label: str, *, dml: bool = False):  # type: ignore[no-untyped-def]
         self.statements.append(self.dialect.render(sql))
@@ -82,12 +90,26 @@ def recording(endpoint: str) -> Recording:
 
 def partition_violations(sql: str) -> list[str]:
     """Every read, update or delete of a failure table must filter its partition column in its own WHERE."""
-    tree = sqlglot.parse_one(sql, read="bigquery")
-    if isinstance(tree, exp.Create):
-        return []  # DDL reads no rows
+    found = []
+    for tree in sqlglot.parse(sql, read="bigquery"):  # a script is checked statement by statement
+        if tree is not None and not isinstance(tree, exp.Create):  # DDL reads no rows
+            found += _violations(tree, sql)
+    return found
+
+
+def evidence_violations(sql: str) -> list[str]:
+    """Every read of an evidence table must filter its partition column, game_date, in its own WHERE."""
+    found = []
+    for tree in sqlglot.parse(sql, read="bigquery"):
+        if tree is not None and not isinstance(tree, exp.Create):
+            found += _violations(tree, sql, {t: "game_date" for t in EVIDENCE_TABLES})
+    return found
+
+
+def _violations(tree: exp.Expression, sql: str, columns: dict[str, str] | None = None) -> list[str]:
     found = []
     for table in tree.find_all(exp.Table):
-        column = PARTITION_COLUMN.get(table.name)
+        column = (columns or PARTITION_COLUMN).get(table.name)
         if column is None:
             continue
         insert = table.find_ancestor(exp.Insert)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         folder = Path(str(item.fspath)).parent.name
         if folder in _MARK_BY_FOLDER:
             item.add_marker(getattr(pytest.mark, _MARK_BY_FOLDER[folder]))
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One local BigQuery emulator for the whole run (tests/bq.py)."""
+    from tests import bq
+
+    yield from bq.start(tmp_path_factory.mktemp("bigquery-emulator"))
 
 
 @pytest.fixture(scope="session")

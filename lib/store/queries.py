@@ -83,14 +83,22 @@ _ITEM_SUMMARY = {
     "row_status": _latest("resolution_status"),
     "last_seen": "MAX(created_at)",
 }
-_ITEM_DETAIL = {
-    "entity_type": f"""COALESCE({_latest("entity_type")},
-      CASE
+#: An item's entity type where its rows do not say it, guessed from the shape of its id.
+ENTITY_TYPE_GUESS = """CASE
         WHEN entity_id = 'DATE_LEVEL' THEN 'DATE'
-        WHEN REGEXP_CONTAINS(entity_id, r'^[A-Z]{{2,3}}$') THEN 'TEAM'
+        WHEN REGEXP_CONTAINS(entity_id, r'^[A-Z]{2,3}$') THEN 'TEAM'
         WHEN REGEXP_CONTAINS(entity_id, r'^[0-9][0-9_A-Z]*$') THEN 'GAME'
         ELSE 'PLAYER'
-      END)""",
+      END"""
+#: The order of an item's rows: created_at (missing counts as oldest), then run id, then category.
+SEEN_AT = (
+    "CONCAT(LPAD(CAST(UNIX_MICROS(COALESCE(created_at, TIMESTAMP '1970-01-01 00:00:00+00')) AS STRING), 20, '0'),\n"
+    "        '|', COALESCE(run_id, ''), '|', COALESCE(failure_category, ''))"
+)
+
+_ITEM_DETAIL = {
+    "entity_type": f"""COALESCE({_latest("entity_type")},
+      {ENTITY_TYPE_GUESS})""",
     "runs": "COUNT(DISTINCT run_id)",
     "first_seen": "MIN(created_at)",
     "latest_run_id": _latest("run_id"),
@@ -114,8 +122,7 @@ items AS (
     {columns}
   FROM (
     SELECT *,
-      CONCAT(LPAD(CAST(UNIX_MICROS(COALESCE(created_at, TIMESTAMP '1970-01-01 00:00:00+00')) AS STRING), 20, '0'),
-        '|', COALESCE(run_id, ''), '|', COALESCE(failure_category, '')) AS seen_at
+      {SEEN_AT} AS seen_at
     FROM failure_rows
   ) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
@@ -193,7 +200,7 @@ def _params(filters: Filters) -> dict[str, Any]:
     }
 
 
-def _rows_cte(filters: Filters) -> str:
+def rows_cte(filters: Filters) -> str:
     tables = [SourceTable(t) for t in filters.tables] if filters.tables else list(SourceTable)
     extra = [frag for name, frag in _ROW_FILTERS.items() if getattr(filters, name)]
     extra_sql = "".join(f"\n    AND {frag}" for frag in extra) if extra else ""
@@ -209,7 +216,7 @@ def _filtered_items_sql(filters: Filters, *, include_expected_filter: bool, deta
     where = " AND ".join(conditions) if conditions else "TRUE"
     return (
         "WITH "
-        + _rows_cte(filters)
+        + rows_cte(filters)
         + ","
         + _items_cte(detail)
         + ",\nfiltered AS (SELECT * FROM labelled WHERE "
@@ -384,7 +391,7 @@ def choices(store: Store, filters: Filters) -> Choices:
     scope = Filters(date_from=filters.date_from, date_to=filters.date_to)
     sql = (
         "WITH "
-        + _rows_cte(scope)
+        + rows_cte(scope)
         + """
 SELECT processor_name, failure_category, COUNT(*) AS n FROM failure_rows
 GROUP BY processor_name, failure_category"""

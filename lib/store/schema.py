@@ -195,6 +195,56 @@ PARTITION BY item_date""",
     False,
 )
 
+# The engine-side classifier's working rows for one batch (lib/engine_verdicts.py): each item's route and
+# placement, and each game it considers with its verdict. Cleared when the batch is written.
+CLASSIFICATION_ITEMS = TableDef(
+    "nba_processing",
+    "classification_items",
+    """CREATE TABLE IF NOT EXISTS nba_processing.classification_items (
+  batch_id STRING NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING,
+  item_date DATE NOT NULL,
+  entity_id STRING,
+  run_id STRING,
+  route STRING NOT NULL,
+  can_retry BOOL,
+  bootstrap BOOL,
+  judge_history BOOL,
+  listed STRING,
+  dates_listed BOOL,
+  ids_listed BOOL,
+  season INT64,
+  team STRING,
+  no_apps BOOL,
+  unknown_ids BOOL,
+  expected_count INT64,
+  actual_count INT64
+)
+PARTITION BY item_date""",
+    False,
+)
+
+CLASSIFICATION_GAMES = TableDef(
+    "nba_processing",
+    "classification_games",
+    """CREATE TABLE IF NOT EXISTS nba_processing.classification_games (
+  batch_id STRING NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING,
+  item_date DATE NOT NULL,
+  entity_id STRING,
+  run_id STRING,
+  game_date DATE,
+  game_id STRING,
+  team_abbr STRING,
+  verdict STRING,
+  dnp_reason STRING
+)
+PARTITION BY item_date""",
+    False,
+)
+
 # The audit trail and the source of truth of every item's status: append-only, never updated.
 FAILURE_RESOLUTIONS = TableDef(
     "nba_processing",
@@ -220,7 +270,13 @@ CLUSTER BY source_table, processor_name, entity_id""",
 )
 
 #: Tables the dashboard owns, beside the pipeline's.
-DASHBOARD_TABLES: tuple[TableDef, ...] = (FAILURE_MISSING_GAMES, CLASSIFICATION_STAGING, FAILURE_RESOLUTIONS)
+DASHBOARD_TABLES: tuple[TableDef, ...] = (
+    FAILURE_MISSING_GAMES,
+    CLASSIFICATION_STAGING,
+    CLASSIFICATION_ITEMS,
+    CLASSIFICATION_GAMES,
+    FAILURE_RESOLUTIONS,
+)
 
 ALL_TABLES: tuple[TableDef, ...] = PIPELINE_TABLES + DASHBOARD_TABLES
 

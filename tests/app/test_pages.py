@@ -207,10 +207,11 @@ def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path, 
     day = dt.date(2022, 2, 15)
     classification.run(store, now=dt.datetime(2026, 11, 27, tzinfo=dt.UTC), since=day, until=day)
     evidence = store.query(
-        "SELECT * FROM nba_processing.failure_missing_games WHERE analysis_date = @d AND verdict = 'PLAYER_DNP'",
+        "SELECT * FROM nba_processing.failure_missing_games WHERE analysis_date = @d "
+        "ORDER BY entity_id, processor_name",
         {"d": day},
     )
-    row = evidence.iloc[0]
+    row = evidence[evidence["verdict"] == "PLAYER_DNP"].iloc[0]
     key = f"{row['source_table']}:{row['processor_name']}:{day.isoformat()}:{row['entity_id']}"
     monkeypatch.setenv("TRIAGE_WINDOWS", f"{row['processor_name']}=5g,14d")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -218,7 +219,8 @@ def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path, 
     at.query_params["item"] = key
     _run(at)
     games = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
-    mine = evidence[evidence["entity_id"] == row["entity_id"]]
+    mine = evidence[(evidence["entity_id"] == row["entity_id"]) & (evidence["processor_name"] == row["processor_name"])
+                    & (evidence["source_table"] == row["source_table"])]  # fmt: skip
     assert len(games) == len(mine)
     assert set(games["verdict"]) == set(mine["verdict"])
     assert "did not play" not in set(games["meaning"]) and games["meaning"].notna().all()

@@ -232,3 +232,52 @@ def test_a_listed_item_shows_unclassified_until_classified(demo_store: DuckDBSto
     classification.run(demo_store, now=NOW, since=dt.date(2021, 12, 1), until=dt.date(2021, 12, 1))
     keys = [ItemKey.parse(k) for k in items["key"]]
     assert all(q.get_item(demo_store, k)["failure_type"] != "UNCLASSIFIED" for k in keys)  # type: ignore[index]
+
+
+def _item_states(store: DuckDBStore) -> pd.DataFrame:
+    """Per precompute item: its verdict and how many evidence rows it has."""
+    return store.query(
+        """
+        SELECT f.processor_name, f.analysis_date, f.entity_id, ANY_VALUE(f.failure_type) AS failure_type,
+          COUNT(DISTINCT f.failure_type) AS types, ANY_VALUE(m.n) AS evidence
+        FROM nba_processing.precompute_failures AS f
+        LEFT JOIN (SELECT processor_name, analysis_date, entity_id, COUNT(*) AS n
+                   FROM nba_processing.failure_missing_games
+                   WHERE analysis_date BETWEEN @a AND @b GROUP BY 1, 2, 3) AS m
+          ON m.processor_name = f.processor_name AND m.analysis_date = f.analysis_date AND m.entity_id = f.entity_id
+        WHERE f.analysis_date BETWEEN @a AND @b
+        GROUP BY 1, 2, 3""",
+        {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 1, 1)},
+    )
+
+
+def test_a_killed_run_leaves_no_half_written_item_and_the_next_run_finishes(demo_store: DuckDBStore) -> None:
+    demo_store.execute(
+        "UPDATE nba_processing.precompute_failures SET failure_type = NULL, is_correctable = NULL, "
+        "missing_game_dates = NULL WHERE analysis_date BETWEEN @a AND @b",
+        {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 1, 1)},
+    )
+    reference = DuckDBStore(demo_store.path.with_name("reference.duckdb"))
+    reference.path.write_bytes(demo_store.path.read_bytes())
+    classification.run(reference, now=NOW, batch_size=1500)
+    command = [sys.executable, "-m", "lib", "classify", "--db", str(demo_store.path), "--batch-size", "1500"]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert run.stderr is not None
+    for line in run.stderr:  # kill it as soon as its first batch is in
+        if "Classified" in line:
+            run.kill()
+            break
+    run.wait(timeout=60)
+    states = _item_states(demo_store)
+    done = states[states["failure_type"].notna()]
+    assert 0 < len(done) < len(states), "the run was to be stopped half way"
+    # Every item is as before (no verdict, no evidence) or as after (verdict, and evidence where games are missing).
+    assert (states["types"] <= 1).all()
+    assert states[states["failure_type"].isna()]["evidence"].isna().all()
+    gappy = done[done["failure_type"].isin(["PLAYER_DNP", "DATA_GAP", "MIXED"])]
+    assert gappy["evidence"].notna().all()
+    classification.run(demo_store, now=NOW, batch_size=1500)  # the next run finishes the job
+    finished = _item_states(demo_store).sort_values(["processor_name", "analysis_date", "entity_id"])
+    expected = _item_states(reference).sort_values(["processor_name", "analysis_date", "entity_id"])
+    assert finished["failure_type"].tolist() == expected["failure_type"].tolist()
+    assert finished["evidence"].fillna(0).tolist() == expected["evidence"].fillna(0).tolist()

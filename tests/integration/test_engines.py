@@ -9,7 +9,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -31,11 +30,6 @@ VIEWS = [
     Filters(date_from=dt.date(2021, 12, 1), date_to=dt.date(2021, 12, 31), hide_expected=False,
             processors=("PlayerDailyCacheProcessor", "PlayerGameSummaryProcessor")),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from bq.start(tmp_path_factory.mktemp("bigquery-emulator"))
 
 
 def _fresh(engine: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
@@ -132,6 +126,26 @@ def test_both_engines_record_processor_failures_idempotently(engine_store: Store
     stored = engine_store.query("SELECT entity_id, failure_type FROM nba_processing.precompute_failures "
                                 "WHERE analysis_date = @d", {"d": day})  # fmt: skip
     assert len(stored) == 3
+
+
+@pytest.mark.bigquery
+def test_classifying_a_range_reads_only_its_evidence_partitions_and_returns_only_counts(
+    emulator: str, demo_season: demo.Demo
+) -> None:
+    store = bq.recording(emulator)
+    store.init_schema()
+    demo.write(store, demo_season)
+    store.statements.clear()
+    store.received = 0
+    first, last = dt.date(2022, 3, 1), dt.date(2022, 3, 3)
+    report = classification.run(store, now=NOW, since=first, until=last, include_classified=True)
+    assert report.items > 300
+    assert [v for s in store.statements for v in bq.evidence_violations(s)] == []
+    assert [v for s in store.statements for v in bq.partition_violations(s)] == []
+    reads = [s for s in store.statements if any(t in s for t in bq.EVIDENCE_TABLES)]
+    assert reads and all("DATE_SUB(@date_from" in s or "@date_from" in s for s in reads)
+    # The client got one row per date to plan the batches and the tallies of each batch, nothing per game.
+    assert store.received <= (last - first).days + 1 + len(report.by_type) + len(report.by_verdict)
 
 
 @pytest.mark.bigquery

@@ -88,3 +88,26 @@ def test_the_pipelines_own_rule_would_fail_on_the_same_data(world: realdata.Real
             old = "COMPLETE" if (player, game_date) in listed else "PLAYER_DNP"
             right += (old == "PLAYER_DNP") == (truth.is_correctable is False)
     assert right / total < 0.9  # far below what the classifier reaches on the very same games
+
+
+@pytest.mark.parametrize("history_from", [None, dt.date(2019, 12, 1)], ids=["Nov-Dec", "from Dec 1"])
+def test_the_engine_and_the_oracle_agree_on_real_box_scores(history_from: dt.date | None, tmp_path: Path) -> None:
+    """The engine's verdicts are the oracle's, row for row, on real data too (not only on random worlds)."""
+    world = realdata.build(realdata.FIXTURE, teams=FIXTURE_TEAMS, history_from=history_from)
+    verdicts = {}
+    for method in ("oracle", "engine"):
+        store = DuckDBStore(tmp_path / f"{method}.duckdb")
+        realdata.write(store, world)
+        classification.run(store, now=NOW, config=realdata.classifier_config(), method=method)
+        wide = {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 1, 1)}
+        rows = store.query(
+            "SELECT processor_name, analysis_date, entity_id, failure_type, is_correctable, expected_game_count, "
+            "actual_game_count, missing_game_dates FROM nba_processing.precompute_failures "
+            "WHERE analysis_date BETWEEN @a AND @b ORDER BY 1, 2, 3", wide)  # fmt: skip
+        games = store.query(
+            "SELECT processor_name, analysis_date, entity_id, game_date, game_id, team_abbr, verdict, dnp_reason "
+            "FROM nba_processing.failure_missing_games WHERE analysis_date BETWEEN @a AND @b "
+            "ORDER BY 1, 2, 3, 4, 5, 6", wide)  # fmt: skip
+        verdicts[method] = (rows.astype(str).values.tolist(), games.astype(str).values.tolist())
+    assert len(verdicts["engine"][0]) == len(world.failures)
+    assert verdicts["engine"] == verdicts["oracle"]
