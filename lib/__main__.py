@@ -306,7 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="re-classify every failure, not only unclassified ones")
     p.add_argument("--since", type=_date, help="first analysis date to classify (YYYY-MM-DD)")
     p.add_argument("--until", type=_date, help="last analysis date to classify (YYYY-MM-DD)")
-    p.add_argument("--batch-size", type=int, default=20_000, help="items per batch (default 20000)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="items per batch, one transaction each (default 200000 in the engine, 20000 in Python)",
+    )
     p.add_argument(
         "--method",
         choices=["engine", "oracle"],

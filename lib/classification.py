@@ -47,6 +47,8 @@ from lib.store.base import Store, Transaction
 
 Progress = Callable[[float, str], None]
 
+#: Items per engine batch: large, since each batch reads its evidence range once.
+ENGINE_BATCH = 200_000
 _JSON_LIST = re.compile(JSON_LIST_PATTERN)
 _JSON_STRING = re.compile(JSON_STRING_PATTERN)
 _ISO_DATE = re.compile(ISO_DATE_PATTERN)
@@ -385,23 +387,28 @@ def run(
     include_classified: bool = False,
     since: dt.date | None = None,
     until: dt.date | None = None,
-    batch_size: int = 20_000,
+    batch_size: int | None = None,
     progress: Progress = _quiet,
     method: str = "engine",
 ) -> Report:
     """Classify every unclassified item (or every item, with ``include_classified``) in the date range.
 
     ``method="engine"`` (the default) computes the verdicts in the engine, set-based (lib/engine_verdicts.py);
-    ``method="oracle"`` loads the evidence and runs the pure classifier in Python, item by item.
+    ``method="oracle"`` loads the evidence and runs the pure classifier in Python, item by item. A batch is
+    at most ``batch_size`` items (default: 200,000 in the engine, 20,000 in Python): one transaction each.
     """
     config = config or ClassifierConfig()
+    if batch_size is not None and batch_size < 1:
+        raise ValueError("The batch size must be at least 1 item")
     if method == "oracle":
         return _run_oracle(store, now=now, config=config, include_classified=include_classified, since=since,
-                           until=until, batch_size=batch_size, progress=progress)  # fmt: skip
+                           until=until, batch_size=batch_size or 20_000, progress=progress)  # fmt: skip
     if method != "engine":
         raise ValueError(f"Unknown classification method {method!r}")
     store.init_schema(pipeline_tables=False)
-    plan = engine_verdicts.batches(store, since=since, until=until, overwrite=include_classified, size=batch_size)
+    plan = engine_verdicts.batches(
+        store, since=since, until=until, overwrite=include_classified, size=batch_size or ENGINE_BATCH
+    )
     total = sum(n for _, _, n in plan)
     report = Report()
     progress(0.0, f"{total:,} items to classify")
