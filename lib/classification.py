@@ -146,9 +146,10 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
             store.query(_SEASON_STARTS, {"history_start": furthest, "end": lookahead_end}, label="classify")
         )
     }
-    # Game-count windows reach back to the start of the season.
-    begun = [d for d in season_starts.values() if d <= first]
-    start = min(start, max(begun, default=start))
+    # Everything an item can look at lies within its history (game-count windows reach back to the start of
+    # the season, a registry row or a listed game up to HISTORY_DAYS): the schedule and the side counts are
+    # small, so the whole history of the batch is read.
+    start = min(start, furthest)
     window = {"start": start, "end": end}
     # A player's appearances: back far enough to know whether he was seen in an earlier season, and a
     # little past the batch, for a player whose first appearance comes after the analysis date.
