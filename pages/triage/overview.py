@@ -43,8 +43,10 @@ kpi_row(
     ]
 )
 resolve.show_toast()
-actions.classify_panel(store, f)
-actions.suggestions(store, f, identity.current_actor())
+actor = identity.current_actor()
+if not identity.auth_configured() or resolve.can_act(actor):  # with sign-in, only resolvers write verdicts
+    actions.classify_panel(store, f)
+actions.suggestions(store, f, actor)
 if hidden:
     st.caption(
         f":material/visibility_off: {fmt_int(hidden)} expected items (INSUFFICIENT_DATA and the like) are set aside: "

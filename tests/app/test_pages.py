@@ -319,3 +319,35 @@ def test_the_player_page_tells_a_players_season(app_db: Path) -> None:
     assert 60 <= games <= 90
     assert int(shown["Played"]) + int(shown["Did not play"]) + int(shown["Data gaps"]) == games
     assert any(lookup in s.value for s in at.subheader)
+
+
+_AUTH = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "a-long-random-cookie-secret-for-tests",
+    "client_id": "triage",
+    "client_secret": "secret",
+}
+
+
+@pytest.mark.parametrize(
+    "auth, message",
+    [
+        ({k: v for k, v in _AUTH.items() if k != "client_secret"}, "incomplete: client_secret, server_metadata_url"),
+        ({**_AUTH, "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}, "cannot be reached"),
+        ({**_AUTH, "server_metadata_url": "accounts.example.com/.well-known"}, "must be absolute URLs"),
+        ({**_AUTH, "redirect_uri": "http://localhost:8501/", "server_metadata_url": "http://127.0.0.1:9/x"},
+         "must end with /oauth2callback"),
+    ],
+)  # fmt: skip
+def test_misconfigured_sign_in_is_explained_and_never_falls_back_to_typed_names(
+    app_db: Path, auth: dict[str, str], message: str
+) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = auth
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.sidebar.error]
+    assert any(message in e for e in errors), errors
+    assert not [t for t in at.text_input if t.key == "identity_name"]  # nobody can type a name to act under
+    assert not [b for b in at.button if b.key in ("identity_login", "overview_classify", "overview_autoresolve")]
+    assert any(m.label == "Items" for m in at.metric)  # the data is still there to look at
