@@ -21,7 +21,6 @@ import datetime as dt
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from lib.classifier import (
@@ -753,15 +752,6 @@ def window_specs(config: ClassifierConfig) -> list[str]:
     """The configured windows as ``PROCESSOR|kind|size`` strings (``*``: every other processor)."""
     specs = [f"{name}|{w.kind}|{w.size}" for name, ws in config.windows_by_processor.items() for w in ws]
     return specs + [f"*|{w.kind}|{w.size}" for w in config.fallback_windows()]
-
-
-@dataclass
-class EngineReport:
-    items: int = 0
-    batches: int = 0
-    by_type: Counter[str] = field(default_factory=Counter)
-    by_verdict: Counter[str] = field(default_factory=Counter)
-    rows_received: int = 0  # rows the client received: counts, never evidence
 
 
 def params(

@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from lib.store.bigquery_store import BigQueryStore
 from lib.store.schema import DATASETS
-from tests.servers import free_port, wait_until_answering
+from tests.servers import free_port, stop, wait_until_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR = ROOT / ".venv-emulator" / "bin" / "local-bigquery"
@@ -37,12 +37,7 @@ def start(data_dir: Path) -> Iterator[str]:
     try:
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)
 
 
 def datasets(tag: str) -> dict[str, str]:

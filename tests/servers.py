@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from typing import IO
 
 
 def free_port() -> int:
@@ -28,3 +29,13 @@ def wait_until_answering(url: str, proc: subprocess.Popen[bytes], log_name: str,
             proc.kill()
             raise RuntimeError(f"The server behind {url} did not start; see {log_name}")
         time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen[bytes], log: IO[str]) -> None:
+    """Stop a test server (killed if it does not stop within 10 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import ROOT
-from tests.servers import free_port, wait_until_answering
+from tests.servers import free_port, stop, wait_until_answering
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [
@@ -49,12 +49,7 @@ def server(demo_db_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     url = f"http://127.0.0.1:{port}"
     wait_until_answering(f"{url}/_stcore/health", proc, log.name)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop(proc, log)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ from lib.store import DuckDBStore
 from lib.store import queries as q
 from tests.conftest import ROOT
 from tests.e2e.conftest import ARTIFACTS
-from tests.servers import free_port, wait_until_answering
+from tests.servers import free_port, stop, wait_until_answering
 
 WAIT = 60_000  # every expect gets an explicit timeout: the machine may be busy
 RESOLVERS = "ALICE@example.com"
@@ -61,9 +61,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for sub, claims in ((ALICE, {"email": ALICE, "name": "Alice"}), (VICTOR, {"email": VICTOR, "name": "Victor"})):
         _call(f"{url}/users/{sub}", "PUT", claims)
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    stop(proc, log)
 
 
 @dataclass(frozen=True)
@@ -102,12 +100,7 @@ def _dashboard(tmp: Path, provider: str, demo_db_path: Path, *, wrong_secret: bo
     url = f"http://127.0.0.1:{port}"
     wait_until_answering(f"{url}/_stcore/health", proc, log.name)
     yield Dashboard(url, db)
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop(proc, log)
 
 
 @pytest.fixture(scope="module")
