@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import ROOT
 from tests.servers import free_port, stop, wait_until_answering
 
 ARTIFACTS = ROOT / "test-artifacts"
+# Every expect() waits up to a minute, not Playwright's 5 s: the machine running the tests may be busy.
+expect.set_options(timeout=60_000)
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
