@@ -136,9 +136,6 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
     end = max(f.item_date for f in failures)
     furthest = first - dt.timedelta(days=HISTORY_DAYS)
     lookahead_end = end + dt.timedelta(days=LOOKAHEAD_DAYS)
-    # Dates a row lists itself are looked up too; one absurd date must not widen the read to decades.
-    explicit = [d for f in failures for d in (f.missing_dates or ()) if furthest <= d <= end]
-    start = min([first - dt.timedelta(days=config.reach_days()), *explicit])
 
     season_starts = {
         int(r["season_year"]): r["first_date"]
@@ -147,13 +144,11 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
         )
     }
     # Everything an item can look at lies within its history (game-count windows reach back to the start of
-    # the season, a registry row or a listed game up to HISTORY_DAYS): the schedule and the side counts are
-    # small, so the whole history of the batch is read.
-    start = min(start, furthest)
+    # the season, a registry row, a listed game or date up to HISTORY_DAYS; a day window may reach further):
+    # the schedule and the side counts are small, so the whole history of the batch is read. A player's
+    # appearances also go a little past the batch, for one whose first appearance comes after the date.
+    start = min(first - dt.timedelta(days=config.reach_days()), furthest)
     window = {"start": start, "end": end}
-    # A player's appearances: back far enough to know whether he was seen in an earlier season, and a
-    # little past the batch, for a player whose first appearance comes after the analysis date.
-    history_start = min(furthest, start)
 
     games = [
         ScheduledGame(
@@ -180,7 +175,7 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
     if players:
         rows = store.query(
             _APPEARANCES,
-            {"end": lookahead_end, "history_start": history_start, "players": players},
+            {"end": lookahead_end, "history_start": start, "players": players},
             label="classify",
         )
         for r in _records(rows):

@@ -177,6 +177,38 @@ window_starts AS (
 )"""
 
 
+def _appearances(players: str) -> str:
+    """Every raw and analytics row of the players in CTE ``players`` that an item of the batch can look at (its
+    history and lookahead), with its season, packed as ``date|source|team`` to order and pick them."""
+    rows = f"""
+    WHERE game_date BETWEEN DATE_SUB(@date_from, INTERVAL @history_days DAY)
+        AND DATE_ADD(@date_to, INTERVAL @lookahead_days DAY)
+      AND team_abbr IS NOT NULL AND player_lookup IN (SELECT entity_id FROM {players})"""
+    return f"""apps AS (
+  SELECT a.player, a.game_date, a.source, a.team, COALESCE(se.season_year, {_NO_SEASON}) AS season,
+    CONCAT(CAST(a.game_date AS STRING), '|', a.source, '|', a.team) AS packed
+  FROM (
+    SELECT player_lookup AS player, game_date, 'raw' AS source, team_abbr AS team
+    FROM nba_raw.nbac_gamebook_player_stats{rows}
+    UNION ALL
+    SELECT player_lookup, game_date, 'analytics', team_abbr
+    FROM nba_analytics.player_game_summary{rows}
+  ) AS a
+  {_season_of("a.game_date", "se")}
+)"""
+
+
+def _played(players: str) -> str:
+    """The dates the players in CTE ``players`` have an analytics row not flagged is_dnp."""
+    return f"""played AS (
+  SELECT DISTINCT player_lookup AS player, game_date
+  FROM nba_analytics.player_game_summary
+  WHERE game_date BETWEEN DATE_SUB(@date_from, INTERVAL @reach_days DAY)
+      AND DATE_ADD(@date_to, INTERVAL @lookahead_days DAY)
+    AND player_lookup IN (SELECT entity_id FROM {players}) AND COALESCE(is_dnp, FALSE) = FALSE
+)"""
+
+
 def _failure_rows() -> str:
     return q.rows_cte(Filters(hide_expected=False))
 
@@ -252,26 +284,9 @@ routed AS (
 pitems AS (
   SELECT source_table, processor_name, item_date, entity_id, season FROM routed WHERE route = 'PLAYER'
 ),
-apps AS (
-  SELECT a.player, a.game_date, a.source, a.team, COALESCE(se.season_year, {_NO_SEASON}) AS season
-  FROM (
-    SELECT player_lookup AS player, game_date, 'raw' AS source, team_abbr AS team
-    FROM nba_raw.nbac_gamebook_player_stats
-    WHERE game_date BETWEEN DATE_SUB(@date_from, INTERVAL @history_days DAY)
-        AND DATE_ADD(@date_to, INTERVAL @lookahead_days DAY)
-      AND team_abbr IS NOT NULL AND player_lookup IN (SELECT entity_id FROM pitems)
-    UNION ALL
-    SELECT player_lookup, game_date, 'analytics', team_abbr
-    FROM nba_analytics.player_game_summary
-    WHERE game_date BETWEEN DATE_SUB(@date_from, INTERVAL @history_days DAY)
-        AND DATE_ADD(@date_to, INTERVAL @lookahead_days DAY)
-      AND team_abbr IS NOT NULL AND player_lookup IN (SELECT entity_id FROM pitems)
-  ) AS a
-  {_season_of("a.game_date", "se")}
-),
+{_appearances("pitems")},
 stream AS (
-  SELECT player, season, game_date AS d, 1 AS tie,
-    CONCAT(CAST(game_date AS STRING), '|', source, '|', team) AS packed,
+  SELECT player, season, game_date AS d, 1 AS tie, packed,
     CAST(NULL AS STRING) AS source_table, CAST(NULL AS STRING) AS processor_name
   FROM apps
   UNION ALL
@@ -324,12 +339,7 @@ window_counts AS (
   SELECT processor_name, team, item_date, COUNT(*) AS expected, MIN(game_date) AS first_game
   FROM window_games GROUP BY processor_name, team, item_date
 ),
-played AS (
-  SELECT DISTINCT player_lookup AS player, game_date
-  FROM nba_analytics.player_game_summary
-  WHERE game_date BETWEEN DATE_SUB(@date_from, INTERVAL @history_days DAY) AND @date_to
-    AND player_lookup IN (SELECT entity_id FROM pitems) AND COALESCE(is_dnp, FALSE) = FALSE
-),
+{_played("pitems")},
 actuals AS (
   SELECT p.source_table, p.processor_name, p.entity_id, p.item_date, COUNT(pl.game_date) AS actual
   FROM placed AS p
@@ -389,24 +399,6 @@ LEFT JOIN unknown_games AS u ON u.source_table = r.source_table AND u.processor_
 
 # -- 2. the games each item considers, judged ---------------------------------------------------------
 
-_PLAYER_APPS = f"""
-apps AS (
-  SELECT a.player, a.game_date, a.source, a.team, COALESCE(se.season_year, {_NO_SEASON}) AS season,
-    CONCAT(CAST(a.game_date AS STRING), '|', a.source, '|', a.team) AS packed
-  FROM (
-    SELECT player_lookup AS player, game_date, 'raw' AS source, team_abbr AS team
-    FROM nba_raw.nbac_gamebook_player_stats
-    WHERE game_date BETWEEN DATE_SUB(@date_from, INTERVAL @history_days DAY) AND @date_to
-      AND team_abbr IS NOT NULL AND player_lookup IN (SELECT entity_id FROM pl)
-    UNION ALL
-    SELECT player_lookup, game_date, 'analytics', team_abbr
-    FROM nba_analytics.player_game_summary
-    WHERE game_date BETWEEN DATE_SUB(@date_from, INTERVAL @history_days DAY) AND @date_to
-      AND team_abbr IS NOT NULL AND player_lookup IN (SELECT entity_id FROM pl)
-  ) AS a
-  {_season_of("a.game_date", "se")}
-)"""
-
 _MINUTES_POSITIVE = (
     f"(REGEXP_CONTAINS(minutes, {_ANCHORED['minutes']}) AND (REGEXP_CONTAINS(REGEXP_EXTRACT(minutes, "
     f"{_ANCHORED['minutes_first']}), r'[1-9]') OR COALESCE(REGEXP_CONTAINS(REGEXP_EXTRACT(minutes, "
@@ -430,14 +422,8 @@ wanted AS (
 ),
 {_WINDOWS.strip()},
 pl AS (SELECT * FROM its WHERE route = 'PLAYER' AND NOT no_apps),
-{_PLAYER_APPS.strip()},
-played AS (
-  SELECT DISTINCT player_lookup AS player, game_date
-  FROM nba_analytics.player_game_summary
-  WHERE game_date BETWEEN DATE_SUB(@date_from, INTERVAL @reach_days DAY)
-      AND DATE_ADD(@date_to, INTERVAL @lookahead_days DAY)
-    AND player_lookup IN (SELECT entity_id FROM pl) AND COALESCE(is_dnp, FALSE) = FALSE
-),
+{_appearances("pl")},
+{_played("pl")},
 implicit AS (
   SELECT i.source_table, i.processor_name, i.item_date, i.entity_id, i.run_id, wg.game_date, wg.game_id,
     i.team AS side
