@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lib import classification, demo  # noqa: E402
+from lib.access import SYSTEM  # noqa: E402
 from lib.classifier import ClassifierConfig, Evidence, classify, entity_kind  # noqa: E402
 from lib.model import Appearance, FailureToClassify, Filters, ScheduledGame  # noqa: E402
 from lib.store import DuckDBStore  # noqa: E402
@@ -39,8 +40,10 @@ def seed(path: Path, rows: int) -> None:
     for p in (path, Path(f"{path}.wal")):
         p.unlink(missing_ok=True)
     store = DuckDBStore(path)
-    season = demo.seed(store)
-    demo.add_scale_rows(store, rows - season.failure_rows, players=sorted({p.lookup for p in season.players}))
+    season = demo.seed(store, actor=SYSTEM)
+    demo.add_scale_rows(
+        store, rows - season.failure_rows, players=sorted({p.lookup for p in season.players}), actor=SYSTEM
+    )
 
 
 def per_game_queries(store: DuckDBStore, failure: FailureToClassify, config: ClassifierConfig) -> None:
@@ -112,7 +115,7 @@ def one(method: str, path: Path) -> None:
     _Received.install()
     store = DuckDBStore(path)
     started = time.perf_counter()
-    report = classification.run(store, now=NOW, include_classified=True, method=method)
+    report = classification.run(store, actor=SYSTEM, now=NOW, include_classified=True, method=method)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"method": method, "seconds": seconds, "items": report.items, "batches": report.batches,
@@ -186,7 +189,7 @@ def main() -> None:
         for p in (real.path, Path(f"{real.path}.wal")):
             p.unlink(missing_ok=True)
         realdata.write(real, world)
-        classification.run(real, now=NOW, config=realdata.classifier_config())
+        classification.run(real, actor=SYSTEM, now=NOW, config=realdata.classifier_config())
         acc = realdata.measure(real, world)
         print(acc.report(f"real 2019-20 box scores (all teams, {world.injected})"))
 

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lib import demo  # noqa: E402
+from lib.access import SYSTEM  # noqa: E402
 from lib.model import Filters  # noqa: E402
 from lib.store import DuckDBStore  # noqa: E402
 from lib.store import queries as q  # noqa: E402
@@ -65,9 +66,9 @@ def seed(path: Path, rows: int) -> float:
         p.unlink(missing_ok=True)
     store = DuckDBStore(path)
     started = time.perf_counter()
-    season = demo.seed(store)
+    season = demo.seed(store, actor=SYSTEM)
     extra = rows - season.failure_rows
-    demo.add_scale_rows(store, extra, players=sorted({p.lookup for p in season.players}))
+    demo.add_scale_rows(store, extra, players=sorted({p.lookup for p in season.players}), actor=SYSTEM)
     return time.perf_counter() - started
 
 

@@ -5,17 +5,30 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lib import classification, resolution
+from lib import classification, export, operations, resolution
 from lib import demo as demo_mod
+from lib.access import SYSTEM, require_person
 from lib.classifier import ClassifierConfig
 from lib.config import Roles, Settings
 from lib.errors import TriageError
-from lib.model import TARGET_STATUSES, Filters, ResolutionStatus, SourceTable, Window, parse_windows, windows_label
+from lib.model import (
+    MAX_WINDOW_DAYS,
+    MAX_WINDOW_GAMES,
+    TARGET_STATUSES,
+    Actor,
+    Filters,
+    ResolutionStatus,
+    SourceTable,
+    Window,
+    parse_windows,
+    windows_label,
+)
 from lib.store import Store, open_store, queries
 
 
@@ -39,32 +52,61 @@ class _Progress:
         sys.stderr.flush()
 
 
-def _store(args: argparse.Namespace) -> Store:
+def _store(args: argparse.Namespace, *, create: bool = True) -> Store:
+    """The store the options name. ``create=False`` for reads: a missing database is an error, never a new file."""
     settings = Settings.from_env()
-    if getattr(args, "bigquery", None) and args.db:
+    bigquery = getattr(args, "bigquery", None)
+    if bigquery is not None and args.db is not None:
         raise ValueError("give --db PATH or --bigquery PROJECT, not both")
-    if getattr(args, "bigquery", None):
-        bq = dataclasses.replace(settings.bigquery, project=args.bigquery)
+    if bigquery is not None:
+        if not bigquery.strip():
+            raise ValueError("--bigquery needs a project id (is a variable unset?)")
+        bq = dataclasses.replace(settings.bigquery, project=bigquery.strip())
         settings = dataclasses.replace(settings, engine="bigquery", bigquery=bq)
-    elif args.db:
+    elif args.db is not None:
+        if not args.db.strip():
+            raise ValueError("--db is empty: give a DuckDB file (is a variable unset?)")
         settings = dataclasses.replace(settings, engine="duckdb", db_path=Path(args.db))
-    return open_store(settings)
+    return open_store(settings, create=create)
+
+
+def _actor(args: argparse.Namespace, *, person: bool = False) -> Actor:
+    """Who runs a write: ``--actor NAME`` (or TRIAGE_ACTOR), with the role the configuration gives that name.
+    ``system`` (unattended work, e.g. a scheduler) may classify, auto-resolve, sync and seed; a status change
+    by hand needs a person's name."""
+    name = args.actor if args.actor is not None else os.environ.get("TRIAGE_ACTOR", "")
+    if not name.strip():
+        raise ValueError("say who runs this: --actor NAME (or set TRIAGE_ACTOR); a scheduler may use --actor system")
+    if len(name) > 200 or any(ord(c) < 32 for c in name):
+        raise ValueError("--actor must be a name of at most 200 printable characters")
+    if name.strip().casefold() == SYSTEM.name and not person:
+        return SYSTEM
+    return Roles.from_env().actor(name)
+
+
+def _check_range(since: dt.date | None, until: dt.date | None) -> None:
+    if since and until and since > until:
+        raise ValueError(f"--since {since} is after --until {until}: the range is empty")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    actor = operations.check("init", _actor(args))
     store = _store(args)
     # The pipeline's own tables exist in production: create them only on request (a new environment), and
     # never alter an existing one. The embedded engine always gets all of them.
-    created = store.init_schema(pipeline_tables=store.engine == "duckdb" or args.create_pipeline_tables)
+    with operations.logged(store, "init", actor, origin="cli") as op:
+        created = store.init_schema(pipeline_tables=store.engine == "duckdb" or args.create_pipeline_tables)
+        op.summary = [f"Created {', '.join(created)}." if created else "Nothing to create."]
     print(f"Schema ready at {store.location}: " + (f"created {', '.join(created)}" if created else "nothing to create"))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    actor = operations.check("demo", _actor(args))
+    extra = demo_mod.parse_scale(args.scale) if args.scale else 0
     store = _store(args)
     if store.engine != "duckdb" and args.replace:
         raise ValueError("--replace empties the pipeline's tables: it is refused on BigQuery, use a DuckDB file")
-    extra = demo_mod.parse_scale(args.scale) if args.scale else 0
     store.init_schema()
     if not store.is_empty():
         if not args.replace:
@@ -80,7 +122,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             store.execute(f"DELETE FROM {t.ref} WHERE TRUE", label="demo-replace")
     progress = _Progress()
     started = time.monotonic()
-    result = demo_mod.seed(store, seed=args.seed, progress=progress)
+    result = demo_mod.seed(store, seed=args.seed, progress=progress, actor=actor, origin="cli")
     if extra:
         demo_mod.add_scale_rows(
             store,
@@ -88,6 +130,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             players=sorted({p.lookup for p in result.players}),
             progress=progress,
+            actor=actor,
+            origin="cli",
         )
     print(
         f"Demo data in {store.location} ({time.monotonic() - started:.1f} s): "
@@ -95,14 +139,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{len(result.gamebook):,} gamebook rows, {len(result.analytics):,} analytics rows, "
         f"{result.failure_rows + extra:,} failure rows"
     )
+    if not args.skip_classify:
+        # Every page has something to show: classify what the pipeline left unclassified (its own verdicts stay).
+        report = classification.run(store, actor=actor, now=dt.datetime.now(dt.UTC), progress=progress, origin="cli")
+        print(report.lines()[0])
     return 0
 
 
 def _date(text: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(text.strip())
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from exc
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a YYYY-MM-DD date") from exc
+
+
+def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``, or a message naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip().replace("_", ""))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{name} takes a whole number, not {text[:40]!r}") from exc
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be from {low:,} to {high:,}, not {value:,}")
+        return value
+
+    return parse
 
 
 def _classifier_config(args: argparse.Namespace) -> ClassifierConfig:
@@ -135,13 +198,13 @@ def _classifier_config(args: argparse.Namespace) -> ClassifierConfig:
 def _add_window_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lookback-days",
-        type=int,
+        type=_bounded("--lookback-days", 1, MAX_WINDOW_DAYS),
         default=None,
         help="every processor's window: the last N days before the analysis date (default 14)",
     )
     p.add_argument(
         "--lookback-games",
-        type=int,
+        type=_bounded("--lookback-games", 1, MAX_WINDOW_GAMES),
         default=None,
         help="every processor's window: the last N games of the team (with --lookback-days: the union)",
     )
@@ -154,11 +217,15 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    actor = operations.check("reclassify" if args.all else "classify", _actor(args))
+    _check_range(args.since, args.until)
     config = _classifier_config(args)
     store = _store(args)
     started = time.monotonic()
     report = classification.run(
         store,
+        actor=actor,
+        origin="cli",
         now=dt.datetime.now(dt.UTC),
         config=config,
         include_classified=args.all,
@@ -175,6 +242,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _filters(args: argparse.Namespace) -> Filters:
+    _check_range(args.date_from, args.date_to)
     return Filters(
         date_from=args.date_from,
         date_to=args.date_to,
@@ -200,36 +268,59 @@ ITEM_FIELDS = ("key", "source_table", "processor_name", "item_date", "entity_id"
 
 
 def cmd_items(args: argparse.Namespace) -> int:
-    store = _store(args)
-    store.init_schema(pipeline_tables=False)
+    filters = _filters(args)
+    store = _store(args, create=False)
+    _require_schema(store)
+    frames = (
+        frame[list(ITEM_FIELDS)].assign(item_date=frame["item_date"].map(lambda d: d.isoformat()))
+        for frame in queries.iter_items(store, filters)
+    )
     out = sys.stdout
+    if args.format == "csv":  # spreadsheet-safe, as the dashboard's download
+        export.write_csv(frames, ITEM_FIELDS, out)
+        return 0
     first = True
-    if args.format == "json":
-        out.write("[")
-    for frame in queries.iter_items(store, _filters(args)):
-        part = frame[list(ITEM_FIELDS)].assign(item_date=frame["item_date"].map(lambda d: d.isoformat()))
-        if args.format == "csv":
-            part.to_csv(out, index=False, header=first)
-        else:
-            text = part.to_json(orient="records", date_format="iso", force_ascii=False)
+    out.write("[")
+    for part in frames:
+        text = part.to_json(orient="records", date_format="iso", force_ascii=False)
+        if len(part):
             out.write(("" if first else ",") + text[1:-1])
-        first = False
-    if args.format == "json":
-        out.write("]\n")
-    elif first:
-        out.write(",".join(ITEM_FIELDS) + "\n")
+            first = False
+    out.write("]\n")
     return 0
 
 
+def _require_schema(store: Store) -> None:
+    """A read needs the dashboard's tables; it never creates them."""
+    missing = [t for t in ("nba_processing.failure_resolutions",) if t not in store.existing_tables()]
+    if missing:
+        raise TriageError(
+            f"{store.location} has no triage tables yet ({', '.join(missing)}).",
+            "Create them with `python -m lib init --actor NAME` (pointing at the same database).",
+        )
+
+
 def cmd_resolve(args: argparse.Namespace) -> int:
-    store = _store(args)
-    store.init_schema(pipeline_tables=False)
     if args.item and _has_filter(args):
         raise ValueError("give --item KEY ... or filters, not both")
     if not args.item and not _has_filter(args):
         raise ValueError("say which items: --item KEY ... or at least one filter (for example --since/--until)")
+    actor = require_person(_actor(args, person=True))
     scope = resolution.Scope.of_keys(args.item) if args.item else resolution.Scope(_filters(args))
-    actor = Roles.from_env().actor(args.actor)
+    store = _store(args, create=False)
+    _require_schema(store)
+    unmatched = resolution.unmatched_keys(store, scope)
+    if unmatched:
+        print(f"{len(unmatched):,} of {len(scope.keys):,} item key(s) match no item:", file=sys.stderr)
+        for key in unmatched[:20]:
+            hint = "  (note the spaces around it)" if key != key.strip() else ""
+            print(f"  {key!r}{hint}", file=sys.stderr)
+        if len(unmatched) > 20:
+            print(f"  ... and {len(unmatched) - 20:,} more", file=sys.stderr)
+        if len(unmatched) == len(scope.keys):
+            print("error: no listed key names an item; nothing was changed. "
+                  "Copy keys from `python -m lib items` or the dashboard.", file=sys.stderr)  # fmt: skip
+            return 1
     preview = resolution.preview(store, scope, args.to)
     if args.dry_run:
         print(f"Would mark {preview.count:,} item(s) {args.to} ({preview.already:,} already are).")
@@ -246,10 +337,13 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def cmd_autoresolve(args: argparse.Namespace) -> int:
+    actor = operations.check("autoresolve", _actor(args))
+    _check_range(args.since, args.until)
     config = _classifier_config(args)
     store = _store(args)
-    report, resolved = resolution.autoresolve(store, now=dt.datetime.now(dt.UTC), since=args.since,
-                                              until=args.until, progress=_Progress(), config=config)  # fmt: skip
+    report, resolved = resolution.autoresolve(store, actor=actor, now=dt.datetime.now(dt.UTC), since=args.since,
+                                              until=args.until, progress=_Progress(), config=config,
+                                              origin="cli")  # fmt: skip
     for line in report.lines():
         print(line)
     print(f"Resolved {resolved:,} item(s) whose data has arrived (actor: system).")
@@ -257,9 +351,11 @@ def cmd_autoresolve(args: argparse.Namespace) -> int:
 
 
 def cmd_sync_status(args: argparse.Namespace) -> int:
+    actor = operations.check("sync-status", _actor(args))
+    _check_range(args.since, args.until)
     store = _store(args)
     store.init_schema(pipeline_tables=False)
-    changed = resolution.sync_statuses(store, since=args.since, until=args.until)
+    changed = resolution.sync_statuses(store, actor=actor, since=args.since, until=args.until, origin="cli")
     print(f"Brought {changed:,} failure row(s) in step with their items' status.")
     return 0
 
@@ -282,9 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib", description="NBA pipeline failure triage: command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def with_db(p: argparse.ArgumentParser, *, writes: bool = True) -> argparse.ArgumentParser:
         p.add_argument("--db", help="DuckDB file (default: $TRIAGE_DB or data/triage.duckdb)")
         p.add_argument("--bigquery", metavar="PROJECT", help="use BigQuery in this project instead of a DuckDB file")
+        if writes:
+            p.add_argument("--actor", help="who runs this, for the record (default $TRIAGE_ACTOR; a scheduler: system)")
         return p
 
     p = with_db(sub.add_parser("init", help="create the schema (idempotent)"))
@@ -296,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
 
     p = with_db(sub.add_parser("demo", help="write deterministic demo data"))
-    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--seed", type=_bounded("--seed", 0, 2**31 - 1), default=7, help="random seed (default 7)")
+    p.add_argument("--skip-classify", action="store_true", help="leave the new failures unclassified")
     p.add_argument("--scale", default="", help="extra synthetic failure rows for benchmarks, e.g. 1M or 10M")
     p.add_argument("--replace", action="store_true", help="empty the pipeline tables first")
     p.set_defaults(func=cmd_demo)
@@ -308,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_date, help="last analysis date to classify (YYYY-MM-DD)")
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=_bounded("--batch-size", 1, classification.MAX_BATCH),
         default=None,
         help="items per batch, one transaction each (default 200000 in the engine, 20000 in Python)",
     )
@@ -320,14 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_classify)
 
-    p = with_db(sub.add_parser("items", help="list failure items as JSON or CSV"))
+    p = with_db(sub.add_parser("items", help="list failure items as JSON or CSV"), writes=False)
     p.add_argument("--format", choices=["json", "csv"], default="json")
     _add_filters(p)
     p.set_defaults(func=cmd_items)
 
     p = with_db(sub.add_parser("resolve", help="change the status of items (recorded in the audit trail)"))
     p.add_argument("--to", required=True, choices=[s.value for s in TARGET_STATUSES])
-    p.add_argument("--actor", required=True, help="who you are, for the audit trail")
     p.add_argument("--note", required=True, help="why (kept verbatim)")
     p.add_argument("--item", action="append", help="an item key TABLE:PROCESSOR:YYYY-MM-DD:ENTITY (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="say what would change and stop")
@@ -362,6 +460,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading: not an error
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        print("interrupted: each batch or change is one transaction; what finished is kept", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say it in one line (TRIAGE_DEBUG=1 shows the traceback)
+        if os.environ.get("TRIAGE_DEBUG") == "1":
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
+        print("  This is a bug in the triage tool; run again with TRIAGE_DEBUG=1 and report the traceback.",
+              file=sys.stderr)  # fmt: skip
+        return 70
 
 
 if __name__ == "__main__":

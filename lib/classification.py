@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from lib import engine_verdicts
+from lib import engine_verdicts, operations
 from lib.classifier import (
     HISTORY_DAYS,
     ISO_DATE_PATTERN,
@@ -32,9 +33,11 @@ from lib.classifier import (
     entity_kind,
     player_timeline,
 )
+from lib.errors import BadInput
 from lib.model import (
     MAX_WINDOW_DAYS,
     UNCLASSIFIED,
+    Actor,
     Appearance,
     FailureToClassify,
     Filters,
@@ -378,6 +381,7 @@ def classify_batch(
 def run(
     store: Store,
     *,
+    actor: Actor | None,
     now: dt.datetime,
     config: ClassifierConfig | None = None,
     include_classified: bool = False,
@@ -386,32 +390,71 @@ def run(
     batch_size: int | None = None,
     progress: Progress = _quiet,
     method: str = "engine",
+    origin: str = "lib",
 ) -> Report:
     """Classify every unclassified item (or every item, with ``include_classified``) in the date range.
 
-    ``method="engine"`` (the default) computes the verdicts in the engine, set-based (lib/engine_verdicts.py);
-    ``method="oracle"`` loads the evidence and runs the pure classifier in Python, item by item. A batch is
-    at most ``batch_size`` items (default: 200,000 in the engine, 20,000 in Python): one transaction each.
+    ``actor`` must be a resolver (``lib.access.SYSTEM`` for unattended work); the run is recorded in the
+    operations log. ``method="engine"`` (the default) computes the verdicts in the engine, set-based
+    (lib/engine_verdicts.py); ``method="oracle"`` loads the evidence and runs the pure classifier in Python,
+    item by item. A batch is one transaction of at most ``batch_size`` items (default: 200,000 in the
+    engine, 20,000 in Python). On the embedded engine, whose file one process holds at a time, batches are
+    sized to take about :data:`BATCH_SECONDS` each and the file is handed to any process waiting for it
+    between batches, so an operator's action waits seconds, not the whole run.
     """
     config = config or ClassifierConfig()
-    if batch_size is not None and batch_size < 1:
-        raise ValueError("The batch size must be at least 1 item")
-    if method == "oracle":
-        return _run_oracle(store, now=now, config=config, include_classified=include_classified, since=since,
-                           until=until, batch_size=batch_size or 20_000, progress=progress)  # fmt: skip
-    if method != "engine":
-        raise ValueError(f"Unknown classification method {method!r}")
+    if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
+        raise BadInput(f"The batch size must be between 1 and {MAX_BATCH:,} items, not {batch_size:,}.")
+    if method not in {"engine", "oracle"}:
+        raise BadInput(f"Unknown classification method {str(method)[:40]!r}: use 'engine' or 'oracle'.")
+    kind = "reclassify" if include_classified else "classify"
+    operations.check(kind, actor)
     store.init_schema(pipeline_tables=False)
-    plan = engine_verdicts.batches(
-        store, since=since, until=until, overwrite=include_classified, size=batch_size or ENGINE_BATCH
-    )
-    total = sum(n for _, _, n in plan)
+    with operations.logged(store, kind, actor, origin=origin, date_from=since, date_to=until) as op:
+        if method == "oracle":
+            report = _run_oracle(store, now=now, config=config, include_classified=include_classified, since=since,
+                                 until=until, batch_size=batch_size or 20_000, progress=progress)  # fmt: skip
+        else:
+            report = _run_engine(store, now=now, config=config, include_classified=include_classified, since=since,
+                                 until=until, batch_size=batch_size, progress=progress)  # fmt: skip
+        op.summary = [f"method {method}.", *report.lines()]
+    return report
+
+
+#: Seconds one classification batch should take on the embedded engine (the longest an operator's
+#: action waits for the file), and the bounds of its size in items.
+BATCH_SECONDS = 2.0
+MAX_BATCH = 5_000_000
+_FIRST_DUCKDB_BATCH = 20_000
+
+
+def _run_engine(
+    store: Store,
+    *,
+    now: dt.datetime,
+    config: ClassifierConfig,
+    include_classified: bool,
+    since: dt.date | None,
+    until: dt.date | None,
+    batch_size: int | None,
+    progress: Progress,
+) -> Report:
+    days = engine_verdicts.batches(store, since=since, until=until, overwrite=include_classified, size=1)
+    total = sum(n for _, _, n in days)
     report = Report()
     progress(0.0, f"{total:,} items to classify")
     if total == 0:
         progress(1.0, "Nothing to classify")
         return report
-    for first, last, _n in plan:
+    ceiling = batch_size or ENGINE_BATCH
+    adaptive = store.engine == "duckdb"
+    target = min(ceiling, _FIRST_DUCKDB_BATCH) if adaptive else ceiling
+    queue = list(days)
+    while queue:
+        first, last, n = queue.pop(0)
+        while queue and n + queue[0][2] <= target:
+            last, n = queue[0][1], n + queue.pop(0)[2]
+        started = time.monotonic()
         by_type, by_verdict = engine_verdicts.run_batch(
             store,
             config,
@@ -422,6 +465,10 @@ def run(
             updates=list(_UPDATES.values()),
             replace_evidence=_REPLACE_EVIDENCE,
         )
+        if adaptive:
+            rate = n / max(time.monotonic() - started, 1e-3)
+            target = int(min(ceiling, max(1_000, rate * BATCH_SECONDS)))
+            store.let_waiters_in()
         report.items += sum(by_type.values())
         report.batches += 1
         report.by_type.update(by_type)
@@ -441,7 +488,6 @@ def _run_oracle(
     batch_size: int,
     progress: Progress,
 ) -> Report:
-    store.init_schema(pipeline_tables=False)
     total = count_to_classify(store, include_classified=include_classified, since=since, until=until)
     report = Report()
     progress(0.0, f"{total:,} items to classify")
@@ -456,6 +502,7 @@ def _run_oracle(
         judged = classify_batch(store, failures, config)
         with store.transaction(label="classify") as tx:
             write_verdicts(tx, judged, now=now, overwrite=include_classified)
+        store.let_waiters_in()
         report.items += len(judged)
         report.batches += 1
         for _, v in judged:

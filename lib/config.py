@@ -132,7 +132,9 @@ class Settings:
             for name in ("nba_processing", "nba_raw", "nba_analytics")
             if env.get(f"TRIAGE_BQ_DATASET_{name.removeprefix('nba_').upper()}")
         }
-        max_bytes = env.get("TRIAGE_BQ_MAX_BYTES", "").strip()
+        max_bytes = env.get("TRIAGE_BQ_MAX_BYTES", "").strip().replace("_", "")
+        if max_bytes and (not max_bytes.isdigit() or not 0 < int(max_bytes) < 2**63):
+            raise ValueError(f"TRIAGE_BQ_MAX_BYTES must be a positive whole number of bytes, not {max_bytes[:40]!r}")
         return cls(
             engine=env.get("TRIAGE_ENGINE", "duckdb").strip().lower() or "duckdb",
             db_path=Path(env.get("TRIAGE_DB") or DEFAULT_DB),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import json
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -30,7 +31,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from lib.model import PHASE4_PROCESSORS
+from lib import operations
+from lib.errors import BadInput
+from lib.model import PHASE4_PROCESSORS, Actor
 from lib.names import player_lookup
 from lib.store.base import Store
 
@@ -970,11 +973,16 @@ def write(store: Store, demo: Demo, progress: Progress = _no_progress) -> dict[s
     return written
 
 
-def seed(store: Store, seed: int = 7, progress: Progress = _no_progress) -> Demo:
-    progress(0.05, "Simulating the 2021-22 season (schedule, rosters, box scores)")
-    demo = build(seed)
-    progress(0.45, f"Derived {demo.failure_rows:,} failure rows from the processors")
-    write(store, demo, progress)
+def seed(
+    store: Store, seed: int = 7, progress: Progress = _no_progress, *, actor: Actor | None, origin: str = "lib"
+) -> Demo:
+    """Simulate the season and write it (``actor`` must be a resolver; recorded in the operations log)."""
+    with operations.logged(store, "demo", actor, origin=origin) as op:
+        progress(0.05, "Simulating the 2021-22 season (schedule, rosters, box scores)")
+        demo = build(seed)
+        progress(0.45, f"Derived {demo.failure_rows:,} failure rows from the processors")
+        write(store, demo, progress)
+        op.summary = [f"Demo season, seed {seed}: {demo.failure_rows:,} failure rows."]
     return demo
 
 
@@ -1030,8 +1038,31 @@ def add_scale_rows(
     players: list[str] | None = None,
     chunk: int = 500_000,
     progress: Progress = _no_progress,
+    actor: Actor | None,
+    origin: str = "lib",
 ) -> int:
-    """Add ``rows`` synthetic phase-4 failure rows ending at ``last_date``, ``per_day`` rows a date."""
+    """Add ``rows`` synthetic phase-4 failure rows ending at ``last_date``, ``per_day`` rows a date
+    (``actor`` must be a resolver; recorded in the operations log)."""
+    if not 0 <= rows <= MAX_SCALE:
+        raise BadInput(f"The demo's extra rows must be between 0 and {MAX_SCALE:,}, not {rows:,}.")
+    with operations.logged(store, "demo", actor, origin=origin) as op:
+        done = _scale_rows(store, rows, last_date=last_date, per_day=per_day, seed=seed, players=players, chunk=chunk,
+                           progress=progress)  # fmt: skip
+        op.summary = [f"{done:,} synthetic failure rows added for benchmarks."]
+    return done
+
+
+def _scale_rows(
+    store: Store,
+    rows: int,
+    *,
+    last_date: dt.date,
+    per_day: int,
+    seed: int,
+    players: list[str] | None,
+    chunk: int,
+    progress: Progress,
+) -> int:
     pool = players or sorted({p.lookup for p in build_players(random.Random(seed))})
     done = 0
     while done < rows:
@@ -1054,6 +1085,10 @@ def add_scale_rows(
     return done
 
 
+#: The most extra rows a demo may ask for (the benchmarks go to 50M).
+MAX_SCALE = 200_000_000
+
+
 def parse_scale(text: str) -> int:
     """``250k``, ``1M``, ``10M`` or a plain number of extra failure rows."""
     t = text.strip().lower().replace("_", "").replace(",", "")
@@ -1063,12 +1098,12 @@ def parse_scale(text: str) -> int:
     elif t.endswith("m"):
         factor, t = 1_000_000, t[:-1]
     try:
-        value = int(float(t) * factor)
+        number = float(t)
     except ValueError as exc:
-        raise ValueError(f"--scale takes a row count such as 250k, 1M or 10M, not {text!r}") from exc
-    if value < 0:
-        raise ValueError("--scale cannot be negative")
-    return value
+        raise ValueError(f"--scale takes a row count such as 250k, 1M or 10M, not {text[:40]!r}") from exc
+    if not math.isfinite(number) or not 0 <= number * factor <= MAX_SCALE:
+        raise ValueError(f"--scale takes a row count from 0 to {MAX_SCALE // 1_000_000:,}M, not {text[:40]!r}")
+    return int(number * factor)
 
 
 __all__ = ["PHASE4_PROCESSORS", "Demo", "add_scale_rows", "build", "parse_scale", "seed", "write"]

@@ -22,7 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from lib import classification
+from lib import classification, operations
+from lib.access import SYSTEM, NotAllowed, require_person, require_resolver
 from lib.classifier import ClassifierConfig
 from lib.errors import BadInput, TriageError
 from lib.model import (
@@ -31,19 +32,13 @@ from lib.model import (
     Filters,
     ItemKey,
     ResolutionStatus,
-    Role,
     SourceTable,
 )
 from lib.store import queries as q
 from lib.store.base import Store
 
-SYSTEM = Actor("system", Role.RESOLVER)
 MAX_NOTE = 1_000_000  # characters; a note is stored verbatim, whatever it holds
 MAX_KEYS = 50_000  # per change made of listed keys; larger changes go by filter
-
-
-class NotAllowed(TriageError):
-    """The actor may not make this change (no actor, or a viewer)."""
 
 
 class Conflict(TriageError):
@@ -98,15 +93,6 @@ class Change:
     to_status: ResolutionStatus
     at: dt.datetime
     synced: bool = True  # False: the events are saved; the rows' status columns catch up on the next sync
-
-
-def require_resolver(actor: Actor | None) -> Actor:
-    if actor is None or not actor.name.strip():
-        raise NotAllowed("A change needs to know who makes it.", "Sign in, or set your operator name.")
-    if actor.role is not Role.RESOLVER:
-        raise NotAllowed(f"{actor.name} is a viewer: viewers see everything and change nothing.",
-                         "Ask for the resolver role in the dashboard's configuration.")  # fmt: skip
-    return actor
 
 
 def _target(status: ResolutionStatus | str) -> ResolutionStatus:
@@ -169,7 +155,8 @@ INSERT INTO nba_processing.failure_resolutions
 SELECT * FROM (
   {scoped}
   SELECT GENERATE_UUID() AS event_id, item_key, source_table, processor_name, item_date, entity_id,
-    status AS from_status, @to_status AS to_status, @actor AS actor, {note} AS note, @at AS at,
+    status AS from_status, @to_status AS to_status, @actor AS actor, {note} AS note,
+    GREATEST(@at, COALESCE(TIMESTAMP_ADD(status_at, INTERVAL 1 MICROSECOND), @at)) AS at,
     @batch_id AS batch_id, @origin AS origin
   FROM scoped
   WHERE status <> @to_status {extra}
@@ -183,25 +170,31 @@ def apply(
     *,
     actor: Actor | None,
     note: str,
-    now: dt.datetime,
+    now: dt.datetime | None = None,
     opened_at: dt.datetime | None = None,
     origin: str = "dashboard",
 ) -> Change:
-    """Record one change for every item of the scope not already in ``to_status``."""
-    who = require_resolver(actor)
+    """Record one change for every item of the scope not already in ``to_status``.
+
+    The order of events is the order of commits: the time is read inside the write (``now`` stands in for
+    the clock in tests), each event is stamped after its item's latest event, and ``from_status`` is the
+    status the write itself saw. Whatever the interleaving of writers, an item's events form an unbroken
+    chain and its status is the last committed change.
+    """
+    who = require_person(actor)
     target = _target(to_status)
     text = _note(note)
-    params = {
+    params: dict[str, Any] = {
         **_params(scope),
         "to_status": target.value,
         "actor": who.name,
         "note": text,
-        "at": now,
         "batch_id": uuid.uuid4().hex,
         "origin": origin,
-        "opened_at": opened_at or now,
     }
     with store.transaction(label="resolve") as tx:
+        params["at"] = now or dt.datetime.now(dt.UTC)
+        params["opened_at"] = opened_at or params["at"]
         if opened_at is not None:
             changed = tx.query(_scoped_sql(scope) + _CONFLICTS, params)
             if len(changed):
@@ -213,13 +206,22 @@ def apply(
         )
         inserted = tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope), note="@note", extra=""), params)
     synced = _try_sync(store, scope.filters)
-    return Change(params["batch_id"], inserted, already, target, now, synced)
+    return Change(params["batch_id"], inserted, already, target, params["at"], synced)
+
+
+def unmatched_keys(store: Store, scope: Scope) -> list[str]:
+    """The listed keys of a scope that name no item (a typo, a stray space, an item that never existed)."""
+    if not scope.keys:
+        return []
+    found = store.query(_scoped_sql(scope) + "SELECT item_key FROM scoped", _params(scope), label="preview")
+    known = set(found["item_key"])
+    return [k for k in scope.keys if k not in known]
 
 
 def _try_sync(store: Store, filters: Filters) -> bool:
     """Keep the rows' status columns in step now; if that fails, ``sync_statuses`` catches up later."""
     try:
-        sync_statuses(store, since=filters.date_from, until=filters.date_to)
+        _sync(store, since=filters.date_from, until=filters.date_to)
     except TriageError:
         return False
     return True
@@ -342,9 +344,23 @@ WHERE t.{table.date_column} BETWEEN @date_from AND @date_to
 }
 
 
-def sync_statuses(store: Store, *, since: dt.date | None = None, until: dt.date | None = None) -> int:
+def sync_statuses(
+    store: Store,
+    *,
+    actor: Actor | None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    origin: str = "lib",
+) -> int:
     """Write each item's decided status into its failure rows (rows recorded after the decision keep theirs,
-    unless the item is PERMANENT). Idempotent: run it again after a failure."""
+    unless the item is PERMANENT). Idempotent: run it again after a failure. Recorded in the operations log."""
+    with operations.logged(store, "sync-status", actor, origin=origin, date_from=since, date_to=until) as op:
+        changed = _sync(store, since=since, until=until)
+        op.summary = [f"{changed:,} failure row(s) brought in step."]
+    return changed
+
+
+def _sync(store: Store, *, since: dt.date | None, until: dt.date | None) -> int:
     params = {"date_from": since or dt.date(1900, 1, 1), "date_to": until or dt.date(2999, 12, 31)}
     return sum(store.execute(sql, params, label="sync-status") for sql in _SYNC.values())
 
@@ -371,36 +387,43 @@ _AUTO_NOTE = (
     "CASE WHEN expected_count IS NULL OR actual_count IS NULL "
     "THEN 'The evidence shows nothing missing any more.' "
     "ELSE CONCAT('Every missing game has arrived: ', CAST(actual_count AS STRING), ' of ', "
-    "CAST(expected_count AS STRING), ' expected in the window.') END)"
+    "CAST(expected_count AS STRING), ' expected in the window.') END, ' Requested by ', @requested_by, '.')"
 )
 
 
 def autoresolve(
     store: Store,
     *,
+    actor: Actor | None,
     now: dt.datetime,
     since: dt.date | None = None,
     until: dt.date | None = None,
     progress: classification.Progress = classification._quiet,
     config: ClassifierConfig | None = None,
+    origin: str = "lib",
 ) -> tuple[classification.Report, int]:
-    """Re-classify the range from today's evidence, then resolve (as ``system``) what is now COMPLETE."""
-    report = classification.run(store, now=now, config=config, include_classified=True, since=since, until=until,
-                                progress=progress)  # fmt: skip
-    scope = complete_scope(since, until)
-    params = {
-        **_params(scope),
-        "to_status": ResolutionStatus.RESOLVED.value,
-        "actor": SYSTEM.name,
-        "at": now,
-        "batch_id": uuid.uuid4().hex,
-        "origin": "autoresolve",
-    }
-    with store.transaction(label="autoresolve") as tx:
-        resolved = tx.execute(
-            _INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params
-        )
-    _try_sync(store, scope.filters)
+    """Re-classify the range from today's evidence, then resolve (as ``system``, on behalf of ``actor``, who
+    must be a resolver) what is now COMPLETE."""
+    who = operations.check("autoresolve", actor)
+    with operations.logged(store, "autoresolve", who, origin=origin, date_from=since, date_to=until) as op:
+        report = classification.run(store, actor=who, now=now, config=config, include_classified=True, since=since,
+                                    until=until, progress=progress, origin=origin)  # fmt: skip
+        scope = complete_scope(since, until)
+        params = {
+            **_params(scope),
+            "to_status": ResolutionStatus.RESOLVED.value,
+            "actor": SYSTEM.name,
+            "requested_by": who.name.strip(),
+            "batch_id": uuid.uuid4().hex,
+            "origin": "autoresolve",
+        }
+        with store.transaction(label="autoresolve") as tx:
+            params["at"] = now
+            resolved = tx.execute(
+                _INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params
+            )
+        _try_sync(store, scope.filters)
+        op.summary = [f"{resolved:,} item(s) resolved whose data has arrived."]
     return report, resolved
 
 
@@ -416,5 +439,7 @@ __all__ = [
     "autoresolve",
     "history",
     "preview",
+    "require_resolver",
     "sync_statuses",
+    "unmatched_keys",
 ]

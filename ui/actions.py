@@ -20,11 +20,13 @@ K_RECLASSIFY = "overview_reclassify"
 K_CLASSIFIED = "overview_classified_report"
 
 
-def _classify(store: Store, scope: dict[str, dt.date | None], *, everything: bool) -> None:
+def _classify(store: Store, scope: dict[str, dt.date | None], actor: Actor | None, *, everything: bool) -> None:
     bar = st.progress(0.0, text="Starting")
     try:
         result = classification.run(
             store,
+            actor=actor,
+            origin="dashboard",
             now=dt.datetime.now(dt.UTC),
             config=context.classifier_config(),
             include_classified=everything,
@@ -39,13 +41,20 @@ def _classify(store: Store, scope: dict[str, dt.date | None], *, everything: boo
     st.rerun()
 
 
-def classify_panel(store: Store, filters: Filters) -> None:
-    """'Classify N unclassified failures' for the date range in view, and re-classification on demand."""
+def classify_panel(store: Store, filters: Filters, actor: Actor | None) -> None:
+    """'Classify N unclassified failures' for the date range in view, and re-classification on demand:
+    for resolvers only (``lib`` refuses anyone else in any case)."""
     report = st.session_state.pop(K_CLASSIFIED, None)
     if report:
         st.success("\n\n".join(report), icon=":material/fact_check:")
     scope = {"since": filters.date_from, "until": filters.date_to}
     pending = context.guarded(lambda: classification.count_to_classify(store, **scope))
+    if not resolve.can_act(actor):
+        if pending:
+            st.caption(f":material/hourglass_empty: {fmt_int(pending)} failure items of this range are not classified "
+                       "yet; a resolver can classify them.")  # fmt: skip
+            resolve.explain_cannot_act(actor)
+        return
     if pending:
         with st.container(border=True):
             left, right = st.columns([2.2, 1.3], vertical_alignment="center")
@@ -61,7 +70,7 @@ def classify_panel(store: Store, filters: Filters) -> None:
                 icon=":material/fact_check:",
                 width="stretch",
             ):
-                _classify(store, scope, everything=False)
+                _classify(store, scope, actor, everything=False)
     with st.popover("Re-classify this date range", icon=":material/restart_alt:"):
         everything = context.guarded(lambda: classification.count_to_classify(store, include_classified=True, **scope))
         st.markdown(
@@ -70,7 +79,7 @@ def classify_panel(store: Store, filters: Filters) -> None:
             'play" and "listed" as "complete"). Data that has arrived since turns failures COMPLETE.'
         )
         if st.button(f"Re-classify {fmt_int(everything)} items", key=K_RECLASSIFY, icon=":material/restart_alt:"):
-            _classify(store, scope, everything=True)
+            _classify(store, scope, actor, everything=True)
 
 
 def suggestions(store: Store, filters: Filters, actor: Actor | None, *, dnp: bool = True) -> None:
@@ -103,6 +112,8 @@ def suggestions(store: Store, filters: Filters, actor: Actor | None, *, dnp: boo
             try:
                 report, resolved = resolution.autoresolve(
                     store,
+                    actor=actor,
+                    origin="dashboard",
                     now=dt.datetime.now(dt.UTC),
                     config=context.classifier_config(),
                     since=filters.date_from,

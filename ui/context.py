@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -10,7 +11,8 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from lib import demo
+from lib import classification, demo
+from lib.access import SYSTEM
 from lib.classifier import ClassifierConfig
 from lib.config import Settings, window_settings_text
 from lib.errors import TriageError
@@ -112,7 +114,12 @@ def ensure_demo_data(store: Store) -> None:
             def progress(fraction: float, message: str) -> None:
                 bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
-            demo.seed(store, progress=progress)
+            demo.seed(store, progress=lambda f, m: progress(0.8 * f, m), actor=SYSTEM, origin="dashboard first start")
+            # Every page has something to show at once: the classifier judges what the pipeline left
+            # unclassified; the pipeline's own verdicts stay, for re-classification to correct on request.
+            classification.run(store, actor=SYSTEM, now=dt.datetime.now(dt.UTC), config=classifier_config(),
+                               progress=lambda f, m: progress(0.8 + 0.2 * f, m),
+                               origin="dashboard first start")  # fmt: skip
         box.empty()
         _has_data.add(store.location)
         st.cache_data.clear()

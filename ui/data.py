@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import classification, patterns, players, resolution, workqueue
+from lib import classification, export, patterns, players, resolution, workqueue
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store
 from lib.store import queries as q
@@ -144,27 +144,10 @@ EXPORT_COLUMNS = (
 )
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text that a spreadsheet would run as a formula gets a leading apostrophe (CSV injection)."""
-    frame = frame.copy()
-    for col in frame.columns:
-        if frame[col].dtype == object or str(frame[col].dtype).startswith("str"):
-            frame[col] = frame[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
-    return frame
-
-
 def csv_bytes(frames: Iterable[pd.DataFrame], columns: Sequence[str]) -> bytes:
-    """One CSV from frames that arrive one by one; with no rows, still a valid CSV with its header."""
+    """One spreadsheet-safe CSV from frames that arrive one by one (``lib.export``)."""
     out = io.StringIO()
-    header = True
-    for frame in frames:
-        safe_for_spreadsheets(frame[list(columns)]).to_csv(out, index=False, header=header)
-        header = False
-    if header:
-        pd.DataFrame(columns=list(columns)).to_csv(out, index=False)
+    export.write_csv(frames, columns, out)
     return out.getvalue().encode("utf-8")
 
 

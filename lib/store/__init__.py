@@ -10,9 +10,10 @@ from lib.store.duckdb_store import DuckDBStore
 __all__ = ["DuckDBStore", "Store", "open_store"]
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, *, create: bool = True) -> Store:
+    """The configured engine's store; ``create=False`` (reads) never creates a database file."""
     if settings.engine == "duckdb":
-        return DuckDBStore(settings.db_path)
+        return DuckDBStore(settings.db_path, create=create)
     if settings.engine == "bigquery":
         from lib.store.bigquery_store import BigQueryStore
         from lib.store.schema import DATASETS

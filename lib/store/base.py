@@ -31,8 +31,12 @@ _DATE_COLUMNS = (
     "first_game",
     "last_game",
     "week",
+    "date_from",
+    "date_to",
 )
-_TIMESTAMP_COLUMNS = ("first_seen", "last_seen", "created_at", "resolved_at", "classified_at", "at")
+_TIMESTAMP_COLUMNS = (
+    "first_seen", "last_seen", "created_at", "resolved_at", "classified_at", "at", "started_at", "finished_at",
+)  # fmt: skip
 
 
 def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -123,19 +127,25 @@ class Store(abc.ABC):
 
     # -- shared behaviour -------------------------------------------------------------------------
     def init_schema(self, *, pipeline_tables: bool = True) -> list[str]:
-        """Create what is missing, idempotently. Returns the tables created."""
-        for dataset in DATASETS:
-            self.create_dataset(self.dialect.dataset(dataset))
+        """Create what is missing, idempotently. Returns the tables created (nothing is written, and a
+        read-only database is fine, when every table exists)."""
         existing = self.existing_tables()
         wanted: Sequence[TableDef] = (
             ALL_TABLES if pipeline_tables else [t for t in ALL_TABLES if t not in PIPELINE_TABLES]
         )
-        created = []
-        for table in wanted:
-            if table.ref not in existing:
-                self.execute(table.ddl, label="init")
-                created.append(table.ref)
-        return created
+        missing = [t for t in wanted if t.ref not in existing]
+        if not missing:
+            return []
+        for dataset in DATASETS:
+            self.create_dataset(self.dialect.dataset(dataset))
+        for table in missing:
+            self.execute(table.ddl, label="init")
+        return [t.ref for t in missing]
+
+    def let_waiters_in(self, *, at_most: float = 5.0) -> None:
+        """Between the batches of a long write: let any process waiting for the data have its turn first.
+        Engines that do not lock a file have nothing to do."""
+        return None
 
     def is_empty(self) -> bool:
         return self.date_bounds()[2] == 0

@@ -10,6 +10,7 @@ instance between the connections of all threads, so Streamlit's threads are safe
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 import re
 import threading
@@ -22,7 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from lib.errors import QueryFailed, StoreBusy, StoreUnavailable
+from lib.errors import BadInput, QueryFailed, StoreBusy, StoreUnavailable
 from lib.store.base import Params, Store, Transaction, normalise_frame
 from lib.store.dialect import Dialect, quote_identifier
 
@@ -90,9 +91,15 @@ class _DuckTransaction(Transaction):
 class DuckDBStore(Store):
     engine = "duckdb"
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, create: bool = True) -> None:
+        if not str(path).strip():
+            raise BadInput(
+                "The database path is empty.", "Give a DuckDB file with --db or TRIAGE_DB (is a variable unset?)."
+            )
         self.path = Path(path).expanduser().resolve()
         self.busy_timeout = busy_timeout
+        self.create = create  # False: a read that must not create a file or a folder
+        self.read_only = False
         self.dialect = Dialect("duckdb")
         # Serialises writers inside this process; other processes are kept out by DuckDB's file lock.
         self._write_lock = threading.RLock()
@@ -120,41 +127,111 @@ class DuckDBStore(Store):
         finally:
             _release(self.path)
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _check_file(self) -> None:
+        """Refuse, with a clear message, what is not a DuckDB file we may use, before DuckDB sees it (it would
+        try to load extensions for other formats)."""
+        if self.path.is_dir():
+            raise StoreUnavailable(f"{self.path} is a folder, not a database file.", "Give a file path with --db.")
+        if not self.path.exists():
+            if not self.create:
+                raise StoreUnavailable(
+                    f"There is no database at {self.path}.",
+                    "Check the path, or create one: `python -m lib demo --db PATH --actor NAME` (demo data) or "
+                    "`python -m lib init --db PATH --actor NAME`.",
+                )
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"Cannot create the folder for the database file {self.path}: {exc.strerror}.",
+                    "Choose another path with --db or TRIAGE_DB.",
+                ) from exc
+            return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("rb") as fh:
+                head = fh.read(16)
         except OSError as exc:
+            raise StoreUnavailable(f"Cannot read the database file {self.path}: {exc.strerror}.",
+                                   "Check its permissions.") from exc  # fmt: skip
+        if head and head[8:12] != b"DUCK":
+            kind = "a SQLite database" if head.startswith(b"SQLite format 3") else "not a DuckDB database"
             raise StoreUnavailable(
-                f"Cannot create the folder for the database file {self.path}: {exc.strerror}.",
-                "Choose another path with --db or TRIAGE_DB.",
-            ) from exc
+                f"{self.path} is {kind}.", "Give the dashboard's DuckDB file with --db or TRIAGE_DB."
+            )
+        self.read_only = not os.access(self.path, os.W_OK)
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        self._check_file()
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.05
-        while True:
-            try:
-                return duckdb.connect(str(self.path))
-            except duckdb.IOException as exc:
-                message = str(exc)
-                if not _LOCK_PATTERN.search(message):
+        marker: Path | None = None
+        try:
+            while True:
+                try:
+                    return duckdb.connect(str(self.path), read_only=self.read_only)
+                except duckdb.IOException as exc:
+                    if marker is None and _LOCK_PATTERN.search(str(exc)):
+                        marker = self._wait_marker()
+                    self._retry_or_raise(exc, deadline)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.25)
+                except duckdb.Error as exc:
                     raise StoreUnavailable(
-                        f"Cannot open the database file {self.path}: {message.splitlines()[0]}",
-                        "Check that the path is a DuckDB file you can read and write.",
+                        f"Cannot open the database file {self.path}: {str(exc).splitlines()[0]}",
+                        "If the file is damaged, move it aside; the dashboard recreates a demo database.",
                     ) from exc
-                if time.monotonic() >= deadline:
-                    pid = _PID_PATTERN.search(message)
-                    holder = f"process {pid.group(1)}" if pid else "another process"
-                    raise StoreBusy(
-                        f"The database file {self.path} has been busy for {self.busy_timeout:.0f} s: "
-                        f"{holder} is writing to it (a demo seed, a classification or an import).",
-                        "Wait for it to finish and try again; nothing was changed.",
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-            except duckdb.Error as exc:
-                raise StoreUnavailable(
-                    f"Cannot open the database file {self.path}: {str(exc).splitlines()[0]}",
-                    "If the file is damaged, move it aside; the dashboard recreates a demo database.",
-                ) from exc
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
+
+    # -- taking turns with other processes --------------------------------------------------------
+    # A process that finds the file locked leaves a marker beside it while it waits; a long writer
+    # (a classification) looks for markers between its batches and pauses until they are gone.
+    def _wait_marker(self) -> Path | None:
+        marker = self.path.with_name(f"{self.path.name}.waiting-{os.getpid()}-{threading.get_ident()}")
+        try:
+            marker.touch()
+        except OSError:
+            return None  # a read-only folder: waiting still works, only without the courtesy
+        return marker
+
+    def _waiters(self) -> list[Path]:
+        alive = []
+        for marker in self.path.parent.glob(f"{glob.escape(self.path.name)}.waiting-*"):
+            pid = marker.name.rsplit(".waiting-", 1)[1].split("-", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                marker.unlink(missing_ok=True)  # its process is gone
+                continue
+            except PermissionError:
+                pass
+            alive.append(marker)
+        return alive
+
+    def let_waiters_in(self, *, at_most: float = 5.0) -> None:
+        deadline = time.monotonic() + at_most
+        while self._waiters() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _retry_or_raise(self, exc: duckdb.IOException, deadline: float) -> None:
+        """Return to retry a lock conflict within the deadline; raise what to tell the operator otherwise."""
+        message = str(exc)
+        if not _LOCK_PATTERN.search(message):
+            raise StoreUnavailable(
+                f"Cannot open the database file {self.path}: {message.splitlines()[0]}",
+                "Check that the path is a DuckDB file you can read and write.",
+            ) from exc
+        if time.monotonic() >= deadline:
+            pid = _PID_PATTERN.search(message)
+            holder = f"process {pid.group(1)}" if pid else "another process"
+            raise StoreBusy(
+                f"The database file {self.path} has been busy for {self.busy_timeout:.0f} s: "
+                f"{holder} is writing to it (a demo seed, a classification or an import).",
+                "Wait for it to finish and try again; nothing was changed.",
+            ) from exc
 
     # -- primitives -------------------------------------------------------------------------------
     def _run_query(self, con: duckdb.DuckDBPyConnection, sql: str, params: Params | None) -> pd.DataFrame:

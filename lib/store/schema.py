@@ -269,6 +269,27 @@ CLUSTER BY source_table, processor_name, entity_id""",
     False,
 )
 
+# Every write other than a status change (classification, auto-resolve, status sync, demo data, schema):
+# who ran it, from where, over which dates, and how it ended. Append-only.
+TRIAGE_OPERATIONS = TableDef(
+    "nba_processing",
+    "triage_operations",
+    """CREATE TABLE IF NOT EXISTS nba_processing.triage_operations (
+  operation_id STRING NOT NULL,
+  kind STRING NOT NULL,
+  actor STRING NOT NULL,
+  origin STRING NOT NULL,
+  started_at TIMESTAMP NOT NULL,
+  finished_at TIMESTAMP NOT NULL,
+  date_from DATE,
+  date_to DATE,
+  outcome STRING NOT NULL,
+  summary STRING
+)
+PARTITION BY DATE(started_at)""",
+    False,
+)
+
 #: Tables the dashboard owns, beside the pipeline's.
 DASHBOARD_TABLES: tuple[TableDef, ...] = (
     FAILURE_MISSING_GAMES,
@@ -276,6 +297,7 @@ DASHBOARD_TABLES: tuple[TableDef, ...] = (
     CLASSIFICATION_ITEMS,
     CLASSIFICATION_GAMES,
     FAILURE_RESOLUTIONS,
+    TRIAGE_OPERATIONS,
 )
 
 ALL_TABLES: tuple[TableDef, ...] = PIPELINE_TABLES + DASHBOARD_TABLES

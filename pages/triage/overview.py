@@ -44,8 +44,7 @@ kpi_row(
 )
 resolve.show_toast()
 actor = identity.current_actor()
-if not identity.auth_configured() or resolve.can_act(actor):  # with sign-in, only resolvers write verdicts
-    actions.classify_panel(store, f)
+actions.classify_panel(store, f, actor)
 actions.suggestions(store, f, actor)
 if hidden:
     st.caption(

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib.access import SYSTEM
 from lib.model import Filters
 from lib.store import DuckDBStore
 from lib.store import queries as q
@@ -182,9 +183,10 @@ def test_an_unusable_database_path_is_explained_not_thrown(tmp_path: Path, monke
     assert any("Cannot create the folder" in e.value for e in at.error)
 
 
-def test_the_classify_action_classifies_the_date_range_in_view(app_db: Path) -> None:
+def test_the_classify_action_classifies_the_date_range_in_view(app_db: Path, monkeypatch) -> None:
     from lib import classification
 
+    monkeypatch.setenv("TRIAGE_OPERATOR", "alice")
     store = DuckDBStore(app_db)
     start, end = q.bounds(store).default_range() or (None, None)
     pending = classification.count_to_classify(store, since=start, until=end)
@@ -198,6 +200,25 @@ def test_the_classify_action_classifies_the_date_range_in_view(app_db: Path) -> 
     assert _metrics(at)["Unclassified"] == "0"
     assert classification.count_to_classify(store, since=start, until=end) == 0
     assert not [b for b in at.button if b.key == "overview_classify"]  # nothing left to classify
+    log = store.query("SELECT kind, actor, origin, outcome FROM nba_processing.triage_operations "
+                      "WHERE DATE(started_at) > @d", {"d": dt.date(2000, 1, 1)})  # fmt: skip
+    assert ("classify", "alice", "dashboard", "done") in set(log.itertuples(index=False, name=None))
+
+
+@pytest.mark.parametrize("operator", ["vera", ""])
+def test_viewers_and_nameless_visitors_cannot_classify(app_db: Path, monkeypatch, operator: str) -> None:
+    from lib import classification
+
+    monkeypatch.setenv("TRIAGE_DEFAULT_ROLE", "viewer")
+    monkeypatch.setenv("TRIAGE_OPERATOR", operator)
+    store = DuckDBStore(app_db)
+    start, end = q.bounds(store).default_range() or (None, None)
+    pending = classification.count_to_classify(store, since=start, until=end)
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    keys = {b.key for b in at.button}
+    assert not keys & {"overview_classify", "overview_reclassify", "overview_autoresolve"}
+    assert any(f"{pending:,} failure items of this range are not classified" in c.value for c in at.caption)
+    assert classification.count_to_classify(store, since=start, until=end) == pending
 
 
 def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path, monkeypatch) -> None:
@@ -205,7 +226,7 @@ def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path, 
 
     store = DuckDBStore(app_db)
     day = dt.date(2022, 2, 15)
-    classification.run(store, now=dt.datetime(2026, 11, 27, tzinfo=dt.UTC), since=day, until=day)
+    classification.run(store, actor=SYSTEM, now=dt.datetime(2026, 11, 27, tzinfo=dt.UTC), since=day, until=day)
     evidence = store.query(
         "SELECT * FROM nba_processing.failure_missing_games WHERE analysis_date = @d "
         "ORDER BY entity_id, processor_name",

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from lib import classification
+from lib.access import SYSTEM
 from lib.classifier import ClassifierConfig
 from lib.errors import BadInput
 from lib.model import Filters, ItemKey, Page
@@ -54,7 +55,7 @@ def test_a_run_classifies_every_unclassified_item_with_a_few_queries_per_batch(d
     pending = classification.count_to_classify(store)
     assert pending > 30_000
     store.reads = 0
-    report = classification.run(store, now=NOW, batch_size=10_000, method=method)
+    report = classification.run(store, actor=SYSTEM, now=NOW, batch_size=10_000, method=method)
     assert report.items == pending and report.batches >= -(-pending // 10_000)
     if method == "oracle":
         # per batch: season starts, schedule, sides, unresolved names, appearances; plus the count and the items
@@ -72,7 +73,7 @@ def test_a_run_classifies_every_unclassified_item_with_a_few_queries_per_batch(d
 
 
 def test_verdicts_reach_the_failure_rows_and_the_evidence_table(demo_store: DuckDBStore, demo_season) -> None:
-    classification.run(demo_store, now=NOW)
+    classification.run(demo_store, actor=SYSTEM, now=NOW)
     # A failure of a player on a team whose box score never arrived: the raw gap is found.
     gap = demo_season.injected["raw_gap_games"][0]
     game = demo_season.schedule.set_index("game_id").loc[gap]
@@ -98,9 +99,9 @@ def test_verdicts_reach_the_failure_rows_and_the_evidence_table(demo_store: Duck
 
 def test_classifying_again_replaces_evidence_and_gives_the_same_answer(demo_store: DuckDBStore) -> None:
     span = {"since": dt.date(2022, 2, 1), "until": dt.date(2022, 2, 14)}
-    first = classification.run(demo_store, now=NOW, include_classified=True, **span)
+    first = classification.run(demo_store, actor=SYSTEM, now=NOW, include_classified=True, **span)
     rows_after_first = len(demo_store.query("SELECT verdict FROM nba_processing.failure_missing_games"))
-    second = classification.run(demo_store, now=NOW, include_classified=True, **span)
+    second = classification.run(demo_store, actor=SYSTEM, now=NOW, include_classified=True, **span)
     rows_after_second = len(demo_store.query("SELECT verdict FROM nba_processing.failure_missing_games"))
     assert first.by_type == second.by_type and first.by_verdict == second.by_verdict
     assert rows_after_first == rows_after_second == sum(first.by_verdict.values())
@@ -108,7 +109,7 @@ def test_classifying_again_replaces_evidence_and_gives_the_same_answer(demo_stor
 
 
 def test_since_and_until_limit_the_run(demo_store: DuckDBStore) -> None:
-    report = classification.run(demo_store, now=NOW, since=dt.date(2022, 3, 1), until=dt.date(2022, 3, 7))
+    report = classification.run(demo_store, actor=SYSTEM, now=NOW, since=dt.date(2022, 3, 1), until=dt.date(2022, 3, 7))
     assert report.items > 0
     inside = Filters(date_from=dt.date(2022, 3, 1), date_to=dt.date(2022, 3, 7), hide_expected=False,
                      failure_types=("UNCLASSIFIED",))  # fmt: skip
@@ -120,17 +121,17 @@ def test_since_and_until_limit_the_run(demo_store: DuckDBStore) -> None:
 
 def test_the_pipelines_own_verdicts_are_kept_unless_all_is_asked(demo_store: DuckDBStore) -> None:
     naive = _types(demo_store)
-    classification.run(demo_store, now=NOW)
+    classification.run(demo_store, actor=SYSTEM, now=NOW)
     after = _types(demo_store)
     assert after.get("COMPLETE", 0) >= naive["COMPLETE"]  # untouched: the run took only unclassified items
-    classification.run(demo_store, now=NOW, include_classified=True)
+    classification.run(demo_store, actor=SYSTEM, now=NOW, include_classified=True)
     assert _types(demo_store).get("COMPLETE", 0) < naive["COMPLETE"] / 10  # the naive classifier's "complete" DNPs
 
 
 def test_a_shorter_window_changes_what_is_expected(demo_store: DuckDBStore) -> None:
     span = {"since": dt.date(2022, 3, 1), "until": dt.date(2022, 3, 3), "include_classified": True}
-    wide = classification.run(demo_store, now=NOW, **span)
-    narrow = classification.run(demo_store, now=NOW, config=ClassifierConfig(lookback_days=3), **span)
+    wide = classification.run(demo_store, actor=SYSTEM, now=NOW, **span)
+    narrow = classification.run(demo_store, actor=SYSTEM, now=NOW, config=ClassifierConfig(lookback_days=3), **span)
     assert sum(narrow.by_verdict.values()) < sum(wide.by_verdict.values())
     assert narrow.by_type["INSUFFICIENT_HISTORY"] > wide.by_type["INSUFFICIENT_HISTORY"]
 
@@ -139,7 +140,7 @@ def test_the_command_line_classifies_and_reports(demo_store: DuckDBStore) -> Non
     path = str(demo_store.path)
     done = subprocess.run(
         [sys.executable, "-m", "lib", "classify", "--db", path, "--since", "2022-01-01", "--until", "2022-01-10",
-         "--lookback-days", "10"],
+         "--lookback-days", "10", "--actor", "system"],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -147,15 +148,15 @@ def test_the_command_line_classifies_and_reports(demo_store: DuckDBStore) -> Non
         "Classified" in done.stdout and "By failure_type:" in done.stdout and "Missing games by verdict" in done.stdout
     )
     assert "100.0%" in done.stderr
-    bad = subprocess.run([sys.executable, "-m", "lib", "classify", "--db", path, "--since", "March"], cwd=ROOT,
-                         capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run([sys.executable, "-m", "lib", "classify", "--db", path, "--since", "March", "--actor",
+                          "system"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
 
 
 def _classify_cli(path: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lib", "classify", "--db", path, "--all", "--since", "2022-03-01",
-                           "--until", "2022-03-01", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+                           "--until", "2022-03-01", "--actor", "system", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def test_the_command_line_takes_each_processors_window(demo_store: DuckDBStore) -> None:
@@ -236,7 +237,7 @@ def test_a_listed_item_shows_unclassified_until_classified(demo_store: DuckDBSto
                 hide_expected=False)  # fmt: skip
     items = q.list_items(demo_store, f, Page(size=5))
     assert len(items) == 5
-    classification.run(demo_store, now=NOW, since=dt.date(2021, 12, 1), until=dt.date(2021, 12, 1))
+    classification.run(demo_store, actor=SYSTEM, now=NOW, since=dt.date(2021, 12, 1), until=dt.date(2021, 12, 1))
     keys = [ItemKey.parse(k) for k in items["key"]]
     assert all(q.get_item(demo_store, k)["failure_type"] != "UNCLASSIFIED" for k in keys)  # type: ignore[index]
 
@@ -266,8 +267,19 @@ def test_a_killed_run_leaves_no_half_written_item_and_the_next_run_finishes(demo
     )
     reference = DuckDBStore(demo_store.path.with_name("reference.duckdb"))
     reference.path.write_bytes(demo_store.path.read_bytes())
-    classification.run(reference, now=NOW, batch_size=1500)
-    command = [sys.executable, "-m", "lib", "classify", "--db", str(demo_store.path), "--batch-size", "1500"]
+    classification.run(reference, actor=SYSTEM, now=NOW, batch_size=1500)
+    command = [
+        sys.executable,
+        "-m",
+        "lib",
+        "classify",
+        "--db",
+        str(demo_store.path),
+        "--batch-size",
+        "1500",
+        "--actor",
+        "system",
+    ]
     run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert run.stderr is not None
     for line in run.stderr:  # kill it as soon as its first batch is in
@@ -283,7 +295,7 @@ def test_a_killed_run_leaves_no_half_written_item_and_the_next_run_finishes(demo
     assert states[states["failure_type"].isna()]["evidence"].isna().all()
     gappy = done[done["failure_type"].isin(["PLAYER_DNP", "DATA_GAP", "MIXED"])]
     assert gappy["evidence"].notna().all()
-    classification.run(demo_store, now=NOW, batch_size=1500)  # the next run finishes the job
+    classification.run(demo_store, actor=SYSTEM, now=NOW, batch_size=1500)  # the next run finishes the job
     finished = _item_states(demo_store).sort_values(["processor_name", "analysis_date", "entity_id"])
     expected = _item_states(reference).sort_values(["processor_name", "analysis_date", "entity_id"])
     assert finished["failure_type"].tolist() == expected["failure_type"].tolist()

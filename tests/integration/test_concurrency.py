@@ -95,7 +95,7 @@ def test_many_threads_read_and_write_at_once_without_losing_a_row(store: DuckDBS
 def test_the_command_line_and_a_reader_share_the_file(tmp_path: Path) -> None:
     db = tmp_path / "shared.duckdb"
     cli = subprocess.Popen(
-        [sys.executable, "-m", "lib", "demo", "--db", str(db)], cwd=ROOT, stdout=subprocess.PIPE,
+        [sys.executable, "-m", "lib", "demo", "--db", str(db), "--actor", "system"], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     store = DuckDBStore(db, busy_timeout=60)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from lib import demo
+from lib.access import SYSTEM
 from lib.model import Filters, Page
 from lib.store import DuckDBStore
 from lib.store import queries as q
@@ -104,7 +105,7 @@ def test_failures_look_like_the_pipelines(demo_season: demo.Demo) -> None:
 def test_scale_rows_are_generated_in_the_engine(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "scale.duckdb")
     store.init_schema()
-    added = demo.add_scale_rows(store, 25_000, per_day=1000, chunk=10_000, players=["a", "b", "c", "d"])
+    added = demo.add_scale_rows(store, 25_000, per_day=1000, chunk=10_000, players=["a", "b", "c", "d"], actor=SYSTEM)
     assert added == 25_000
     b = q.bounds(store)
     assert b.rows == 25_000 and b.last_date == demo.REGULAR[1]
@@ -117,7 +118,7 @@ def test_scale_rows_are_generated_in_the_engine(tmp_path: Path) -> None:
 
 def test_the_demo_command_refuses_to_mix_into_existing_data(tmp_path: Path) -> None:
     db = tmp_path / "cli.duckdb"
-    run = [sys.executable, "-m", "lib", "demo", "--db", str(db), "--scale", "2k"]
+    run = [sys.executable, "-m", "lib", "demo", "--db", str(db), "--scale", "2k", "--actor", "system"]
     first = subprocess.run(run, cwd=ROOT, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     assert "Generated 2,000 of 2,000" in first.stderr
@@ -132,14 +133,15 @@ def test_the_demo_command_refuses_to_mix_into_existing_data(tmp_path: Path) -> N
 
 def test_the_command_line_explains_bad_arguments(tmp_path: Path) -> None:
     bad = subprocess.run(
-        [sys.executable, "-m", "lib", "demo", "--db", str(tmp_path / "x.duckdb"), "--scale", "lots"],
+        [sys.executable, "-m", "lib", "demo", "--db", str(tmp_path / "x.duckdb"), "--scale", "lots",
+         "--actor", "system"],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and "row count" in bad.stderr and "Traceback" not in bad.stderr
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     unusable = subprocess.run(
-        [sys.executable, "-m", "lib", "init", "--db", str(blocked / "x.duckdb")], cwd=ROOT, capture_output=True,
-        text=True,
+        [sys.executable, "-m", "lib", "init", "--db", str(blocked / "x.duckdb"), "--actor", "system"], cwd=ROOT,
+        capture_output=True, text=True,
     )  # fmt: skip
     assert unusable.returncode == 1 and "error:" in unusable.stderr and "Traceback" not in unusable.stderr

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from lib import classification
+from lib.access import SYSTEM
 from lib.store import DuckDBStore, Store
 from lib.store.schema import ALL_TABLES
 from tests import bq
@@ -54,6 +55,7 @@ _DATE_COLUMN = {
     "nbac_schedule": "game_date",
     "nbac_gamebook_player_stats": "game_date",
     "player_game_summary": "game_date",
+    "triage_operations": "DATE(started_at)",
 }
 
 
@@ -98,11 +100,13 @@ def _verdicts(store: Store) -> tuple[Counter[tuple[object, ...]], Counter[tuple[
 
 def _both(store: Store, world: World, *, engine_batch: int) -> None:
     _load(store, world)
-    oracle = classification.run(store, now=NOW, config=world.config, include_classified=True, method="oracle")
+    oracle = classification.run(
+        store, actor=SYSTEM, now=NOW, config=world.config, include_classified=True, method="oracle"
+    )
     expected = _verdicts(store)
     _load(store, world)
-    engine = classification.run(store, now=NOW, config=world.config, include_classified=True, method="engine",
-                                batch_size=engine_batch)  # fmt: skip
+    engine = classification.run(store, actor=SYSTEM, now=NOW, config=world.config, include_classified=True,
+                                method="engine", batch_size=engine_batch)  # fmt: skip
     got = _verdicts(store)
     assert engine.items == oracle.items
     assert engine.by_type == oracle.by_type and engine.by_verdict == oracle.by_verdict
@@ -134,7 +138,7 @@ def test_the_worlds_hold_every_case_the_rules_distinguish(duck: DuckDBStore) -> 
     for seed in range(25):
         world = build(seed)
         _load(duck, world)
-        report = classification.run(duck, now=NOW, config=world.config, include_classified=True)
+        report = classification.run(duck, actor=SYSTEM, now=NOW, config=world.config, include_classified=True)
         verdicts.update(report.by_verdict)
         types.update(report.by_type)
     assert set(verdicts) == {"PLAYER_DNP", "NOT_IN_BOXSCORE", "RAW_DATA_GAP", "ANALYTICS_GAP", "NAME_UNRESOLVED",

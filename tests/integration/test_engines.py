@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from lib import classification, demo, patterns, players, resolution, workqueue
+from lib.access import SYSTEM
 from lib.errors import StoreUnavailable
 from lib.model import Actor, Filters, ItemKey, Page
 from lib.processors import record_failures
@@ -82,7 +83,7 @@ def test_both_engines_count_list_and_chart_the_same_items(demo_engine: Store, de
 def test_both_engines_classify_real_box_scores_to_the_truth(engine_store: Store) -> None:
     world = realdata.build(realdata.FIXTURE, teams={"GSW", "BKN", "LAL", "NOP"})
     realdata.write(engine_store, world)
-    report = classification.run(engine_store, now=NOW, config=realdata.classifier_config())
+    report = classification.run(engine_store, actor=SYSTEM, now=NOW, config=realdata.classifier_config())
     accuracy = realdata.measure(engine_store, world)
     assert report.items == len(world.failures)
     assert accuracy.per_game >= 0.998 and accuracy.per_failure >= 0.998
@@ -138,7 +139,7 @@ def test_classifying_a_range_reads_only_its_evidence_partitions_and_returns_only
     store.statements.clear()
     store.received = 0
     first, last = dt.date(2022, 3, 1), dt.date(2022, 3, 3)
-    report = classification.run(store, now=NOW, since=first, until=last, include_classified=True)
+    report = classification.run(store, actor=SYSTEM, now=NOW, since=first, until=last, include_classified=True)
     assert report.items > 300
     assert [v for s in store.statements for v in bq.evidence_violations(s)] == []
     assert [v for s in store.statements for v in bq.partition_violations(s)] == []
@@ -159,12 +160,12 @@ def test_every_failure_table_statement_filters_its_partition_column(emulator: st
     list(q.iter_items(store, view))
     key = ItemKey.parse(items.iloc[0]["key"])
     q.get_item(store, key), q.missing_games(store, key)
-    classification.run(store, now=NOW, since=view.date_from, until=view.date_to)
+    classification.run(store, actor=SYSTEM, now=NOW, since=view.date_from, until=view.date_to)
     resolution.apply(store, resolution.Scope.of_keys([key]), "INVESTIGATING", actor=Actor("alice"), note="x",
                      now=NOW, opened_at=NOW - dt.timedelta(minutes=1))  # fmt: skip
     resolution.apply(store, resolution.dnp_scope(view), "PERMANENT", actor=Actor("alice"), note="dnp", now=NOW)
-    resolution.autoresolve(store, now=NOW, since=view.date_from, until=view.date_to)
-    resolution.sync_statuses(store, since=view.date_from, until=view.date_to)
+    resolution.autoresolve(store, actor=SYSTEM, now=NOW, since=view.date_from, until=view.date_to)
+    resolution.sync_statuses(store, actor=SYSTEM, since=view.date_from, until=view.date_to)
     workqueue.plan(store, view), patterns.streaks(store, view), patterns.team_dates(store, view)
     players.items(store, key.entity_id, view)
     record_failures(store, "precompute_failures", [precompute_row(run_id="p", analysis_date=dt.date(2022, 3, 10))],
@@ -194,11 +195,13 @@ def test_the_command_line_works_unchanged_on_bigquery(emulator: str, demo_season
     names = {f"TRIAGE_BQ_DATASET_{d.removeprefix('nba_').upper()}": v for d, v in bq.datasets("cli").items()}
     env = {**os.environ, "TRIAGE_BQ_ENDPOINT": emulator, **names}
     run = [sys.executable, "-m", "lib"]
-    init = subprocess.run([*run, "init", "--bigquery", bq.PROJECT], cwd=ROOT, env=env, capture_output=True, text=True)
+    init = subprocess.run(
+        [*run, "init", "--bigquery", bq.PROJECT, "--actor", "system"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert init.returncode == 0, init.stderr
     assert "failure_resolutions" in init.stdout and "precompute_failures" not in init.stdout  # pipeline's: on request
-    init = subprocess.run([*run, "init", "--bigquery", bq.PROJECT, "--create-pipeline-tables"], cwd=ROOT, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+    init = subprocess.run([*run, "init", "--bigquery", bq.PROJECT, "--create-pipeline-tables", "--actor", "system"],
+                          cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
     assert init.returncode == 0 and "precompute_failures" in init.stdout
     store = bq.store(emulator, "cli")
     demo.write(store, demo_season)

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from lib import classification, patterns, players, workqueue
+from lib.access import SYSTEM
 from lib.model import Filters
 from lib.store import DuckDBStore
 from lib.store import queries as q
@@ -19,7 +20,7 @@ def classified(demo_db_path, tmp_path_factory: pytest.TempPathFactory) -> DuckDB
     path = tmp_path_factory.mktemp("classified") / "c.duckdb"
     path.write_bytes(demo_db_path.read_bytes())
     store = DuckDBStore(path)
-    classification.run(store, now=dt.datetime(2022, 4, 11, 6, 0, tzinfo=dt.UTC), include_classified=True)
+    classification.run(store, actor=SYSTEM, now=dt.datetime(2022, 4, 11, 6, 0, tzinfo=dt.UTC), include_classified=True)
     return store
 
 

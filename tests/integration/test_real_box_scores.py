@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lib import classification
+from lib.access import SYSTEM
 from lib.model import GameVerdict
 from lib.store import DuckDBStore
 from tests import realdata
@@ -33,7 +34,7 @@ def world() -> realdata.RealWorld:
 def _classified(world: realdata.RealWorld, path: Path) -> tuple[realdata.Accuracy, classification.Report]:
     store = DuckDBStore(path)
     realdata.write(store, world)
-    report = classification.run(store, now=NOW, config=realdata.classifier_config())
+    report = classification.run(store, actor=SYSTEM, now=NOW, config=realdata.classifier_config())
     assert report.items == len(world.failures)
     return realdata.measure(store, world), report
 
@@ -98,7 +99,7 @@ def test_the_engine_and_the_oracle_agree_on_real_box_scores(history_from: dt.dat
     for method in ("oracle", "engine"):
         store = DuckDBStore(tmp_path / f"{method}.duckdb")
         realdata.write(store, world)
-        classification.run(store, now=NOW, config=realdata.classifier_config(), method=method)
+        classification.run(store, actor=SYSTEM, now=NOW, config=realdata.classifier_config(), method=method)
         wide = {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 1, 1)}
         rows = store.query(
             "SELECT processor_name, analysis_date, entity_id, failure_type, is_correctable, expected_game_count, "

@@ -1,0 +1,119 @@
+"""The log of every write that is not a status change: who classified, auto-resolved, synced or seeded.
+
+Status changes have their own audit trail (``failure_resolutions``). Everything else that writes (a
+classification, a re-classification, an auto-resolve, a status sync, demo data) goes through
+:func:`logged`, which refuses an actor who may not write (in ``lib``, whoever calls it) and appends one
+row to ``nba_processing.triage_operations`` when the work ends, saying how it ended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from lib.access import require_resolver
+from lib.errors import TriageError
+from lib.model import Actor
+from lib.store.base import Store
+
+#: What each kind of operation is called when an actor is refused ("may not ...").
+KINDS = {
+    "classify": "classify failures",
+    "reclassify": "re-classify failures",
+    "autoresolve": "auto-resolve items",
+    "sync-status": "sync failure rows' statuses",
+    "demo": "write demo data",
+    "init": "create the schema",
+}
+MAX_SUMMARY = 2_000
+
+
+@dataclass
+class Operation:
+    kind: str
+    actor: Actor
+    origin: str
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    summary: list[str] = field(default_factory=list)
+    operation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def check(kind: str, actor: Actor | None) -> Actor:
+    """The actor, if it may run this kind of operation."""
+    return require_resolver(actor, what=KINDS[kind])
+
+
+@contextmanager
+def logged(
+    store: Store,
+    kind: str,
+    actor: Actor | None,
+    *,
+    origin: str,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> Iterator[Operation]:
+    """Check the actor, run the block, then record the operation (also when the block failed)."""
+    who = check(kind, actor)
+    op = Operation(kind, who, origin or "lib", date_from, date_to)
+    started = dt.datetime.now(dt.UTC)
+    try:
+        yield op
+    except BaseException as exc:
+        what = exc.what if isinstance(exc, TriageError) else f"{type(exc).__name__}: {exc}"
+        _record(store, op, started, "failed", [*op.summary, what], quiet=True)
+        raise
+    _record(store, op, started, "done", op.summary, quiet=False)
+
+
+def _record(
+    store: Store, op: Operation, started: dt.datetime, outcome: str, summary: list[str], *, quiet: bool
+) -> None:
+    row = pd.DataFrame(
+        [
+            {
+                "operation_id": op.operation_id,
+                "kind": op.kind,
+                "actor": op.actor.name.strip(),
+                "origin": op.origin,
+                "started_at": started,
+                "finished_at": dt.datetime.now(dt.UTC),
+                "date_from": op.date_from,
+                "date_to": op.date_to,
+                "outcome": outcome,
+                "summary": " ".join(summary)[:MAX_SUMMARY],
+            }
+        ]
+    )
+    try:
+        store.init_schema(pipeline_tables=False)
+        store.insert_frame("nba_processing.triage_operations", row, label="operations")
+    except TriageError as exc:
+        if not quiet:  # the work itself is done and kept; the missing log line is said, not hidden
+            raise TriageError(
+                f"The {op.kind} is done, but its line in the operations log could not be written: {exc.what}",
+                "Nothing of the work is lost; the log misses this one entry.",
+            ) from exc
+
+
+def recent(store: Store, *, limit: int = 200) -> pd.DataFrame:
+    """The latest operations, newest first."""
+    if "nba_processing.triage_operations" not in store.existing_tables():
+        return pd.DataFrame(columns=["started_at", "finished_at", "kind", "actor", "origin", "date_from", "date_to",
+                                     "outcome", "summary", "operation_id"])  # fmt: skip
+    return store.query(
+        "SELECT started_at, finished_at, kind, actor, origin, date_from, date_to, outcome, summary, operation_id "
+        "FROM nba_processing.triage_operations WHERE DATE(started_at) BETWEEN @a AND @b "
+        "ORDER BY started_at DESC, operation_id LIMIT @n",
+        {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 12, 31), "n": limit},
+        label="operations",
+    )
+
+
+__all__ = ["KINDS", "Operation", "check", "logged", "recent"]
