@@ -1,0 +1,55 @@
+"""Issue 13: a long classification must not keep an operator's change waiting for its whole run.
+
+The embedded engine lets one process hold the database file at a time. Before the fix a classification
+re-took the file the moment a batch ended, so a resolve from another process, polling with backoff,
+rarely got in: it waited 25 s, or failed after 30 s against a 45 s run. Now a waiting process leaves a
+marker and the classifier hands it the file between batches, which are sized to a couple of seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lib.model import Filters, Page
+from lib.store import DuckDBStore
+from lib.store import queries as q
+from tests.conftest import ROOT
+
+RESOLVES = 3
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lib", *args]
+
+
+def test_resolves_get_in_while_a_long_classification_runs(tmp_path: Path) -> None:
+    db = str(tmp_path / "big.duckdb")
+    env = {**os.environ, "TRIAGE_ACTOR": ""}
+    seeded = subprocess.run(_cli("demo", "--db", db, "--actor", "system", "--skip-classify", "--scale", "1M"),
+                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert seeded.returncode == 0, seeded.stderr
+    keys = list(q.list_items(DuckDBStore(db), Filters(hide_expected=False), Page(size=RESOLVES))["key"])
+    assert len(keys) == RESOLVES
+
+    classify = subprocess.Popen(_cli("classify", "--db", db, "--actor", "system", "--all"), cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    assert classify.stderr is not None
+    for line in classify.stderr:  # its first batch is under way once it has counted the items
+        if "items to classify" in line:
+            break
+    finished_during_the_run = 0
+    for key in keys:
+        resolve = subprocess.run(_cli("resolve", "--db", db, "--actor", "alice", "--to", "INVESTIGATING",
+                                      "--note", "looking", "--item", key), cwd=ROOT, capture_output=True, text=True,
+                                 env=env, timeout=120)  # fmt: skip
+        assert resolve.returncode == 0 and "Marked 1 item(s) INVESTIGATING" in resolve.stdout, resolve.stderr
+        finished_during_the_run += classify.poll() is None
+    out, err = classify.communicate(timeout=600)
+    assert classify.returncode == 0, err
+    # Every operator's change went through while the classification was still running, between its batches.
+    assert finished_during_the_run == RESOLVES, out
+    batches = int(out.split(" batch(es)")[0].rsplit(" in ", 1)[1])
+    assert batches > RESOLVES, out
