@@ -8,7 +8,7 @@ PORT   ?= 8501
 .PHONY: run test test-long setup setup-dev browser emulator lint bench clean
 
 run: setup
-	$(BIN)/python -m ui.serve --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: setup-dev browser emulator
 	$(BIN)/python -m pytest

@@ -17,12 +17,12 @@ st.set_page_config(
 store = context.guarded(context.get_store)
 context.guarded(lambda: context.ensure_demo_data(store))
 
-overview = st.Page("pages/triage/overview.py", title="Overview", icon=":material/dashboard:", default=True)
-failures = st.Page("pages/triage/failures.py", title="Failure list", icon=":material/list_alt:", url_path="failures")
-player = st.Page("pages/triage/player.py", title="Player", icon=":material/person:", url_path="player")
-patterns = st.Page("pages/triage/patterns.py", title="DNP patterns", icon=":material/grid_on:", url_path="patterns")
-work = st.Page("pages/triage/work.py", title="Work queue", icon=":material/build:", url_path="work")
-activity = st.Page("pages/audit/activity.py", title="Activity", icon=":material/history:", url_path="activity")
+overview = st.Page("views/triage/overview.py", title="Overview", icon=":material/dashboard:", default=True)
+failures = st.Page("views/triage/failures.py", title="Failure list", icon=":material/list_alt:", url_path="failures")
+player = st.Page("views/triage/player.py", title="Player", icon=":material/person:", url_path="player")
+patterns = st.Page("views/triage/patterns.py", title="DNP patterns", icon=":material/grid_on:", url_path="patterns")
+work = st.Page("views/triage/work.py", title="Work queue", icon=":material/build:", url_path="work")
+activity = st.Page("views/audit/activity.py", title="Activity", icon=":material/history:", url_path="activity")
 nav = st.navigation({"Triage": [overview, failures, player, patterns, work], "Audit": [activity]})
 
 st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))

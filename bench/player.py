@@ -24,7 +24,7 @@ from lib.store import queries as q  # noqa: E402
 
 
 def page_seconds(path: Path, player: str, *, warm: bool) -> float:
-    return app_run_seconds(path, warm, "pages/triage/player.py", {"player": player})
+    return app_run_seconds(path, warm, "views/triage/player.py", {"player": player})
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
         st.markdown(f"#### {md(item['entity_id'])} · {md(item['processor_name'])} · {item['item_date']}")
         st.caption(f"Item key: {md(item['key'])}")
         if item["entity_type"] == "PLAYER":
-            st.page_link("pages/triage/player.py", label=f"Open {item['entity_id']}'s season", icon=":material/person:",
+            st.page_link("views/triage/player.py", label=f"Open {item['entity_id']}'s season", icon=":material/person:",
                          query_params={"player": str(item["entity_id"])})  # fmt: skip
         c = st.columns(4)
         since = f"since {item['status_at']}" if item["events"] else None

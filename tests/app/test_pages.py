@@ -82,7 +82,7 @@ def test_filters_in_the_url_apply_on_every_page(app_db: Path) -> None:
     )
     assert _metrics(at)["Items"] == f"{expected.items:,}"
     assert at.multiselect(key="processor").value == ["MLFeatureStoreProcessor"]
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     _run(at)
     assert any(f"**{expected.items:,} items** match" in m.value for m in at.markdown)
 
@@ -90,7 +90,7 @@ def test_filters_in_the_url_apply_on_every_page(app_db: Path) -> None:
 def test_the_failure_list_pages_through_the_items(app_db: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     _run(at)
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     _run(at)
     first = at.dataframe[0].value
     assert len(first) == 50
@@ -110,7 +110,7 @@ def test_an_item_link_shows_its_evidence(app_db: Path) -> None:
     items = q.list_items(store, Filters(hide_expected=False, tables=("analytics_failures",)), q.Page(size=1))
     key = items.iloc[0]["key"]
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     at.query_params["item"] = key
     _run(at)
     assert any("Item key" in c.value for c in at.caption)
@@ -119,12 +119,12 @@ def test_an_item_link_shows_its_evidence(app_db: Path) -> None:
 
 def test_a_broken_or_stale_item_link_says_so(app_db: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     at.query_params["item"] = "not-a-key"
     _run(at)
     assert any("cannot exist" in w.value for w in at.warning)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     at.query_params["item"] = "precompute_failures:PlayerDailyCacheProcessor:2021-12-31:nobodyatall"
     _run(at)
     assert any("No failure rows are left" in w.value for w in at.warning)
@@ -152,7 +152,7 @@ def test_hostile_and_malformed_rows_are_shown_verbatim_and_safely(tmp_path: Path
     assert _metrics(at)["Items"] == "3"
     key = "precompute_failures:PlayerDailyCacheProcessor:2021-12-31:<img src=x onerror=alert(1)>"
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     at.query_params["item"] = key
     _run(at)
     assert len(at.dataframe[0].value) == 3
@@ -236,7 +236,7 @@ def test_a_classified_item_shows_the_verdict_of_each_missing_game(app_db: Path, 
     key = f"{row['source_table']}:{row['processor_name']}:{day.isoformat()}:{row['entity_id']}"
     monkeypatch.setenv("TRIAGE_WINDOWS", f"{row['processor_name']}=5g,14d")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     at.query_params["item"] = key
     _run(at)
     games = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
@@ -265,7 +265,7 @@ def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path
     at.session_state["identity_name"] = "alice"
     at.query_params.update({"processor": ["MLFeatureStoreProcessor"], "from": "2022-04-10", "to": "2022-04-10"})
     _run(at)
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     _run(at)
     total = q.count_items(store, Filters(date_from=dt.date(2022, 4, 10), date_to=dt.date(2022, 4, 10),
                                          processors=("MLFeatureStoreProcessor",)))  # fmt: skip
@@ -291,7 +291,7 @@ def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path
                                         statuses=("INVESTIGATING",))) == total  # fmt: skip
 
     activity = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    activity.switch_page("pages/audit/activity.py")
+    activity.switch_page("views/audit/activity.py")
     _run(activity)
     shown = next(d.value for d in activity.dataframe if "note" in d.value.columns)
     assert len(shown) == min(total, 200) and set(shown["actor"]) == {"alice"}
@@ -302,7 +302,7 @@ def test_a_viewer_sees_no_actions(app_db: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TRIAGE_VIEWERS", "vera")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["identity_name"] = "Vera"
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     _run(at)
     assert not [b for b in at.button if str(b.key).startswith("failures_bulk") or str(b.key).startswith("failures_sel")]
     assert any("viewer" in c.value for c in at.caption)
@@ -311,9 +311,9 @@ def test_a_viewer_sees_no_actions(app_db: Path, monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize(
     "page, params, expected",
     [
-        ("pages/triage/player.py", {}, "Find a player above"),
-        ("pages/triage/patterns.py", {"from": "2021-12-01", "to": "2022-01-15"}, "Teams × dates"),
-        ("pages/triage/work.py", {"from": "2021-11-01", "to": "2022-04-10"}, "Raw box scores to re-scrape"),
+        ("views/triage/player.py", {}, "Find a player above"),
+        ("views/triage/patterns.py", {"from": "2021-12-01", "to": "2022-01-15"}, "Teams × dates"),
+        ("views/triage/work.py", {"from": "2021-11-01", "to": "2022-04-10"}, "Raw box scores to re-scrape"),
     ],
 )
 def test_the_issue5_pages_render(app_db: Path, page: str, params: dict[str, str], expected: str) -> None:
@@ -332,7 +332,7 @@ def test_the_player_page_tells_a_players_season(app_db: Path) -> None:
         "SELECT player_lookup FROM nba_raw.nbac_gamebook_player_stats WHERE game_date = @d AND "
         "player_status = 'active' ORDER BY player_lookup LIMIT 1", {"d": dt.date(2022, 3, 1)}).iloc[0, 0])  # fmt: skip
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/triage/player.py")
+    at.switch_page("views/triage/player.py")
     at.query_params["player"] = lookup
     _run(at)
     shown = _metrics(at)

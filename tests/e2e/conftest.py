@@ -44,7 +44,7 @@ def server(demo_db_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = {**os.environ, "TRIAGE_DB": str(db)}
     log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.serve", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

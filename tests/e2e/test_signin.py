@@ -93,7 +93,8 @@ def _dashboard(tmp: Path, provider: str, demo_db_path: Path, *, wrong_secret: bo
     env.pop("TRIAGE_OPERATOR", None)
     log = open(tmp / "streamlit.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.serve", "--server.port", str(port), "--server.address", "127.0.0.1",
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port), "--server.address",
+         "127.0.0.1",
          "--server.headless", "true"],
         cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -203,3 +203,23 @@ def test_csv_from_the_command_line_is_safe_to_open_in_a_spreadsheet(write_rows: 
     assert sorted(r["entity_id"] for r in rows) == sorted("'" + e for e in hostile)
     assert all(not r["key"].startswith(("=", "+", "-", "@", "\t")) for r in rows)
     assert pd.read_csv(io.StringIO(out.stdout)).shape[0] == len(hostile)
+
+
+def test_a_new_demo_is_classified_but_keeps_the_pipelines_own_verdicts(tmp_path: Path, demo_season: demo.Demo) -> None:
+    """First start (the dashboard, or `demo` on the command line) classifies what the pipeline left
+    unclassified, so every page has something to show; the pipeline's own verdicts stay for
+    re-classification to correct."""
+    db = tmp_path / "new.duckdb"
+    made = _cli("demo", "--db", str(db), "--actor", "system")
+    assert made.returncode == 0 and "Classified" in made.stdout, made.stderr
+    store = DuckDBStore(db)
+    assert classification.count_to_classify(store) == 0
+    own = demo_season.failures["precompute_failures"]
+    own = own[own["failure_type"].notna()][["processor_name", "analysis_date", "entity_id", "run_id", "failure_type"]]
+    own = own.drop_duplicates()
+    assert len(own) > 100
+    now = store.query("SELECT DISTINCT processor_name, analysis_date, entity_id, run_id, failure_type "
+                      "FROM nba_processing.precompute_failures WHERE failure_type IS NOT NULL")  # fmt: skip
+    kept = own.merge(now, on=["processor_name", "analysis_date", "entity_id", "run_id", "failure_type"])
+    assert len(kept) == len(own)  # every row the pipeline judged still carries its own verdict
+    assert len(now) > len(own)  # and the rest were classified

@@ -240,6 +240,6 @@ def test_the_dashboard_runs_unchanged_on_bigquery(emulator: str, demo_season: de
     shown = {m.label: m.value for m in at.metric}
     assert shown["Items"] == f"{expected.items:,}" and shown["Unclassified"] == f"{expected.unclassified:,}"
     assert any("bigquery" in c.value for c in at.sidebar.caption)
-    at.switch_page("pages/triage/failures.py")
+    at.switch_page("views/triage/failures.py")
     at.run()
     assert not at.exception and len(at.dataframe[0].value) == 50

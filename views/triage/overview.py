@@ -17,7 +17,7 @@ K_TREND = "overview_trend"
 K_GOTO = "overview_goto_list"
 
 if st.session_state.pop(K_GOTO, False):
-    filters.switch_page_keeping_filters("pages/triage/failures.py")
+    filters.switch_page_keeping_filters("views/triage/failures.py")
 
 store = context.get_store()
 f = filters.current()

@@ -12,7 +12,7 @@ from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
 from ui.widgets import ITEM_COLUMN_CONFIG, TYPE_COLOURS, fmt_int, kpi_row, md
 
-K_PLAYER = "player"  # query parameter: ?player=zachlavine
+K_PLAYER = "player"  # query parameter: ?player=isaiahthompson
 K_SEARCH, K_TABLE, K_SHOWN = "player_search", "player_items", "player_shown_keys"
 
 OUTCOME_COLOURS = {
@@ -45,7 +45,7 @@ st.title("Player")
 lookup = str(st.query_params.get(K_PLAYER, "") or "").strip()[:100]
 
 text = st.text_input(
-    "Find a player", key=K_SEARCH, placeholder="name or lookup, e.g. zach or zachlavine", max_chars=100
+    "Find a player", key=K_SEARCH, placeholder="name or lookup, e.g. isaiah or isaiahthompson", max_chars=100
 )
 if text and season_start and season_end:
     found = context.guarded(lambda: players.search(store, text, season_start, season_end))

@@ -1,0 +1,115 @@
+"""Issue 13: a newcomer's first minutes. `streamlit run app.py` on a fresh machine, the README's links
+followed in a real browser as the server's very first request, every page with something to show
+without a manual step, and the README's command-line examples run on the same demo data."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.conftest import ROOT
+from tests.e2e.conftest import ARTIFACTS
+from tests.servers import free_port, stop, wait_until_answering
+
+README = (ROOT / "README.md").read_text()
+LINKS = sorted(set(re.findall(r"http://localhost:8501(/[A-Za-z0-9_./?=&%-]*)", README)))
+_EXAMPLES = README.split("For example, on the demo database", 1)[1].split("```")[1]
+COMMANDS = [" ".join(c.split()) for c in _EXAMPLES.replace("\\\n", " ").splitlines() if c.startswith("python -m lib")]
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """What a newcomer types, on a machine with no database yet: the conventional start, no wrapper."""
+    db = tmp_path_factory.mktemp("fresh") / "data" / "triage.duckdb"
+    port = free_port()
+    env = {**os.environ, "TRIAGE_DB": str(db)}
+    env.pop("TRIAGE_OPERATOR", None)
+    log = open(tmp_path_factory.mktemp("fresh-log") / "streamlit.log", "w")  # noqa: SIM115 - closed by stop()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_until_answering(f"{url}/_stcore/health", proc, log.name)
+    yield url, db
+    stop(proc, log)
+
+
+def _no_trouble(page: Page) -> None:
+    expect(page.get_by_text("Page not found")).to_have_count(0, timeout=60_000)
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0, timeout=60_000)
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0, timeout=60_000)
+
+
+def test_the_readme_has_links_and_examples_to_follow() -> None:
+    assert "/player?player=isaiahthompson" in LINKS and len(COMMANDS) == 2, (LINKS, COMMANDS)
+
+
+def test_the_first_visitor_of_a_readme_deep_link_gets_the_page(
+    fresh_server: tuple[str, Path], browser: Browser
+) -> None:
+    url, _ = fresh_server
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    try:
+        # The server's very first request is the deep link; the demo is seeded and classified on the way.
+        page.goto(url + "/player?player=isaiahthompson", timeout=300_000)
+        expect(
+            page.get_by_role("heading", name=re.compile("Isaiah Thompson|isaiahthompson", re.I)).first
+        ).to_be_visible(timeout=300_000)
+        _no_trouble(page)
+        expect(page.get_by_text(re.compile("SAC|MIA")).first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Reasons in the box score").first).to_be_visible(timeout=120_000)
+        expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=120_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "first-start-player.png"), full_page=True)
+        for link in LINKS:
+            page.goto(url + link, timeout=120_000)
+            expect(page.locator('[data-testid="stSidebar"]')).to_be_visible(timeout=60_000)
+            _no_trouble(page)
+    finally:
+        page.close()
+
+
+def test_every_page_has_something_to_show_on_first_start(fresh_server: tuple[str, Path], browser: Browser) -> None:
+    url, _ = fresh_server
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    try:
+        page.goto(url + "/patterns", timeout=300_000)
+        expect(page.get_by_text("Teams × dates").first).to_be_visible(timeout=300_000)
+        expect(page.get_by_text("No open PLAYER_DNP item in this range.")).to_have_count(0, timeout=60_000)
+        _no_trouble(page)
+        page.goto(url + "/work", timeout=120_000)
+        expect(page.get_by_text("Raw box scores to re-scrape").first).to_be_visible(timeout=120_000)
+        # The last 30 days of the demo have correctable work: processors to re-run, with the dates.
+        expect(page.get_by_text("No processor to re-run.")).to_have_count(0, timeout=60_000)
+        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=60_000)
+        _no_trouble(page)
+        page.screenshot(path=str(ARTIFACTS / "first-start-work.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_the_readme_command_line_examples_work_on_the_demo(fresh_server: tuple[str, Path], browser: Browser) -> None:
+    url, db = fresh_server
+    page = browser.new_page()
+    try:  # make sure the first start has finished seeding
+        page.goto(url, timeout=300_000)
+        expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=300_000)
+    finally:
+        page.close()
+    env = {**os.environ, "TRIAGE_ACTOR": ""}
+    items, resolve = (shlex.split(c.replace("data/triage.duckdb", str(db))) for c in COMMANDS)
+    listed = subprocess.run([sys.executable, *items[1:]], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("isaiahthompson") >= 2, listed.stdout
+    changed = subprocess.run([sys.executable, *resolve[1:]], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert changed.returncode == 0 and "Marked 1 item(s) INVESTIGATING as alice" in changed.stdout, changed.stderr
