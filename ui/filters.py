@@ -4,6 +4,7 @@ can be shared by copying the address bar. Widget keys are the parameter names be
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import streamlit as st
 
@@ -18,6 +19,7 @@ from lib.model import (
 )
 from lib.store import Store
 from ui import data
+from ui.widgets import md
 
 # Query parameter / session-state keys of the shared filters.
 K_FROM, K_TO = "from", "to"
@@ -70,6 +72,7 @@ def sidebar(store: Store) -> Filters:
 
     side = st.sidebar
     side.markdown("### Filters")
+    _repair_dates(lo, hi)
     date_from = side.date_input(
         "From", value=default[0], min_value=lo, max_value=hi, key=K_FROM, bind="query-params", format="YYYY-MM-DD"
     )
@@ -82,11 +85,24 @@ def sidebar(store: Store) -> Filters:
 
     scope = Filters(date_from=date_from or None, date_to=date_to or None)
     options = data.choices(store, scope)
+    _repair_choices(
+        {
+            K_TABLE: ([t.value for t in SourceTable], "no such failure table"),
+            K_PROCESSOR: (list(options.processors), "no failure of this processor in the date range"),
+            K_CATEGORY: (list(options.categories), "no failure of this category in the date range"),
+            K_TYPE: ([t.value for t in FailureType] + [UNCLASSIFIED], "no such failure type"),
+            K_CORRECTABLE: (list(CORRECTABLE_CHOICES), "not one of " + ", ".join(CORRECTABLE_CHOICES)),
+            K_STATUS: ([s.value for s in ResolutionStatus], "no such status"),
+        }
+    )
+    _show_ignored(side)
 
+    # No format_func: Streamlit would put the formatted label in the URL, and a link naming the table
+    # (``?table=analytics_failures``) would select nothing.
     tables = side.multiselect(
         "Table / phase",
         [t.value for t in SourceTable],
-        format_func=lambda v: _TABLE_LABEL.get(v, v),
+        help=" · ".join(_TABLE_LABEL.values()),
         key=K_TABLE,
         bind="query-params",
         placeholder="All tables",
@@ -158,6 +174,75 @@ def sidebar(store: Store) -> Filters:
         entity=(entity or "").strip(),
         hide_expected=bool(hide_expected),
     )
+
+
+# -- values from a link that cannot be used --------------------------------------------------------
+# Streamlit drops a bound widget's URL value it cannot show, silently, and a multiselect drops all of its
+# values when one is unknown. Before the widgets are drawn, the link's values are checked here: the usable
+# ones are kept (set as the widgets' state), the others are named in the sidebar with the reason.
+K_IGNORED = "filters_ignored_from_link"
+MAX_SHOWN = 60  # characters of an ignored value shown back
+
+
+def _raw(key: str) -> list[str]:
+    try:
+        return [v for v in st.query_params.get_all(key) if v is not None]
+    except Exception:  # a malformed query string is no reason to fail the page
+        return []
+
+
+def _note(key: str, value: str, why: str) -> None:
+    shown = value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + "…"
+    notes: list[str] = st.session_state.setdefault(K_IGNORED, [])
+    line = f"`{key}` = “{md(shown)}”: {why}"
+    if line not in notes:
+        notes.append(line)
+
+
+def _repair_choices(allowed: dict[str, tuple[list[str], str]]) -> None:
+    for key, (choices, why) in allowed.items():
+        raw = [v for part in _raw(key) for v in ([part] if part in choices else part.split(","))]
+        if not raw:
+            continue
+        usable = [v for v in raw if v in choices or (key in (K_PROCESSOR, K_CATEGORY) and v in _chosen(key))]
+        unusable = [v for v in raw if v not in usable]
+        if not unusable:
+            continue
+        for value in unusable:
+            _note(key, value, why)
+        st.session_state[key] = list(dict.fromkeys(usable))
+
+
+def _chosen(key: str) -> list[str]:
+    value = st.session_state.get(key)
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _repair_dates(lo: dt.date, hi: dt.date) -> None:
+    for key in (K_FROM, K_TO):
+        raw = _raw(key)
+        if not raw:
+            continue
+        try:
+            day = dt.date.fromisoformat(raw[-1].strip())
+        except ValueError:
+            _note(key, raw[-1], "not a YYYY-MM-DD date; the default range is shown")
+            continue
+        if day < lo or day > hi:
+            edge = lo if day < lo else hi
+            _note(key, raw[-1], f"outside the data ({lo} to {hi}); {edge} is used")
+            st.session_state[key] = edge
+
+
+def _show_ignored(side: Any) -> None:
+    notes = st.session_state.get(K_IGNORED) or []
+    if not notes:
+        return
+    box = side.container(border=True)
+    box.warning("**Ignored from the link:**\n\n" + "\n\n".join(f"- {n}" for n in notes), icon=":material/link_off:")
+    if box.button("Dismiss", key="filters_ignored_dismiss", width="stretch"):
+        st.session_state.pop(K_IGNORED, None)
+        st.rerun()
 
 
 def _with_selected(options: tuple[str, ...], key: str) -> list[str]:
