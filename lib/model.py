@@ -147,22 +147,45 @@ class ItemKey:
 
     @property
     def text(self) -> str:
-        return f"{self.source_table}:{self.processor_name}:{self.item_date.isoformat()}:{self.entity_id}"
+        return (
+            f"{self.source_table}:{encode_key_part(self.processor_name)}:{self.item_date.isoformat()}:{self.entity_id}"
+        )
 
     @classmethod
     def parse(cls, text: str) -> ItemKey:
-        """Parse ``TABLE:PROCESSOR:YYYY-MM-DD:ENTITY``; the entity may itself contain colons."""
+        """Parse ``TABLE:PROCESSOR:YYYY-MM-DD:ENTITY``, the inverse of :attr:`text` for any processor name and
+        entity: the processor's ``%`` and ``:`` are written ``%25`` and ``%3A``; the entity, last, is taken
+        whole (colons and all, and it may be empty)."""
+        if not isinstance(text, str):
+            raise ValueError("An item key is text")
         parts = text.split(":", 3)
-        if len(parts) != 4 or not all(parts):
+        if len(parts) != 4:
             raise ValueError(f"Not an item key (TABLE:PROCESSOR:YYYY-MM-DD:ENTITY): {text[:200]!r}")
         table, processor, day, entity = parts
         if table not in {t.value for t in SourceTable}:
-            raise ValueError(f"Unknown failure table {table!r} in item key")
+            raise ValueError(f"Unknown failure table {table[:60]!r} in item key")
         try:
             date = dt.date.fromisoformat(day)
         except ValueError as exc:
-            raise ValueError(f"Bad date {day!r} in item key") from exc
-        return cls(table, processor, date, entity)
+            raise ValueError(f"Bad date {day[:40]!r} in item key") from exc
+        return cls(table, decode_key_part(processor), date, entity)
+
+
+_KEY_ESCAPES = {"25": "%", "3A": ":"}
+
+
+def encode_key_part(text: str) -> str:
+    """``%`` and ``:`` escaped, so that a key splits back into its parts whatever the names hold."""
+    return text.replace("%", "%25").replace(":", "%3A")
+
+
+def decode_key_part(text: str) -> str:
+    return re.sub(r"%(25|3A)", lambda m: _KEY_ESCAPES[m.group(1)], text)
+
+
+#: The widest dates any query covers when a range is left open (BigQuery's DATE range).
+EARLIEST = dt.date(1, 1, 1)
+LATEST = dt.date(9999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -268,14 +291,16 @@ class DataBounds:
     first_date: dt.date | None
     last_date: dt.date | None
     rows: int
+    plausible_last: dt.date | None = None  # the last date not more than a year ahead: ends the default view
 
     def default_range(self, days: int = 30) -> tuple[dt.date, dt.date] | None:
-        if self.last_date is None:
+        end = self.plausible_last or self.last_date
+        if end is None:
             return None
-        start = self.last_date - dt.timedelta(days=days - 1)
+        start = max(end - dt.timedelta(days=days - 1), dt.date.min)
         if self.first_date and start < self.first_date:
             start = self.first_date
-        return start, self.last_date
+        return start, end
 
 
 @dataclass(frozen=True)

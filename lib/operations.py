@@ -18,7 +18,7 @@ import pandas as pd
 
 from lib.access import require_resolver
 from lib.errors import TriageError
-from lib.model import Actor
+from lib.model import EARLIEST, LATEST, Actor
 from lib.store.base import Store
 
 #: What each kind of operation is called when an actor is refused ("may not ...").
@@ -111,7 +111,7 @@ def recent(store: Store, *, limit: int = 200) -> pd.DataFrame:
         "SELECT started_at, finished_at, kind, actor, origin, date_from, date_to, outcome, summary, operation_id "
         "FROM nba_processing.triage_operations WHERE DATE(started_at) BETWEEN @a AND @b "
         "ORDER BY started_at DESC, operation_id LIMIT @n",
-        {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 12, 31), "n": limit},
+        {"a": EARLIEST, "b": LATEST, "n": limit},
         label="operations",
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from lib.model import Filters, ItemKey
+from lib.model import EARLIEST, LATEST, Filters, ItemKey
 from lib.store import queries as q
 from lib.store.base import Store
 
@@ -41,8 +41,8 @@ WHERE analysis_date BETWEEN @date_from AND @date_to AND verdict IN UNNEST(@perma
 
 def _window(filters: Filters) -> dict[str, Any]:
     return {
-        "date_from": filters.date_from or dt.date(1900, 1, 1),
-        "date_to": filters.date_to or dt.date(2999, 12, 31),
+        "date_from": filters.date_from or EARLIEST,
+        "date_to": filters.date_to or LATEST,
         "permanent": list(PERMANENT_VERDICTS),
     }
 

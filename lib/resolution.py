@@ -27,6 +27,8 @@ from lib.access import SYSTEM, NotAllowed, require_person, require_resolver
 from lib.classifier import ClassifierConfig
 from lib.errors import BadInput, TriageError
 from lib.model import (
+    EARLIEST,
+    LATEST,
     Actor,
     FailureType,
     Filters,
@@ -284,8 +286,8 @@ def _activity_sql(f: ActivityFilters) -> str:
 
 def _activity_params(f: ActivityFilters) -> dict[str, Any]:
     return {
-        "item_from": f.item_from or dt.date(1900, 1, 1),
-        "item_to": f.item_to or dt.date(2999, 12, 31),
+        "item_from": f.item_from or EARLIEST,
+        "item_to": f.item_to or LATEST,
         "actors": list(f.actors),
         "to_statuses": list(f.to_statuses),
         "text": f.text.strip()[:200],
@@ -313,7 +315,7 @@ def actors(store: Store) -> list[str]:
     frame = store.query(
         "SELECT DISTINCT actor FROM nba_processing.failure_resolutions WHERE item_date BETWEEN @a AND @b "
         "ORDER BY actor",
-        {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 12, 31)},
+        {"a": EARLIEST, "b": LATEST},
         label="activity",
     )
     return [str(a) for a in frame["actor"]]
@@ -361,7 +363,7 @@ def sync_statuses(
 
 
 def _sync(store: Store, *, since: dt.date | None, until: dt.date | None) -> int:
-    params = {"date_from": since or dt.date(1900, 1, 1), "date_to": until or dt.date(2999, 12, 31)}
+    params = {"date_from": since or EARLIEST, "date_to": until or LATEST}
     return sum(store.execute(sql, params, label="sync-status") for sql in _SYNC.values())
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from lib.model import EARLIEST, LATEST
 from lib.store.dialect import Dialect
 from lib.store.schema import ALL_TABLES, DATASETS, FAILURE_TABLES, PIPELINE_TABLES, TableDef
 
@@ -33,6 +34,7 @@ _DATE_COLUMNS = (
     "week",
     "date_from",
     "date_to",
+    "plausible_last",
 )
 _TIMESTAMP_COLUMNS = (
     "first_seen", "last_seen", "created_at", "resolved_at", "classified_at", "at", "started_at", "finished_at",
@@ -52,7 +54,8 @@ def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
 # One statement per failure table; identifiers come from the schema module. The predicate on the
 # partition column keeps it valid (and cheap: one column) where a partition filter is required.
 _BOUNDS = {
-    t.name: "SELECT MIN({d}) AS first_date, MAX({d}) AS last_date, COUNT(*) AS n FROM {ref} "
+    t.name: "SELECT MIN({d}) AS first_date, MAX({d}) AS last_date, COUNT(*) AS n, "
+    "MAX(IF({d} <= @plausible, {d}, NULL)) AS plausible_last FROM {ref} "
     "WHERE {d} BETWEEN @lo AND @hi".format(
         d="prediction_date" if t.name == "prediction_failures" else "analysis_date", ref=t.ref
     )
@@ -107,18 +110,27 @@ class Store(abc.ABC):
 
     def date_bounds(self) -> tuple[dt.date | None, dt.date | None, int]:
         """First and last failure date over all failure tables, and their row count."""
+        first, last, total, _ = self.date_extent()
+        return first, last, total
+
+    def date_extent(self) -> tuple[dt.date | None, dt.date | None, int, dt.date | None]:
+        """:meth:`date_bounds` and the last date that is not in the future by more than a year (a row dated
+        3100 by mistake must not become the default view)."""
         existing = self.existing_tables()
-        firsts, lasts, total = [], [], 0
+        firsts, lasts, plausible, total = [], [], [], 0
+        params = {"lo": EARLIEST, "hi": LATEST, "plausible": dt.date.today() + dt.timedelta(days=366)}
         for table in FAILURE_TABLES:
             if table.ref not in existing:
                 continue
-            row = self.query(_BOUNDS[table.name], {"lo": dt.date(1900, 1, 1), "hi": dt.date(2999, 12, 31)},
-                             label="bounds").iloc[0]  # fmt: skip
+            row = self.query(_BOUNDS[table.name], params, label="bounds").iloc[0]
             if row["n"]:
                 firsts.append(row["first_date"])
                 lasts.append(row["last_date"])
+                if row["plausible_last"] is not None and not pd.isna(row["plausible_last"]):
+                    plausible.append(row["plausible_last"])
                 total += int(row["n"])
-        return (min(firsts) if firsts else None, max(lasts) if lasts else None, total)
+        return (min(firsts) if firsts else None, max(lasts) if lasts else None, total,
+                max(plausible) if plausible else None)  # fmt: skip
 
     @property
     @abc.abstractmethod

@@ -13,6 +13,7 @@ import datetime as dt
 import glob
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -158,7 +159,17 @@ class DuckDBStore(Store):
             raise StoreUnavailable(
                 f"{self.path} is {kind}.", "Give the dashboard's DuckDB file with --db or TRIAGE_DB."
             )
-        self.read_only = not os.access(self.path, os.W_OK)
+        # Read-only for us, or marked read-only (no write bit at all: also for root, who could write anyway).
+        mode = self.path.stat().st_mode
+        self.read_only = not os.access(self.path, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+    def _writable(self) -> None:
+        self._check_file()
+        if self.read_only:
+            raise StoreUnavailable(
+                f"The database file {self.path} is read-only: it can be read, not changed.",
+                "Nothing was changed. Give write permission on the file, or use another --db.",
+            )
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         self._check_file()
@@ -268,11 +279,13 @@ class DuckDBStore(Store):
                 raise QueryFailed(f"The query failed in DuckDB: {str(exc).splitlines()[0]}") from exc
 
     def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
+        self._writable()
         with self._write_lock, self.connect() as con:
             return self._run_execute(con, sql, params)
 
     @contextmanager
     def transaction(self, *, label: str = "") -> Iterator[Transaction]:
+        self._writable()
         with self._write_lock, self.connect() as con:
             con.begin()
             try:
@@ -297,10 +310,12 @@ class DuckDBStore(Store):
         return len(frame)
 
     def insert_frame(self, table_ref: str, frame: pd.DataFrame, *, label: str = "") -> int:
+        self._writable()
         with self._write_lock, self.connect() as con:
             return self._run_insert(con, table_ref, frame)
 
     def create_dataset(self, dataset: str) -> None:
+        self._writable()
         with self._write_lock, self.connect() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(dataset, 'duckdb')}")
 
@@ -322,7 +337,7 @@ class DuckDBStore(Store):
                 parts.append("-")
         return "|".join(parts)
 
-    def date_bounds(self) -> tuple[dt.date | None, dt.date | None, int]:
+    def date_extent(self) -> tuple[dt.date | None, dt.date | None, int, dt.date | None]:
         if not self.path.exists():
-            return None, None, 0  # do not create a file just to find it empty
-        return super().date_bounds()
+            return None, None, 0, None  # do not create a file just to find it empty
+        return super().date_extent()

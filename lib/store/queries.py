@@ -7,14 +7,15 @@ column (``analysis_date`` / ``prediction_date``).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 
 from lib.model import (
+    EARLIEST,
     EXPECTED_CATEGORIES,
+    LATEST,
     UNCLASSIFIED,
     Choices,
     DataBounds,
@@ -23,33 +24,40 @@ from lib.model import (
     Kpis,
     Page,
     SourceTable,
+    encode_key_part,
 )
 from lib.store.base import Store
 
 #: Used when a filter leaves a date open: still a predicate on the partition column.
-_EARLIEST = dt.date(1900, 1, 1)
-_LATEST = dt.date(2999, 12, 31)
+_EARLIEST = EARLIEST
+_LATEST = LATEST
+
+#: The item key's processor part, escaped as ``lib.model.encode_key_part`` does.
+KEY_PROCESSOR_SQL = "REPLACE(REPLACE(i.processor_name, '%', '%25'), ':', '%3A')"
 
 # One SELECT per failure table into a common shape. Only fixed text: the table is chosen by enum.
 _ROWS: dict[SourceTable, str] = {
     SourceTable.PRECOMPUTE: """
-  SELECT 'precompute_failures' AS source_table, 4 AS phase, processor_name, analysis_date AS item_date,
-    entity_id, CAST(NULL AS STRING) AS entity_type, run_id, failure_category, failure_reason, can_retry,
+  SELECT 'precompute_failures' AS source_table, 4 AS phase, COALESCE(processor_name, '') AS processor_name,
+    analysis_date AS item_date, COALESCE(entity_id, '') AS entity_id, CAST(NULL AS STRING) AS entity_type, run_id,
+    COALESCE(failure_category, '') AS failure_category, failure_reason, can_retry,
     failure_type, is_correctable, expected_game_count AS expected_count, actual_game_count AS actual_count,
     missing_game_dates AS missing_json, raw_data_checked, resolution_status, resolved_at, created_at
   FROM nba_processing.precompute_failures
   WHERE analysis_date BETWEEN @date_from AND @date_to""",
     SourceTable.ANALYTICS: """
-  SELECT 'analytics_failures' AS source_table, 3 AS phase, processor_name, analysis_date AS item_date,
-    entity_id, entity_type, run_id, failure_category, failure_reason, can_retry,
+  SELECT 'analytics_failures' AS source_table, 3 AS phase, COALESCE(processor_name, '') AS processor_name,
+    analysis_date AS item_date, COALESCE(entity_id, '') AS entity_id, entity_type, run_id,
+    COALESCE(failure_category, '') AS failure_category, failure_reason, can_retry,
     failure_type, is_correctable, expected_record_count AS expected_count, actual_record_count AS actual_count,
     missing_game_ids AS missing_json, CAST(NULL AS BOOL) AS raw_data_checked, resolution_status, resolved_at,
     created_at
   FROM nba_processing.analytics_failures
   WHERE analysis_date BETWEEN @date_from AND @date_to""",
     SourceTable.PREDICTION: """
-  SELECT 'prediction_failures' AS source_table, 5 AS phase, processor_name, prediction_date AS item_date,
-    entity_id, CAST(NULL AS STRING) AS entity_type, run_id, failure_category, failure_reason, can_retry,
+  SELECT 'prediction_failures' AS source_table, 5 AS phase, COALESCE(processor_name, '') AS processor_name,
+    prediction_date AS item_date, COALESCE(entity_id, '') AS entity_id, CAST(NULL AS STRING) AS entity_type, run_id,
+    COALESCE(failure_category, '') AS failure_category, failure_reason, can_retry,
     failure_type, is_correctable, CAST(NULL AS INT64) AS expected_count, CAST(NULL AS INT64) AS actual_count,
     missing_upstream_tables AS missing_json, CAST(NULL AS BOOL) AS raw_data_checked, resolution_status,
     resolved_at, created_at
@@ -58,8 +66,8 @@ _ROWS: dict[SourceTable, str] = {
 }
 
 _ROW_FILTERS = {
-    "processors": "processor_name IN UNNEST(@processors)",
-    "entity": "STRPOS(LOWER(entity_id), LOWER(@entity)) > 0",
+    "processors": "COALESCE(processor_name, '') IN UNNEST(@processors)",
+    "entity": "STRPOS(LOWER(COALESCE(entity_id, '')), LOWER(@entity)) > 0",
 }
 
 
@@ -115,6 +123,7 @@ _ITEM_DETAIL = {
 def _items_cte(detail: bool) -> str:
     aggregates = {**_ITEM_SUMMARY, **(_ITEM_DETAIL if detail else {})}
     columns = ",\n    ".join(f"{expr} AS {name}" for name, expr in aggregates.items())
+    key_processor = KEY_PROCESSOR_SQL
     return f"""
 items AS (
   SELECT
@@ -141,7 +150,7 @@ decisions AS (
 ),
 labelled AS (
   SELECT i.*,
-    CONCAT(i.source_table, ':', i.processor_name, ':', CAST(i.item_date AS STRING), ':', i.entity_id) AS item_key,
+    CONCAT(i.source_table, ':', {key_processor}, ':', CAST(i.item_date AS STRING), ':', i.entity_id) AS item_key,
     CASE
       WHEN d.decided_status IS NULL THEN COALESCE(i.row_status, 'UNRESOLVED')
       WHEN d.decided_status = 'RESOLVED' AND i.last_seen > d.decided_at THEN 'REGRESSED'
@@ -373,7 +382,7 @@ def with_keys(frame: pd.DataFrame) -> pd.DataFrame:
         (
             frame["source_table"].astype(str)
             + ":"
-            + frame["processor_name"].astype(str)
+            + frame["processor_name"].map(lambda p: encode_key_part("" if p is None else str(p)))
             + ":"
             + frame["item_date"].map(lambda d: d.isoformat() if d is not None else "").astype(str)
             + ":"
@@ -404,5 +413,5 @@ GROUP BY processor_name, failure_category"""
 
 
 def bounds(store: Store) -> DataBounds:
-    first, last, rows = store.date_bounds()
-    return DataBounds(first, last, rows)
+    first, last, rows, plausible = store.date_extent()
+    return DataBounds(first, last, rows, plausible)
