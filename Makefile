@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test test-long setup setup-dev browser emulator lint bench clean
+.PHONY: run test test-long fuzz-long setup setup-dev browser emulator lint bench clean
 
 run: setup
 	$(BIN)/streamlit run app.py --server.port $(PORT)
@@ -17,6 +17,10 @@ test: setup-dev browser emulator
 test-long: setup-dev emulator
 	TRIAGE_EQUIVALENCE_EXAMPLES=3000 TRIAGE_EQUIVALENCE_BQ_SEEDS=$$(seq -s, 1 40) \
 	  $(BIN)/python -m pytest tests/integration/test_engine_equivalence.py
+
+# The fuzz suite of bad input at twenty times the default run's size (about 27,000 inputs).
+fuzz-long: setup-dev
+	TRIAGE_FUZZ_FACTOR=20 $(BIN)/python -m pytest tests/hardening/test_fuzz.py
 
 setup: $(VENV)/.installed
 

@@ -1,6 +1,8 @@
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lib.model import DataBounds, Filters, ItemKey, Page
 
@@ -16,13 +18,20 @@ def test_an_item_key_keeps_colons_inside_the_entity() -> None:
     assert key.entity_id == "weird:entity:id"
 
 
+@settings(max_examples=500, derandomize=True, database=None)
+@given(processor=st.text(), entity=st.text(), day=st.dates())
+def test_an_item_key_is_reversible_for_any_processor_and_entity(processor: str, entity: str, day: dt.date) -> None:
+    key = ItemKey("analytics_failures", processor, day, entity)
+    assert ItemKey.parse(key.text) == key
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
         ("nonsense", "Not an item key"),
         ("other_table:P:2021-12-31:x", "Unknown failure table"),
         ("precompute_failures:P:2021-13-45:x", "Bad date"),
-        ("precompute_failures:P:2021-12-31:", "Not an item key"),
+        ("precompute_failures:P:2021-12-31", "Not an item key"),
     ],
 )
 def test_a_malformed_item_key_is_refused_with_a_clear_message(text: str, message: str) -> None:
