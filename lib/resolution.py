@@ -162,7 +162,16 @@ SELECT * FROM (
     @batch_id AS batch_id, @origin AS origin
   FROM scoped
   WHERE status <> @to_status {extra}
+    AND NOT EXISTS (
+      SELECT 1 FROM nba_processing.failure_resolutions AS earlier
+      WHERE earlier.item_date BETWEEN @date_from AND @date_to AND earlier.batch_id = @batch_id)
 ) AS new_events"""
+
+# The batch id is the change's idempotency key: a statement retried after it committed (a dropped answer)
+# inserts nothing the second time, and the change is counted from what is stored.
+_COUNT_BATCH = """
+SELECT COUNT(*) AS n FROM nba_processing.failure_resolutions
+WHERE item_date BETWEEN @date_from AND @date_to AND batch_id = @batch_id"""
 
 
 def apply(
@@ -206,7 +215,8 @@ def apply(
                 "n"
             ]
         )
-        inserted = tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope), note="@note", extra=""), params)
+        tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope), note="@note", extra=""), params)
+        inserted = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
     synced = _try_sync(store, scope.filters)
     return Change(params["batch_id"], inserted, already, target, params["at"], synced)
 
@@ -421,9 +431,8 @@ def autoresolve(
         }
         with store.transaction(label="autoresolve") as tx:
             params["at"] = now
-            resolved = tx.execute(
-                _INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params
-            )
+            tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params)
+            resolved = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
         _try_sync(store, scope.filters)
         op.summary = [f"{resolved:,} item(s) resolved whose data has arrived."]
     return report, resolved

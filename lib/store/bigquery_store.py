@@ -59,7 +59,13 @@ def _explain(exc: Exception, what: str) -> TriageError:
     from google.api_core import exceptions as gx
     from google.auth import exceptions as ax
 
-    text = str(getattr(exc, "message", "") or exc).splitlines()[0][:300]
+    text = (str(getattr(exc, "message", "") or exc).splitlines() or [""])[0][:300]
+    if "streaming buffer" in text.lower():
+        return QueryFailed(
+            f"BigQuery refused {what}: some rows are still in its streaming buffer ({text}).",
+            "Rows the pipeline streamed in the last ~90 minutes cannot be updated yet. Nothing was lost: the "
+            "status events are saved, and `python -m lib sync-status` (or the nightly job) catches up later.",
+        )
     if isinstance(exc, ax.DefaultCredentialsError | ax.RefreshError):
         return StoreUnavailable(f"No usable Google credentials for BigQuery ({text}).",
                                 "Set service-account info in .streamlit/secrets.toml or run "
@@ -188,6 +194,7 @@ class BigQueryStore(Store):
             job_config=self._job_config(used, label, dml=dml),
             retry=bigquery.DEFAULT_RETRY.with_deadline(self.timeout),
             job_retry=None,
+            timeout=self.timeout,  # each HTTP call: a stalled answer is given up, not waited for forever
         )
         job.result(timeout=self.timeout)
         return job

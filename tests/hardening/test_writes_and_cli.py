@@ -223,3 +223,19 @@ def test_a_new_demo_is_classified_but_keeps_the_pipelines_own_verdicts(tmp_path:
     kept = own.merge(now, on=["processor_name", "analysis_date", "entity_id", "run_id", "failure_type"])
     assert len(kept) == len(own)  # every row the pipeline judged still carries its own verdict
     assert len(now) > len(own)  # and the rest were classified
+
+
+def test_a_change_statement_replayed_with_its_batch_id_records_nothing_more(
+    write_rows: Writer, store: DuckDBStore
+) -> None:
+    """What a retried job does after its first attempt committed (an answer lost on the way back): the batch
+    id is the idempotency key, so the replay inserts no second event."""
+    write_rows("precompute_failures", [precompute_row(entity_id=KEY.entity_id)])
+    store.init_schema(pipeline_tables=False)
+    scope = resolution.Scope.of_keys([KEY])
+    change = resolution.apply(store, scope, "INVESTIGATING", actor=Actor("alice"), note="first")
+    replay = resolution._INSERT_EVENTS.format(scoped=resolution._scoped_sql(scope), note="@note", extra="")
+    params = {**resolution._params(scope), "to_status": "PERMANENT", "actor": "alice", "note": "replayed",
+              "batch_id": change.batch_id, "origin": "cli", "at": change.at}  # fmt: skip
+    assert store.execute(replay, params) == 0
+    assert len(resolution.history(store, KEY)) == 1
