@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test test-long fuzz-long setup setup-dev browser emulator lint bench clean
+.PHONY: run test test-long fuzz-long test-e2e-loaded setup setup-dev browser emulator lint bench clean
 
 run: setup
 	$(BIN)/streamlit run app.py --server.port $(PORT)
@@ -21,6 +21,16 @@ test-long: setup-dev emulator
 # The fuzz suite of bad input at twenty times the default run's size (about 27,000 inputs).
 fuzz-long: setup-dev
 	TRIAGE_FUZZ_FACTOR=20 $(BIN)/python -m pytest tests/hardening/test_fuzz.py
+
+# The browser tests on a busy machine: the rest of the suite (and a CPU burner per core) runs alongside,
+# to prove that no browser assertion depends on an idle machine. Prints the load the e2e tests ran under.
+test-e2e-loaded: setup-dev browser emulator
+	@$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/app -m "not bigquery" \
+	  >/tmp/triage-load.log 2>&1 & pids=$$!; \
+	for i in $$(seq $$(nproc)); do timeout 1800 $(BIN)/python -c 'while True: pass' & pids="$$pids $$!"; done; \
+	$(BIN)/python -m pytest tests/e2e; rc=$$?; \
+	echo "load average during the run: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	kill $$pids 2>/dev/null; wait 2>/dev/null; exit $$rc
 
 setup: $(VENV)/.installed
 
