@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import classification, export, patterns, players, resolution, workqueue
+from lib import classification, export, operations, patterns, players, resolution, workqueue
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store
 from lib.store import queries as q
@@ -67,6 +67,16 @@ def _item(_store: Store, location: str, version: str, key_text: str) -> pd.Serie
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
 def _missing_games(_store: Store, location: str, version: str, key_text: str) -> pd.DataFrame:
     return q.missing_games(_store, ItemKey.parse(key_text))
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=8)
+def _operations(_store: Store, location: str, version: str) -> pd.DataFrame:
+    return operations.recent(_store)
+
+
+def recent_operations(store: Store) -> pd.DataFrame:
+    """The operations log: classifications, auto-resolves, syncs, demo writes (newest first)."""
+    return _operations(store, store.location, store.data_version())
 
 
 def missing_games(store: Store, key: ItemKey) -> pd.DataFrame:

@@ -203,6 +203,11 @@ def test_the_classify_action_classifies_the_date_range_in_view(app_db: Path, mon
     log = store.query("SELECT kind, actor, origin, outcome FROM nba_processing.triage_operations "
                       "WHERE DATE(started_at) > @d", {"d": dt.date(2000, 1, 1)})  # fmt: skip
     assert ("classify", "alice", "dashboard", "done") in set(log.itertuples(index=False, name=None))
+    at.switch_page("views/audit/activity.py")
+    _run(at)
+    shown = at.dataframe[-1].value
+    assert {"kind", "actor", "outcome"} <= set(shown.columns)
+    assert ((shown["kind"] == "classify") & (shown["actor"] == "alice")).any()
 
 
 @pytest.mark.parametrize("operator", ["vera", ""])

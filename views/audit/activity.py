@@ -71,3 +71,32 @@ st.download_button(
     disabled=total == 0,
     on_click="ignore",
 )
+
+
+st.divider()
+st.markdown("#### Operations")
+st.caption(
+    "Every classification, re-classification, auto-resolve, status sync and demo write: who ran it, from "
+    "where (dashboard, command line, first start), over which dates and how it ended. Newest first."
+)
+ops = context.guarded(lambda: data.recent_operations(store))
+if ops.empty:
+    st.caption("No operation recorded yet.")
+else:
+    st.dataframe(
+        ops.drop(columns=["operation_id"]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "started_at": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "finished_at": st.column_config.DatetimeColumn("Finished (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "kind": "What",
+            "actor": "Who",
+            "origin": "Via",
+            "date_from": st.column_config.DateColumn("From"),
+            "date_to": st.column_config.DateColumn("To"),
+            "outcome": "Outcome",
+            "summary": st.column_config.TextColumn("Summary", width="large"),
+        },
+        height=min(38 + 35 * len(ops), 400),
+    )
