@@ -51,7 +51,10 @@ def _no_trouble(page: Page) -> None:
 
 
 def test_the_readme_has_links_and_examples_to_follow() -> None:
-    assert any(link.startswith("/player?player=isaiahthompson") for link in LINKS) and len(COMMANDS) == 2, (LINKS, COMMANDS)
+    assert any(link.startswith("/player?player=isaiahthompson") for link in LINKS) and len(COMMANDS) == 2, (
+        LINKS,
+        COMMANDS,
+    )
 
 
 def test_the_first_visitor_of_a_readme_deep_link_gets_the_page(
