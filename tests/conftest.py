@@ -56,6 +56,15 @@ def demo_store(demo_db_path: Path, tmp_path: Path) -> DuckDBStore:
 
 
 @pytest.fixture
+def app_db(demo_db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the demo database that the dashboard under test (AppTest) opens."""
+    db = tmp_path / "app.duckdb"
+    shutil.copy(demo_db_path, db)
+    monkeypatch.setenv("TRIAGE_DB", str(db))
+    return db
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> DuckDBStore:
     s = DuckDBStore(tmp_path / "empty.duckdb")
     s.init_schema()

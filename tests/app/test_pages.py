@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -19,14 +18,6 @@ from tests.conftest import ROOT, analytics_row, precompute_row
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 120
-
-
-@pytest.fixture
-def app_db(demo_db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "app.duckdb"
-    shutil.copy(demo_db_path, db)
-    monkeypatch.setenv("TRIAGE_DB", str(db))
-    return db
 
 
 def _metrics(at: AppTest) -> dict[str, str]:

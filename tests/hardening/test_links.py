@@ -6,10 +6,8 @@ date outside the data was replaced silently."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.model import Filters
@@ -18,14 +16,6 @@ from lib.store import queries as q
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
-
-
-@pytest.fixture
-def app_db(demo_db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    db = tmp_path / "app.duckdb"
-    shutil.copy(demo_db_path, db)
-    monkeypatch.setenv("TRIAGE_DB", str(db))
-    return db
 
 
 def _open(params: dict[str, str | list[str]]) -> AppTest:
