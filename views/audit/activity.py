@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from lib import resolution
@@ -83,8 +84,12 @@ ops = context.guarded(lambda: data.recent_operations(store))
 if ops.empty:
     st.caption("No operation recorded yet.")
 else:
+    shown = ops.drop(columns=["operation_id"]).assign(
+        date_from=ops["date_from"].map(lambda d: d.isoformat() if d is not None and not pd.isna(d) else "all dates"),
+        date_to=ops["date_to"].map(lambda d: d.isoformat() if d is not None and not pd.isna(d) else "all dates"),
+    )
     st.dataframe(
-        ops.drop(columns=["operation_id"]),
+        shown,
         hide_index=True,
         width="stretch",
         column_config={
@@ -93,8 +98,8 @@ else:
             "kind": "What",
             "actor": "Who",
             "origin": "Via",
-            "date_from": st.column_config.DateColumn("From"),
-            "date_to": st.column_config.DateColumn("To"),
+            "date_from": "From",
+            "date_to": "To",
             "outcome": "Outcome",
             "summary": st.column_config.TextColumn("Summary", width="large"),
         },
