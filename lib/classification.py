@@ -285,6 +285,35 @@ _UPDATES = {
     for table in SourceTable
 }
 
+# Before the verdicts land: every item whose verdict differs from the one it shows (its latest row's type and
+# correctability) gets a line in the classification history, so that "classification changed since
+# yesterday" can be answered although the failure rows only keep the latest verdict.
+_LOG_CHANGES = (
+    """
+INSERT INTO nba_processing.classification_changes
+  (batch_id, source_table, processor_name, item_date, entity_id, from_type, from_correctable, to_type,
+   to_correctable, at)
+WITH """
+    + q.rows_cte(Filters())
+    + f""",
+shown AS (
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type,
+    ANY_VALUE(is_correctable HAVING MAX seen_at) AS is_correctable
+  FROM (SELECT *, {q.SEEN_AT} AS seen_at FROM failure_rows) AS r
+  GROUP BY source_table, processor_name, item_date, entity_id
+)
+SELECT @batch_id, s.source_table, s.processor_name, s.item_date, s.entity_id, c.failure_type, c.is_correctable,
+  s.failure_type, s.is_correctable, @now
+FROM nba_processing.classification_staging AS s
+LEFT JOIN shown AS c
+  ON c.source_table = s.source_table AND c.processor_name = s.processor_name AND c.item_date = s.item_date
+  AND c.entity_id = s.entity_id
+WHERE s.batch_id = @batch_id AND s.item_date BETWEEN @date_from AND @date_to
+  AND (COALESCE(c.failure_type, '') != s.failure_type
+    OR COALESCE(CAST(c.is_correctable AS STRING), '-') != COALESCE(CAST(s.is_correctable AS STRING), '-'))"""
+)
+
 _REPLACE_EVIDENCE = """
 DELETE FROM nba_processing.failure_missing_games AS m
 WHERE m.analysis_date BETWEEN @date_from AND @date_to
@@ -360,6 +389,7 @@ def write_verdicts(
         "date_to": max(f.item_date for f, _ in judged),
     }
     tx.insert_frame("nba_processing.classification_staging", _staging_frame(batch_id, judged))
+    tx.execute(_LOG_CHANGES, {**bounds, "now": now})
     for table, sql in _UPDATES.items():
         if any(f.source_table == table for f, _ in judged):
             tx.execute(sql, {**bounds, "overwrite": overwrite})
@@ -462,7 +492,7 @@ def _run_engine(
             date_to=last,
             overwrite=include_classified,
             now=now,
-            updates=list(_UPDATES.values()),
+            updates=[_LOG_CHANGES, *_UPDATES.values()],
             replace_evidence=_REPLACE_EVIDENCE,
         )
         if adaptive:

@@ -183,6 +183,15 @@ def decode_key_part(text: str) -> str:
     return re.sub(r"%(25|3A)", lambda m: _KEY_ESCAPES[m.group(1)], text)
 
 
+#: What "what changed since" can single out (lib/briefing.py), by name, for the list's filter and links.
+CHANGE_KINDS: dict[str, str] = {
+    "new": "New items",
+    "regressed": "Regressed",
+    "settled": "Settled",
+    "reclassified": "Classification changed",
+    "new_correctable": "New correctable work",
+}
+
 #: The widest dates any query covers when a range is left open (BigQuery's DATE range).
 EARLIEST = dt.date(1, 1, 1)
 LATEST = dt.date(9999, 12, 31)
@@ -202,8 +211,17 @@ class Filters:
     statuses: tuple[str, ...] = ()
     entity: str = ""
     hide_expected: bool = True
+    #: Only the items that changed this way (a key of CHANGE_KINDS) since ``changed_since`` (UTC).
+    changed: str = ""
+    changed_since: dt.datetime | None = None
 
     def __post_init__(self) -> None:
+        if self.changed and self.changed not in CHANGE_KINDS:
+            raise ValueError(f"Unknown change {self.changed[:40]!r}: one of {', '.join(CHANGE_KINDS)}")
+        if self.changed and self.changed_since is None:
+            raise ValueError("A change filter needs the instant it counts from (changed_since)")
+        if self.changed_since is not None and self.changed_since.tzinfo is None:
+            raise ValueError("changed_since must carry its time zone")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValueError(f"Date range is empty: {self.date_from} is after {self.date_to}")
         unknown_tables = set(self.tables) - {t.value for t in SourceTable}
@@ -227,6 +245,8 @@ class Filters:
             if isinstance(value, tuple):
                 if value:
                     out[f.name] = ",".join(value)
+            elif isinstance(value, dt.datetime):
+                out[f.name] = value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             elif isinstance(value, dt.date):
                 out[f.name] = value.isoformat()
             elif isinstance(value, bool):
@@ -243,18 +263,32 @@ class Filters:
             raw = params.get(f.name)
             if raw is None:
                 continue
-            if f.name in ("date_from", "date_to"):
+            if f.name == "changed_since":
+                kwargs[f.name] = parse_instant(raw) if raw else None
+            elif f.name in ("date_from", "date_to"):
                 try:
                     kwargs[f.name] = dt.date.fromisoformat(raw) if raw else None
                 except ValueError as exc:
                     raise ValueError(f"{f.name}: {raw[:40]!r} is not a YYYY-MM-DD date") from exc
             elif f.name == "hide_expected":
                 kwargs[f.name] = raw not in ("0", "false", "False", "no")
-            elif f.name == "entity":
+            elif f.name in ("entity", "changed"):
                 kwargs[f.name] = raw[:200]
             else:
                 kwargs[f.name] = tuple(v for v in raw.split(",") if v)
         return cls(**kwargs)
+
+
+def parse_instant(raw: str) -> dt.datetime:
+    """An ISO date-time (a date alone is midnight; no zone means UTC) as an aware UTC datetime."""
+    text = str(raw).strip()
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1)) if text else None
+    except ValueError:
+        value = None
+    if value is None or not dt.datetime(1970, 1, 2, tzinfo=dt.UTC) <= value.replace(tzinfo=value.tzinfo or dt.UTC):
+        raise ValueError(f"{text[:40]!r} is not a date-time after 1970 (YYYY-MM-DDTHH:MM, UTC unless it says)")
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)

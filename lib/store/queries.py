@@ -27,6 +27,7 @@ from lib.model import (
     encode_key_part,
 )
 from lib.store.base import Store
+from lib.store.history import change_condition, history_ctes
 
 #: Used when a filter leaves a date open: still a predicate on the partition column.
 _EARLIEST = EARLIEST
@@ -170,6 +171,11 @@ labelled AS (
 )"""
 
 
+def items_cte(*, detail: bool) -> str:
+    """``items``, ``decisions`` and ``labelled``: the failure rows collapsed into items with their status."""
+    return _items_cte(detail)
+
+
 _ITEM_FILTERS = {
     "categories": "failure_category IN UNNEST(@categories)",
     "failure_types": "failure_type_label IN UNNEST(@failure_types)",
@@ -195,7 +201,8 @@ ITEM_COLUMNS = (
 
 
 def _params(filters: Filters) -> dict[str, Any]:
-    return {
+    changed = {"changed_since": filters.changed_since} if filters.changed else {}
+    return changed | {
         "date_from": filters.date_from or _EARLIEST,
         "date_to": filters.date_to or _LATEST,
         "processors": list(filters.processors),
@@ -223,6 +230,21 @@ def _filtered_items_sql(filters: Filters, *, include_expected_filter: bool, deta
     if include_expected_filter and filters.hide_expected:
         conditions.append("NOT is_expected")
     where = " AND ".join(conditions) if conditions else "TRUE"
+    if filters.changed:  # only the items that changed this way since the instant (lib/store/history.py)
+        return (
+            "WITH "
+            + rows_cte(filters)
+            + ","
+            + _items_cte(detail)
+            + history_ctes(["changed_since"])
+            + ",\nfiltered AS (SELECT labelled.* FROM labelled JOIN item_history AS h"
+            + "\n  ON h.source_table = labelled.source_table AND h.processor_name = labelled.processor_name"
+            + "\n  AND h.item_date = labelled.item_date AND h.entity_id = labelled.entity_id\n  WHERE "
+            + where
+            + " AND "
+            + change_condition(filters.changed, "changed_since")
+            + ")\n"
+        )
     return (
         "WITH "
         + rows_cte(filters)

@@ -290,6 +290,41 @@ PARTITION BY DATE(started_at)""",
     False,
 )
 
+# Every verdict the classifier wrote that differs from what the item showed before: the history behind "whose
+# classification changed since yesterday" (the failure rows only keep the latest verdict). Append-only.
+CLASSIFICATION_CHANGES = TableDef(
+    "nba_processing",
+    "classification_changes",
+    """CREATE TABLE IF NOT EXISTS nba_processing.classification_changes (
+  batch_id STRING NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  item_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  from_type STRING,
+  from_correctable BOOL,
+  to_type STRING NOT NULL,
+  to_correctable BOOL,
+  at TIMESTAMP NOT NULL
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name, entity_id""",
+    False,
+)
+
+# When each operator (or signed-in user) opened the dashboard: "what changed since my last visit".
+TRIAGE_VISITS = TableDef(
+    "nba_processing",
+    "triage_visits",
+    """CREATE TABLE IF NOT EXISTS nba_processing.triage_visits (
+  operator STRING NOT NULL,
+  visited_at TIMESTAMP NOT NULL
+)
+PARTITION BY DATE(visited_at)
+CLUSTER BY operator""",
+    False,
+)
+
 #: Tables the dashboard owns, beside the pipeline's.
 DASHBOARD_TABLES: tuple[TableDef, ...] = (
     FAILURE_MISSING_GAMES,
@@ -298,6 +333,8 @@ DASHBOARD_TABLES: tuple[TableDef, ...] = (
     CLASSIFICATION_GAMES,
     FAILURE_RESOLUTIONS,
     TRIAGE_OPERATIONS,
+    CLASSIFICATION_CHANGES,
+    TRIAGE_VISITS,
 )
 
 ALL_TABLES: tuple[TableDef, ...] = PIPELINE_TABLES + DASHBOARD_TABLES

@@ -1,0 +1,248 @@
+"""How fast failures get settled: backlog age, time to settle, the auto-resolved share, regressions.
+
+Definitions (the items are those the filters cover; the status filter does not apply here):
+
+* **Backlog age**: open items (UNRESOLVED, INVESTIGATING, REGRESSED) by the time since a run first recorded
+  them (their earliest ``created_at``).
+* **A settlement** is an event that takes an item from an open status to RESOLVED or PERMANENT. Its **time
+  to settle** runs from when the item became open: its first recorded row for a first settlement; after a
+  previous settlement, the first row recorded after it (a regression) or the first event that reopened it,
+  whichever came first. Settlements with no such start (every row arrived later) are not timed.
+* **Auto-resolved**: settlements the nightly auto-resolve made (origin ``autoresolve``).
+* **A regression** is a RESOLVED decision after which a run recorded the item again before anyone decided
+  on it again; it happened when that first new row was recorded.
+
+Quantiles are nearest-rank (the median of 1, 2, 3, 10 is 2), exact over every settlement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from lib.model import Filters
+from lib.store import queries as q
+from lib.store.base import Store
+from lib.store.history import OPEN_STATUSES, SETTLED_STATUSES
+
+#: Backlog age buckets: (label, upper bound in hours); the last one is open-ended.
+AGE_BUCKETS: tuple[tuple[str, float], ...] = (
+    ("under 1 day", 24),
+    ("1-3 days", 72),
+    ("3-7 days", 168),
+    ("1-2 weeks", 336),
+    ("2-4 weeks", 672),
+    ("over 4 weeks", math.inf),
+)
+UNKNOWN_AGE = "age unknown"
+
+_OPEN = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+_SETTLED = ", ".join(f"'{s}'" for s in SETTLED_STATUSES)
+_KEYS = ("source_table", "processor_name", "item_date", "entity_id")
+_KEY_LIST = ", ".join(_KEYS)
+
+
+def _on(a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{k} = {b}.{k}" for k in _KEYS)
+
+
+def _scope(filters: Filters) -> Filters:
+    return filters.with_(statuses=(), changed="", changed_since=None)
+
+
+_EVENTS = f""",
+ev AS (
+  SELECT {_KEY_LIST}, from_status, to_status, actor, origin, at,
+    CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS o
+  FROM nba_processing.failure_resolutions
+  WHERE item_date BETWEEN @date_from AND @date_to
+)"""
+
+_BACKLOG = f"""
+SELECT TIMESTAMP_DIFF(@now, first_seen, SECOND) / 3600.0 AS age_hours, COUNT(*) AS items
+FROM filtered
+WHERE status IN ({_OPEN})
+GROUP BY TIMESTAMP_DIFF(@now, first_seen, SECOND) / 3600.0"""
+
+_OLDEST = f"""
+SELECT {q.ITEM_COLUMNS}
+FROM filtered
+WHERE status IN ({_OPEN})
+ORDER BY first_seen IS NULL, first_seen, item_date, source_table, processor_name, entity_id
+LIMIT @limit"""
+
+_SETTLEMENTS = f""",
+settles AS (
+  SELECT e.*, LAG(e.at) OVER (PARTITION BY {", ".join("e." + k for k in _KEYS)} ORDER BY e.o) AS prev_at
+  FROM ev AS e
+  WHERE e.to_status IN ({_SETTLED}) AND COALESCE(e.from_status, '') NOT IN ({_SETTLED})
+),
+reopened_by_row AS (
+  SELECT {", ".join("s." + k for k in _KEYS)}, s.o, MIN(r.created_at) AS t
+  FROM settles AS s JOIN failure_rows AS r ON {_on("r", "s")}
+  WHERE s.prev_at IS NOT NULL AND r.created_at > s.prev_at AND r.created_at <= s.at
+  GROUP BY {", ".join("s." + k for k in _KEYS)}, s.o
+),
+reopened_by_event AS (
+  SELECT {", ".join("s." + k for k in _KEYS)}, s.o, MIN(e.at) AS t
+  FROM settles AS s JOIN ev AS e ON {_on("e", "s")}
+  WHERE s.prev_at IS NOT NULL AND e.at > s.prev_at AND e.o < s.o AND e.to_status NOT IN ({_SETTLED})
+  GROUP BY {", ".join("s." + k for k in _KEYS)}, s.o
+),
+timed AS (
+  SELECT s.*, f.failure_type_label,
+    CASE
+      WHEN s.prev_at IS NULL THEN f.first_seen
+      WHEN rr.t IS NULL THEN re.t
+      WHEN re.t IS NULL THEN rr.t
+      ELSE LEAST(rr.t, re.t)
+    END AS open_since
+  FROM settles AS s
+  JOIN filtered AS f ON {_on("f", "s")}
+  LEFT JOIN reopened_by_row AS rr ON {_on("rr", "s")} AND rr.o = s.o
+  LEFT JOIN reopened_by_event AS re ON {_on("re", "s")} AND re.o = s.o
+)
+SELECT DATE(at) AS day, processor_name, failure_type_label AS failure_type, origin = 'autoresolve' AS auto,
+  IF(open_since IS NULL OR open_since > at, NULL, TIMESTAMP_DIFF(at, open_since, SECOND)) AS seconds,
+  COUNT(*) AS n
+FROM timed
+GROUP BY DATE(at), processor_name, failure_type_label, origin = 'autoresolve',
+  IF(open_since IS NULL OR open_since > at, NULL, TIMESTAMP_DIFF(at, open_since, SECOND))"""
+
+_REGRESSIONS = f""",
+decided AS (
+  SELECT e.*, LEAD(e.at) OVER (PARTITION BY {", ".join("e." + k for k in _KEYS)} ORDER BY e.o) AS next_at
+  FROM ev AS e
+),
+regressions AS (
+  SELECT {", ".join("d." + k for k in _KEYS)}, d.o, MIN(r.created_at) AS regressed_at
+  FROM decided AS d JOIN failure_rows AS r ON {_on("r", "d")}
+  WHERE d.to_status = 'RESOLVED' AND r.created_at > d.at AND (d.next_at IS NULL OR r.created_at < d.next_at)
+  GROUP BY {", ".join("d." + k for k in _KEYS)}, d.o
+)
+SELECT DATE(g.regressed_at) AS day, g.processor_name, f.failure_type_label AS failure_type, COUNT(*) AS n
+FROM regressions AS g JOIN filtered AS f ON {_on("f", "g")}
+GROUP BY DATE(g.regressed_at), g.processor_name, f.failure_type_label"""
+
+
+def _with(filters: Filters, tail: str) -> str:
+    return q.filtered_items_sql(filters, detail=True).rstrip() + tail
+
+
+def week_of(day: object) -> dt.date:
+    """The Monday of ``day``'s week."""
+    d = pd.Timestamp(day).date()
+    return d - dt.timedelta(days=d.weekday())
+
+
+def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
+    """Open items per age bucket (every bucket, in order, zero where empty)."""
+    scope = _scope(filters)
+    frame = store.query(q.filtered_items_sql(scope, detail=True) + _BACKLOG, {**q.params_of(scope), "now": now},
+                        label="backlog-age")  # fmt: skip
+    counts = dict.fromkeys([label for label, _ in AGE_BUCKETS] + [UNKNOWN_AGE], 0)
+    for hours, items in zip(frame["age_hours"], frame["items"], strict=True):
+        if hours is None or pd.isna(hours):
+            counts[UNKNOWN_AGE] += int(items)
+            continue
+        label = next(label for label, upper in AGE_BUCKETS if float(hours) < upper)
+        counts[label] += int(items)
+    if not counts[UNKNOWN_AGE]:
+        del counts[UNKNOWN_AGE]
+    return pd.DataFrame({"age": list(counts), "items": list(counts.values())})
+
+
+def oldest_open(store: Store, filters: Filters, *, limit: int = 20) -> pd.DataFrame:
+    """The open items first recorded longest ago."""
+    scope = _scope(filters)
+    frame = store.query(q.filtered_items_sql(scope, detail=True) + _OLDEST, {**q.params_of(scope), "limit": limit},
+                        label="oldest-open")  # fmt: skip
+    return q.with_keys(frame)
+
+
+def settlements(store: Store, filters: Filters) -> pd.DataFrame:
+    """Settlements per day, processor, failure type, auto or not and time to settle (seconds; NULL if untimed)."""
+    scope = _scope(filters)
+    frame = store.query(_with(scope, _EVENTS + _SETTLEMENTS), q.params_of(scope), label="settlements")
+    frame["auto"] = frame["auto"].fillna(False).astype(bool)
+    return frame
+
+
+def regressions(store: Store, filters: Filters) -> pd.DataFrame:
+    """Regressions per day (when the item was recorded again after being resolved), processor, failure type."""
+    scope = _scope(filters)
+    return store.query(_with(scope, _EVENTS + _REGRESSIONS), q.params_of(scope), label="regressions")
+
+
+def nearest_rank(values: pd.Series, weights: pd.Series, share: float) -> float | None:
+    """The nearest-rank quantile of ``values`` repeated ``weights`` times (None when there are none)."""
+    frame = pd.DataFrame({"v": values.astype(float), "w": weights.astype(int)}).dropna()
+    frame = frame[frame["w"] > 0].sort_values("v")
+    total = int(frame["w"].sum())
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(share * total))
+    return float(frame["v"].iloc[int((frame["w"].cumsum() >= rank).to_numpy().argmax())])
+
+
+def _quantiles(group: pd.DataFrame) -> pd.Series:
+    timed = group.dropna(subset=["seconds"])
+    median = nearest_rank(timed["seconds"], timed["n"], 0.5)
+    p90 = nearest_rank(timed["seconds"], timed["n"], 0.9)
+    return pd.Series(
+        {
+            "settled": int(group["n"].sum()),
+            "auto_settled": int(group.loc[group["auto"], "n"].sum()),
+            "median_hours": None if median is None else median / 3600,
+            "p90_hours": None if p90 is None else p90 / 3600,
+        }
+    )
+
+
+def time_to_settle(settled: pd.DataFrame, by: tuple[str, ...] = ("processor_name", "failure_type")) -> pd.DataFrame:
+    """Per week (Monday) and ``by``: settlements, auto-resolved ones, median and 90th percentile hours."""
+    columns = ["week", *by, "settled", "auto_settled", "median_hours", "p90_hours"]
+    if settled.empty:
+        return pd.DataFrame(columns=columns)
+    frame = settled.assign(week=settled["day"].map(week_of))
+    rows = [
+        {**dict(zip(["week", *by], key if isinstance(key, tuple) else (key,), strict=True)), **_quantiles(g)}
+        for key, g in frame.groupby(["week", *by], sort=True, dropna=False)
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def weekly(settled: pd.DataFrame, regressed: pd.DataFrame) -> pd.DataFrame:
+    """Per week: settlements, the auto-resolved share, median and p90 hours to settle, regressions."""
+    totals = time_to_settle(settled, by=())
+    reg = (
+        regressed.assign(week=regressed["day"].map(week_of)).groupby("week", as_index=False)["n"].sum()
+        if not regressed.empty
+        else pd.DataFrame(columns=["week", "n"])
+    ).rename(columns={"n": "regressions"})
+    out = totals.merge(reg, on="week", how="outer").sort_values("week", ignore_index=True)
+    for column in ("settled", "auto_settled", "regressions"):
+        out[column] = out[column].fillna(0).astype(int)
+    out["auto_share"] = [a / s if s else None for a, s in zip(out["auto_settled"], out["settled"], strict=True)]
+    return out[["week", "settled", "auto_settled", "auto_share", "median_hours", "p90_hours", "regressions"]]
+
+
+@dataclass(frozen=True)
+class Settling:
+    backlog: pd.DataFrame
+    oldest: pd.DataFrame
+    by_week: pd.DataFrame
+    by_processor: pd.DataFrame
+
+
+def settling(store: Store, filters: Filters, *, now: dt.datetime, oldest: int = 20) -> Settling:
+    settled = settlements(store, filters)
+    return Settling(
+        backlog=backlog_age(store, filters, now=now),
+        oldest=oldest_open(store, filters, limit=oldest),
+        by_week=weekly(settled, regressions(store, filters)),
+        by_processor=time_to_settle(settled),
+    )
