@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lib import classification, export, operations, resolution
+from lib import classification, export, nightly, operations, resolution, webhook
 from lib import demo as demo_mod
 from lib.access import SYSTEM, require_person
 from lib.classifier import ClassifierConfig
@@ -26,6 +27,7 @@ from lib.model import (
     ResolutionStatus,
     SourceTable,
     Window,
+    parse_instant,
     parse_windows,
     windows_label,
 )
@@ -360,6 +362,46 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instant(text: str) -> dt.datetime:
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    """Classify, auto-resolve, sync, then the digest; one JSON line on stdout, progress on stderr."""
+    _check_range(args.since, args.until)
+    url = args.webhook if args.webhook is not None else os.environ.get("TRIAGE_WEBHOOK_URL", "")
+    if url:
+        webhook.check_url(url)
+    dashboard = args.dashboard_url or os.environ.get("TRIAGE_DASHBOARD_URL") or None
+    now = dt.datetime.now(dt.UTC)
+    if args.compare_to is not None and args.compare_to >= now:
+        raise ValueError("--compare-to must be in the past")
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    store = _store(args)
+    thresholds = nightly.Thresholds(args.max_new_regressions, args.max_new_correctable)
+    result = nightly.run(store, now=now, since=args.since, until=args.until, compare_to=args.compare_to,
+                         thresholds=thresholds, config=_classifier_config(args), log=log,
+                         progress=_Progress())  # fmt: skip
+    if result.failed_step:
+        log(f"error: the {result.failed_step} step failed: {result.problem}")
+        log("  What finished before it is kept; run the job again once the cause is fixed.")
+    else:
+        data = nightly.write_digest(result, Path(args.digest), dashboard=dashboard) if args.digest else None
+        if url:
+            nightly.post_digest(result, data or nightly.digest_json(result, dashboard=dashboard), url, log=log,
+                                timeout=args.webhook_timeout)  # fmt: skip
+        for line in result.exceeded:
+            log(f"attention: {line}")
+    print(json.dumps(result.summary(), default=str), flush=True)
+    return result.exit_code
+
+
 def _add_filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (as on the dashboard; repeat an option for several values)")
     g.add_argument("--since", dest="date_from", type=_date, help="first date (YYYY-MM-DD)")
@@ -442,6 +484,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_date)
     p.add_argument("--until", type=_date)
     p.set_defaults(func=cmd_sync_status)
+
+    p = with_db(sub.add_parser("nightly", help="classify, auto-resolve, sync, then a digest of what changed"),
+                writes=False)  # fmt: skip
+    p.add_argument("--since", type=_date, help="first item date the job covers (default: all)")
+    p.add_argument("--until", type=_date, help="last item date the job covers (default: all)")
+    p.add_argument("--compare-to", type=_instant, help="what changed since this UTC date-time (default: 24 h ago)")
+    p.add_argument("--digest", metavar="FILE", help="write the digest here (Markdown) and beside it as .json")
+    p.add_argument(
+        "--webhook", metavar="URL", help="post the digest (default $TRIAGE_WEBHOOK_URL; prefer the variable)"
+    )
+    p.add_argument("--webhook-timeout", type=_bounded("--webhook-timeout", 1, 300), default=10,
+                   help="seconds to wait for the webhook per attempt (default 10)")  # fmt: skip
+    p.add_argument("--dashboard-url", help="the dashboard's address, for links (default $TRIAGE_DASHBOARD_URL)")
+    p.add_argument("--max-new-regressions", type=_bounded("--max-new-regressions", 0, 10**9),
+                   help="exit 3 when more items than this regressed")  # fmt: skip
+    p.add_argument("--max-new-correctable", type=_bounded("--max-new-correctable", 0, 10**9),
+                   help="exit 3 when more items than this became correctable work")  # fmt: skip
+    _add_window_options(p)
+    p.set_defaults(func=cmd_nightly)
     return parser
 
 

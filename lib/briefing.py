@@ -175,20 +175,17 @@ def brief(store: Store, filters: Filters, *, now: dt.datetime, since: dt.datetim
     scope = _matching(cube, filters, "now", hide_expected=filters.hide_expected)
     flags = _flags(cube, _THEN, "now")
     settled = cube[scope & flags["settled"]]
-    settled_by = (
-        settled.assign(who=settled["last_actor"].fillna("(the pipeline)"))
-        .groupby(["who", "status_now"], as_index=False)["items"]
+    settled_by = pd.DataFrame(
+        settled.assign(who=settled["last_actor"].fillna("(the pipeline)"), status=settled["status_now"])
+        .groupby(["who", "status"], as_index=False)["items"]
         .sum()
-        .rename(columns={"status_now": "status"})
-        .sort_values(["items", "who"], ascending=[False, True], ignore_index=True)
-    )
+    ).sort_values(["items", "who"], ascending=[False, True], ignore_index=True)
     changed = cube[scope & flags["reclassified"]]
-    reclassified = (
+    reclassified = pd.DataFrame(
         changed.assign(**{"from": changed[f"type_{_THEN}"], "to": changed["type_now"]})
         .groupby(["from", "to"], as_index=False)["items"]
         .sum()
-        .sort_values(["items", "from", "to"], ascending=[False, True, True], ignore_index=True)
-    )
+    ).sort_values(["items", "from", "to"], ascending=[False, True, True], ignore_index=True)
     return Briefing(
         since=since,
         now=now,

@@ -29,6 +29,7 @@ KINDS = {
     "sync-status": "sync failure rows' statuses",
     "demo": "write demo data",
     "init": "create the schema",
+    "nightly": "run the nightly job",
 }
 MAX_SUMMARY = 2_000
 

@@ -134,7 +134,7 @@ def _with(filters: Filters, tail: str) -> str:
 
 def week_of(day: object) -> dt.date:
     """The Monday of ``day``'s week."""
-    d = pd.Timestamp(day).date()
+    d = pd.Timestamp(str(day)).date()
     return d - dt.timedelta(days=d.weekday())
 
 
@@ -218,7 +218,7 @@ def time_to_settle(settled: pd.DataFrame, by: tuple[str, ...] = ("processor_name
 def weekly(settled: pd.DataFrame, regressed: pd.DataFrame) -> pd.DataFrame:
     """Per week: settlements, the auto-resolved share, median and p90 hours to settle, regressions."""
     totals = time_to_settle(settled, by=())
-    reg = (
+    reg = pd.DataFrame(
         regressed.assign(week=regressed["day"].map(week_of)).groupby("week", as_index=False)["n"].sum()
         if not regressed.empty
         else pd.DataFrame(columns=["week", "n"])
