@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import context, data, filters, identity
+from ui import briefing, context, data, filters, identity
 from ui.widgets import md
 
 st.set_page_config(
@@ -22,11 +22,13 @@ failures = st.Page("views/triage/failures.py", title="Failure list", icon=":mate
 player = st.Page("views/triage/player.py", title="Player", icon=":material/person:", url_path="player")
 patterns = st.Page("views/triage/patterns.py", title="DNP patterns", icon=":material/grid_on:", url_path="patterns")
 work = st.Page("views/triage/work.py", title="Work queue", icon=":material/build:", url_path="work")
+settling = st.Page("views/triage/settling.py", title="Settling", icon=":material/timer:", url_path="settling")
 activity = st.Page("views/audit/activity.py", title="Activity", icon=":material/history:", url_path="activity")
-nav = st.navigation({"Triage": [overview, failures, player, patterns, work], "Audit": [activity]})
+nav = st.navigation({"Triage": [overview, failures, player, patterns, work, settling], "Audit": [activity]})
 
 st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))
-identity.sidebar()
+actor = identity.sidebar()
+briefing.remember_visit(store, actor)
 
 with st.sidebar:
     st.divider()

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import classification, export, operations, patterns, players, resolution, workqueue
+from lib import briefing as briefing_mod
+from lib import classification, export, operations, patterns, players, resolution, settling, workqueue
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store
 from lib.store import queries as q
@@ -72,6 +73,28 @@ def _missing_games(_store: Store, location: str, version: str, key_text: str) ->
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=8)
 def _operations(_store: Store, location: str, version: str) -> pd.DataFrame:
     return operations.recent(_store)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _briefing(
+    _store: Store, location: str, version: str, key: FilterKey, since: dt.datetime, now: dt.datetime
+) -> briefing_mod.Briefing:
+    return briefing_mod.brief(_store, _filters(key), now=now, since=since)
+
+
+def briefing(store: Store, filters: Filters, *, since: dt.datetime, now: dt.datetime) -> briefing_mod.Briefing:
+    """What changed from ``since`` to ``now`` (minutes: the cache serves a page's reruns within a minute)."""
+    return _briefing(store, store.location, store.data_version(), _key(filters), since, now)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
+def _settling(_store: Store, location: str, version: str, key: FilterKey, now: dt.datetime) -> settling.Settling:
+    return settling.settling(_store, _filters(key), now=now)
+
+
+def settling_metrics(store: Store, filters: Filters, *, now: dt.datetime) -> settling.Settling:
+    """Backlog age, oldest open items, time to settle, auto-resolved share and regressions (lib/settling.py)."""
+    return _settling(store, store.location, store.data_version(), _key(filters), now)
 
 
 def recent_operations(store: Store) -> pd.DataFrame:

@@ -29,11 +29,12 @@ def md(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
-def kpi_row(tiles: list[tuple[str, str, str]]) -> None:
-    """(label, value, help) tiles in one bordered row."""
+def kpi_row(tiles: list[tuple[str, str, str]], deltas: list[str | None] | None = None) -> None:
+    """(label, value, help) tiles in one bordered row, each with an optional delta text ("+12 since ...")."""
     cols = st.columns(len(tiles))
-    for col, (label, value, help_text) in zip(cols, tiles, strict=True):
-        col.metric(label, value, help=help_text, border=True)
+    for i, (col, (label, value, help_text)) in enumerate(zip(cols, tiles, strict=True)):
+        delta = deltas[i] if deltas else None
+        col.metric(label, value, help=help_text, border=True, delta=delta, delta_color="off")
 
 
 def fmt_int(n: int) -> str:

@@ -7,7 +7,8 @@ import math
 import streamlit as st
 
 from lib import resolution
-from lib.model import SORTS, ItemKey, Page
+from lib.model import CHANGE_KINDS, SORTS, ItemKey, Page
+from ui import briefing as briefing_panel
 from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
 from ui.widgets import ITEM_COLUMN_CONFIG, ITEM_COLUMN_ORDER, fmt_int, md
@@ -24,6 +25,10 @@ K_SHOWN, K_ACT_ON = "failures_shown_keys", "failures_act_on"
 
 store = context.get_store()
 f = filters.current()
+# A link from the overview's "what changed" panel (or the nightly digest) narrows the list to those items.
+wanted = briefing_panel.changed_filter()
+if isinstance(wanted, tuple):
+    f = f.with_(changed=wanted[0], changed_since=wanted[1])
 actor = identity.current_actor()
 resolve.show_toast()
 
@@ -37,6 +42,19 @@ total = context.guarded(lambda: data.count(store, f))
 
 st.title("Failure list")
 st.caption(md(filters.describe(f)))
+if isinstance(wanted, str):
+    st.warning(f"Ignored from the link: {wanted}. Showing every item the filters cover.", icon=":material/link_off:")
+elif wanted:
+    kind, since = wanted
+    note, clear = st.columns([5, 1], vertical_alignment="center")
+    note.info(
+        f"Showing only the **{fmt_int(total)}** item(s) counted as **{CHANGE_KINDS[kind]}** since "
+        f"{since:%Y-%m-%d %H:%M} UTC. {briefing_panel.HELP[kind]}",
+        icon=":material/filter_alt:",
+    )
+    if clear.button("Show every item", key="failures_clear_changed", icon=":material/close:"):
+        briefing_panel.clear_changed()
+        st.rerun()
 
 top = st.columns([2, 2, 1, 1.2, 2], vertical_alignment="bottom")
 sort = top[0].selectbox("Sort by", SORTS, key=K_SORT)

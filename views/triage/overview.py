@@ -10,11 +10,15 @@ import streamlit as st
 
 from lib.model import SourceTable
 from ui import actions, context, data, filters, identity, resolve
+from ui import briefing as briefing_panel
 from ui.widgets import TYPE_COLOURS, TYPE_ORDER, fmt_int, kpi_row, md
 
 K_MATRIX = "overview_matrix"
 K_TREND = "overview_trend"
 K_GOTO = "overview_goto_list"
+#: Youngest to oldest: from calm to alarming.
+AGE_COLOURS = ["#9cc9a8", "#c7d98b", "#f2d272", "#f5a85b", "#e0683a", "#a8321a", "#999999"]
+now_minute = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 
 if st.session_state.pop(K_GOTO, False):
     filters.switch_page_keeping_filters("views/triage/failures.py")
@@ -25,8 +29,19 @@ f = filters.current()
 st.title("Failure overview")
 st.caption(md(filters.describe(f)))
 
+actor = identity.current_actor()
+b = context.guarded(lambda: briefing_panel.panel(store, f, actor))
 k = context.guarded(lambda: data.kpis(store, f))
 hidden = k.expected if f.hide_expected else 0
+
+
+def _vs_then(name: str) -> str | None:
+    if b is None:
+        return None
+    change = getattr(b.kpis_now, name) - getattr(b.kpis_then, name)
+    return f"{change:+,} vs then" if change else "same as then"
+
+
 kpi_row(
     [
         ("Items", fmt_int(k.items), f"Failure items shown ({fmt_int(k.occurrences)} rows recorded for them)"),
@@ -40,10 +55,10 @@ kpi_row(
             f"{fmt_int(k.expected)} of {fmt_int(k.all_items)} items have a category operators treat as expected"
             + (f"; {fmt_int(hidden)} are set aside" if hidden else ""),
         ),
-    ]
+    ],
+    [_vs_then(n) for n in ("items", "unresolved", "correctable", "uncorrectable", "unclassified")] + [None],
 )
 resolve.show_toast()
-actor = identity.current_actor()
 actions.classify_panel(store, f, actor)
 actions.suggestions(store, f, actor)
 if hidden:
@@ -150,6 +165,32 @@ with right:
             f"{fmt_int(int(m['occurrences'].sum()))} rows recorded for these {fmt_int(int(m['items'].sum()))} items "
             "(reruns and duplicates collapse into one item)."
         )
+    st.subheader("Open backlog by age")
+    ages = context.guarded(lambda: data.settling_metrics(store, f, now=now_minute).backlog)
+    if int(ages["items"].sum()) == 0:
+        st.caption("No open items: nothing is waiting.")
+    else:
+        age_fig = go.Figure(
+            go.Bar(
+                x=ages["items"],
+                y=ages["age"],
+                orientation="h",
+                marker_color=AGE_COLOURS[: len(ages)],
+                text=[fmt_int(int(v)) for v in ages["items"]],
+                textposition="auto",
+                hovertemplate="%{y}: %{x:,} open items<extra></extra>",
+            )
+        )
+        age_fig.update_layout(
+            height=230,
+            margin={"l": 10, "r": 10, "t": 10, "b": 10},
+            yaxis={"autorange": "reversed", "title": None},
+            xaxis={"title": "open items"},
+            plot_bgcolor="white",
+            dragmode=False,
+        )
+        st.plotly_chart(age_fig, key="overview_backlog_age", config={"displayModeBar": False})
+        st.page_link("views/triage/settling.py", label="How fast items get settled", icon=":material/timer:")
 
 st.subheader("Items per date, by failure type")
 t = context.guarded(lambda: data.trend(store, f))

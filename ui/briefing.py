@@ -1,0 +1,185 @@
+"""The overview's "what changed" panel: the comparison point, the change counts with links, the visit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from lib import briefing
+from lib.errors import TriageError
+from lib.model import CHANGE_KINDS, Actor, Filters, parse_instant
+from lib.store import Store
+from ui import data
+from ui.widgets import fmt_int, md
+
+K_COMPARE = "compare"  # bound to the URL: a shared link keeps its comparison
+K_AT_DAY, K_AT_TIME = "compare_day", "compare_time"
+K_VISIT = "briefing_previous_visit"  # {operator: previous visit or None}, read once per session
+K_VISIT_PROBLEM = "briefing_visit_problem"
+
+LAST_DAY, LAST_VISIT, CHOSEN = "24 hours ago", "My last visit", "A chosen time"
+
+HELP = {
+    "new": "Items first recorded after the comparison point.",
+    "regressed": "Items resolved before, recorded again by a run since (REGRESSED now, not then).",
+    "settled": "Items RESOLVED or PERMANENT now that were not then.",
+    "reclassified": "Items whose failure type or correctability differs from the one shown then.",
+    "new_correctable": "Open correctable items now that were not open and correctable then.",
+}
+ICONS = {
+    "new": ":material/fiber_new:",
+    "regressed": ":material/replay:",
+    "settled": ":material/task_alt:",
+    "reclassified": ":material/swap_horiz:",
+    "new_correctable": ":material/build:",
+}
+
+
+def stamp(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def remember_visit(store: Store, actor: Actor | None) -> None:
+    """Once per session and operator: keep the previous visit for "since my last visit", record this one."""
+    if actor is None or not actor.name.strip() or actor.name.strip().casefold() == "system":
+        return
+    seen: dict[str, dt.datetime | None] = st.session_state.setdefault(K_VISIT, {})
+    name = actor.name.strip()
+    if name in seen:
+        return
+    now = dt.datetime.now(dt.UTC)
+    try:
+        seen[name] = briefing.last_visit(store, name, before=now)
+        briefing.record_visit(store, actor, at=now)
+    except TriageError as exc:  # a read-only database: browse on, without remembering
+        seen.setdefault(name, None)
+        st.session_state[K_VISIT_PROBLEM] = exc.what
+
+
+def _comparison(actor: Actor | None, now: dt.datetime) -> tuple[dt.datetime, str] | None:
+    """The comparison point the operator chose, and how to say it; None when it cannot be used yet."""
+    choice = st.segmented_control(
+        "Compare with",
+        [LAST_DAY, LAST_VISIT, CHOSEN],
+        default=LAST_DAY,
+        key=K_COMPARE,
+        bind="query-params",
+        label_visibility="collapsed",
+    )
+    if choice == LAST_VISIT:
+        name = actor.name.strip() if actor else ""
+        if not name:
+            st.caption(":material/person: Give your name in the sidebar (or sign in) to compare with your last visit.")
+            return None
+        previous = st.session_state.get(K_VISIT, {}).get(name)
+        if previous is None:
+            problem = st.session_state.get(K_VISIT_PROBLEM)
+            st.caption(
+                f":material/history: No earlier visit of **{md(name)}** is recorded"
+                + (f" ({md(problem)})" if problem else "")
+                + ": comparing with 24 hours ago."
+            )
+            return now - dt.timedelta(hours=briefing.DEFAULT_HOURS), "24 hours ago"
+        return previous, f"your last visit ({previous:%Y-%m-%d %H:%M} UTC)"
+    if choice == CHOSEN:
+        default = now - dt.timedelta(days=7)
+        left, right = st.columns(2)
+        day = left.date_input("Day (UTC)", value=default.date(), max_value=now.date(), key=K_AT_DAY)
+        time = right.time_input("Time (UTC)", value=dt.time(default.hour, 0), key=K_AT_TIME, step=3600)
+        if not isinstance(day, dt.date) or not isinstance(time, dt.time):
+            return None
+        at = parse_instant(f"{day.isoformat()}T{time.isoformat()}")
+        if at >= now:
+            st.warning("The chosen time is in the future: choose a time before now.")
+            return None
+        return at, f"{at:%Y-%m-%d %H:%M} UTC"
+    return now - dt.timedelta(hours=briefing.DEFAULT_HOURS), "24 hours ago"
+
+
+def _delta(n: int) -> str:
+    return f"{n:+,} vs the period before" if n else "same as the period before"
+
+
+def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | None:
+    """Draw the panel; returns the briefing (for the KPIs' deltas), or None when there is nothing to compare."""
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    with st.container(border=True):
+        head, choose = st.columns([1.4, 2], vertical_alignment="center")
+        head.markdown("#### :material/notifications: What changed")
+        with choose:
+            chosen = _comparison(actor, now)
+        if chosen is None:
+            return None
+        since, said = chosen
+        b = data.briefing(store, f, since=since, now=now)
+        st.caption(
+            f"Since {md(said)} ({since:%a %b %d, %H:%M} UTC) for the items the sidebar covers; each delta compares "
+            f"with the {_span(now - since)} before."
+        )
+        cols = st.columns(len(CHANGE_KINDS))
+        for col, (kind, label) in zip(cols, CHANGE_KINDS.items(), strict=True):
+            with col:
+                st.metric(label, fmt_int(b.counts[kind]), delta=_delta(b.delta(kind)) if b.counts[kind] or
+                          b.previous[kind] else None, delta_color="off", help=HELP[kind], border=False)  # fmt: skip
+                st.page_link(
+                    "views/triage/failures.py",
+                    label="List them" if b.counts[kind] else "Nothing to list",
+                    icon=ICONS[kind],
+                    query_params={**filter_params(f), "changed": kind, "since": stamp(since)},
+                    disabled=not b.counts[kind],
+                )
+        if len(b.settled_by):
+            who = ", ".join(f"**{md(r.who)}** {fmt_int(int(r['items']))} {str(r.status).lower()}"
+                            for _, r in b.settled_by.iterrows())  # fmt: skip
+            st.caption(f":material/task_alt: Settled by {who}.")
+        if len(b.reclassified):
+            moves = ", ".join(f"{md(r['from'])} → {md(r.to)} {fmt_int(int(r['items']))}"
+                              for _, r in b.reclassified.head(6).iterrows())  # fmt: skip
+            more = len(b.reclassified) - 6
+            st.caption(f":material/swap_horiz: Verdicts changed: {moves}" + (f" and {more} more moves." if more > 0
+                                                                              else "."))  # fmt: skip
+    return b
+
+
+def _span(delta: dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} hours" if hours < 72 else f"{hours / 24:.0f} days"
+
+
+def filter_params(f: Filters) -> dict[str, str]:
+    """The sidebar's URL parameters for a filter (what a link must carry to keep the view)."""
+    out: dict[str, str] = {}
+    if f.date_from:
+        out["from"] = f.date_from.isoformat()
+    if f.date_to:
+        out["to"] = f.date_to.isoformat()
+    for key, values in (("table", f.tables), ("processor", f.processors), ("category", f.categories),
+                        ("type", f.failure_types), ("correctable", f.correctable), ("status", f.statuses)):  # fmt: skip
+        if values:
+            out[key] = ",".join(values)
+    if f.entity:
+        out["entity"] = f.entity
+    if not f.hide_expected:
+        out["hide_expected"] = "false"
+    return out
+
+
+def changed_filter() -> tuple[str, dt.datetime] | str | None:
+    """The failure list's ``changed`` and ``since`` URL parameters: (kind, instant), None, or why they are unusable."""
+    kind = (st.query_params.get("changed") or "").strip()
+    raw = (st.query_params.get("since") or "").strip()
+    if not kind and not raw:
+        return None
+    if kind not in CHANGE_KINDS:
+        return f"`changed` = “{md(kind[:60])}” is not one of {', '.join(CHANGE_KINDS)}"
+    try:
+        return kind, parse_instant(raw)
+    except ValueError as exc:
+        return f"`since`: {md(str(exc))}"
+
+
+def clear_changed() -> None:
+    for key in ("changed", "since"):
+        if key in st.query_params:
+            del st.query_params[key]

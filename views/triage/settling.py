@@ -1,0 +1,126 @@
+"""Settling: how the backlog is ageing and how fast failures get settled, week by week."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from ui import context, data, filters
+from ui.widgets import ITEM_COLUMN_CONFIG, fmt_int, md
+
+store = context.get_store()
+f = filters.current()
+now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+
+st.title("Settling")
+st.caption(md(filters.describe(f)) + " · the status filter does not apply here")
+s = context.guarded(lambda: data.settling_metrics(store, f, now=now))
+
+weeks = s.by_week
+settled_total = int(weeks["settled"].sum()) if len(weeks) else 0
+auto_total = int(weeks["auto_settled"].sum()) if len(weeks) else 0
+open_total = int(s.backlog["items"].sum())
+tiles = st.columns(4)
+tiles[0].metric("Open items", fmt_int(open_total), help="UNRESOLVED, INVESTIGATING or REGRESSED", border=True)
+oldest = s.oldest["first_seen"].dropna().min() if len(s.oldest) else None
+tiles[1].metric(
+    "Oldest open",
+    f"{(now - pd.Timestamp(oldest).to_pydatetime()).days:,} days" if oldest is not None and pd.notna(oldest) else "–",
+    help="Since a run first recorded the oldest open item",
+    border=True,
+)
+tiles[2].metric(
+    "Settled", fmt_int(settled_total), help="Settlements (to RESOLVED or PERMANENT) in the range", border=True
+)
+tiles[3].metric(
+    "Auto-resolved share",
+    f"{auto_total / settled_total:.0%}" if settled_total else "–",
+    help="Settlements the nightly auto-resolve made, of all settlements",
+    border=True,
+)
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("Open backlog by age")
+    fig = go.Figure(
+        go.Bar(
+            x=s.backlog["age"],
+            y=s.backlog["items"],
+            marker_color=["#9cc9a8", "#c7d98b", "#f2d272", "#f5a85b", "#e0683a", "#a8321a", "#999999"][
+                : len(s.backlog)
+            ],
+            text=[fmt_int(int(v)) for v in s.backlog["items"]],
+            textposition="outside",
+            hovertemplate="%{x}: %{y:,} open items<extra></extra>",
+        )
+    )
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 20, "b": 10}, yaxis={"title": "open items"},
+                      plot_bgcolor="white", dragmode=False)  # fmt: skip
+    st.plotly_chart(fig, key="settling_age", config={"displayModeBar": False})
+    st.caption("Age: time since a run first recorded the item.")
+
+with right:
+    st.subheader("Time to settle, per week")
+    if weeks["median_hours"].notna().any():
+        fig = go.Figure()
+        timed = weeks.dropna(subset=["median_hours"])
+        fig.add_scatter(x=timed["week"], y=timed["median_hours"], name="median", mode="lines+markers",
+                        line={"color": "#2f6db5"})  # fmt: skip
+        fig.add_scatter(x=timed["week"], y=timed["p90_hours"], name="90th percentile", mode="lines+markers",
+                        line={"color": "#c43c0f", "dash": "dot"})  # fmt: skip
+        fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 20, "b": 10}, yaxis={"title": "hours"},
+                          legend={"orientation": "h", "y": 1.1}, plot_bgcolor="white", dragmode=False)  # fmt: skip
+        st.plotly_chart(fig, key="settling_time", config={"displayModeBar": False})
+        st.caption("From when an item became open (first recorded, or reopened) to RESOLVED or PERMANENT.")
+    else:
+        st.info("Nothing was settled in this range yet.", icon=":material/hourglass_empty:")
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("Settled per week, and the auto-resolved share")
+    if len(weeks) and settled_total:
+        fig = go.Figure()
+        fig.add_bar(x=weeks["week"], y=weeks["settled"] - weeks["auto_settled"], name="by people",
+                    marker_color="#2f6db5")  # fmt: skip
+        fig.add_bar(x=weeks["week"], y=weeks["auto_settled"], name="auto-resolved", marker_color="#9cc9a8")
+        fig.update_layout(barmode="stack", height=280, margin={"l": 10, "r": 10, "t": 20, "b": 10},
+                          legend={"orientation": "h", "y": 1.1}, plot_bgcolor="white", dragmode=False)  # fmt: skip
+        st.plotly_chart(fig, key="settling_weekly", config={"displayModeBar": False})
+    else:
+        st.caption("No settlements in this range.")
+with right:
+    st.subheader("Regressions per week")
+    if len(weeks) and int(weeks["regressions"].sum()):
+        fig = go.Figure(go.Bar(x=weeks["week"], y=weeks["regressions"], marker_color="#e0683a",
+                               hovertemplate="week of %{x|%Y-%m-%d}: %{y:,} regressions<extra></extra>"))  # fmt: skip
+        fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 20, "b": 10}, plot_bgcolor="white",
+                          dragmode=False)  # fmt: skip
+        st.plotly_chart(fig, key="settling_regressions", config={"displayModeBar": False})
+        st.caption("A regression: a resolved item recorded again by a run before anyone decided on it again.")
+    else:
+        st.caption("No regressions in this range.")
+
+st.subheader("The numbers")
+tab_week, tab_proc, tab_oldest = st.tabs(["Per week", "Per week, processor and failure type", "Oldest open items"])
+hours = st.column_config.NumberColumn(format="%.1f h")
+with tab_week:
+    st.dataframe(weeks, hide_index=True, key="settling_week_table", column_config={
+        "week": st.column_config.DateColumn("Week of", format="YYYY-MM-DD"), "median_hours": hours,
+        "p90_hours": hours, "auto_share": st.column_config.NumberColumn("Auto share", format="percent")})  # fmt: skip
+    st.download_button("Download CSV", data.csv_bytes([weeks], list(weeks.columns)), "settling-per-week.csv",
+                       "text/csv", key="settling_week_csv", icon=":material/download:")  # fmt: skip
+with tab_proc:
+    table = s.by_processor
+    st.dataframe(table, hide_index=True, key="settling_processor_table", column_config={
+        "week": st.column_config.DateColumn("Week of", format="YYYY-MM-DD"), "median_hours": hours,
+        "p90_hours": hours})  # fmt: skip
+    st.download_button("Download CSV", data.csv_bytes([table], list(table.columns)), "settling-per-processor.csv",
+                       "text/csv", key="settling_processor_csv", icon=":material/download:")  # fmt: skip
+with tab_oldest:
+    columns = ["item_date", "processor_name", "entity_id", "status", "failure_type", "first_seen", "last_seen"]
+    st.dataframe(s.oldest[columns], hide_index=True, key="settling_oldest",
+                 column_config={k: v for k, v in ITEM_COLUMN_CONFIG.items() if k in columns})  # fmt: skip
+    st.caption(f"The {len(s.oldest)} open items first recorded longest ago.")
