@@ -973,16 +973,112 @@ def write(store: Store, demo: Demo, progress: Progress = _no_progress) -> dict[s
     return written
 
 
+# ---------------------------------------------------------------------------------------------
+# The team's triage during the season: who settled what, when (for the Settling page and the briefing)
+# ---------------------------------------------------------------------------------------------
+
+_OPERATORS = (("alice", 5), ("bob", 3), ("carol", 2))
+_PERMANENT_CATEGORIES = {"INCOMPLETE_DATA", "INSUFFICIENT_DATA", "EXPECTED_INCOMPLETE", "INCOMPLETE_UPSTREAM"}
+#: The season's last days stay untouched: the open backlog a team has on a Monday morning.
+_UNTOUCHED_DAYS = 10
+
+
+def _delay(rng: random.Random, median_hours: float) -> dt.timedelta:
+    return dt.timedelta(hours=min(24 * 40, rng.lognormvariate(math.log(median_hours), 1.0)))
+
+
+def triage_history(demo: Demo, seed: int = 7) -> pd.DataFrame:
+    """Resolution events a team could have made during the season: most items settled within a day or two
+    (did-not-play categories PERMANENT, the rest RESOLVED after re-processing), some by the nightly
+    auto-resolve, a few reopened; items recorded again after being resolved regress, and most are settled
+    again. Deterministic for a seed; every event is in the past of the failure rows it follows."""
+    from lib.model import ItemKey
+
+    rng = random.Random(seed * 7919 + 11)
+    operators = [name for name, weight in _OPERATORS for _ in range(weight)]
+    frames = []
+    for table, frame in sorted(demo.failures.items()):
+        date_column = "prediction_date" if table == "prediction_failures" else "analysis_date"
+        frames.append(frame.assign(source_table=table, item_date=frame[date_column])[
+            ["source_table", "processor_name", "item_date", "entity_id", "failure_category", "created_at"]])  # fmt: skip
+    rows = pd.concat(frames, ignore_index=True).sort_values(
+        ["source_table", "processor_name", "item_date", "entity_id", "created_at"], kind="stable"
+    )
+    last_day = max(rows["item_date"])
+    events: list[dict[str, object]] = []
+
+    def add(key: ItemKey, frm: str, to: str, who: str, at: dt.datetime, note: str, origin: str) -> None:
+        events.append({
+            "event_id": f"demo-{rng.getrandbits(64):016x}", "item_key": key.text, "source_table": key.source_table,
+            "processor_name": key.processor_name, "item_date": key.item_date, "entity_id": key.entity_id,
+            "from_status": frm, "to_status": to, "actor": who, "note": note, "at": at,
+            "batch_id": f"demo-{who}-{at:%Y%m%d}", "origin": origin,
+        })  # fmt: skip
+
+    for (table, processor, day, entity), item in rows.groupby(
+        ["source_table", "processor_name", "item_date", "entity_id"], sort=True
+    ):
+        if (last_day - day).days < _UNTOUCHED_DAYS or rng.random() > 0.6:
+            continue
+        key = ItemKey(str(table), str(processor), day, str(entity))
+        seen = [pd.Timestamp(t).to_pydatetime() for t in item["created_at"]]
+        permanent = str(item["failure_category"].iloc[-1]).upper() in _PERMANENT_CATEGORIES and rng.random() < 0.7
+        if permanent:
+            at = seen[0] + _delay(rng, 20)
+            add(key, "UNRESOLVED", "PERMANENT", rng.choice(operators), at, "Did not play: confirmed in the gamebook.",
+                "dashboard")  # fmt: skip
+            if rng.random() < 0.03:  # a second look: the player did play after all
+                back = at + _delay(rng, 30)
+                add(key, "PERMANENT", "UNRESOLVED", rng.choice(operators), back, "He played: box score has minutes.",
+                    "dashboard")  # fmt: skip
+                add(key, "UNRESOLVED", "RESOLVED", rng.choice(operators), back + _delay(rng, 10),
+                    "Re-processed after the box score was re-scraped.", "dashboard")  # fmt: skip
+            continue
+        # RESOLVED after re-processing: by a person soon after the run, or by the nightly auto-resolve.
+        if rng.random() < 0.25:
+            night = dt.datetime.combine(seen[0].date() + dt.timedelta(days=1 + rng.randrange(3)), dt.time(4, 0),
+                                        tzinfo=dt.UTC)  # fmt: skip
+            at, who, origin, note = night, "system", "autoresolve", "Auto-resolved: every missing game has arrived."
+        else:
+            at, who, origin = seen[0] + _delay(rng, 6), rng.choice(operators), "dashboard"
+            if len(seen) > 1 and rng.random() < 0.5:  # resolved between two attempts of the processor
+                at = seen[0] + (seen[1] - seen[0]) * rng.uniform(0.2, 0.8)
+            note = "Re-processed; the data is complete now."
+        add(key, "UNRESOLVED", "RESOLVED", who, at, note, origin)
+        again = [t for t in seen if t > at]
+        if again and rng.random() < 0.7:  # recorded again after it was resolved: settled again
+            add(key, "REGRESSED", "RESOLVED", rng.choice(operators), again[0] + _delay(rng, 12),
+                "Recurred after a rerun; re-processed again.", "dashboard")  # fmt: skip
+    frame = pd.DataFrame(events)
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame
+
+
 def seed(
-    store: Store, seed: int = 7, progress: Progress = _no_progress, *, actor: Actor | None, origin: str = "lib"
+    store: Store,
+    seed: int = 7,
+    progress: Progress = _no_progress,
+    *,
+    actor: Actor | None,
+    origin: str = "lib",
+    history: bool = True,
 ) -> Demo:
-    """Simulate the season and write it (``actor`` must be a resolver; recorded in the operations log)."""
+    """Simulate the season and write it (``actor`` must be a resolver; recorded in the operations log), with
+    the team's triage during the season (``history``: resolution events, for the Settling page)."""
     with operations.logged(store, "demo", actor, origin=origin) as op:
         progress(0.05, "Simulating the 2021-22 season (schedule, rosters, box scores)")
         demo = build(seed)
         progress(0.45, f"Derived {demo.failure_rows:,} failure rows from the processors")
         write(store, demo, progress)
         op.summary = [f"Demo season, seed {seed}: {demo.failure_rows:,} failure rows."]
+        if history:
+            events = triage_history(demo, seed)
+            store.insert_frame("nba_processing.failure_resolutions", events, label="demo")
+            op.summary.append(f"{len(events):,} resolution events of the team's triage during the season.")
+    if history:
+        from lib import resolution
+
+        resolution.sync_statuses(store, actor=actor, origin=origin)
     return demo
 
 

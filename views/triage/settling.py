@@ -20,6 +20,19 @@ st.caption(md(filters.describe(f)) + " · the status filter does not apply here"
 s = context.guarded(lambda: data.settling_metrics(store, f, now=now))
 
 weeks = s.by_week
+WEEK_MS = 7 * 24 * 3600 * 1000
+#: Hours, or days when settling takes longer than a few days: the unit people think in.
+unit, per = ("days", 24.0) if (weeks["p90_hours"].max() if len(weeks) else 0) > 96 else ("hours", 1.0)
+
+
+def _week_axis(fig: go.Figure, title: str | None = None) -> None:
+    """Weekly ticks (a single week would otherwise get sub-second ones)."""
+    first = pd.Timestamp(weeks["week"].min()) - pd.Timedelta(days=4)
+    last = pd.Timestamp(weeks["week"].max()) + pd.Timedelta(days=4)
+    step = max(1, -(-len(weeks) // 14))  # at most about 14 ticks
+    fig.update_xaxes(type="date", tickformat="%b %d", dtick=WEEK_MS * step, range=[first, last], title=title)
+
+
 settled_total = int(weeks["settled"].sum()) if len(weeks) else 0
 auto_total = int(weeks["auto_settled"].sum()) if len(weeks) else 0
 open_total = int(s.backlog["items"].sum())
@@ -67,12 +80,15 @@ with right:
     if weeks["median_hours"].notna().any():
         fig = go.Figure()
         timed = weeks.dropna(subset=["median_hours"])
-        fig.add_scatter(x=timed["week"], y=timed["median_hours"], name="median", mode="lines+markers",
-                        line={"color": "#2f6db5"})  # fmt: skip
-        fig.add_scatter(x=timed["week"], y=timed["p90_hours"], name="90th percentile", mode="lines+markers",
-                        line={"color": "#c43c0f", "dash": "dot"})  # fmt: skip
-        fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 20, "b": 10}, yaxis={"title": "hours"},
-                          legend={"orientation": "h", "y": 1.1}, plot_bgcolor="white", dragmode=False)  # fmt: skip
+        fig.add_scatter(x=timed["week"], y=timed["median_hours"] / per, name="median", mode="lines+markers",
+                        line={"color": "#2f6db5"}, hovertemplate="week of %{x|%b %d}: %{y:.1f} " + unit)  # fmt: skip
+        fig.add_scatter(x=timed["week"], y=timed["p90_hours"] / per, name="90th percentile", mode="lines+markers",
+                        line={"color": "#c43c0f", "dash": "dot"},
+                        hovertemplate="week of %{x|%b %d}: %{y:.1f} " + unit)  # fmt: skip
+        fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 20, "b": 10}, yaxis={"title": unit,
+                          "rangemode": "tozero"}, legend={"orientation": "h", "y": 1.1}, plot_bgcolor="white",
+                          dragmode=False)  # fmt: skip
+        _week_axis(fig)
         st.plotly_chart(fig, key="settling_time", config={"displayModeBar": False})
         st.caption("From when an item became open (first recorded, or reopened) to RESOLVED or PERMANENT.")
     else:
@@ -88,6 +104,7 @@ with left:
         fig.add_bar(x=weeks["week"], y=weeks["auto_settled"], name="auto-resolved", marker_color="#9cc9a8")
         fig.update_layout(barmode="stack", height=280, margin={"l": 10, "r": 10, "t": 20, "b": 10},
                           legend={"orientation": "h", "y": 1.1}, plot_bgcolor="white", dragmode=False)  # fmt: skip
+        _week_axis(fig)
         st.plotly_chart(fig, key="settling_weekly", config={"displayModeBar": False})
     else:
         st.caption("No settlements in this range.")
@@ -98,6 +115,7 @@ with right:
                                hovertemplate="week of %{x|%Y-%m-%d}: %{y:,} regressions<extra></extra>"))  # fmt: skip
         fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 20, "b": 10}, plot_bgcolor="white",
                           dragmode=False)  # fmt: skip
+        _week_axis(fig)
         st.plotly_chart(fig, key="settling_regressions", config={"displayModeBar": False})
         st.caption("A regression: a resolved item recorded again by a run before anyone decided on it again.")
     else:
@@ -105,18 +123,24 @@ with right:
 
 st.subheader("The numbers")
 tab_week, tab_proc, tab_oldest = st.tabs(["Per week", "Per week, processor and failure type", "Oldest open items"])
-hours = st.column_config.NumberColumn(format="%.1f h")
+labels = {
+    "week": st.column_config.DateColumn("Week of", format="YYYY-MM-DD"),
+    "processor_name": st.column_config.TextColumn("Processor"),
+    "failure_type": st.column_config.TextColumn("Failure type"),
+    "settled": st.column_config.NumberColumn("Settled"),
+    "auto_settled": st.column_config.NumberColumn("Auto-resolved"),
+    "auto_share": st.column_config.NumberColumn("Auto share", format="percent"),
+    "median_hours": st.column_config.NumberColumn("Median (hours)", format="%.1f"),
+    "p90_hours": st.column_config.NumberColumn("90th pct (hours)", format="%.1f"),
+    "regressions": st.column_config.NumberColumn("Regressions"),
+}
 with tab_week:
-    st.dataframe(weeks, hide_index=True, key="settling_week_table", column_config={
-        "week": st.column_config.DateColumn("Week of", format="YYYY-MM-DD"), "median_hours": hours,
-        "p90_hours": hours, "auto_share": st.column_config.NumberColumn("Auto share", format="percent")})  # fmt: skip
+    st.dataframe(weeks, hide_index=True, key="settling_week_table", column_config=labels)
     st.download_button("Download CSV", data.csv_bytes([weeks], list(weeks.columns)), "settling-per-week.csv",
                        "text/csv", key="settling_week_csv", icon=":material/download:")  # fmt: skip
 with tab_proc:
     table = s.by_processor
-    st.dataframe(table, hide_index=True, key="settling_processor_table", column_config={
-        "week": st.column_config.DateColumn("Week of", format="YYYY-MM-DD"), "median_hours": hours,
-        "p90_hours": hours})  # fmt: skip
+    st.dataframe(table, hide_index=True, key="settling_processor_table", column_config=labels)
     st.download_button("Download CSV", data.csv_bytes([table], list(table.columns)), "settling-per-processor.csv",
                        "text/csv", key="settling_processor_csv", icon=":material/download:")  # fmt: skip
 with tab_oldest:
