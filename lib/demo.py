@@ -999,8 +999,8 @@ def triage_history(demo: Demo, seed: int = 7) -> pd.DataFrame:
     frames = []
     for table, frame in sorted(demo.failures.items()):
         date_column = "prediction_date" if table == "prediction_failures" else "analysis_date"
-        frames.append(frame.assign(source_table=table, item_date=frame[date_column])[
-            ["source_table", "processor_name", "item_date", "entity_id", "failure_category", "created_at"]])  # fmt: skip
+        columns = ["source_table", "processor_name", "item_date", "entity_id", "failure_category", "created_at"]
+        frames.append(frame.assign(source_table=table, item_date=frame[date_column])[columns])
     rows = pd.concat(frames, ignore_index=True).sort_values(
         ["source_table", "processor_name", "item_date", "entity_id", "created_at"], kind="stable"
     )
