@@ -1015,12 +1015,12 @@ def triage_history(demo: Demo, seed: int = 7) -> pd.DataFrame:
             "batch_id": f"demo-{who}-{at:%Y%m%d}", "origin": origin,
         })  # fmt: skip
 
-    for (table, processor, day, entity), item in rows.groupby(
-        ["source_table", "processor_name", "item_date", "entity_id"], sort=True
-    ):
+    for group, item in rows.groupby(["source_table", "processor_name", "item_date", "entity_id"], sort=True):
+        table, processor, day, entity = (str(group[0]), str(group[1]), group[2], str(group[3]))  # type: ignore[index]
+        assert isinstance(day, dt.date)
         if (last_day - day).days < _UNTOUCHED_DAYS or rng.random() > 0.6:
             continue
-        key = ItemKey(str(table), str(processor), day, str(entity))
+        key = ItemKey(table, processor, day, entity)
         seen = [pd.Timestamp(t).to_pydatetime() for t in item["created_at"]]
         permanent = str(item["failure_category"].iloc[-1]).upper() in _PERMANENT_CATEGORIES and rng.random() < 0.7
         if permanent:
