@@ -1016,7 +1016,7 @@ def triage_history(demo: Demo, seed: int = 7) -> pd.DataFrame:
         })  # fmt: skip
 
     for group, item in rows.groupby(["source_table", "processor_name", "item_date", "entity_id"], sort=True):
-        table, processor, day, entity = (str(group[0]), str(group[1]), group[2], str(group[3]))  # type: ignore[index]
+        table, processor, day, entity = (str(group[0]), str(group[1]), group[2], str(group[3]))
         assert isinstance(day, dt.date)
         if (last_day - day).days < _UNTOUCHED_DAYS or rng.random() > 0.6:
             continue
