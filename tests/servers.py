@@ -39,3 +39,58 @@ def stop(proc: subprocess.Popen[bytes], log: IO[str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+class HookServer:
+    """A local stand-in for a Slack incoming webhook: answers each POST as scripted, records what it got.
+
+    ``script`` is consumed one entry per request (the last one repeats): ``200`` (or any status) answers at
+    once; ``("slow", seconds, status)`` answers after ``seconds``; ``"drop"`` closes the connection unanswered.
+    """
+
+    def __init__(self, script: list[object]) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.script = list(script)
+        self.received: list[dict[str, object]] = []
+        self.paths: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.paths.append(self.path)
+                outer.received.append(json.loads(body or b"{}"))
+                step = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
+                status = step
+                if isinstance(step, tuple) and step[0] == "slow":
+                    time.sleep(float(step[1]))
+                    status = step[2]
+                if step == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(int(str(status)))
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok" if int(str(status)) == 200 else b"no")
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/s3cr3t-token"
+
+    def __enter__(self) -> HookServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
