@@ -112,6 +112,7 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
         if chosen is None:
             return None
         since, said = chosen
+        now = max(now, since + dt.timedelta(seconds=1))  # a visit earlier this very minute
         b = data.briefing(store, f, since=since, now=now)
         st.caption(
             f"Since {md(said)} ({since:%a %b %d, %H:%M} UTC) for the items the sidebar covers; each delta compares "

@@ -93,7 +93,7 @@ def test_the_default_view_is_not_hijacked_by_a_row_dated_in_the_far_future(hosti
 
 
 PAGES = ["views/triage/overview.py", "views/triage/failures.py", "views/triage/player.py", "views/triage/patterns.py",
-         "views/triage/work.py", "views/audit/activity.py"]  # fmt: skip
+         "views/triage/work.py", "views/triage/settling.py", "views/audit/activity.py"]  # fmt: skip
 
 
 @pytest.mark.parametrize("page", PAGES)

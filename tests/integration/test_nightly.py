@@ -58,8 +58,9 @@ def prepare(store: Store) -> str:
     resolution.apply(store, resolution.Scope.of_keys([key]), "RESOLVED", actor=Actor("alice"), note="re-ran PDC",
                      now=now - dt.timedelta(hours=48))  # fmt: skip
     _, processor, _, entity = key.split(":", 3)
-    frame = pd.DataFrame([precompute_row(processor_name=processor, analysis_date=UNTIL, entity_id=entity,
-                                         run_id="nightly-rerun", created_at=pd.Timestamp(now - dt.timedelta(hours=3)))])  # fmt: skip
+    again = pd.Timestamp(now - dt.timedelta(hours=3))
+    row = precompute_row(processor_name=processor, analysis_date=UNTIL, entity_id=entity, run_id="re", created_at=again)
+    frame = pd.DataFrame([row])
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     store.insert_frame("nba_processing.precompute_failures", frame)
     return key

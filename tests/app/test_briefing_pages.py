@@ -1,0 +1,126 @@
+"""The overview's "what changed" panel, its links into the failure list, visits, and the Settling page (AppTest)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lib import briefing, resolution
+from lib.model import Actor, Filters, Page
+from lib.store import DuckDBStore
+from lib.store import queries as q
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+FROM, TO = dt.date(2022, 3, 12), dt.date(2022, 4, 10)  # the demo's default 30 days
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _metric(at: AppTest, label: str) -> tuple[str, str | None]:
+    found = [m for m in at.metric if m.label == label]
+    assert found, [m.label for m in at.metric]
+    return found[0].value, found[0].proto.delta or None
+
+
+def _settle_some(db: Path, n: int, hours_ago: float) -> list[str]:
+    """Mark ``n`` items still UNRESOLVED permanent, as alice did ``hours_ago``."""
+    store = DuckDBStore(db)
+    keys = list(q.list_items(store, Filters(date_from=TO, date_to=TO, statuses=("UNRESOLVED",)), Page(1, n))["key"])
+    resolution.apply(store, resolution.Scope.of_keys(keys), "PERMANENT", actor=Actor("alice"), note="dnp",
+                     now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours_ago))  # fmt: skip
+    return keys
+
+
+def test_the_panel_counts_what_changed_and_the_kpis_say_by_how_much(app_db: Path) -> None:
+    _settle_some(app_db, 7, hours_ago=2)  # today
+    _settle_some(app_db, 3, hours_ago=30)  # yesterday's period: the delta's reference
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    value, delta = _metric(at, "Settled")
+    # 7 settled in the last 24 hours; the 3 before (they were settled 30 hours ago) make the delta +4.
+    assert value == "7" and delta == "+4 vs the period before"
+    assert _metric(at, "New items")[0] == "0" and _metric(at, "Regressed")[0] == "0"
+    unresolved, change = _metric(at, "Unresolved")
+    assert change == "-7 vs then"  # 7 items left UNRESOLVED since the comparison point
+    assert any("Settled by **alice** 7 permanent" in c.value for c in at.caption)
+
+
+def test_each_link_lists_exactly_the_counted_items(app_db: Path) -> None:
+    keys = _settle_some(app_db, 5, hours_ago=1)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"from": str(FROM), "to": str(TO), "changed": "settled",
+                            "since": since.strftime("%Y-%m-%dT%H:%M:%SZ")})  # fmt: skip
+    _run(at)
+    at.switch_page("views/triage/failures.py")
+    _run(at)
+    assert any("Showing only the **5** item(s) counted as **Settled**" in i.value for i in at.info)
+    shown = at.dataframe[0].value
+    assert sorted(shown["key"]) == sorted(keys) if "key" in shown else len(shown) == 5
+
+
+@pytest.mark.parametrize("params", [{"changed": "everything", "since": "2026-01-01"}, {"changed": "new", "since": "x"},
+                                    {"changed": "<b>new</b>"}, {"since": "9999-99-99"}])  # fmt: skip
+def test_a_broken_change_link_is_named_and_the_list_shows_everything(app_db: Path, params: dict[str, str]) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    _run(at)
+    at.switch_page("views/triage/failures.py")
+    _run(at)
+    assert any("Ignored from the link" in w.value for w in at.warning)
+    total = q.count_items(DuckDBStore(app_db), Filters(date_from=FROM, date_to=TO))
+    assert any(f"{total:,} items" in m.value for m in at.markdown)
+
+
+def test_since_my_last_visit_is_remembered_per_operator(app_db: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["identity_name"] = "dora"
+    _run(at)  # her first visit: recorded, and nothing earlier to compare with
+    store = DuckDBStore(app_db)
+    first = briefing.last_visit(store, "dora", before=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    assert first is not None
+    _settle_some(app_db, 4, hours_ago=0)  # after her visit
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a new session: her next morning
+    at.session_state["identity_name"] = "dora"
+    at.query_params["compare"] = "My last visit"
+    _run(at)
+    assert any("your last visit" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert _metric(at, "Settled")[0] == "4"
+    assert briefing.last_visit(store, "nobody", before=dt.datetime.now(dt.UTC)) is None
+
+
+def test_without_a_name_there_is_no_last_visit_to_compare_with(app_db: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["compare"] = "My last visit"
+    _run(at)
+    assert any("Give your name" in c.value for c in at.caption)
+    assert DuckDBStore(app_db).query("SELECT COUNT(*) AS n FROM nba_processing.triage_visits").iloc[0]["n"] == 0
+
+
+def test_the_settling_page_charts_and_tabulates(app_db: Path) -> None:
+    _settle_some(app_db, 6, hours_ago=5)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    _run(at)
+    at.switch_page("views/triage/settling.py")
+    _run(at)
+    titles = [s.value for s in at.subheader]
+    for wanted in ("Open backlog by age", "Time to settle, per week", "Regressions per week", "The numbers"):
+        assert wanted in titles
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Settled"] == "6"
+    store = DuckDBStore(app_db)
+    open_items = q.count_items(store, Filters(date_from=FROM, date_to=TO, statuses=("UNRESOLVED", "INVESTIGATING",
+                                                                                    "REGRESSED")))  # fmt: skip
+    assert shown["Open items"] == f"{open_items:,}"
+    week = at.dataframe[0].value
+    assert int(week["settled"].sum()) == 6
