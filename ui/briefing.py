@@ -121,8 +121,10 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
         cols = st.columns(len(CHANGE_KINDS))
         for col, (kind, label) in zip(cols, CHANGE_KINDS.items(), strict=True):
             with col:
-                st.metric(label, fmt_int(b.counts[kind]), delta=_delta(b.delta(kind)) if b.counts[kind] or
-                          b.previous[kind] else None, delta_color="off", help=HELP[kind], border=False)  # fmt: skip
+                shown = b.counts[kind] or b.previous[kind]
+                arrow = "auto" if b.delta(kind) else "off"
+                st.metric(label, fmt_int(b.counts[kind]), delta=_delta(b.delta(kind)) if shown else None,
+                          delta_color="off", delta_arrow=arrow, help=HELP[kind])  # fmt: skip
                 st.page_link(
                     "views/triage/failures.py",
                     label="List them" if b.counts[kind] else "Nothing to list",

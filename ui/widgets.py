@@ -34,7 +34,8 @@ def kpi_row(tiles: list[tuple[str, str, str]], deltas: list[str | None] | None =
     cols = st.columns(len(tiles))
     for i, (col, (label, value, help_text)) in enumerate(zip(cols, tiles, strict=True)):
         delta = deltas[i] if deltas else None
-        col.metric(label, value, help=help_text, border=True, delta=delta, delta_color="off")
+        arrow = "auto" if delta and delta[:1] in "+-" else "off"
+        col.metric(label, value, help=help_text, border=True, delta=delta, delta_color="off", delta_arrow=arrow)
 
 
 def fmt_int(n: int) -> str:

@@ -49,7 +49,7 @@ def test_the_panel_counts_what_changed_and_the_kpis_say_by_how_much(app_db: Path
     # 7 settled in the last 24 hours; the 3 before (they were settled 30 hours ago) make the delta +4.
     assert value == "7" and delta == "+4 vs the period before"
     assert _metric(at, "New items")[0] == "0" and _metric(at, "Regressed")[0] == "0"
-    unresolved, change = _metric(at, "Unresolved")
+    _, change = _metric(at, "Unresolved")
     assert change == "-7 vs then"  # 7 items left UNRESOLVED since the comparison point
     assert any("Settled by **alice** 7 permanent" in c.value for c in at.caption)
 

@@ -40,9 +40,14 @@ def _chromium() -> str:
 def server(demo_db_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = tmp_path_factory.mktemp("e2e") / "e2e.duckdb"
     shutil.copy(demo_db_path, db)
+    yield from serve(db, tmp_path_factory.mktemp("e2e-log"))
+
+
+def serve(db: Path, logs: Path) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port over the database ``db``; yields its URL, then stops it."""
     port = free_port()
     env = {**os.environ, "TRIAGE_DB": str(db)}
-    log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")  # noqa: SIM115
+    log = open(logs / "streamlit.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
