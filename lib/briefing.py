@@ -22,10 +22,10 @@ from lib.access import SYSTEM, NotAllowed
 from lib.errors import BadInput
 
 __all__ = ["BadInput", "Briefing", "NotAllowed", "brief", "comparison_point", "last_visit", "record_visit"]
-from lib.model import CHANGE_KINDS, UNCLASSIFIED, Actor, Filters, Kpis
+from lib.model import CHANGE_KINDS, OPEN_STATUSES, SETTLED_STATUSES, UNCLASSIFIED, Actor, Filters, Kpis
 from lib.store import queries as q
 from lib.store.base import Store
-from lib.store.history import OPEN_STATUSES, SETTLED_STATUSES, history_ctes
+from lib.store.history import history_ctes
 
 #: The instants every briefing query names, as parameters.
 _THEN, _BEFORE = "since_at", "before_at"

@@ -44,6 +44,9 @@ class ResolutionStatus(StrEnum):
 
 
 TARGET_STATUSES: tuple[ResolutionStatus, ...] = tuple(s for s in ResolutionStatus if s.is_target)
+#: Statuses that still need someone (or the nightly job) to act, and those that settle an item.
+OPEN_STATUSES: tuple[str, ...] = ("UNRESOLVED", "INVESTIGATING", "REGRESSED")
+SETTLED_STATUSES: tuple[str, ...] = ("RESOLVED", "PERMANENT")
 
 
 class Role(StrEnum):

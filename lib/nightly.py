@@ -242,9 +242,13 @@ def _cell(text: object) -> str:
 def digest_markdown(data: dict[str, Any]) -> str:
     since = data["compared_with"][:16].replace("T", " ")
     rng = data["range"]
-    scope = f"{rng['since'] or 'first date'} to {rng['until'] or 'last date'}"
+    if rng["since"] or rng["until"]:
+        scope = f"Item dates {rng['since'] or 'from the first'} to {rng['until'] or 'the last'}"
+    else:
+        scope = "All item dates"
     lines = [f"# Failure triage: what changed since {since} UTC", "",
-             f"Item dates {scope}. Generated {data['generated_at'][:16].replace('T', ' ')} UTC.", ""]  # fmt: skip
+             f"{scope}; expected categories (INSUFFICIENT_DATA and the like) set aside. "
+             f"Generated {data['generated_at'][:16].replace('T', ' ')} UTC.", ""]  # fmt: skip
     if data["thresholds_exceeded"]:
         lines += ["**Needs attention:** " + "; ".join(data["thresholds_exceeded"]) + ".", ""]
     job = data["job"]

@@ -29,6 +29,7 @@ from lib.errors import BadInput, TriageError
 from lib.model import (
     EARLIEST,
     LATEST,
+    OPEN_STATUSES,
     Actor,
     FailureType,
     Filters,
@@ -382,16 +383,14 @@ def _sync(store: Store, *, since: dt.date | None, until: dt.date | None) -> int:
 
 def dnp_scope(filters: Filters) -> Scope:
     """Every PLAYER_DNP item of the view that is not settled yet: candidates for PERMANENT."""
-    statuses = tuple(
-        s for s in ("UNRESOLVED", "INVESTIGATING", "REGRESSED") if not filters.statuses or s in filters.statuses
-    )
+    statuses = tuple(s for s in OPEN_STATUSES if not filters.statuses or s in filters.statuses)
     return Scope(filters.with_(failure_types=(FailureType.PLAYER_DNP.value,), statuses=statuses or ("UNRESOLVED",)))
 
 
 def complete_scope(since: dt.date | None, until: dt.date | None) -> Scope:
     """Open items whose data has arrived (classified COMPLETE)."""
     return Scope(Filters(date_from=since, date_to=until, failure_types=(FailureType.COMPLETE.value,),
-                         statuses=("UNRESOLVED", "INVESTIGATING", "REGRESSED"), hide_expected=False))  # fmt: skip
+                         statuses=OPEN_STATUSES, hide_expected=False))  # fmt: skip
 
 
 _AUTO_NOTE = (

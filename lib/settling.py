@@ -23,10 +23,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from lib.model import Filters
+from lib.model import OPEN_STATUSES, SETTLED_STATUSES, Filters
 from lib.store import queries as q
 from lib.store.base import Store
-from lib.store.history import OPEN_STATUSES, SETTLED_STATUSES
 
 #: Backlog age buckets: (label, upper bound in hours); the last one is open-ended.
 AGE_BUCKETS: tuple[tuple[str, float], ...] = (

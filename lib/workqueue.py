@@ -14,11 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from lib.model import Filters
+from lib.model import OPEN_STATUSES, Filters
 from lib.store import queries as q
 from lib.store.base import Store
-
-OPEN_STATUSES = ("UNRESOLVED", "INVESTIGATING", "REGRESSED")
 
 #: The pipeline's recovery order after a data gap: step number per processor (phase 3 first).
 RECOVERY_STEP: dict[str, tuple[int, str]] = {

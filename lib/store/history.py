@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lib.model import OPEN_STATUSES, SETTLED_STATUSES
+
+__all__ = ["EPOCH_SQL", "OPEN_STATUSES", "SETTLED_STATUSES", "change_condition", "history_ctes"]
 #: The moment before anything: a row with no created_at was always there.
 EPOCH_SQL = "TIMESTAMP '1970-01-01 00:00:00+00'"
-
-#: Statuses that need someone's (or the system's) attention, and those that settle an item.
-OPEN_STATUSES: tuple[str, ...] = ("UNRESOLVED", "INVESTIGATING", "REGRESSED")
-SETTLED_STATUSES: tuple[str, ...] = ("RESOLVED", "PERMANENT")
 
 _KEYS = ("source_table", "processor_name", "item_date", "entity_id")
 

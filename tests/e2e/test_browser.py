@@ -14,7 +14,7 @@ from tests.e2e.conftest import ARTIFACTS
 
 
 def _metric(page: Page, label: str) -> int:
-    tile = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    tile = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text(label, exact=True)).first
     value = tile.locator('[data-testid="stMetricValue"]').inner_text()
     return int(value.replace(",", "").strip())
 
@@ -29,7 +29,9 @@ def _settled(page: Page) -> None:
 
 def _metric_value(page: Page, label: str):
     return (
-        page.locator('[data-testid="stMetric"]').filter(has_text=label).first.locator('[data-testid="stMetricValue"]')
+        page.locator('[data-testid="stMetric"]')
+        .filter(has=page.get_by_text(label, exact=True))
+        .first.locator('[data-testid="stMetricValue"]')
     )
 
 
@@ -57,6 +59,8 @@ def test_overview_filter_click_through_and_csv_export(server: str, page: Page) -
     chart = page.locator('[data-testid="stPlotlyChart"]').first
     point = chart.locator("g.scatterlayer path.point").first
     expect(point).to_be_visible()
+    point.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
     box = point.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -160,6 +164,8 @@ def _click_point(page: Page, chart_index: int = 0, point_index: int = 0) -> None
     chart = page.locator('[data-testid="stPlotlyChart"]').nth(chart_index)
     point = chart.locator("g.scatterlayer path.point").nth(point_index)
     expect(point).to_be_visible()
+    point.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
     box = point.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib import players, resolution
-from lib.model import ItemKey
+from lib.model import OPEN_STATUSES, ItemKey
 from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
 from ui.widgets import ITEM_COLUMN_CONFIG, TYPE_COLOURS, fmt_int, kpi_row, md
@@ -73,7 +73,7 @@ teams = " → ".join(dict.fromkeys(season["team"])) if len(season) else "no team
 st.caption(f"Teams this season: {md(teams)} · items dated {f.date_from} to {f.date_to} (sidebar range)")
 
 outcomes = season["outcome"].value_counts() if len(season) else pd.Series(dtype=int)
-open_items = items[items["status"].isin(["UNRESOLVED", "INVESTIGATING", "REGRESSED"])] if len(items) else items
+open_items = items[items["status"].isin(OPEN_STATUSES)] if len(items) else items
 kpi_row(
     [
         (
