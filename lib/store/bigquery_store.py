@@ -294,10 +294,10 @@ class BigQueryStore(Store):
         now = time.monotonic()
         if now - self._version[0] < 5:
             return self._version[1]
-        from lib.store.schema import DASHBOARD_TABLES
+        from lib.store.schema import DASHBOARD_TABLES, TRIAGE_VISITS
 
         stamps = []
-        for table in (*FAILURE_TABLES, *DASHBOARD_TABLES):
+        for table in (*FAILURE_TABLES, *(t for t in DASHBOARD_TABLES if t is not TRIAGE_VISITS)):
             target = f"{self.project}.{self.dialect.dataset(table.dataset)}.{table.name}"
             try:
                 stamps.append(self._guard(self._modified(target), "reading table metadata"))

@@ -56,6 +56,7 @@ _DATE_COLUMN = {
     "nbac_gamebook_player_stats": "game_date",
     "player_game_summary": "game_date",
     "triage_operations": "DATE(started_at)",
+    "triage_visits": "DATE(visited_at)",
 }
 
 
