@@ -117,4 +117,17 @@ def recent(store: Store, *, limit: int = 200) -> pd.DataFrame:
     )
 
 
-__all__ = ["KINDS", "Operation", "check", "logged", "recent"]
+def latest(store: Store, kind: str) -> pd.Series | None:
+    """The most recent operation of ``kind`` (e.g. the nightly job), or None if it never ran."""
+    if "nba_processing.triage_operations" not in store.existing_tables():
+        return None
+    frame = store.query(
+        "SELECT started_at, finished_at, kind, actor, origin, outcome, summary FROM nba_processing.triage_operations "
+        "WHERE kind = @kind AND DATE(started_at) BETWEEN @a AND @b ORDER BY started_at DESC, operation_id LIMIT 1",
+        {"kind": kind, "a": EARLIEST, "b": LATEST},
+        label="operations",
+    )
+    return frame.iloc[0] if len(frame) else None
+
+
+__all__ = ["KINDS", "Operation", "check", "latest", "logged", "recent"]

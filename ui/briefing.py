@@ -132,6 +132,7 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
                     query_params={**filter_params(f), "changed": kind, "since": stamp(since)},
                     disabled=not b.counts[kind],
                 )
+        _nightly_line(store, now)
         if len(b.settled_by):
             who = ", ".join(f"**{md(r.who)}** {fmt_int(int(r['items']))} {str(r.status).lower()}"
                             for _, r in b.settled_by.iterrows())  # fmt: skip
@@ -145,8 +146,35 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
     return b
 
 
+#: A nightly job older than this is reported as late.
+LATE_AFTER = dt.timedelta(hours=36)
+
+
+def _nightly_line(store: Store, now: dt.datetime) -> None:
+    """When the nightly job last ran and how it ended: the team should know if the overnight work happened."""
+    last = data.last_nightly(store)
+    if last is None:
+        st.caption(
+            ":material/schedule: No nightly job has run on this data yet: schedule `python -m lib nightly` "
+            "(README, *The nightly job*) to classify, auto-resolve and sync after the pipeline's runs."
+        )
+        return
+    finished = last["finished_at"].to_pydatetime().astimezone(dt.UTC)
+    ago = _span(max(now - finished, dt.timedelta(0)))
+    said = f"Last nightly job {finished:%a %b %d, %H:%M} UTC ({ago} ago): **{md(last['outcome'])}**"
+    detail = md(str(last["summary"] or "")[:300])
+    if last["outcome"] != "done":
+        st.warning(f"{said}. {detail}", icon=":material/error:")
+    elif now - finished > LATE_AFTER:
+        st.warning(f"{said}; it has not run since. {detail}", icon=":material/schedule:")
+    else:
+        st.caption(f":material/schedule: {said}. {detail}")
+
+
 def _span(delta: dt.timedelta) -> str:
     hours = delta.total_seconds() / 3600
+    if hours < 1:
+        return f"{delta.total_seconds() / 60:.0f} minutes"
     return f"{hours:.0f} hours" if hours < 72 else f"{hours / 24:.0f} days"
 
 

@@ -97,6 +97,16 @@ def settling_metrics(store: Store, filters: Filters, *, now: dt.datetime) -> set
     return _settling(store, store.location, store.data_version(), _key(filters), now)
 
 
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=8)
+def _last_nightly(_store: Store, location: str, version: str) -> pd.Series | None:
+    return operations.latest(_store, "nightly")
+
+
+def last_nightly(store: Store) -> pd.Series | None:
+    """The nightly job's latest run (lib/nightly.py), from the operations log."""
+    return _last_nightly(store, store.location, store.data_version())
+
+
 def recent_operations(store: Store) -> pd.DataFrame:
     """The operations log: classifications, auto-resolves, syncs, demo writes (newest first)."""
     return _operations(store, store.location, store.data_version())

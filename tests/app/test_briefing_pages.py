@@ -124,3 +124,15 @@ def test_the_settling_page_charts_and_tabulates(app_db: Path) -> None:
     assert shown["Open items"] == f"{open_items:,}"
     week = at.dataframe[0].value
     assert int(week["settled"].sum()) == 6
+
+
+def test_the_overview_says_when_the_nightly_job_last_ran(app_db: Path) -> None:
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    assert any("No nightly job has run on this data yet" in c.value for c in at.caption)
+    from lib import nightly
+
+    result = nightly.run(DuckDBStore(app_db), now=dt.datetime.now(dt.UTC), since=TO, until=TO)
+    assert result.exit_code == 0
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    line = [c.value for c in at.caption if "Last nightly job" in c.value]
+    assert line and "**done**" in line[0] and f"classified {result.classified:,}" in line[0]
