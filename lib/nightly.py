@@ -57,6 +57,9 @@ class Result:
     started_at: dt.datetime
     since: dt.date | None
     until: dt.date | None
+    #: The dates the digest's links cover: the job's range, or the data's first and last date.
+    link_from: dt.date | None = None
+    link_to: dt.date | None = None
     classified: int = 0
     auto_resolved: int = 0
     synced: int = 0
@@ -178,6 +181,8 @@ def run(
             result.top_work = workqueue.plan(store, view).head(TOP_WORK)
             result.mass_dates = _mass_dates(store, view)
             result.exceeded = thresholds.exceeded(result.brief.counts)
+            extent = q.bounds(store)
+            result.link_from, result.link_to = since or extent.first_date, until or extent.last_date
             op.summary = [
                 f"classified {result.classified:,}, auto-resolved {result.auto_resolved:,}, "
                 f"synced {result.synced:,} rows.",
@@ -212,7 +217,7 @@ def digest_json(result: Result, *, dashboard: str | None) -> dict[str, Any]:
                 "label": CHANGE_KINDS[kind],
                 "items": b.counts[kind],
                 "delta": b.delta(kind),
-                "link": change_link(dashboard, kind, b.since, result.since, result.until),
+                "link": change_link(dashboard, kind, b.since, result.link_from, result.link_to),
             }
             for kind in CHANGE_KINDS
         },

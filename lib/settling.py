@@ -26,6 +26,7 @@ import pandas as pd
 from lib.model import OPEN_STATUSES, SETTLED_STATUSES, Filters
 from lib.store import queries as q
 from lib.store.base import Store
+from lib.store.history import EVENTS_CTE
 
 #: Backlog age buckets: (label, upper bound in hours); the last one is open-ended.
 AGE_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -52,13 +53,7 @@ def _scope(filters: Filters) -> Filters:
     return filters.with_(statuses=(), changed="", changed_since=None)
 
 
-_EVENTS = f""",
-ev AS (
-  SELECT {_KEY_LIST}, from_status, to_status, actor, origin, at,
-    CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS o
-  FROM nba_processing.failure_resolutions
-  WHERE item_date BETWEEN @date_from AND @date_to
-)"""
+_EVENTS = EVENTS_CTE
 
 _BACKLOG = f"""
 SELECT TIMESTAMP_DIFF(@now, first_seen, SECOND) / 3600.0 AS age_hours, COUNT(*) AS items
@@ -76,7 +71,7 @@ LIMIT @limit"""
 _SETTLEMENTS = f""",
 settles AS (
   SELECT e.*, LAG(e.at) OVER (PARTITION BY {", ".join("e." + k for k in _KEYS)} ORDER BY e.o) AS prev_at
-  FROM ev AS e
+  FROM hist_events AS e
   WHERE e.to_status IN ({_SETTLED}) AND COALESCE(e.from_status, '') NOT IN ({_SETTLED})
 ),
 reopened_by_row AS (
@@ -87,7 +82,7 @@ reopened_by_row AS (
 ),
 reopened_by_event AS (
   SELECT {", ".join("s." + k for k in _KEYS)}, s.o, MIN(e.at) AS t
-  FROM settles AS s JOIN ev AS e ON {_on("e", "s")}
+  FROM settles AS s JOIN hist_events AS e ON {_on("e", "s")}
   WHERE s.prev_at IS NOT NULL AND e.at > s.prev_at AND e.o < s.o AND e.to_status NOT IN ({_SETTLED})
   GROUP BY {", ".join("s." + k for k in _KEYS)}, s.o
 ),
@@ -114,7 +109,7 @@ GROUP BY DATE(at), processor_name, failure_type_label, origin = 'autoresolve',
 _REGRESSIONS = f""",
 decided AS (
   SELECT e.*, LEAD(e.at) OVER (PARTITION BY {", ".join("e." + k for k in _KEYS)} ORDER BY e.o) AS next_at
-  FROM ev AS e
+  FROM hist_events AS e
 ),
 regressions AS (
   SELECT {", ".join("d." + k for k in _KEYS)}, d.o, MIN(r.created_at) AS regressed_at

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from lib.model import OPEN_STATUSES, SETTLED_STATUSES
 
-__all__ = ["EPOCH_SQL", "OPEN_STATUSES", "SETTLED_STATUSES", "change_condition", "history_ctes"]
+__all__ = ["EPOCH_SQL", "EVENTS_CTE", "OPEN_STATUSES", "SETTLED_STATUSES", "change_condition", "history_ctes"]
 #: The moment before anything: a row with no created_at was always there.
 EPOCH_SQL = "TIMESTAMP '1970-01-01 00:00:00+00'"
 
@@ -36,6 +36,16 @@ def _on(left: str, right: str) -> str:
 
 def _correctable(value: str) -> str:
     return f"CASE WHEN {value} THEN 'correctable' WHEN NOT {value} THEN 'uncorrectable' ELSE 'unknown' END"
+
+
+#: Every status change of the items in range, with its order (time, then id): ``hist_events``.
+EVENTS_CTE = """,
+hist_events AS (
+  SELECT source_table, processor_name, item_date, entity_id, from_status, to_status, actor, origin, at,
+    CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS o
+  FROM nba_processing.failure_resolutions
+  WHERE item_date BETWEEN @date_from AND @date_to
+)"""
 
 
 def history_ctes(instants: Sequence[str]) -> str:
@@ -51,13 +61,7 @@ rows_at AS (
   SELECT {keys}, MIN(COALESCE(created_at, {EPOCH_SQL})) AS born{per_rows}
   FROM failure_rows
   GROUP BY {keys}
-),
-hist_events AS (
-  SELECT {keys}, from_status, to_status, actor, at,
-    CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS o
-  FROM nba_processing.failure_resolutions
-  WHERE item_date BETWEEN @date_from AND @date_to
-),
+){EVENTS_CTE},
 events_all AS (
   SELECT {keys}, ANY_VALUE(from_status HAVING MIN o) AS pre, ANY_VALUE(actor HAVING MAX o) AS last_actor
   FROM hist_events
