@@ -5,7 +5,8 @@
 For each size: seed the demo season plus synthetic rows (generated in the engine), then time
 (a) the bare baseline: one GROUP BY processor, category over the failure table, in the same range;
 (b) the overview's queries (KPIs, processor x category, trend): what the page asks the engine;
-(c) a full page run in Streamlit's AppTest, cold (empty caches) and warm (cached results).
+(c) a full page run in Streamlit's AppTest, cold (empty caches) and warm (cached results);
+(d) the what-changed panel's query and the Settling page's reads.
 Both for the default view (latest 30 days) and for the whole history. Medians of --repeat runs.
 Figures are printed, never asserted: the machines are shared and noisy.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib import demo  # noqa: E402
+from lib import briefing, demo, settling  # noqa: E402
 from lib.access import SYSTEM  # noqa: E402
 from lib.model import Filters  # noqa: E402
 from lib.store import DuckDBStore  # noqa: E402
@@ -57,6 +58,18 @@ def measure_queries(store: DuckDBStore, f: Filters, repeat: int) -> tuple[float,
         q.trend_of(cube, f.hide_expected)
 
     return median_seconds(lambda: store.query(BARE, params), repeat), median_seconds(overview, repeat)
+
+
+def measure_briefing(store: DuckDBStore, f: Filters, repeat: int) -> tuple[float, float]:
+    """(what changed, settling) median seconds: the overview's panel (items rebuilt at three instants from the
+    history) and the Settling page's four reads."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    return (
+        median_seconds(lambda: briefing.brief(store, f, now=now), repeat),
+        median_seconds(lambda: settling.settling(store, f, now=now), repeat),
+    )
 
 
 def seed(path: Path, rows: int) -> float:
@@ -104,7 +117,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     print(f"{'rows':>6} {'view':<13} {'baseline':>9} {'overview':>9} {'ratio':>6} {'page cold':>10} {'ratio':>6} "
-          f"{'page warm':>10} {'ratio':>6}")  # fmt: skip
+          f"{'page warm':>10} {'ratio':>6} {'changed':>9} {'ratio':>6} {'settling':>9} {'ratio':>6}")  # fmt: skip
     for label in args.sizes.split(","):
         rows = demo.parse_scale(label)
         path = out / f"overview-{label}.duckdb"
@@ -127,8 +140,11 @@ def main() -> None:
                 app = f"{cold:>9.3f}s {cold / base:>6.1f} {warm:>9.3f}s {warm / base:>6.1f}"
             else:
                 app = f"{'-':>10} {'-':>6} {'-':>10} {'-':>6}"
-            print(f"{label:>6} {view:<13} {base:>8.3f}s {page_time:>8.3f}s {page_time / base:>6.1f} {app}")
+            changed, settled = measure_briefing(store, f, args.repeat)
+            brief = f"{changed:>8.3f}s {changed / base:>6.1f} {settled:>8.3f}s {settled / base:>6.1f}"
+            print(f"{label:>6} {view:<13} {base:>8.3f}s {page_time:>8.3f}s {page_time / base:>6.1f} {app} {brief}")
     print("ratios: time / baseline (bare GROUP BY over the same rows, same run). Page runs use AppTest.")
+    print("changed: the overview's what-changed panel (three instants); settling: the Settling page's reads.")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from lib.classifier import ClassifierConfig
 from lib.config import Settings, window_settings_text
 from lib.errors import TriageError
 from lib.store import Store, open_store
+from lib.store.schema import DASHBOARD_TABLES
 
 T = TypeVar("T")
 
@@ -70,7 +71,15 @@ def classifier_config() -> ClassifierConfig:
 @st.cache_resource(show_spinner=False)
 def _store(key: str, _settings: Settings) -> Store:
     store = open_store(_settings)
-    store.init_schema(pipeline_tables=False)  # the dashboard's own tables, wherever it is pointed
+    try:
+        store.init_schema(pipeline_tables=False)  # the dashboard's own tables, wherever it is pointed
+    except TriageError as exc:  # e.g. read-only credentials on a dataset that predates a new table
+        missing = sorted(t.ref for t in DASHBOARD_TABLES if t.ref not in store.existing_tables())
+        raise TriageError(
+            f"The dashboard's table(s) {', '.join(missing)} do not exist here and could not be created: {exc.what}",
+            "Create them once with write access: `python -m lib init --db PATH --actor NAME` (or `--bigquery "
+            "PROJECT`); the dashboard can then run with read-only access.",
+        ) from exc
     return store
 
 

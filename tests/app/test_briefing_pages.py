@@ -136,3 +136,25 @@ def test_the_overview_says_when_the_nightly_job_last_ran(app_db: Path) -> None:
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
     line = [c.value for c in at.caption if "Last nightly job" in c.value]
     assert line and "**done**" in line[0] and f"classified {result.classified:,}" in line[0]
+
+
+def test_a_read_only_database_from_before_the_briefing_says_how_to_upgrade(app_db: Path) -> None:
+    import stat
+
+    import duckdb
+
+    with duckdb.connect(str(app_db)) as con:  # a database made before the briefing's two tables existed
+        con.execute("DROP TABLE nba_processing.classification_changes")
+        con.execute("DROP TABLE nba_processing.triage_visits")
+    app_db.chmod(stat.S_IRUSR | stat.S_IRGRP)
+    try:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.run()
+        assert not at.exception
+        message = " ".join(e.value for e in at.error)
+        assert "classification_changes" in message and "triage_visits" in message, message
+        assert "python -m lib init" in message
+    finally:
+        app_db.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))  # writable again: created on the way, and shown
+    assert _metric(at, "Settled")[0] == "0"
