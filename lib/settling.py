@@ -135,7 +135,7 @@ def week_of(day: object) -> dt.date:
 def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
     """Open items per age bucket (every bucket, in order, zero where empty)."""
     scope = _scope(filters)
-    frame = store.query(q.filtered_items_sql(scope, detail=True) + _BACKLOG, {**q.params_of(scope), "now": now},
+    frame = store.query(q.filtered_items_sql(scope) + _BACKLOG, {**q.params_of(scope), "now": now},
                         label="backlog-age")  # fmt: skip
     counts = dict.fromkeys([label for label, _ in AGE_BUCKETS] + [UNKNOWN_AGE], 0)
     for hours, items in zip(frame["age_hours"], frame["items"], strict=True):

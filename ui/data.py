@@ -92,6 +92,16 @@ def _settling(_store: Store, location: str, version: str, key: FilterKey, now: d
     return settling.settling(_store, _filters(key), now=now)
 
 
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
+def _backlog(_store: Store, location: str, version: str, key: FilterKey, now: dt.datetime) -> pd.DataFrame:
+    return settling.backlog_age(_store, _filters(key), now=now)
+
+
+def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
+    """Open items per age bucket: the overview's glance at the backlog (the Settling page has the rest)."""
+    return _backlog(store, store.location, store.data_version(), _key(filters), now)
+
+
 def settling_metrics(store: Store, filters: Filters, *, now: dt.datetime) -> settling.Settling:
     """Backlog age, oldest open items, time to settle, auto-resolved share and regressions (lib/settling.py)."""
     return _settling(store, store.location, store.data_version(), _key(filters), now)

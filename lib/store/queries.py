@@ -91,6 +91,7 @@ _ITEM_SUMMARY = {
     "is_correctable": _latest("is_correctable"),
     "row_status": _latest("resolution_status"),
     "last_seen": "MAX(created_at)",
+    "first_seen": "MIN(created_at)",
 }
 #: An item's entity type where its rows do not say it, guessed from the shape of its id.
 ENTITY_TYPE_GUESS = """CASE
@@ -109,7 +110,6 @@ _ITEM_DETAIL = {
     "entity_type": f"""COALESCE({_latest("entity_type")},
       {ENTITY_TYPE_GUESS})""",
     "runs": "COUNT(DISTINCT run_id)",
-    "first_seen": "MIN(created_at)",
     "latest_run_id": _latest("run_id"),
     "failure_reason": _latest("failure_reason"),
     "can_retry": _latest("can_retry"),

@@ -166,7 +166,7 @@ with right:
             "(reruns and duplicates collapse into one item)."
         )
     st.subheader("Open backlog by age")
-    ages = context.guarded(lambda: data.settling_metrics(store, f, now=now_minute).backlog)
+    ages = context.guarded(lambda: data.backlog_age(store, f, now=now_minute))
     if int(ages["items"].sum()) == 0:
         st.caption("No open items: nothing is waiting.")
     else:
