@@ -62,7 +62,8 @@ WHERE status IN ({_OPEN})
 GROUP BY TIMESTAMP_DIFF(@now, first_seen, SECOND) / 3600.0"""
 
 _OLDEST = f"""
-SELECT {q.ITEM_COLUMNS}
+SELECT source_table, phase, processor_name, item_date, entity_id, occurrences, first_seen, last_seen,
+  failure_category, failure_type_label AS failure_type, correctable_class, status, status_at
 FROM filtered
 WHERE status IN ({_OPEN})
 ORDER BY first_seen IS NULL, first_seen, item_date, source_table, processor_name, entity_id
@@ -123,7 +124,8 @@ GROUP BY DATE(g.regressed_at), g.processor_name, f.failure_type_label"""
 
 
 def _with(filters: Filters, tail: str) -> str:
-    return q.filtered_items_sql(filters, detail=True).rstrip() + tail
+    """The filtered items (their summary columns: what counting and timing need) and the statement after them."""
+    return q.filtered_items_sql(filters).rstrip() + tail
 
 
 def week_of(day: object) -> dt.date:
@@ -152,7 +154,7 @@ def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataF
 def oldest_open(store: Store, filters: Filters, *, limit: int = 20) -> pd.DataFrame:
     """The open items first recorded longest ago."""
     scope = _scope(filters)
-    frame = store.query(q.filtered_items_sql(scope, detail=True) + _OLDEST, {**q.params_of(scope), "limit": limit},
+    frame = store.query(q.filtered_items_sql(scope) + _OLDEST, {**q.params_of(scope), "limit": limit},
                         label="oldest-open")  # fmt: skip
     return q.with_keys(frame)
 
