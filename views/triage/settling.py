@@ -29,8 +29,10 @@ def _week_axis(fig: go.Figure, title: str | None = None) -> None:
     """Weekly ticks (a single week would otherwise get sub-second ones)."""
     first = pd.Timestamp(weeks["week"].min()) - pd.Timedelta(days=4)
     last = pd.Timestamp(weeks["week"].max()) + pd.Timedelta(days=4)
-    step = max(1, -(-len(weeks) // 14))  # at most about 14 ticks
-    fig.update_xaxes(type="date", tickformat="%b %d", dtick=WEEK_MS * step, range=[first, last], title=title)
+    span = (last - first).days // 7 + 1
+    step = max(1, -(-span // 14))  # at most about 14 ticks, however long the span
+    fmt = "%b %d" if span <= 52 else "%b %Y"
+    fig.update_xaxes(type="date", tickformat=fmt, dtick=WEEK_MS * step, range=[first, last], title=title)
 
 
 settled_total = int(weeks["settled"].sum()) if len(weeks) else 0
