@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 
@@ -49,15 +48,6 @@ class Briefing:
 
     def delta(self, kind: str) -> int:
         return self.counts[kind] - self.previous[kind]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "since": self.since.isoformat(),
-            "now": self.now.isoformat(),
-            "changes": {k: {"items": self.counts[k], "period_before": self.previous[k]} for k in CHANGE_KINDS},
-            "kpis": {"now": self.kpis_now.__dict__, "then": self.kpis_then.__dict__},
-            "settled_by": self.settled_by.to_dict("records"),
-        }
 
 
 def _cube(store: Store, filters: Filters, now: dt.datetime, since: dt.datetime, before: dt.datetime) -> pd.DataFrame:
@@ -206,6 +196,8 @@ SELECT MAX(visited_at) AS at FROM nba_processing.triage_visits
 WHERE operator = @operator AND visited_at < @before AND DATE(visited_at) BETWEEN @day_from AND @day_to"""
 
 MAX_VISIT_LOOKBACK_DAYS = 400
+#: Opening the dashboard again within this time (a reload, a second tab) is the same visit.
+VISIT_GAP = dt.timedelta(hours=1)
 
 
 def last_visit(store: Store, operator: str, *, before: dt.datetime) -> dt.datetime | None:

@@ -53,8 +53,6 @@ def _scope(filters: Filters) -> Filters:
     return filters.with_(statuses=(), changed="", changed_since=None)
 
 
-_EVENTS = EVENTS_CTE
-
 _BACKLOG = f"""
 SELECT TIMESTAMP_DIFF(@now, first_seen, SECOND) / 3600.0 AS age_hours, COUNT(*) AS items
 FROM filtered
@@ -162,7 +160,7 @@ def oldest_open(store: Store, filters: Filters, *, limit: int = 20) -> pd.DataFr
 def settlements(store: Store, filters: Filters) -> pd.DataFrame:
     """Settlements per day, processor, failure type, auto or not and time to settle (seconds; NULL if untimed)."""
     scope = _scope(filters)
-    frame = store.query(_with(scope, _EVENTS + _SETTLEMENTS), q.params_of(scope), label="settlements")
+    frame = store.query(_with(scope, EVENTS_CTE + _SETTLEMENTS), q.params_of(scope), label="settlements")
     frame["auto"] = frame["auto"].fillna(False).astype(bool)
     return frame
 
@@ -170,7 +168,7 @@ def settlements(store: Store, filters: Filters) -> pd.DataFrame:
 def regressions(store: Store, filters: Filters) -> pd.DataFrame:
     """Regressions per day (when the item was recorded again after being resolved), processor, failure type."""
     scope = _scope(filters)
-    return store.query(_with(scope, _EVENTS + _REGRESSIONS), q.params_of(scope), label="regressions")
+    return store.query(_with(scope, EVENTS_CTE + _REGRESSIONS), q.params_of(scope), label="regressions")
 
 
 def nearest_rank(values: pd.Series, weights: pd.Series, share: float) -> float | None:

@@ -50,8 +50,12 @@ def remember_visit(store: Store, actor: Actor | None) -> None:
         return
     now = dt.datetime.now(dt.UTC)
     try:
-        seen[name] = briefing.last_visit(store, name, before=now)
-        briefing.record_visit(store, actor, at=now)
+        # A reload or a second tab within the hour is the same visit: compare with the one before it, and
+        # write nothing (a write would also empty every cache of the embedded engine).
+        seen[name] = briefing.last_visit(store, name, before=now - briefing.VISIT_GAP)
+        latest = briefing.last_visit(store, name, before=now + dt.timedelta(seconds=1))
+        if latest is None or latest < now - briefing.VISIT_GAP:
+            briefing.record_visit(store, actor, at=now)
     except TriageError as exc:  # a read-only database: browse on, without remembering
         seen.setdefault(name, None)
         st.session_state[K_VISIT_PROBLEM] = exc.what

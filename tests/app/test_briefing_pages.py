@@ -88,14 +88,18 @@ def test_since_my_last_visit_is_remembered_per_operator(app_db: Path) -> None:
     store = DuckDBStore(app_db)
     first = briefing.last_visit(store, "dora", before=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
     assert first is not None
-    _settle_some(app_db, 4, hours_ago=0)  # after her visit
+    # Her visit of this morning, two hours ago; a reload within the hour is the same visit and writes nothing.
+    briefing.record_visit(store, Actor("dora"), at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+    _settle_some(app_db, 4, hours_ago=0)  # after that visit
+    visits = store.query("SELECT COUNT(*) AS n FROM nba_processing.triage_visits").iloc[0]["n"]
 
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a new session: her next morning
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a new session, within the hour of the first
     at.session_state["identity_name"] = "dora"
     at.query_params["compare"] = "My last visit"
     _run(at)
     assert any("your last visit" in c.value for c in at.caption), [c.value for c in at.caption]
     assert _metric(at, "Settled")[0] == "4"
+    assert store.query("SELECT COUNT(*) AS n FROM nba_processing.triage_visits").iloc[0]["n"] == visits
     assert briefing.last_visit(store, "nobody", before=dt.datetime.now(dt.UTC)) is None
 
 
