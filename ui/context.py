@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from lib import classification, demo
+from lib import classification, demo, operations
 from lib.access import SYSTEM
 from lib.classifier import ClassifierConfig
 from lib.config import Settings, window_settings_text
@@ -103,19 +103,35 @@ def guarded(fn: Callable[[], T]) -> T:
         raise  # unreachable: st.stop() raises
 
 
+FIRST_START = "dashboard first start"
+
+
+def _first_start_unfinished(store: Store) -> bool:
+    """The first start wrote the demo, but its classification never finished (the tab was closed or reloaded
+    while it ran, which stops the script run): the next visitor finishes it."""
+    log = operations.recent(store, limit=50)
+    mine = log[log["origin"] == FIRST_START]
+    if "demo" not in set(mine["kind"]):
+        return False
+    return not ((mine["kind"] == "classify") & (mine["outcome"] == "done")).any()
+
+
 def ensure_demo_data(store: Store) -> None:
-    """On a fresh machine the database is empty: seed the demo season, with progress, once."""
+    """On a fresh machine the database is empty: seed the demo season and classify it, with progress, once."""
     if store.location in _has_data or os.environ.get("TRIAGE_NO_DEMO") == "1" or store.engine != "duckdb":
         return
     with _seed_lock:
-        if not store.is_empty():
+        empty = store.is_empty()
+        if not empty and not _first_start_unfinished(store):
             _has_data.add(store.location)
             return
         box = st.empty()
         with box.container():
             st.info(
                 f"First start: creating a demo database at `{store.location}` with one simulated NBA season "
-                "(2021-22) and the failures its processors would have recorded.",
+                "(2021-22) and the failures its processors would have recorded."
+                if empty
+                else "First start: finishing the demo database (classifying its failures).",
                 icon=":material/database:",
             )
             bar = st.progress(0.0, text="Starting")
@@ -123,12 +139,13 @@ def ensure_demo_data(store: Store) -> None:
             def progress(fraction: float, message: str) -> None:
                 bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
-            demo.seed(store, progress=lambda f, m: progress(0.8 * f, m), actor=SYSTEM, origin="dashboard first start")
+            if empty:
+                demo.seed(store, progress=lambda f, m: progress(0.8 * f, m), actor=SYSTEM, origin=FIRST_START)
             # Every page has something to show at once: the classifier judges what the pipeline left
             # unclassified; the pipeline's own verdicts stay, for re-classification to correct on request.
             classification.run(store, actor=SYSTEM, now=dt.datetime.now(dt.UTC), config=classifier_config(),
                                progress=lambda f, m: progress(0.8 + 0.2 * f, m),
-                               origin="dashboard first start")  # fmt: skip
+                               origin=FIRST_START)  # fmt: skip
         box.empty()
         _has_data.add(store.location)
         st.cache_data.clear()

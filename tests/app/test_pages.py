@@ -164,6 +164,28 @@ def test_first_start_creates_and_seeds_the_database(tmp_path: Path, monkeypatch:
     assert q.bounds(DuckDBStore(db)).rows > 40_000
 
 
+def test_a_first_start_cut_short_before_classifying_is_finished_by_the_next_visit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lib import demo
+
+    db = tmp_path / "fresh" / "triage.duckdb"
+    db.parent.mkdir()
+    store = DuckDBStore(db)
+    demo.seed(store, actor=SYSTEM, origin="dashboard first start")  # the tab was closed before classification
+    unclassified = Filters(failure_types=("UNCLASSIFIED",), hide_expected=False)
+    assert q.count_items(store, unclassified) > 0
+    del store
+    monkeypatch.setenv("TRIAGE_DB", str(db))
+    _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    store = DuckDBStore(db)
+    assert q.count_items(store, unclassified) == 0
+    log = store.query(
+        "SELECT kind, outcome FROM nba_processing.triage_operations WHERE origin = 'dashboard first start'"
+    )
+    assert ("classify", "done") in set(map(tuple, log.to_numpy().tolist()))
+
+
 def test_an_unusable_database_path_is_explained_not_thrown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
