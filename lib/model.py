@@ -21,12 +21,54 @@ class SourceTable(StrEnum):
     PREDICTION = "prediction_failures"
 
     @property
+    def spec(self) -> FailureTableSpec:
+        return FAILURE_TABLE_SPECS[self]
+
+    @property
     def phase(self) -> int:
-        return {"precompute_failures": 4, "analytics_failures": 3, "prediction_failures": 5}[self.value]
+        return self.spec.phase
 
     @property
     def date_column(self) -> str:
-        return "prediction_date" if self is SourceTable.PREDICTION else "analysis_date"
+        return self.spec.date_column
+
+
+@dataclass(frozen=True)
+class FailureTableSpec:
+    """What differs between the failure tables: the one place their columns are named. The item relation's reads
+    (lib/store/relation.py), the classifier's updates, the status sync and the processors' run deletes are all
+    generated from it."""
+
+    table: SourceTable
+    phase: int
+    #: The partition column: the date the failure is about.
+    date_column: str
+    #: The JSON list of what is missing (game dates, game ids, upstream tables).
+    missing_column: str
+    #: The processor's expected and actual counts, if the table has them.
+    expected_column: str | None = None
+    actual_column: str | None = None
+    #: The entity type column, if the table records it (else it is guessed from the id's shape).
+    entity_type_column: str | None = None
+    #: Whether the classifier writes its game window into the row (counts, missing dates, raw_data_checked).
+    classifier_writes_window: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"nba_processing.{self.table.value}"
+
+
+FAILURE_TABLE_SPECS: dict[SourceTable, FailureTableSpec] = {
+    SourceTable.PRECOMPUTE: FailureTableSpec(
+        SourceTable.PRECOMPUTE, 4, "analysis_date", "missing_game_dates", "expected_game_count", "actual_game_count",
+        classifier_writes_window=True,
+    ),
+    SourceTable.ANALYTICS: FailureTableSpec(
+        SourceTable.ANALYTICS, 3, "analysis_date", "missing_game_ids", "expected_record_count", "actual_record_count",
+        entity_type_column="entity_type",
+    ),
+    SourceTable.PREDICTION: FailureTableSpec(SourceTable.PREDICTION, 5, "prediction_date", "missing_upstream_tables"),
+}  # fmt: skip
 
 
 class ResolutionStatus(StrEnum):

@@ -22,27 +22,17 @@ from lib.classification import classify_batch, failure_from_item, write_verdicts
 from lib.classifier import ClassifierConfig
 from lib.errors import BadInput
 from lib.model import SourceTable, Verdict
+from lib.store import index
 from lib.store.base import Store
 
 _REQUIRED = ("processor_name", "run_id", "entity_id", "failure_category", "failure_reason", "can_retry")
-_MISSING_COLUMN = {
-    SourceTable.PRECOMPUTE: "missing_game_dates",
-    SourceTable.ANALYTICS: "missing_game_ids",
-    SourceTable.PREDICTION: "missing_upstream_tables",
-}
+# A rerun replaces its own rows: generated from each table's spec (lib/model.py), identifiers only.
 _DELETE_RUN = {
-    SourceTable.PRECOMPUTE: """
-DELETE FROM nba_processing.precompute_failures
-WHERE analysis_date BETWEEN @date_from AND @date_to
-  AND processor_name IN UNNEST(@processors) AND run_id IN UNNEST(@runs)""",
-    SourceTable.ANALYTICS: """
-DELETE FROM nba_processing.analytics_failures
-WHERE analysis_date BETWEEN @date_from AND @date_to
-  AND processor_name IN UNNEST(@processors) AND run_id IN UNNEST(@runs)""",
-    SourceTable.PREDICTION: """
-DELETE FROM nba_processing.prediction_failures
-WHERE prediction_date BETWEEN @date_from AND @date_to
-  AND processor_name IN UNNEST(@processors) AND run_id IN UNNEST(@runs)""",
+    t: f"""
+DELETE FROM {t.spec.ref}
+WHERE {t.date_column} BETWEEN @date_from AND @date_to
+  AND processor_name IN UNNEST(@processors) AND run_id IN UNNEST(@runs)"""
+    for t in SourceTable
 }
 
 
@@ -93,7 +83,7 @@ def record_failures(
                 "entity_type": r.get("entity_type"),
                 "failure_category": r["failure_category"],
                 "can_retry": r["can_retry"],
-                "missing_json": r.get(_MISSING_COLUMN[source]),
+                "missing_json": r.get(source.spec.missing_column),
                 "latest_run_id": r["run_id"],
             }
         )
@@ -114,6 +104,7 @@ def record_failures(
     }
     with store.transaction(label="record-failures") as tx:
         tx.execute(_DELETE_RUN[source], params)
-        tx.insert_frame(f"nba_processing.{source.value}", frame)
+        tx.insert_frame(source.spec.ref, frame)
         write_verdicts(tx, judged, now=now, overwrite=True)
+    index.after_write(store, params["date_from"], params["date_to"])
     return [v for _, v in judged]

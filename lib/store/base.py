@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lib.model import EARLIEST, LATEST
+from lib.model import EARLIEST, LATEST, SourceTable
 from lib.store.dialect import Dialect
 from lib.store.schema import ALL_TABLES, DATASETS, FAILURE_TABLES, PIPELINE_TABLES, TableDef
 
@@ -54,12 +54,10 @@ def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
 # One statement per failure table; identifiers come from the schema module. The predicate on the
 # partition column keeps it valid (and cheap: one column) where a partition filter is required.
 _BOUNDS = {
-    t.name: "SELECT MIN({d}) AS first_date, MAX({d}) AS last_date, COUNT(*) AS n, "
-    "MAX(IF({d} <= @plausible, {d}, NULL)) AS plausible_last FROM {ref} "
-    "WHERE {d} BETWEEN @lo AND @hi".format(
-        d="prediction_date" if t.name == "prediction_failures" else "analysis_date", ref=t.ref
-    )
-    for t in FAILURE_TABLES
+    t.value: f"SELECT MIN({t.date_column}) AS first_date, MAX({t.date_column}) AS last_date, COUNT(*) AS n, "
+    f"MAX(IF({t.date_column} <= @plausible, {t.date_column}, NULL)) AS plausible_last FROM {t.spec.ref} "
+    f"WHERE {t.date_column} BETWEEN @lo AND @hi"
+    for t in SourceTable
 }
 
 

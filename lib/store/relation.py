@@ -1,0 +1,229 @@
+"""The item relation, declared once: failure rows -> items -> decisions -> labelled items.
+
+``failure_rows`` brings the three failure tables into one shape, ``items`` collapses each item's rows (its
+latest values, occurrences, runs, first and last seen), ``decisions`` reads each item's latest status event
+and ``labelled`` derives its status and labels. The item index (lib/store/index.py) stores ``labelled``;
+the reads (lib/store/queries.py) and the classifier's batches build on the same text.
+"""
+
+from __future__ import annotations
+
+from lib.model import FailureTableSpec, Filters, SourceTable
+
+#: The item key's processor part, escaped as ``lib.model.encode_key_part`` does.
+KEY_PROCESSOR_SQL = "REPLACE(REPLACE(i.processor_name, '%', '%25'), ':', '%3A')"
+
+
+def _rows_select(spec: FailureTableSpec) -> str:
+    """One failure table's rows in the common shape of ``failure_rows``: only fixed text from its spec."""
+
+    def column(name: str | None, kind: str) -> str:
+        return name if name else f"CAST(NULL AS {kind})"
+
+    window = "raw_data_checked" if spec.classifier_writes_window else "CAST(NULL AS BOOL)"
+    return f"""
+  SELECT '{spec.table.value}' AS source_table, CAST({spec.phase} AS INT64) AS phase,
+    COALESCE(processor_name, '') AS processor_name, {spec.date_column} AS item_date,
+    COALESCE(entity_id, '') AS entity_id, {column(spec.entity_type_column, "STRING")} AS entity_type, run_id,
+    COALESCE(failure_category, '') AS failure_category, failure_reason, can_retry, failure_type, is_correctable,
+    {column(spec.expected_column, "INT64")} AS expected_count, {column(spec.actual_column, "INT64")} AS actual_count,
+    {spec.missing_column} AS missing_json, {window} AS raw_data_checked, resolution_status, resolved_at, created_at
+  FROM {spec.ref}
+  WHERE {spec.date_column} BETWEEN @date_from AND @date_to"""
+
+
+# One SELECT per failure table into a common shape, generated from the tables' specs (lib/model.py).
+_ROWS: dict[SourceTable, str] = {t: _rows_select(t.spec) for t in SourceTable}
+
+_ROW_FILTERS = {
+    "processors": "COALESCE(processor_name, '') IN UNNEST(@processors)",
+    "entity": "STRPOS(LOWER(COALESCE(entity_id, '')), LOWER(@entity)) > 0",
+}
+
+
+def _latest(column: str) -> str:
+    """The value of ``column`` on the item's most recent row.
+
+    Rows are ordered by created_at (missing counts as oldest), then run id, then category, so that every
+    column of an item comes from the same row even when two rows share a timestamp.
+    """
+    return f"ANY_VALUE({column} HAVING MAX seen_at)"
+
+
+# What an item is made of: name -> aggregate over its rows. The first group is all that counting needs;
+# the second is only computed for lists and single items, since every extra aggregate costs time.
+_ITEM_SUMMARY = {
+    "phase": "ANY_VALUE(phase)",
+    "occurrences": "COUNT(*)",
+    "failure_category": _latest("failure_category"),
+    "failure_type": _latest("failure_type"),
+    "is_correctable": _latest("is_correctable"),
+    "row_status": _latest("resolution_status"),
+    "last_seen": "MAX(created_at)",
+    "first_seen": "MIN(created_at)",
+}
+#: An item's entity type where its rows do not say it, guessed from the shape of its id.
+ENTITY_TYPE_GUESS = """CASE
+        WHEN entity_id = 'DATE_LEVEL' THEN 'DATE'
+        WHEN REGEXP_CONTAINS(entity_id, r'^[A-Z]{2,3}$') THEN 'TEAM'
+        WHEN REGEXP_CONTAINS(entity_id, r'^[0-9][0-9_A-Z]*$') THEN 'GAME'
+        ELSE 'PLAYER'
+      END"""
+#: The order of an item's rows: created_at (missing counts as oldest), then run id, then category.
+SEEN_AT = (
+    "CONCAT(LPAD(CAST(UNIX_MICROS(COALESCE(created_at, TIMESTAMP '1970-01-01 00:00:00+00')) AS STRING), 20, '0'),\n"
+    "        '|', COALESCE(run_id, ''), '|', COALESCE(failure_category, ''))"
+)
+
+_ITEM_DETAIL = {
+    "entity_type": f"""COALESCE({_latest("entity_type")},
+      {ENTITY_TYPE_GUESS})""",
+    "runs": "COUNT(DISTINCT run_id)",
+    "latest_run_id": _latest("run_id"),
+    "failure_reason": _latest("failure_reason"),
+    "can_retry": _latest("can_retry"),
+    "expected_count": _latest("expected_count"),
+    "actual_count": _latest("actual_count"),
+    "missing_json": _latest("missing_json"),
+    "raw_data_checked": _latest("raw_data_checked"),
+    "resolved_at": "MAX(resolved_at)",
+}
+
+
+def _items_cte(detail: bool) -> str:
+    aggregates = {**_ITEM_SUMMARY, **(_ITEM_DETAIL if detail else {})}
+    columns = ",\n    ".join(f"{expr} AS {name}" for name, expr in aggregates.items())
+    key_processor = KEY_PROCESSOR_SQL
+    return f"""
+items AS (
+  SELECT
+    source_table, processor_name, item_date, entity_id,
+    {columns}
+  FROM (
+    SELECT *,
+      {SEEN_AT} AS seen_at
+    FROM failure_rows
+  ) AS r
+  GROUP BY source_table, processor_name, item_date, entity_id
+),
+decisions AS (
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(to_status HAVING MAX event_order) AS decided_status,
+    MAX(at) AS decided_at,
+    COUNT(*) AS events
+  FROM (
+    SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS event_order
+    FROM nba_processing.failure_resolutions
+    WHERE item_date BETWEEN @date_from AND @date_to
+  ) AS e
+  GROUP BY source_table, processor_name, item_date, entity_id
+),
+labelled AS (
+  SELECT i.*,
+    CONCAT(i.source_table, ':', {key_processor}, ':', CAST(i.item_date AS STRING), ':', i.entity_id) AS item_key,
+    CASE
+      WHEN d.decided_status IS NULL THEN COALESCE(i.row_status, 'UNRESOLVED')
+      WHEN d.decided_status = 'RESOLVED' AND i.last_seen > d.decided_at THEN 'REGRESSED'
+      ELSE d.decided_status
+    END AS status,
+    d.decided_at AS status_at,
+    COALESCE(d.events, 0) AS events,
+    COALESCE(d.decided_at IS NOT NULL AND i.last_seen > d.decided_at, FALSE) AS recurred,
+    COALESCE(i.failure_type, @unclassified) AS failure_type_label,
+    CASE WHEN i.is_correctable THEN 'correctable' WHEN NOT i.is_correctable THEN 'uncorrectable'
+      ELSE 'unknown' END AS correctable_class,
+    UPPER(i.failure_category) IN UNNEST(@expected_categories) AS is_expected
+  FROM items AS i
+  LEFT JOIN decisions AS d
+    ON d.source_table = i.source_table AND d.processor_name = i.processor_name
+    AND d.item_date = i.item_date AND d.entity_id = i.entity_id
+)"""
+
+
+def items_cte(*, detail: bool) -> str:
+    """``items``, ``decisions`` and ``labelled``: the failure rows collapsed into items with their status."""
+    return _items_cte(detail)
+
+
+def rows_cte(filters: Filters) -> str:
+    tables = [SourceTable(t) for t in filters.tables] if filters.tables else list(SourceTable)
+    extra = [frag for name, frag in _ROW_FILTERS.items() if getattr(filters, name)]
+    extra_sql = "".join(f"\n    AND {frag}" for frag in extra) if extra else ""
+    selects = [_ROWS[t] + extra_sql for t in SourceTable if t in tables]
+    return "failure_rows AS (" + "\n  UNION ALL".join(selects) + "\n)"
+
+
+#: The columns of ``labelled`` (with the detail aggregates), in order: the item index's columns.
+LABELLED_COLUMNS: tuple[str, ...] = (
+    "source_table", "processor_name", "item_date", "entity_id", *_ITEM_SUMMARY, *_ITEM_DETAIL,
+    "item_key", "status", "status_at", "events", "recurred", "failure_type_label", "correctable_class", "is_expected",
+)  # fmt: skip
+
+#: Row filters on the stored items: the same meaning as ``_ROW_FILTERS`` (the index holds the coalesced values).
+_INDEX_FILTERS = {
+    "tables": "source_table IN UNNEST(@tables)",
+    "processors": "processor_name IN UNNEST(@processors)",
+    "entity": "STRPOS(LOWER(entity_id), LOWER(@entity)) > 0",
+}
+
+
+def indexed_cte(filters: Filters) -> str:
+    """``labelled`` read from the item index (lib/store/index.py): what ``items_cte(detail=True)`` computes."""
+    extra = "".join(f"\n    AND {frag}" for name, frag in _INDEX_FILTERS.items() if getattr(filters, name))
+    return f"""
+labelled AS (
+  SELECT * FROM nba_processing.failure_items
+  WHERE item_date BETWEEN @date_from AND @date_to{extra}
+)"""
+
+
+#: The columns of a failure row that change in production without a new row: the keys, the run and its time (a
+#: rerun or streamed rows), and what the pipeline or the classifier update in place (verdict, status). The
+#: descriptive columns (reason, counts, lists) are left out: only a new row changes them, and hashing their
+#: text would cost a BigQuery scan of the widest columns. ``python -m lib reindex`` rebuilds after a hand edit.
+_FINGERPRINTED = (
+    "processor_name, entity_id, run_id, failure_category, failure_type, is_correctable, resolution_status, "
+    "resolved_at, created_at"
+)
+
+#: Per source table and date: a fingerprint of its failure rows and of its items' status events, and the index's
+#: version. Cheap (one pass over the rows in range, no sort) and sensitive to any insert, delete or update: the
+#: row count, and the sum and the XOR of the rows' hashes (a sum, because two identical rows cancel in a XOR).
+#: Then each (table, date) whose fingerprint differs from the one stored when it was indexed, is not stored, is
+#: gone (stored, but no row or event left), or was stored twice (two refreshes at once): the dates to rebuild;
+#: and a last row without a table that counts the (table, date) pairs in range.
+STALE_DATES = f"""
+WITH {rows_cte(Filters())},
+row_prints AS (
+  SELECT source_table, item_date, COUNT(*) AS n,
+    CONCAT(CAST(SUM(MOD(h, 4294967291)) AS STRING), '.', CAST(BIT_XOR(h) AS STRING)) AS h
+  FROM (SELECT *, FARM_FINGERPRINT(TO_JSON_STRING(STRUCT({_FINGERPRINTED}))) AS h FROM failure_rows) AS r
+  GROUP BY source_table, item_date
+),
+event_prints AS (
+  SELECT source_table, item_date, COUNT(*) AS n, CAST(SUM(MOD(FARM_FINGERPRINT(event_id), 4294967291)) AS STRING) AS h
+  FROM nba_processing.failure_resolutions
+  WHERE item_date BETWEEN @date_from AND @date_to
+  GROUP BY source_table, item_date
+),
+prints AS (
+  SELECT COALESCE(r.source_table, e.source_table) AS source_table, COALESCE(r.item_date, e.item_date) AS item_date,
+    COALESCE(r.n, 0) AS row_count,
+    CONCAT(@index_version, '/', CAST(COALESCE(r.n, 0) AS STRING), '/', COALESCE(r.h, '-'),
+      '/', CAST(COALESCE(e.n, 0) AS STRING), '/', COALESCE(e.h, '-')) AS fingerprint
+  FROM row_prints AS r
+  FULL OUTER JOIN event_prints AS e ON e.source_table = r.source_table AND e.item_date = r.item_date
+),
+stored AS (
+  SELECT source_table, item_date, MIN(fingerprint) AS fingerprint, COUNT(*) AS copies
+  FROM nba_processing.failure_index_dates
+  WHERE item_date BETWEEN @date_from AND @date_to
+  GROUP BY source_table, item_date
+)
+SELECT COALESCE(p.source_table, s.source_table) AS source_table, COALESCE(p.item_date, s.item_date) AS item_date,
+  COALESCE(p.row_count, 0) AS row_count, p.fingerprint, CAST(NULL AS INT64) AS checked
+FROM prints AS p
+FULL OUTER JOIN stored AS s ON s.source_table = p.source_table AND s.item_date = p.item_date
+WHERE p.fingerprint IS NULL OR s.fingerprint IS NULL OR p.fingerprint <> s.fingerprint OR s.copies > 1
+UNION ALL
+SELECT CAST(NULL AS STRING), CAST(NULL AS DATE), 0, CAST(NULL AS STRING), COUNT(*) FROM prints"""
