@@ -31,7 +31,7 @@ from lib.model import (
     parse_windows,
     windows_label,
 )
-from lib.store import Store, open_store, queries
+from lib.store import Store, index, open_store, queries
 
 
 class _Progress:
@@ -362,6 +362,21 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    actor = operations.check("reindex", _actor(args))
+    _check_range(args.since, args.until)
+    store = _store(args, create=False)
+    store.init_schema(pipeline_tables=False)
+    with operations.logged(store, "reindex", actor, origin="cli", date_from=args.since, date_to=args.until) as op:
+        done = index.reindex(store, args.since, args.until, progress=_Progress())
+        op.summary = [f"{done.refreshed_dates:,} table-date(s), {done.items:,} item(s) indexed."]
+    print(
+        f"Rebuilt the item index at {store.location}: {done.refreshed_dates:,} table-date(s), "
+        f"{done.items:,} item(s), in {done.seconds:.1f} s."
+    )
+    return 0
+
+
 def _instant(text: str) -> dt.datetime:
     try:
         return parse_instant(text)
@@ -484,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_date)
     p.add_argument("--until", type=_date)
     p.set_defaults(func=cmd_sync_status)
+
+    p = with_db(sub.add_parser("reindex", help="rebuild the item index and its daily rollups (all dates, or a range)"))
+    p.add_argument("--since", type=_date, help="first item date to rebuild (default: the first)")
+    p.add_argument("--until", type=_date, help="last item date to rebuild (default: the last)")
+    p.set_defaults(func=cmd_reindex)
 
     p = with_db(sub.add_parser("nightly", help="classify, auto-resolve, sync, then a digest of what changed"),
                 writes=False)  # fmt: skip

@@ -56,10 +56,7 @@ def _cube(store: Store, filters: Filters, now: dt.datetime, since: dt.datetime, 
     instants = [_THEN, _BEFORE]
     states = ", ".join(f"h.exists_{p}, h.status_{p}, h.type_{p}, h.correctable_{p}" for p in instants)
     sql = (
-        "WITH "
-        + q.rows_cte(scope)
-        + ","
-        + q.items_cte(detail=False)
+        q.labelled_sql(store, scope, rows=True)
         + history_ctes(instants)
         + f"""
 SELECT l.failure_category, l.is_expected, l.status AS status_now, l.failure_type_label AS type_now,

@@ -39,12 +39,14 @@ from lib.model import (
     UNCLASSIFIED,
     Actor,
     Appearance,
+    FailureTableSpec,
     FailureToClassify,
     Filters,
     ScheduledGame,
     SourceTable,
     Verdict,
 )
+from lib.store import index, relation
 from lib.store import queries as q
 from lib.store.base import Store, Transaction
 
@@ -262,26 +264,30 @@ def count_to_classify(
 
 # -- writing --------------------------------------------------------------------------------------
 
-# The classifier's columns each table has; values come from the staging table, identifiers from the enum.
-_ASSIGNMENTS = {
-    SourceTable.PRECOMPUTE: (
-        "failure_type = s.failure_type, is_correctable = s.is_correctable, "
-        "expected_game_count = s.expected_count, actual_game_count = s.actual_count, "
-        "missing_game_dates = COALESCE(t.missing_game_dates, s.missing_game_dates), "
+
+# The classifier's columns each table has, from its spec (lib/model.py); values come from the staging table.
+def _assignments(spec: FailureTableSpec) -> str:
+    verdict = "failure_type = s.failure_type, is_correctable = s.is_correctable"
+    if not spec.classifier_writes_window:
+        return verdict
+    return (
+        f"{verdict}, {spec.expected_column} = s.expected_count, {spec.actual_column} = s.actual_count, "
+        f"{spec.missing_column} = COALESCE(t.{spec.missing_column}, s.missing_game_dates), "
         "raw_data_checked = s.raw_data_checked"
-    ),
-    SourceTable.ANALYTICS: "failure_type = s.failure_type, is_correctable = s.is_correctable",
-    SourceTable.PREDICTION: "failure_type = s.failure_type, is_correctable = s.is_correctable",
-}
+    )
+
+
 _UPDATE = """
-UPDATE nba_processing.{table} AS t
+UPDATE {ref} AS t
 SET {assignments}
 FROM nba_processing.classification_staging AS s
 WHERE s.batch_id = @batch_id AND s.source_table = '{table}'
   AND t.processor_name = s.processor_name AND t.{date} = s.item_date AND t.entity_id = s.entity_id
   AND t.{date} BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)"""
 _UPDATES = {
-    table: _UPDATE.format(table=table.value, date=table.date_column, assignments=_ASSIGNMENTS[table])
+    table: _UPDATE.format(
+        ref=table.spec.ref, table=table.value, date=table.date_column, assignments=_assignments(table.spec)
+    )
     for table in SourceTable
 }
 
@@ -294,13 +300,13 @@ INSERT INTO nba_processing.classification_changes
   (batch_id, source_table, processor_name, item_date, entity_id, from_type, from_correctable, to_type,
    to_correctable, at)
 WITH """
-    + q.rows_cte(Filters())
+    + relation.rows_cte(Filters())
     + f""",
 shown AS (
   SELECT source_table, processor_name, item_date, entity_id,
     ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type,
     ANY_VALUE(is_correctable HAVING MAX seen_at) AS is_correctable
-  FROM (SELECT *, {q.SEEN_AT} AS seen_at FROM failure_rows) AS r
+  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
 )
 SELECT @batch_id, s.source_table, s.processor_name, s.item_date, s.entity_id, c.failure_type, c.is_correctable,
@@ -448,6 +454,7 @@ def run(
             report = _run_engine(store, now=now, config=config, include_classified=include_classified, since=since,
                                  until=until, batch_size=batch_size, progress=progress)  # fmt: skip
         op.summary = [f"method {method}.", *report.lines()]
+    index.after_write(store, since, until)
     return report
 
 

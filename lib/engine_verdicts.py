@@ -36,8 +36,8 @@ from lib.classifier import (
     NON_DATA_CATEGORIES,
     ClassifierConfig,
 )
-from lib.model import Filters
-from lib.store import queries as q
+from lib.model import EARLIEST, LATEST, Filters
+from lib.store import relation
 from lib.store.base import Store
 
 Progress = Callable[[float, str], None]
@@ -210,7 +210,7 @@ def _played(players: str) -> str:
 
 
 def _failure_rows() -> str:
-    return q.rows_cte(Filters(hide_expected=False))
+    return relation.rows_cte(Filters(hide_expected=False))
 
 
 # -- 1. route the items, place the players ------------------------------------------------------------
@@ -231,7 +231,7 @@ items AS (
     ANY_VALUE(entity_type HAVING MAX seen_at) AS entity_type,
     ANY_VALUE(missing_json HAVING MAX seen_at) AS missing_json,
     ANY_VALUE(run_id HAVING MAX seen_at) AS run_id
-  FROM (SELECT *, {q.SEEN_AT} AS seen_at FROM failure_rows) AS r
+  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
 ),
 shaped AS (
@@ -240,8 +240,8 @@ shaped AS (
       AS cat,
     CASE
       WHEN source_table = 'analytics_failures'
-        AND COALESCE(entity_type, {q.ENTITY_TYPE_GUESS}) IN ('PLAYER', 'TEAM', 'GAME')
-        THEN COALESCE(entity_type, {q.ENTITY_TYPE_GUESS})
+        AND COALESCE(entity_type, {relation.ENTITY_TYPE_GUESS}) IN ('PLAYER', 'TEAM', 'GAME')
+        THEN COALESCE(entity_type, {relation.ENTITY_TYPE_GUESS})
       WHEN entity_id = 'DATE_LEVEL' THEN 'DATE'
       WHEN REGEXP_CONTAINS(entity_id, r'^[A-Z]{{2,3}}$') THEN 'TEAM'
       WHEN REGEXP_CONTAINS(entity_id, r'^(?:[0-9]{{10}}|[0-9]{{8}}_[A-Z]{{2,3}}_[A-Z]{{2,3}})$') THEN 'GAME'
@@ -727,7 +727,7 @@ WITH {{rows}},
 items AS (
   SELECT source_table, processor_name, item_date, entity_id,
     ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type
-  FROM (SELECT *, {q.SEEN_AT} AS seen_at FROM failure_rows) AS r
+  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
 )
 SELECT item_date, COUNT(*) AS n FROM items WHERE @overwrite OR failure_type IS NULL
@@ -770,8 +770,8 @@ def _only(p: dict[str, Any], sql: str) -> dict[str, Any]:
 def batches(store: Store, *, since: dt.date | None, until: dt.date | None, overwrite: bool, size: int
             ) -> list[tuple[dt.date, dt.date, int]]:  # fmt: skip
     """Consecutive date ranges of at most ``size`` items each (a single busier date stands alone)."""
-    first, last = since or q._EARLIEST, until or q._LATEST
-    rows = q.rows_cte(Filters(date_from=first, date_to=last, hide_expected=False))
+    first, last = since or EARLIEST, until or LATEST
+    rows = relation.rows_cte(Filters(date_from=first, date_to=last, hide_expected=False))
     sql = _ITEMS_PER_DATE.format(rows=rows)
     counts = store.query(sql, {"date_from": first, "date_to": last, "overwrite": overwrite}, label="classify")
     out: list[tuple[dt.date, dt.date, int]] = []

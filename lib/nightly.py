@@ -129,7 +129,7 @@ def change_link(base: str | None, kind: str, at: dt.datetime, since: dt.date | N
 
 def _mass_dates(store: Store, filters: Filters) -> pd.DataFrame:
     """Dates with at least MASS_FACTOR times the range's median items per date (and MASS_MINIMUM items)."""
-    cube = q.summary(store, filters)
+    cube = q.dates_of(q.summary(store, filters))
     shown = cube[~cube["is_expected"]] if filters.hide_expected else cube
     per_day = pd.DataFrame(shown.groupby("item_date", as_index=False)["items"].sum())
     if per_day.empty:

@@ -30,6 +30,7 @@ KINDS = {
     "demo": "write demo data",
     "init": "create the schema",
     "nightly": "run the nightly job",
+    "reindex": "rebuild the item index",
 }
 MAX_SUMMARY = 2_000
 

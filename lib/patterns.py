@@ -94,7 +94,7 @@ def team_dates(store: Store, filters: Filters) -> pd.DataFrame:
     """Open PLAYER_DNP items per team and analysis date (the team of their missing games)."""
     f = filters.with_(failure_types=("PLAYER_DNP",), tables=("precompute_failures",))
     sql = (
-        q.filtered_items_sql(f)
+        q.relation(store, f)
         + """
 SELECT t.team_abbr AS team, i.item_date, COUNT(DISTINCT i.entity_id) AS players, COUNT(*) AS items
 FROM filtered AS i
@@ -115,7 +115,7 @@ def team_date_keys(store: Store, filters: Filters, team: str, day: dt.date) -> l
     """The PLAYER_DNP items behind one cell of the team x date heatmap."""
     f = filters.with_(failure_types=("PLAYER_DNP",), tables=("precompute_failures",), date_from=day, date_to=day)
     sql = (
-        q.filtered_items_sql(f)
+        q.relation(store, f)
         + """
 SELECT DISTINCT i.item_key
 FROM filtered AS i
@@ -135,6 +135,7 @@ def mass_dates(store: Store, filters: Filters, *, limit: int = 15) -> pd.DataFra
 
 def mass_dates_of(cube: pd.DataFrame, hide_expected: bool, *, limit: int = 15) -> pd.DataFrame:
     """Dates with the most did-not-play items, and all items for comparison (from ``queries.summary``)."""
+    cube = q.dates_of(cube)
     shown = cube[~cube["is_expected"]] if hide_expected else cube
     per_day = shown.groupby("item_date").agg(items=("items", "sum")).reset_index()
     dnp = shown[shown["failure_type"] == "PLAYER_DNP"].groupby("item_date").agg(dnp_items=("items", "sum"))
@@ -149,6 +150,7 @@ def permanent_share(store: Store, filters: Filters) -> pd.DataFrame:
 
 def permanent_share_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
     """Per processor: classified items, how many are permanent, and their share (from ``queries.summary``)."""
+    cube = q.state_of(cube)
     shown = cube[~cube["is_expected"]] if hide_expected else cube
     judged = shown[shown["correctable_class"] != "unknown"]
     out = judged.groupby("processor_name").agg(classified=("items", "sum")).reset_index()

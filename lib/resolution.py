@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import pandas as pd
 
 from lib import classification, operations
 from lib.access import SYSTEM, NotAllowed, require_person, require_resolver
@@ -37,6 +35,7 @@ from lib.model import (
     ResolutionStatus,
     SourceTable,
 )
+from lib.store import index
 from lib.store import queries as q
 from lib.store.base import Store
 
@@ -116,9 +115,10 @@ def _note(note: str) -> str:
     return note
 
 
-def _scoped_sql(scope: Scope, *, detail: bool = False) -> str:
-    """``WITH ... scoped AS (...)``: the scope's items with their current status."""
-    sql = q.filtered_items_sql(scope.filters, detail=detail)
+def _scoped_sql(scope: Scope, *, detail: bool = False, indexed: bool = False) -> str:
+    """``WITH ... scoped AS (...)``: the scope's items with their current status. Writes compute them from the
+    failure rows inside their transaction (``indexed=False``); previews read the item index."""
+    sql = q.filtered_items_sql(scope.filters, detail=detail, indexed=indexed)
     where = "item_key IN UNNEST(@keys)" if scope.keys else "TRUE"
     return sql + f",\nscoped AS (SELECT * FROM filtered WHERE {where})\n"
 
@@ -129,11 +129,12 @@ def _params(scope: Scope) -> dict[str, Any]:
 
 def preview(store: Store, scope: Scope, to_status: ResolutionStatus | str, *, sample: int = 8) -> Preview:
     target = _target(to_status)
-    counts = store.query(_scoped_sql(scope) + "SELECT status, COUNT(*) AS n FROM scoped GROUP BY status",
-                         _params(scope), label="preview")  # fmt: skip
+    use_index = q.indexed(store, scope.filters)
+    by_status_sql = "SELECT status, COUNT(*) AS n FROM scoped GROUP BY status"
+    counts = store.query(_scoped_sql(scope, indexed=use_index) + by_status_sql, _params(scope), label="preview")
     by_status = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
     keys = store.query(
-        _scoped_sql(scope)
+        _scoped_sql(scope, indexed=use_index)
         + "SELECT item_key FROM scoped WHERE status <> @to_status ORDER BY item_date DESC, item_key LIMIT @n",
         {**_params(scope), "to_status": target.value, "n": sample},
         label="preview",
@@ -226,7 +227,9 @@ def unmatched_keys(store: Store, scope: Scope) -> list[str]:
     """The listed keys of a scope that name no item (a typo, a stray space, an item that never existed)."""
     if not scope.keys:
         return []
-    found = store.query(_scoped_sql(scope) + "SELECT item_key FROM scoped", _params(scope), label="preview")
+    use_index = q.indexed(store, scope.filters)
+    found = store.query(_scoped_sql(scope, indexed=use_index) + "SELECT item_key FROM scoped", _params(scope),
+                        label="preview")  # fmt: skip
     known = set(found["item_key"])
     return [k for k in scope.keys if k not in known]
 
@@ -237,106 +240,16 @@ def _try_sync(store: Store, filters: Filters) -> bool:
         _sync(store, since=filters.date_from, until=filters.date_to)
     except TriageError:
         return False
+    finally:
+        index.after_write(store, filters.date_from, filters.date_to)
     return True
-
-
-def history(store: Store, key: ItemKey) -> pd.DataFrame:
-    sql = """
-SELECT at, actor, from_status, to_status, note, origin, batch_id, event_id
-FROM nba_processing.failure_resolutions
-WHERE item_date = @item_date AND source_table = @source_table AND processor_name = @processor_name
-  AND entity_id = @entity_id
-ORDER BY at DESC, event_id DESC"""
-    return store.query(
-        sql,
-        {"item_date": key.item_date, "source_table": key.source_table, "processor_name": key.processor_name,
-         "entity_id": key.entity_id},
-        label="history",
-    )  # fmt: skip
-
-
-def status_of(store: Store, key: ItemKey) -> str | None:
-    """An item's current status; for an item whose rows are all gone, the latest event's."""
-    item = q.get_item(store, key)
-    if item is not None:
-        return str(item["status"])
-    events = history(store, key)
-    return str(events.iloc[0]["to_status"]) if len(events) else None
-
-
-# -- the activity page and the command line ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActivityFilters:
-    item_from: dt.date | None = None
-    item_to: dt.date | None = None
-    actors: tuple[str, ...] = ()
-    to_statuses: tuple[str, ...] = ()
-    text: str = ""
-
-
-_ACTIVITY_COLUMNS = (
-    "at, actor, item_key, source_table, processor_name, item_date, entity_id, from_status, to_status, note, "
-    "origin, batch_id, event_id"
-)
-_ACTIVITY_FILTERS = {
-    "actors": "actor IN UNNEST(@actors)",
-    "to_statuses": "to_status IN UNNEST(@to_statuses)",
-    "text": "STRPOS(LOWER(CONCAT(note, ' ', item_key, ' ', actor)), LOWER(@text)) > 0",
-}
-
-
-def _activity_sql(f: ActivityFilters) -> str:
-    extra = "".join(f"\n  AND {frag}" for name, frag in _ACTIVITY_FILTERS.items() if getattr(f, name))
-    return (
-        f"SELECT {_ACTIVITY_COLUMNS}\nFROM nba_processing.failure_resolutions\n"
-        f"WHERE item_date BETWEEN @item_from AND @item_to{extra}\n"
-    )
-
-
-def _activity_params(f: ActivityFilters) -> dict[str, Any]:
-    return {
-        "item_from": f.item_from or EARLIEST,
-        "item_to": f.item_to or LATEST,
-        "actors": list(f.actors),
-        "to_statuses": list(f.to_statuses),
-        "text": f.text.strip()[:200],
-    }
-
-
-_ACTIVITY_ORDER = "ORDER BY at DESC, event_id DESC"
-
-
-def activity(store: Store, f: ActivityFilters, *, limit: int = 200, offset: int = 0) -> pd.DataFrame:
-    sql = _activity_sql(f) + _ACTIVITY_ORDER + "\nLIMIT @page_limit OFFSET @page_offset"
-    return store.query(sql, {**_activity_params(f), "page_limit": limit, "page_offset": offset}, label="activity")
-
-
-def activity_count(store: Store, f: ActivityFilters) -> int:
-    sql = f"SELECT COUNT(*) AS n FROM ({_activity_sql(f)}) AS a"
-    return int(store.query(sql, _activity_params(f), label="activity").iloc[0]["n"])
-
-
-def iter_activity(store: Store, f: ActivityFilters, *, chunk: int = 50_000) -> Iterator[pd.DataFrame]:
-    return store.stream(_activity_sql(f) + _ACTIVITY_ORDER, _activity_params(f), chunk=chunk, label="activity-export")
-
-
-def actors(store: Store) -> list[str]:
-    frame = store.query(
-        "SELECT DISTINCT actor FROM nba_processing.failure_resolutions WHERE item_date BETWEEN @a AND @b "
-        "ORDER BY actor",
-        {"a": EARLIEST, "b": LATEST},
-        label="activity",
-    )
-    return [str(a) for a in frame["actor"]]
 
 
 # -- keeping the failure rows' own status in step -----------------------------------------------------
 
 _SYNC = {
     table: f"""
-UPDATE nba_processing.{table.value} AS t
+UPDATE {table.spec.ref} AS t
 SET resolution_status = d.decided_status,
   resolved_at = IF(d.decided_status IN ('RESOLVED', 'PERMANENT'), d.decided_at, NULL)
 FROM (
@@ -369,6 +282,7 @@ def sync_statuses(
     unless the item is PERMANENT). Idempotent: run it again after a failure. Recorded in the operations log."""
     with operations.logged(store, "sync-status", actor, origin=origin, date_from=since, date_to=until) as op:
         changed = _sync(store, since=since, until=until)
+        index.after_write(store, since, until)
         op.summary = [f"{changed:,} failure row(s) brought in step."]
     return changed
 
@@ -439,7 +353,6 @@ def autoresolve(
 
 __all__ = [
     "SYSTEM",
-    "ActivityFilters",
     "Change",
     "Conflict",
     "NotAllowed",
@@ -447,7 +360,6 @@ __all__ = [
     "Scope",
     "apply",
     "autoresolve",
-    "history",
     "preview",
     "require_resolver",
     "sync_statuses",

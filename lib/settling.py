@@ -121,9 +121,9 @@ FROM regressions AS g JOIN filtered AS f ON {_on("f", "g")}
 GROUP BY DATE(g.regressed_at), g.processor_name, f.failure_type_label"""
 
 
-def _with(filters: Filters, tail: str) -> str:
-    """The filtered items (their summary columns: what counting and timing need) and the statement after them."""
-    return q.filtered_items_sql(filters).rstrip() + tail
+def _with(store: Store, filters: Filters, tail: str) -> str:
+    """The filtered items with the failure rows (what timing needs) and the statement after them."""
+    return q.relation(store, filters, rows=True).rstrip() + tail
 
 
 def week_of(day: object) -> dt.date:
@@ -135,7 +135,7 @@ def week_of(day: object) -> dt.date:
 def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
     """Open items per age bucket (every bucket, in order, zero where empty)."""
     scope = _scope(filters)
-    frame = store.query(q.filtered_items_sql(scope) + _BACKLOG, {**q.params_of(scope), "now": now},
+    frame = store.query(q.relation(store, scope) + _BACKLOG, {**q.params_of(scope), "now": now},
                         label="backlog-age")  # fmt: skip
     counts = dict.fromkeys([label for label, _ in AGE_BUCKETS] + [UNKNOWN_AGE], 0)
     for hours, items in zip(frame["age_hours"], frame["items"], strict=True):
@@ -152,7 +152,7 @@ def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataF
 def oldest_open(store: Store, filters: Filters, *, limit: int = 20) -> pd.DataFrame:
     """The open items first recorded longest ago."""
     scope = _scope(filters)
-    frame = store.query(q.filtered_items_sql(scope) + _OLDEST, {**q.params_of(scope), "limit": limit},
+    frame = store.query(q.relation(store, scope) + _OLDEST, {**q.params_of(scope), "limit": limit},
                         label="oldest-open")  # fmt: skip
     return q.with_keys(frame)
 
@@ -160,7 +160,7 @@ def oldest_open(store: Store, filters: Filters, *, limit: int = 20) -> pd.DataFr
 def settlements(store: Store, filters: Filters) -> pd.DataFrame:
     """Settlements per day, processor, failure type, auto or not and time to settle (seconds; NULL if untimed)."""
     scope = _scope(filters)
-    frame = store.query(_with(scope, EVENTS_CTE + _SETTLEMENTS), q.params_of(scope), label="settlements")
+    frame = store.query(_with(store, scope, EVENTS_CTE + _SETTLEMENTS), q.params_of(scope), label="settlements")
     frame["auto"] = frame["auto"].fillna(False).astype(bool)
     return frame
 
@@ -168,7 +168,7 @@ def settlements(store: Store, filters: Filters) -> pd.DataFrame:
 def regressions(store: Store, filters: Filters) -> pd.DataFrame:
     """Regressions per day (when the item was recorded again after being resolved), processor, failure type."""
     scope = _scope(filters)
-    return store.query(_with(scope, EVENTS_CTE + _REGRESSIONS), q.params_of(scope), label="regressions")
+    return store.query(_with(store, scope, EVENTS_CTE + _REGRESSIONS), q.params_of(scope), label="regressions")
 
 
 def nearest_rank(values: pd.Series, weights: pd.Series, share: float) -> float | None:

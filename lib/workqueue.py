@@ -51,7 +51,7 @@ def games_to_fix(store: Store, filters: Filters, verdict: str) -> pd.DataFrame:
     """Games (and team sides) behind the open correctable items with this verdict, most items first."""
     f = _scope(filters)
     sql = (
-        q.filtered_items_sql(f)
+        q.relation(store, f)
         + f"""
 SELECT m.game_date, m.game_id, m.team_abbr AS team, COUNT(DISTINCT i.item_key) AS items,
   COUNT(DISTINCT i.entity_id) AS entities, COUNT(DISTINCT i.processor_name) AS processors
@@ -65,7 +65,7 @@ ORDER BY m.game_date, m.game_id, m.team_abbr"""
 def names_to_fix(store: Store, filters: Filters) -> pd.DataFrame:
     f = _scope(filters)
     sql = (
-        q.filtered_items_sql(f)
+        q.relation(store, f)
         + f"""
 SELECT i.entity_id AS player, m.team_abbr AS team, MIN(m.game_date) AS first_game, MAX(m.game_date) AS last_game,
   COUNT(DISTINCT m.game_date) AS games, COUNT(DISTINCT i.item_key) AS items
@@ -80,7 +80,7 @@ def reruns(store: Store, filters: Filters) -> pd.DataFrame:
     """Processors to re-run for which dates, in recovery order."""
     f = _scope(filters)
     sql = (
-        q.filtered_items_sql(f)
+        q.relation(store, f)
         + """
 SELECT processor_name, item_date, COUNT(*) AS items
 FROM filtered

@@ -294,10 +294,12 @@ class BigQueryStore(Store):
         now = time.monotonic()
         if now - self._version[0] < 5:
             return self._version[1]
-        from lib.store.schema import DASHBOARD_TABLES, TRIAGE_VISITS
+        from lib.store.schema import DASHBOARD_TABLES, INDEX_TABLES, TRIAGE_VISITS
 
         stamps = []
-        for table in (*FAILURE_TABLES, *(t for t in DASHBOARD_TABLES if t is not TRIAGE_VISITS)):
+        # Visits and the item index are not data: writing them must not invalidate every cached page.
+        versioned = [t for t in DASHBOARD_TABLES if t is not TRIAGE_VISITS and t not in INDEX_TABLES]
+        for table in (*FAILURE_TABLES, *versioned):
             target = f"{self.project}.{self.dialect.dataset(table.dataset)}.{table.name}"
             try:
                 stamps.append(self._guard(self._modified(target), "reading table metadata"))

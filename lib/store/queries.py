@@ -1,8 +1,10 @@
-"""The reads behind the pages: failure rows collapsed into items, then counted, grouped or listed.
+"""The reads behind the pages: items (lib/store/relation.py) counted, grouped or listed.
 
-All SQL is BigQuery Standard SQL built only from the fixed fragments in this module; every value a
-person chose travels as a named parameter. Every statement on a failure table filters its partition
-column (``analysis_date`` / ``prediction_date``).
+Reads come from the item index and its daily rollups (lib/store/index.py), brought up to date for the dates
+in range first; where the index cannot be kept (a read-only store without it) they compute the items from the
+failure rows, with the same relation. All SQL is BigQuery Standard SQL built only from fixed fragments; every
+value a person chose travels as a named parameter. Every statement on a failure table or the index filters
+its partition column.
 """
 
 from __future__ import annotations
@@ -23,158 +25,12 @@ from lib.model import (
     ItemKey,
     Kpis,
     Page,
-    SourceTable,
     encode_key_part,
 )
+from lib.store import index
 from lib.store.base import Store
 from lib.store.history import change_condition, history_ctes
-
-#: Used when a filter leaves a date open: still a predicate on the partition column.
-_EARLIEST = EARLIEST
-_LATEST = LATEST
-
-#: The item key's processor part, escaped as ``lib.model.encode_key_part`` does.
-KEY_PROCESSOR_SQL = "REPLACE(REPLACE(i.processor_name, '%', '%25'), ':', '%3A')"
-
-# One SELECT per failure table into a common shape. Only fixed text: the table is chosen by enum.
-_ROWS: dict[SourceTable, str] = {
-    SourceTable.PRECOMPUTE: """
-  SELECT 'precompute_failures' AS source_table, 4 AS phase, COALESCE(processor_name, '') AS processor_name,
-    analysis_date AS item_date, COALESCE(entity_id, '') AS entity_id, CAST(NULL AS STRING) AS entity_type, run_id,
-    COALESCE(failure_category, '') AS failure_category, failure_reason, can_retry,
-    failure_type, is_correctable, expected_game_count AS expected_count, actual_game_count AS actual_count,
-    missing_game_dates AS missing_json, raw_data_checked, resolution_status, resolved_at, created_at
-  FROM nba_processing.precompute_failures
-  WHERE analysis_date BETWEEN @date_from AND @date_to""",
-    SourceTable.ANALYTICS: """
-  SELECT 'analytics_failures' AS source_table, 3 AS phase, COALESCE(processor_name, '') AS processor_name,
-    analysis_date AS item_date, COALESCE(entity_id, '') AS entity_id, entity_type, run_id,
-    COALESCE(failure_category, '') AS failure_category, failure_reason, can_retry,
-    failure_type, is_correctable, expected_record_count AS expected_count, actual_record_count AS actual_count,
-    missing_game_ids AS missing_json, CAST(NULL AS BOOL) AS raw_data_checked, resolution_status, resolved_at,
-    created_at
-  FROM nba_processing.analytics_failures
-  WHERE analysis_date BETWEEN @date_from AND @date_to""",
-    SourceTable.PREDICTION: """
-  SELECT 'prediction_failures' AS source_table, 5 AS phase, COALESCE(processor_name, '') AS processor_name,
-    prediction_date AS item_date, COALESCE(entity_id, '') AS entity_id, CAST(NULL AS STRING) AS entity_type, run_id,
-    COALESCE(failure_category, '') AS failure_category, failure_reason, can_retry,
-    failure_type, is_correctable, CAST(NULL AS INT64) AS expected_count, CAST(NULL AS INT64) AS actual_count,
-    missing_upstream_tables AS missing_json, CAST(NULL AS BOOL) AS raw_data_checked, resolution_status,
-    resolved_at, created_at
-  FROM nba_processing.prediction_failures
-  WHERE prediction_date BETWEEN @date_from AND @date_to""",
-}
-
-_ROW_FILTERS = {
-    "processors": "COALESCE(processor_name, '') IN UNNEST(@processors)",
-    "entity": "STRPOS(LOWER(COALESCE(entity_id, '')), LOWER(@entity)) > 0",
-}
-
-
-def _latest(column: str) -> str:
-    """The value of ``column`` on the item's most recent row.
-
-    Rows are ordered by created_at (missing counts as oldest), then run id, then category, so that every
-    column of an item comes from the same row even when two rows share a timestamp.
-    """
-    return f"ANY_VALUE({column} HAVING MAX seen_at)"
-
-
-# What an item is made of: name -> aggregate over its rows. The first group is all that counting needs;
-# the second is only computed for lists and single items, since every extra aggregate costs time.
-_ITEM_SUMMARY = {
-    "phase": "ANY_VALUE(phase)",
-    "occurrences": "COUNT(*)",
-    "failure_category": _latest("failure_category"),
-    "failure_type": _latest("failure_type"),
-    "is_correctable": _latest("is_correctable"),
-    "row_status": _latest("resolution_status"),
-    "last_seen": "MAX(created_at)",
-    "first_seen": "MIN(created_at)",
-}
-#: An item's entity type where its rows do not say it, guessed from the shape of its id.
-ENTITY_TYPE_GUESS = """CASE
-        WHEN entity_id = 'DATE_LEVEL' THEN 'DATE'
-        WHEN REGEXP_CONTAINS(entity_id, r'^[A-Z]{2,3}$') THEN 'TEAM'
-        WHEN REGEXP_CONTAINS(entity_id, r'^[0-9][0-9_A-Z]*$') THEN 'GAME'
-        ELSE 'PLAYER'
-      END"""
-#: The order of an item's rows: created_at (missing counts as oldest), then run id, then category.
-SEEN_AT = (
-    "CONCAT(LPAD(CAST(UNIX_MICROS(COALESCE(created_at, TIMESTAMP '1970-01-01 00:00:00+00')) AS STRING), 20, '0'),\n"
-    "        '|', COALESCE(run_id, ''), '|', COALESCE(failure_category, ''))"
-)
-
-_ITEM_DETAIL = {
-    "entity_type": f"""COALESCE({_latest("entity_type")},
-      {ENTITY_TYPE_GUESS})""",
-    "runs": "COUNT(DISTINCT run_id)",
-    "latest_run_id": _latest("run_id"),
-    "failure_reason": _latest("failure_reason"),
-    "can_retry": _latest("can_retry"),
-    "expected_count": _latest("expected_count"),
-    "actual_count": _latest("actual_count"),
-    "missing_json": _latest("missing_json"),
-    "raw_data_checked": _latest("raw_data_checked"),
-    "resolved_at": "MAX(resolved_at)",
-}
-
-
-def _items_cte(detail: bool) -> str:
-    aggregates = {**_ITEM_SUMMARY, **(_ITEM_DETAIL if detail else {})}
-    columns = ",\n    ".join(f"{expr} AS {name}" for name, expr in aggregates.items())
-    key_processor = KEY_PROCESSOR_SQL
-    return f"""
-items AS (
-  SELECT
-    source_table, processor_name, item_date, entity_id,
-    {columns}
-  FROM (
-    SELECT *,
-      {SEEN_AT} AS seen_at
-    FROM failure_rows
-  ) AS r
-  GROUP BY source_table, processor_name, item_date, entity_id
-),
-decisions AS (
-  SELECT source_table, processor_name, item_date, entity_id,
-    ANY_VALUE(to_status HAVING MAX event_order) AS decided_status,
-    MAX(at) AS decided_at,
-    COUNT(*) AS events
-  FROM (
-    SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS event_order
-    FROM nba_processing.failure_resolutions
-    WHERE item_date BETWEEN @date_from AND @date_to
-  ) AS e
-  GROUP BY source_table, processor_name, item_date, entity_id
-),
-labelled AS (
-  SELECT i.*,
-    CONCAT(i.source_table, ':', {key_processor}, ':', CAST(i.item_date AS STRING), ':', i.entity_id) AS item_key,
-    CASE
-      WHEN d.decided_status IS NULL THEN COALESCE(i.row_status, 'UNRESOLVED')
-      WHEN d.decided_status = 'RESOLVED' AND i.last_seen > d.decided_at THEN 'REGRESSED'
-      ELSE d.decided_status
-    END AS status,
-    d.decided_at AS status_at,
-    COALESCE(d.events, 0) AS events,
-    COALESCE(d.decided_at IS NOT NULL AND i.last_seen > d.decided_at, FALSE) AS recurred,
-    COALESCE(i.failure_type, @unclassified) AS failure_type_label,
-    CASE WHEN i.is_correctable THEN 'correctable' WHEN NOT i.is_correctable THEN 'uncorrectable'
-      ELSE 'unknown' END AS correctable_class,
-    UPPER(i.failure_category) IN UNNEST(@expected_categories) AS is_expected
-  FROM items AS i
-  LEFT JOIN decisions AS d
-    ON d.source_table = i.source_table AND d.processor_name = i.processor_name
-    AND d.item_date = i.item_date AND d.entity_id = i.entity_id
-)"""
-
-
-def items_cte(*, detail: bool) -> str:
-    """``items``, ``decisions`` and ``labelled``: the failure rows collapsed into items with their status."""
-    return _items_cte(detail)
-
+from lib.store.relation import indexed_cte, items_cte, rows_cte
 
 _ITEM_FILTERS = {
     "categories": "failure_category IN UNNEST(@categories)",
@@ -203,8 +59,9 @@ ITEM_COLUMNS = (
 def _params(filters: Filters) -> dict[str, Any]:
     changed = {"changed_since": filters.changed_since} if filters.changed else {}
     return changed | {
-        "date_from": filters.date_from or _EARLIEST,
-        "date_to": filters.date_to or _LATEST,
+        "date_from": filters.date_from or EARLIEST,
+        "date_to": filters.date_to or LATEST,
+        "tables": list(filters.tables),
         "processors": list(filters.processors),
         "entity": filters.entity.strip(),
         "categories": list(filters.categories),
@@ -216,15 +73,21 @@ def _params(filters: Filters) -> dict[str, Any]:
     }
 
 
-def rows_cte(filters: Filters) -> str:
-    tables = [SourceTable(t) for t in filters.tables] if filters.tables else list(SourceTable)
-    extra = [frag for name, frag in _ROW_FILTERS.items() if getattr(filters, name)]
-    extra_sql = "".join(f"\n    AND {frag}" for frag in extra) if extra else ""
-    selects = [_ROWS[t] + extra_sql for t in SourceTable if t in tables]
-    return "failure_rows AS (" + "\n  UNION ALL".join(selects) + "\n)"
+def indexed(store: Store, filters: Filters) -> bool:
+    """Bring the item index up to date for the filters' dates; True when the reads may use it."""
+    return index.ensure(store, filters.date_from, filters.date_to).usable
 
 
-def _filtered_items_sql(filters: Filters, *, include_expected_filter: bool, detail: bool = False) -> str:
+def _base(filters: Filters, *, detail: bool, indexed: bool, rows: bool) -> str:
+    """``WITH ... labelled AS (...)``: from the index (with ``failure_rows`` too when ``rows``), or computed."""
+    if indexed:
+        return "WITH " + (rows_cte(filters) + "," if rows else "") + indexed_cte(filters)
+    return "WITH " + rows_cte(filters) + "," + items_cte(detail=detail)
+
+
+def _filtered_items_sql(
+    filters: Filters, *, include_expected_filter: bool, detail: bool = False, indexed: bool = False, rows: bool = False
+) -> str:
     """``WITH ... filtered AS (...)``: the items matching every filter (optionally but the toggle)."""
     conditions = [frag for name, frag in _ITEM_FILTERS.items() if getattr(filters, name)]
     if include_expected_filter and filters.hide_expected:
@@ -232,10 +95,7 @@ def _filtered_items_sql(filters: Filters, *, include_expected_filter: bool, deta
     where = " AND ".join(conditions) if conditions else "TRUE"
     if filters.changed:  # only the items that changed this way since the instant (lib/store/history.py)
         return (
-            "WITH "
-            + rows_cte(filters)
-            + ","
-            + _items_cte(detail)
+            _base(filters, detail=detail, indexed=indexed, rows=True)
             + history_ctes(["changed_since"])
             + ",\nfiltered AS (SELECT labelled.* FROM labelled JOIN item_history AS h"
             + "\n  ON h.source_table = labelled.source_table AND h.processor_name = labelled.processor_name"
@@ -246,43 +106,118 @@ def _filtered_items_sql(filters: Filters, *, include_expected_filter: bool, deta
             + ")\n"
         )
     return (
-        "WITH "
-        + rows_cte(filters)
-        + ","
-        + _items_cte(detail)
+        _base(filters, detail=detail, indexed=indexed, rows=rows)
         + ",\nfiltered AS (SELECT * FROM labelled WHERE "
         + where
         + ")\n"
     )
 
 
-def summary(store: Store, filters: Filters) -> pd.DataFrame:
-    """Item counts by processor, category, date, type, status, correctability and expectedness.
-
-    One grouped query in the engine; the overview's KPIs, matrix and trend are all cut from this
-    small frame (``kpis_of``, ``matrix_of``, ``trend_of``) instead of regrouping the rows three times.
-    """
-    sql = (
-        _filtered_items_sql(filters, include_expected_filter=False)
-        + """
-SELECT processor_name, failure_category, ANY_VALUE(phase) AS phase, item_date,
+#: The cube from the daily rollups: the same grouping as ``_SUMMARY`` over the items, already counted per date.
+_ROLLUP_FILTERS = {
+    "tables": "source_table IN UNNEST(@tables)",
+    "processors": "processor_name IN UNNEST(@processors)",
+    "categories": "failure_category IN UNNEST(@categories)",
+    "failure_types": "failure_type IN UNNEST(@failure_types)",
+    "correctable": "correctable_class IN UNNEST(@correctable)",
+    "statuses": "status IN UNNEST(@statuses)",
+}
+_SUMMARY = """
+SELECT processor_name, failure_category, MIN(phase) AS phase, item_date,
   failure_type_label AS failure_type, status, correctable_class, is_expected,
   COUNT(*) AS items, CAST(SUM(occurrences) AS INT64) AS occurrences
 FROM filtered
 GROUP BY processor_name, failure_category, item_date, failure_type_label, status, correctable_class, is_expected"""
-    )
-    frame = store.query(sql, _params(filters), label="summary")
+
+#: The cube's two slices (``summary``): without the date, and per date without the processor and the status.
+_STATE = ["processor_name", "failure_category", "failure_type", "status", "correctable_class", "is_expected"]
+_DATES = ["item_date", "failure_type", "is_expected"]
+_CUBE_COLUMNS = ("slice", "processor_name", "failure_category", "phase", "item_date", "failure_type", "status",
+                 "correctable_class", "is_expected", "items", "occurrences")  # fmt: skip
+
+
+def _rollup_sql(filters: Filters) -> str:
+    extra = "".join(f"\n  AND {frag}" for name, frag in _ROLLUP_FILTERS.items() if getattr(filters, name))
+    return f"""
+WITH r AS (
+  SELECT * FROM nba_processing.failure_rollups
+  WHERE item_date BETWEEN @date_from AND @date_to{extra}
+)
+SELECT 'state' AS slice, processor_name, failure_category, MIN(phase) AS phase, CAST(NULL AS DATE) AS item_date,
+  failure_type, status, correctable_class, is_expected, CAST(SUM(items) AS INT64) AS items,
+  CAST(SUM(occurrences) AS INT64) AS occurrences
+FROM r
+GROUP BY {", ".join(_STATE)}
+UNION ALL
+SELECT 'dates' AS slice, CAST(NULL AS STRING), CAST(NULL AS STRING), CAST(NULL AS INT64), item_date, failure_type,
+  CAST(NULL AS STRING), CAST(NULL AS STRING), is_expected, CAST(SUM(items) AS INT64), CAST(SUM(occurrences) AS INT64)
+FROM r
+GROUP BY {", ".join(_DATES)}"""
+
+
+def _sliced(cube: pd.DataFrame) -> pd.DataFrame:
+    """A per-date cube cut into ``summary``'s two slices (what the rollups' query returns)."""
+    sums = {"items": ("items", "sum"), "occurrences": ("occurrences", "sum")}
+    state = cube.groupby(_STATE, as_index=False, dropna=False).agg(phase=("phase", "min"), **sums)
+    dates = cube.groupby(_DATES, as_index=False, dropna=False).agg(**sums)
+    return pd.concat([state.assign(slice="state"), dates.assign(slice="dates")], ignore_index=True)
+
+
+def summary(store: Store, filters: Filters) -> pd.DataFrame:
+    """Item counts in two slices: ``state`` (by processor, category, type, status, correctability and
+    expectedness) and ``dates`` (by date, type and expectedness).
+
+    One query in the engine, over the daily rollups when no filter needs the items themselves; the overview's
+    KPIs, matrix and trend and the patterns' shares are all cut from this small frame (``kpis_of``,
+    ``matrix_of``, ``trend_of``) instead of asking the engine again. Its size does not grow with the
+    processors and categories per date, so a season costs little more than a month.
+    """
+    use_index = indexed(store, filters)
+    if use_index and not filters.entity and not filters.changed:
+        frame = store.query(_rollup_sql(filters), _params(filters), label="summary")
+    else:
+        sql = _filtered_items_sql(filters, include_expected_filter=False, indexed=use_index) + _SUMMARY
+        frame = _sliced(store.query(sql, _params(filters), label="summary"))
+    frame = frame[list(_CUBE_COLUMNS)].copy()
     frame["is_expected"] = frame["is_expected"].astype(bool)
+    frame["phase"] = frame["phase"].astype("Int64")  # empty in the per-date slice
+    frame["item_date"] = pd.Series([None if pd.isna(d) else d for d in frame["item_date"]], index=frame.index,
+                                   dtype=object)  # empty in the other slice  # fmt: skip
+    for column in ("items", "occurrences"):
+        frame[column] = frame[column].astype("int64")
     return frame
+
+
+def state_of(cube: pd.DataFrame) -> pd.DataFrame:
+    """The cube's slice without dates: items by processor, category, type, status and correctability."""
+    return cube[cube["slice"] == "state"]
+
+
+def dates_of(cube: pd.DataFrame) -> pd.DataFrame:
+    """The cube's per-date slice: items by date, type and expectedness."""
+    return cube[cube["slice"] == "dates"]
 
 
 def _shown(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
     return cube[~cube["is_expected"]] if hide_expected else cube
 
 
-def filtered_items_sql(filters: Filters, *, detail: bool = False) -> str:
-    """``WITH ... filtered AS (...)``: every item matching the filters, for statements built on top."""
-    return _filtered_items_sql(filters, include_expected_filter=True, detail=detail)
+def filtered_items_sql(filters: Filters, *, detail: bool = False, indexed: bool = False, rows: bool = False) -> str:
+    """``WITH ... filtered AS (...)``: every item matching the filters, for statements built on top; read from the
+    index when ``indexed`` (with the ``failure_rows`` CTE as well when ``rows``), else computed from the rows."""
+    return _filtered_items_sql(filters, include_expected_filter=True, detail=detail, indexed=indexed, rows=rows)
+
+
+def labelled_sql(store: Store, filters: Filters, *, rows: bool = False) -> str:
+    """``WITH ... labelled AS (...)`` (every item in the filters' dates and tables, unfiltered otherwise), from the
+    item index where it can be kept, with ``failure_rows`` too when ``rows``."""
+    use_index = indexed(store, filters)
+    return _base(filters, detail=False, indexed=use_index, rows=rows)
+
+
+def relation(store: Store, filters: Filters, *, detail: bool = False, rows: bool = False) -> str:
+    """``filtered_items_sql`` for this store: from the item index, brought up to date first, where it can be."""
+    return filtered_items_sql(filters, detail=detail, indexed=indexed(store, filters), rows=rows)
 
 
 def params_of(filters: Filters) -> dict[str, Any]:
@@ -291,6 +226,7 @@ def params_of(filters: Filters) -> dict[str, Any]:
 
 
 def kpis_of(cube: pd.DataFrame, hide_expected: bool) -> Kpis:
+    cube = state_of(cube)
     shown = _shown(cube, hide_expected)
 
     def items(frame: pd.DataFrame) -> int:
@@ -310,9 +246,9 @@ def kpis_of(cube: pd.DataFrame, hide_expected: bool) -> Kpis:
 
 def matrix_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
     """Items by processor and category (with occurrences), largest first."""
-    shown = _shown(cube, hide_expected)
+    shown = _shown(state_of(cube), hide_expected)
     grouped = shown.groupby(["processor_name", "failure_category"], as_index=False).agg(
-        phase=("phase", "first"), items=("items", "sum"), occurrences=("occurrences", "sum")
+        phase=("phase", "min"), items=("items", "sum"), occurrences=("occurrences", "sum")
     )
     return grouped.sort_values(["items", "processor_name", "failure_category"], ascending=[False, True, True],
                                ignore_index=True)  # fmt: skip
@@ -320,7 +256,7 @@ def matrix_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
 
 def trend_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
     """Items per date and failure type."""
-    shown = _shown(cube, hide_expected)
+    shown = _shown(dates_of(cube), hide_expected)
     grouped = shown.groupby(["item_date", "failure_type"], as_index=False)[["items", "occurrences"]].sum()
     return grouped.sort_values(["item_date", "failure_type"], ignore_index=True)
 
@@ -338,20 +274,17 @@ def trend(store: Store, filters: Filters) -> pd.DataFrame:
 
 
 def count_items(store: Store, filters: Filters) -> int:
-    sql = _filtered_items_sql(filters, include_expected_filter=True) + "SELECT COUNT(*) AS n FROM filtered"
+    sql = relation(store, filters) + "SELECT COUNT(*) AS n FROM filtered"
     return int(store.query(sql, _params(filters), label="count").iloc[0]["n"])
 
 
-def _ordered_sql(filters: Filters, sort: str) -> str:
-    return (
-        _filtered_items_sql(filters, include_expected_filter=True, detail=True)
-        + f"SELECT {ITEM_COLUMNS}\nFROM filtered\nORDER BY {_SORTS[sort]}\n"
-    )
+def _ordered_sql(store: Store, filters: Filters, sort: str) -> str:
+    return relation(store, filters, detail=True) + f"SELECT {ITEM_COLUMNS}\nFROM filtered\nORDER BY {_SORTS[sort]}\n"
 
 
 def list_items(store: Store, filters: Filters, page: Page) -> pd.DataFrame:
     params = {**_params(filters), "page_limit": page.size, "page_offset": (page.number - 1) * page.size}
-    sql = _ordered_sql(filters, page.sort) + "LIMIT @page_limit OFFSET @page_offset"
+    sql = _ordered_sql(store, filters, page.sort) + "LIMIT @page_limit OFFSET @page_offset"
     return with_keys(store.query(sql, params, label="list"))
 
 
@@ -359,7 +292,7 @@ def iter_items(
     store: Store, filters: Filters, *, sort: str = "newest date", chunk: int = 50_000
 ) -> Iterator[pd.DataFrame]:
     """Every matching item, from one ordered query streamed in frames of ``chunk`` rows, for exports."""
-    for frame in store.stream(_ordered_sql(filters, sort), _params(filters), chunk=chunk, label="export"):
+    for frame in store.stream(_ordered_sql(store, filters, sort), _params(filters), chunk=chunk, label="export"):
         yield with_keys(frame)
 
 
@@ -372,7 +305,8 @@ def get_item(store: Store, key: ItemKey) -> pd.Series | None:
         processors=(key.processor_name,),
         hide_expected=False,
     )
-    sql = _filtered_items_sql(scope, include_expected_filter=False, detail=True) + (
+    use_index = indexed(store, scope)
+    sql = _filtered_items_sql(scope, include_expected_filter=False, detail=True, indexed=use_index) + (
         f"SELECT {ITEM_COLUMNS}\nFROM filtered\nWHERE entity_id = @entity_id"
     )
     frame = with_keys(store.query(sql, {**_params(scope), "entity_id": key.entity_id}, label="item"))
@@ -418,15 +352,21 @@ def with_keys(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def choices(store: Store, filters: Filters) -> Choices:
-    """Processors and categories present in the date range (plus the known ones)."""
+    """Processors and categories of the items in the date range: what the filters can match (a category only an
+    item's older rows carry matches nothing, since items are filtered by their latest row)."""
     scope = Filters(date_from=filters.date_from, date_to=filters.date_to)
-    sql = (
-        "WITH "
-        + rows_cte(scope)
-        + """
-SELECT processor_name, failure_category, COUNT(*) AS n FROM failure_rows
+    if indexed(store, scope):
+        sql = """
+SELECT processor_name, failure_category, COUNT(*) AS n FROM nba_processing.failure_rollups
+WHERE item_date BETWEEN @date_from AND @date_to
 GROUP BY processor_name, failure_category"""
-    )
+    else:
+        sql = (
+            _base(scope, detail=False, indexed=False, rows=False)
+            + """
+SELECT processor_name, failure_category, COUNT(*) AS n FROM labelled
+GROUP BY processor_name, failure_category"""
+        )
     frame = store.query(sql, _params(scope), label="choices")
     return Choices(
         processors=tuple(sorted(set(frame["processor_name"]))),

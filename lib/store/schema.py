@@ -325,6 +325,89 @@ CLUSTER BY operator""",
     False,
 )
 
+# The item index (lib/store/index.py): the item relation (lib/store/relation.py) stored, one row per item, kept
+# up to date per date and source table. Derived data: rebuilt from the failure rows and events at any time.
+FAILURE_ITEMS = TableDef(
+    "nba_processing",
+    "failure_items",
+    """CREATE TABLE IF NOT EXISTS nba_processing.failure_items (
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  item_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  phase INT64,
+  occurrences INT64,
+  failure_category STRING,
+  failure_type STRING,
+  is_correctable BOOL,
+  row_status STRING,
+  last_seen TIMESTAMP,
+  first_seen TIMESTAMP,
+  entity_type STRING,
+  runs INT64,
+  latest_run_id STRING,
+  failure_reason STRING,
+  can_retry BOOL,
+  expected_count INT64,
+  actual_count INT64,
+  missing_json STRING,
+  raw_data_checked BOOL,
+  resolved_at TIMESTAMP,
+  item_key STRING NOT NULL,
+  status STRING NOT NULL,
+  status_at TIMESTAMP,
+  events INT64,
+  recurred BOOL,
+  failure_type_label STRING,
+  correctable_class STRING,
+  is_expected BOOL
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name, status, entity_id""",
+    False,
+)
+
+# Item counts per date and every dimension the overview, the trend, the KPIs and the patterns group by.
+FAILURE_ROLLUPS = TableDef(
+    "nba_processing",
+    "failure_rollups",
+    """CREATE TABLE IF NOT EXISTS nba_processing.failure_rollups (
+  item_date DATE NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  failure_category STRING,
+  phase INT64,
+  failure_type STRING,
+  correctable_class STRING,
+  status STRING,
+  is_expected BOOL,
+  items INT64,
+  occurrences INT64
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name, failure_category""",
+    False,
+)
+
+# What each date of each failure table looked like when it was indexed: a fingerprint of its failure rows and
+# status events. A date whose fingerprint differs now (a rerun, rows streamed in) is refreshed before it is read.
+FAILURE_INDEX_DATES = TableDef(
+    "nba_processing",
+    "failure_index_dates",
+    """CREATE TABLE IF NOT EXISTS nba_processing.failure_index_dates (
+  source_table STRING NOT NULL,
+  item_date DATE NOT NULL,
+  fingerprint STRING NOT NULL,
+  indexed_at TIMESTAMP NOT NULL
+)
+PARTITION BY item_date
+CLUSTER BY source_table""",
+    False,
+)
+
+#: The item index's tables: derived, never part of the data version that invalidates caches on BigQuery.
+INDEX_TABLES: tuple[TableDef, ...] = (FAILURE_ITEMS, FAILURE_ROLLUPS, FAILURE_INDEX_DATES)
+
 #: Tables the dashboard owns, beside the pipeline's.
 DASHBOARD_TABLES: tuple[TableDef, ...] = (
     FAILURE_MISSING_GAMES,
@@ -335,6 +418,7 @@ DASHBOARD_TABLES: tuple[TableDef, ...] = (
     TRIAGE_OPERATIONS,
     CLASSIFICATION_CHANGES,
     TRIAGE_VISITS,
+    *INDEX_TABLES,
 )
 
 ALL_TABLES: tuple[TableDef, ...] = PIPELINE_TABLES + DASHBOARD_TABLES

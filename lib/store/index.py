@@ -1,0 +1,330 @@
+"""The item index: every item as the pages read it, stored, and its daily rollups, kept up to date per date.
+
+Collapsing failure rows into items at read time costs a pass over every row in range on every page load. The
+index stores the item relation (``labelled`` of lib/store/relation.py, the one definition) in
+``nba_processing.failure_items``, one row per item, and item counts per date and dimension in
+``nba_processing.failure_rollups``. Both are derived data: any date can be rebuilt from the failure rows and
+the status events at any time, and nothing else is ever written to them.
+
+**Never stale.** ``nba_processing.failure_index_dates`` keeps, per source table and date, a fingerprint of the
+failure rows and status events the date was built from (lib/store/relation.py ``FINGERPRINTS``: a count, and
+an order-free sum and XOR of hashes of the columns that change in production: keys, run, time, verdict,
+status). Before any read, ``ensure`` computes the fingerprints
+of the dates in range (one pass over a few columns, no sort), and rebuilds exactly the dates whose fingerprint
+differs or is missing: a processor's DELETE + INSERT rerun, rows streamed in by the pipeline, a resolution
+made by another process, a new index version. Between two changes of the data nothing is recomputed: the
+store's data version (a file stamp, or the tables' modification times) is remembered with the ranges found
+fresh. The dashboard's own writes call ``ensure`` for the dates they touched, so that the next page finds
+them ready.
+
+**Order of a refresh.** The fingerprints are taken first, then the dates' items and rollups are replaced,
+then the fingerprints are stored. If the data changes in between, the stored fingerprint is the older one
+and the next read rebuilds the date again; if a refresh stops half way, the date has no stored fingerprint
+and is rebuilt. A store that cannot be written (a read-only file, a viewer's credentials) keeps working:
+the reads then compute items from the failure rows, as before the index existed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import pandas as pd
+
+from lib.errors import TriageError
+from lib.model import EARLIEST, EXPECTED_CATEGORIES, LATEST, UNCLASSIFIED, Filters
+from lib.store.base import Store
+from lib.store.relation import LABELLED_COLUMNS, STALE_DATES, items_cte, rows_cte
+from lib.store.schema import FAILURE_INDEX_DATES, FAILURE_ITEMS, FAILURE_ROLLUPS, INDEX_TABLES
+
+#: Bumped whenever what the index stores changes (a column, a rule of the relation, the expected categories):
+#: every stored fingerprint then differs and each date is rebuilt on first use.
+INDEX_VERSION = "1"
+
+Progress = Callable[[float, str], None]
+
+#: Failure rows (and dates) rebuilt per step of a large refresh: bounded work per step, and progress between.
+CHUNK_ROWS = 300_000
+CHUNK_DATES = 400
+
+_ITEMS = FAILURE_ITEMS.ref
+_ROLLUPS = FAILURE_ROLLUPS.ref
+_DATES = FAILURE_INDEX_DATES.ref
+
+_IN_CHUNK = "source_table = @source_table AND item_date BETWEEN @date_from AND @date_to AND item_date IN UNNEST(@dates)"
+
+_ROLLUP_DIMENSIONS = (
+    "item_date, source_table, processor_name, failure_category, failure_type_label, correctable_class, status, "
+    "is_expected"
+)
+
+
+def _insert_items(table: str) -> str:
+    columns = ", ".join(LABELLED_COLUMNS)
+    return (
+        f"INSERT INTO {_ITEMS} ({columns})\nWITH "
+        + rows_cte(Filters(tables=(table,)))
+        + ","
+        + items_cte(detail=True)
+        + f"\nSELECT {columns} FROM labelled WHERE item_date IN UNNEST(@dates)"
+    )
+
+
+_INSERT_ROLLUPS = f"""
+INSERT INTO {_ROLLUPS} (item_date, source_table, processor_name, failure_category, failure_type, correctable_class,
+  status, is_expected, phase, items, occurrences)
+SELECT {_ROLLUP_DIMENSIONS}, MIN(phase), COUNT(*), CAST(SUM(occurrences) AS INT64)
+FROM {_ITEMS}
+WHERE {_IN_CHUNK}
+GROUP BY {_ROLLUP_DIMENSIONS}"""
+
+
+@dataclasses.dataclass
+class Refresh:
+    """What one ``ensure`` or ``reindex`` did."""
+
+    checked_dates: int = 0
+    refreshed_dates: int = 0
+    items: int = 0
+    seconds: float = 0.0
+    #: False when the index could not be used (missing tables on a read-only store, or no write access).
+    usable: bool = True
+    reason: str = ""
+
+
+@dataclasses.dataclass
+class _Memo:
+    version: str = ""
+    fresh: list[tuple[dt.date, dt.date]] = dataclasses.field(default_factory=list)
+    unusable: str = ""
+    bypassed: int = 0
+    tables_ready: bool = False
+
+
+_memos: weakref.WeakKeyDictionary[Store, _Memo] = weakref.WeakKeyDictionary()
+_locks: weakref.WeakKeyDictionary[Store, threading.Lock] = weakref.WeakKeyDictionary()
+_guard = threading.Lock()
+
+
+def _state(store: Store) -> tuple[_Memo, threading.Lock]:
+    with _guard:
+        memo = _memos.setdefault(store, _Memo())
+        lock = _locks.setdefault(store, threading.Lock())
+    return memo, lock
+
+
+def _span(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date, dt.date]:
+    return date_from or EARLIEST, date_to or LATEST
+
+
+def _covered(memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> bool:
+    return memo.version == version and any(a <= lo and hi <= b for a, b in memo.fresh)
+
+
+def _remember(memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> None:
+    if memo.version != version:
+        memo.version, memo.fresh, memo.unusable = version, [], ""
+    memo.fresh.append((lo, hi))
+
+
+def stale(store: Store, date_from: dt.date, date_to: dt.date) -> tuple[pd.DataFrame, int]:
+    """The (source_table, item_date) pairs in range whose index is out of date (changed, new, gone, or written
+    twice by two refreshes at once), with their fingerprint now and failure row count; and how many pairs with
+    rows or events the range holds. One statement: a pass over the rows and events in range, and the stored
+    fingerprints."""
+    params = {"date_from": date_from, "date_to": date_to, "index_version": INDEX_VERSION}
+    frame = store.query(STALE_DATES, params, label="index-fingerprints")
+    total = frame["source_table"].isna()
+    checked = int(frame.loc[total, "checked"].iloc[0])
+    pairs = frame[~total].drop(columns=["checked"]).sort_values(["source_table", "item_date"], ignore_index=True)
+    return pairs, checked
+
+
+def _chunks(pairs: pd.DataFrame, rows: dict[tuple[str, dt.date], int]) -> Iterable[tuple[str, list[dt.date]]]:
+    """Per table, runs of dates of about ``CHUNK_ROWS`` failure rows (and at most ``CHUNK_DATES`` dates) each."""
+    for table, group in pairs.groupby("source_table", sort=True):
+        chunk: list[dt.date] = []
+        size = 0
+        for day in sorted(group["item_date"]):
+            n = rows.get((str(table), day), 0)
+            if chunk and (size + n > CHUNK_ROWS or len(chunk) >= CHUNK_DATES):
+                yield str(table), chunk
+                chunk, size = [], 0
+            chunk.append(day)
+            size += n
+        if chunk:
+            yield str(table), chunk
+
+
+def _rebuild(store: Store, table: str, dates: Sequence[dt.date], pairs: pd.DataFrame) -> int:
+    """Replace the items, rollups and fingerprints of these dates of one failure table; returns items written."""
+    params = {
+        "source_table": table,
+        "tables": [table],
+        "date_from": min(dates),
+        "date_to": max(dates),
+        "dates": list(dates),
+        "expected_categories": list(EXPECTED_CATEGORIES),
+        "unclassified": UNCLASSIFIED,
+    }
+    with store.transaction(label="index") as tx:
+        # The fingerprint goes first and comes back last: a refresh cut short leaves its dates unindexed.
+        tx.execute(f"DELETE FROM {_DATES} WHERE {_IN_CHUNK}", params)
+        tx.execute(f"DELETE FROM {_ITEMS} WHERE {_IN_CHUNK}", params)
+        tx.execute(f"DELETE FROM {_ROLLUPS} WHERE {_IN_CHUNK}", params)
+        written = tx.execute(_insert_items(table), params)
+        tx.execute(_INSERT_ROLLUPS, params)
+        mine = pairs[(pairs["source_table"] == table) & pairs["item_date"].isin(set(dates))]
+        mine = mine[mine["fingerprint"].notna()]  # a date with nothing left keeps no fingerprint
+        if len(mine):
+            rows = mine.assign(indexed_at=pd.Timestamp.now(tz="UTC"))[
+                ["source_table", "item_date", "fingerprint", "indexed_at"]
+            ]
+            tx.insert_frame(_DATES, rows.reset_index(drop=True))
+    return written
+
+
+def _rebuild_all(store: Store, pairs: pd.DataFrame, progress: Progress | None) -> int:
+    rows = {(str(t), d): int(n) for t, d, n in zip(pairs["source_table"], pairs["item_date"], pairs["row_count"],
+                                                      strict=True)}  # fmt: skip
+    chunks = list(_chunks(pairs, rows))
+    total = len(pairs)
+    progress = progress if len(chunks) > 1 else None  # one step is a moment: nothing to show
+    done = written = 0
+    for table, dates in chunks:
+        if progress:
+            progress(done / total, f"Indexing {table}: {dates[0]} to {dates[-1]} ({done:,} of {total:,} dates)")
+        written += _rebuild(store, table, dates, pairs)
+        done += len(dates)
+        store.let_waiters_in()
+    if progress:
+        progress(1.0, f"Indexed {total:,} dates ({written:,} items)")
+    return written
+
+
+def _usable(store: Store, memo: _Memo) -> str:
+    """Why the index cannot be used on this store ('' when it can). Its tables are looked for once per process."""
+    if memo.tables_ready:
+        return ""
+    existing = store.existing_tables()
+    missing = [t.ref for t in INDEX_TABLES if t.ref not in existing]
+    if missing and getattr(store, "read_only", False):
+        return f"the item index's tables ({', '.join(missing)}) are missing and the database is read-only"
+    if missing:
+        try:
+            store.init_schema(pipeline_tables=False)
+        except TriageError as exc:
+            return f"the item index's tables could not be created: {exc.what}"
+    memo.tables_ready = True
+    return ""
+
+
+def _unusable(memo: _Memo, version: str, reason: str, checked: int = 0) -> Refresh:
+    memo.version, memo.fresh, memo.unusable = version, [], reason
+    return Refresh(checked_dates=checked, usable=False, reason=reason)
+
+
+def ensure(
+    store: Store, date_from: dt.date | None, date_to: dt.date | None, *, progress: Progress | None = None
+) -> Refresh:
+    """Bring the index up to date for the dates in range; say whether reads may use it.
+
+    Cheap when nothing changed since the last call on this store (no query at all), one fingerprint pass over
+    the range otherwise, plus the rebuild of the dates that changed."""
+    lo, hi = _span(date_from, date_to)
+    memo, lock = _state(store)
+    if memo.bypassed:
+        return Refresh(usable=False, reason="bypassed: items computed from the failure rows")
+    with lock:
+        version = store.data_version()
+        if memo.version == version and memo.unusable:
+            return Refresh(usable=False, reason=memo.unusable)
+        if _covered(memo, version, lo, hi):
+            return Refresh()
+        started = dt.datetime.now(dt.UTC)
+        reason = _usable(store, memo)
+        if reason:
+            return _unusable(memo, store.data_version(), reason)
+        pairs, checked = stale(store, lo, hi)
+        result = Refresh(checked_dates=checked)
+        if len(pairs):
+            if getattr(store, "read_only", False):
+                why = f"{len(pairs):,} date(s) of the item index are out of date and the database is read-only"
+                return _unusable(memo, version, why, checked)
+            try:
+                result.items = _rebuild_all(store, pairs, progress)
+            except TriageError as exc:
+                why = f"the item index could not be brought up to date: {exc.what}"
+                return _unusable(memo, store.data_version(), why, checked)
+            result.refreshed_dates = len(pairs)
+        _remember(memo, store.data_version(), lo, hi)
+        result.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        return result
+
+
+def after_write(store: Store, date_from: dt.date | None, date_to: dt.date | None) -> Refresh:
+    """After a write through ``lib``: refresh the dates it touched, so that the next page finds them ready.
+    Never raises: the write itself is done, and a read that finds a date out of date refreshes it first."""
+    try:
+        return ensure(store, date_from, date_to)
+    except TriageError as exc:
+        return Refresh(usable=False, reason=exc.what)
+
+
+def reindex(
+    store: Store, date_from: dt.date | None = None, date_to: dt.date | None = None, *, progress: Progress | None = None
+) -> Refresh:
+    """Rebuild every date in range, whatever its fingerprint says (``python -m lib reindex``)."""
+    lo, hi = _span(date_from, date_to)
+    memo, lock = _state(store)
+    with lock:
+        started = dt.datetime.now(dt.UTC)
+        reason = _usable(store, memo)
+        if reason:
+            raise TriageError(f"Cannot rebuild the item index: {reason}.", "Run `python -m lib init` first.")
+        # Forgetting the stored fingerprints makes every date in range stale; the rebuild stores them again.
+        store.execute(f"DELETE FROM {_DATES} WHERE item_date BETWEEN @date_from AND @date_to",
+                      {"date_from": lo, "date_to": hi}, label="index")  # fmt: skip
+        pairs, checked = stale(store, lo, hi)
+        written = _rebuild_all(store, pairs, progress)
+        memo.version, memo.fresh, memo.unusable = store.data_version(), [(lo, hi)], ""
+        return Refresh(
+            checked_dates=checked,
+            refreshed_dates=len(pairs),
+            items=written,
+            seconds=(dt.datetime.now(dt.UTC) - started).total_seconds(),
+        )
+
+
+@contextlib.contextmanager
+def bypassed(store: Store) -> Iterator[None]:
+    """Within the block, reads on this store compute items from the failure rows, as if there were no index: the
+    reference the index is tested and measured against."""
+    memo, _ = _state(store)
+    memo.bypassed += 1
+    try:
+        yield
+    finally:
+        memo.bypassed -= 1
+
+
+def forget(store: Store) -> None:
+    """Drop what this process remembers about the store's index (the next read checks the fingerprints)."""
+    memo, _ = _state(store)
+    memo.version, memo.fresh, memo.unusable, memo.tables_ready = "", [], "", False
+
+
+__all__ = [
+    "INDEX_VERSION",
+    "Refresh",
+    "after_write",
+    "bypassed",
+    "ensure",
+    "forget",
+    "reindex",
+    "stale",
+]
