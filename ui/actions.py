@@ -48,7 +48,7 @@ def classify_panel(store: Store, filters: Filters, actor: Actor | None) -> None:
     if report:
         st.success("\n\n".join(report), icon=":material/fact_check:")
     scope = {"since": filters.date_from, "until": filters.date_to}
-    pending = context.guarded(lambda: classification.count_to_classify(store, **scope))
+    pending = context.guarded(lambda: data.to_classify(store, filters))
     if not resolve.can_act(actor):
         if pending:
             st.caption(f":material/hourglass_empty: {fmt_int(pending)} failure items of this range are not classified "
@@ -72,7 +72,7 @@ def classify_panel(store: Store, filters: Filters, actor: Actor | None) -> None:
             ):
                 _classify(store, scope, actor, everything=False)
     with st.popover("Re-classify this date range", icon=":material/restart_alt:"):
-        everything = context.guarded(lambda: classification.count_to_classify(store, include_classified=True, **scope))
+        everything = context.guarded(lambda: data.to_classify(store, filters, everything=True))
         st.markdown(
             f"Judge all **{fmt_int(everything)} items** of this date range again from today's evidence, replacing "
             'earlier verdicts, the pipeline\'s own included (it reads "absent from the box score" as "did not '

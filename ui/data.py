@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from lib import activity, classification, export, operations, patterns, players, settling, workqueue
 from lib import briefing as briefing_mod
-from lib import classification, export, operations, patterns, players, resolution, settling, workqueue
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
-from lib.store import Store
+from lib.store import Store, index
 from lib.store import queries as q
 
 _TTL = 600
@@ -31,6 +31,24 @@ def _filters(key: FilterKey) -> Filters:
 
 def refresh() -> None:
     st.cache_data.clear()
+
+
+def prepare(store: Store, filters: Filters) -> None:
+    """Before a page reads: bring the item index up to date for the view's dates (lib/store/index.py). Nothing
+    to do when no data changed; a rebuild of more than a few weeks (the index's first use, a long rerun) shows
+    its progress. A store whose index cannot be kept is read from the failure rows, and the sidebar says so."""
+    box = st.empty()
+    bars: list[Any] = []
+
+    def progress(fraction: float, message: str) -> None:
+        if not bars:
+            bars.append(box.progress(0.0, text=message))
+        bars[0].progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    result = index.ensure(store, filters.date_from, filters.date_to, progress=progress)
+    box.empty()
+    if not result.usable:
+        st.sidebar.caption(f":material/info: Items are computed from the failure rows ({result.reason}): slower.")
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
@@ -128,7 +146,7 @@ def missing_games(store: Store, key: ItemKey) -> pd.DataFrame:
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
 def _history(_store: Store, location: str, version: str, key_text: str) -> pd.DataFrame:
-    return resolution.history(_store, ItemKey.parse(key_text))
+    return activity.history(_store, ItemKey.parse(key_text))
 
 
 def history(store: Store, key: ItemKey) -> pd.DataFrame:
@@ -270,3 +288,76 @@ def _view(_store: Store, location: str, version: str, name: str, key: FilterKey)
 def view(store: Store, name: str, filters: Filters) -> Any:
     """One of the patterns / work-queue reads, cached until the data changes."""
     return _view(store, store.location, store.data_version(), name, _key(filters))
+
+
+# -- the remaining reads: the audit trail, the classifier's backlog, player search, a heat-map cell -----------------
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=8)
+def _actors(_store: Store, location: str, version: str) -> list[str]:
+    return activity.actors(_store)
+
+
+def actors(store: Store) -> list[str]:
+    """Everyone who ever changed a status."""
+    return _actors(store, store.location, store.data_version())
+
+
+def _activity_key(af: activity.ActivityFilters) -> tuple[Any, ...]:
+    return (af.item_from, af.item_to, af.actors, af.to_statuses, af.text)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _activity_count(_store: Store, location: str, version: str, key: tuple[Any, ...]) -> int:
+    return activity.activity_count(_store, activity.ActivityFilters(*key))
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _activity_page(_store: Store, location: str, version: str, key: tuple[Any, ...], limit: int,
+                   offset: int) -> pd.DataFrame:  # fmt: skip
+    return activity.activity(_store, activity.ActivityFilters(*key), limit=limit, offset=offset)
+
+
+def activity_count(store: Store, af: activity.ActivityFilters) -> int:
+    return _activity_count(store, store.location, store.data_version(), _activity_key(af))
+
+
+def activity_page(store: Store, af: activity.ActivityFilters, *, limit: int, offset: int) -> pd.DataFrame:
+    """One page of the audit trail, newest first."""
+    return _activity_page(store, store.location, store.data_version(), _activity_key(af), limit, offset)
+
+
+def activity_export(store: Store, af: activity.ActivityFilters, columns: Sequence[str]) -> bytes:
+    """The whole matching trail as spreadsheet-safe CSV, streamed from the engine when asked for."""
+    return csv_bytes(activity.iter_activity(store, af), columns)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
+def _to_classify(_store: Store, location: str, version: str, key: FilterKey, everything: bool) -> int:
+    f = _filters(key)
+    return classification.count_to_classify(_store, include_classified=everything, since=f.date_from, until=f.date_to)
+
+
+def to_classify(store: Store, filters: Filters, *, everything: bool = False) -> int:
+    """Items of the view's dates without a verdict (or every item, ``everything``): the classifier's backlog."""
+    scope = Filters(date_from=filters.date_from, date_to=filters.date_to)
+    return _to_classify(store, store.location, store.data_version(), _key(scope), everything)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _player_search(_store: Store, location: str, version: str, text: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    return players.search(_store, text, start, end)
+
+
+def player_search(store: Store, text: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    return _player_search(store, store.location, store.data_version(), text, start, end)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _cell_keys(_store: Store, location: str, version: str, key: FilterKey, team: str, day: dt.date) -> list[ItemKey]:
+    return patterns.team_date_keys(_store, _filters(key), team, day)
+
+
+def cell_keys(store: Store, filters: Filters, team: str, day: dt.date) -> list[ItemKey]:
+    """The open did-not-play items of one team on one date (a heat-map cell)."""
+    return _cell_keys(store, store.location, store.data_version(), _key(filters), team, day)

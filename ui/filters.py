@@ -84,6 +84,7 @@ def sidebar(store: Store) -> Filters:
         date_from, date_to = date_to, date_from
 
     scope = Filters(date_from=date_from or None, date_to=date_to or None)
+    data.prepare(store, scope)
     options = data.choices(store, scope)
     _repair_choices(
         {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from lib import resolution
+from lib.activity import ActivityFilters
 from lib.model import TARGET_STATUSES
 from ui import context, data, filters
 from ui.widgets import fmt_int
@@ -24,16 +24,16 @@ st.caption(
 )
 
 c1, c2, c3 = st.columns([2, 2, 3])
-who = c1.multiselect("Who", context.guarded(lambda: resolution.actors(store)), key=K_ACTORS, placeholder="Anyone")
+who = c1.multiselect("Who", context.guarded(lambda: data.actors(store)), key=K_ACTORS, placeholder="Anyone")
 to = c2.multiselect("New status", [s.value for s in TARGET_STATUSES], key=K_TO, placeholder="Any status")
 text = c3.text_input("Note, item or person contains", key=K_TEXT, max_chars=200)
-af = resolution.ActivityFilters(f.date_from, f.date_to, tuple(who), tuple(to), text or "")
+af = ActivityFilters(f.date_from, f.date_to, tuple(who), tuple(to), text or "")
 
-total = context.guarded(lambda: resolution.activity_count(store, af))
+total = context.guarded(lambda: data.activity_count(store, af))
 pages = max(1, -(-total // PAGE_SIZE))
 number = st.number_input(f"Page (of {fmt_int(pages)})", 1, pages, 1, key=K_PAGE) if pages > 1 else 1
 st.markdown(f"**{fmt_int(total)} changes**")
-events = context.guarded(lambda: resolution.activity(store, af, limit=PAGE_SIZE, offset=(int(number) - 1) * PAGE_SIZE))
+events = context.guarded(lambda: data.activity_page(store, af, limit=PAGE_SIZE, offset=(int(number) - 1) * PAGE_SIZE))
 if events.empty:
     st.info("No status change matches. Changes made on the failure list appear here.", icon=":material/history:")
 else:
@@ -59,7 +59,7 @@ EXPORT_COLUMNS = ("at", "actor", "item_key", "from_status", "to_status", "note",
 
 
 def _export() -> bytes:
-    return data.csv_bytes(resolution.iter_activity(store, af), EXPORT_COLUMNS)
+    return data.activity_export(store, af, EXPORT_COLUMNS)
 
 
 st.download_button(

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib import patterns, resolution
+from lib import resolution
 from lib.model import ResolutionStatus
 from ui import context, data, filters, identity, resolve
 from ui.widgets import fmt_int, md
@@ -83,7 +83,7 @@ else:
     cell = st.session_state.get(K_CELL)
     if cell and resolve.can_act(actor):
         team, day = cell[0], dt.date.fromisoformat(cell[1])
-        keys = context.guarded(lambda: patterns.team_date_keys(store, open_dnp.filters, team, day))
+        keys = context.guarded(lambda: data.cell_keys(store, open_dnp.filters, team, day))
         st.markdown(f"**{md(team)} on {day}**: {fmt_int(len(keys))} open did-not-play item(s).")
         if keys and st.button(
             f"Mark these {len(keys)} items permanent", key="patterns_cell_permanent", icon=":material/block:"

@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from lib import players, resolution
+from lib import resolution
 from lib.model import OPEN_STATUSES, ItemKey
 from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
@@ -48,7 +48,7 @@ text = st.text_input(
     "Find a player", key=K_SEARCH, placeholder="name or lookup, e.g. isaiah or isaiahthompson", max_chars=100
 )
 if text and season_start and season_end:
-    found = context.guarded(lambda: players.search(store, text, season_start, season_end))
+    found = context.guarded(lambda: data.player_search(store, text, season_start, season_end))
     if found.empty:
         st.caption("No player matches.")
     else:
