@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from lib.classifier import ClassifierConfig
 from lib.model import KNOWN_CATEGORIES, Window
+from lib.store import Store
+from lib.store.schema import ALL_TABLES
 
 TEAMS = ("AAA", "BBB", "CC", "DDD", "EE", "FFF")
 SEASONS = ((2020, dt.date(2020, 10, 1)), (2021, dt.date(2021, 10, 1)))
@@ -209,3 +211,32 @@ def build(seed: int) -> World:
     )
     frames = {t: pd.DataFrame(rows) for t, rows in failures.items() if rows}
     return World(schedule, gamebook, analytics, frames, config)
+
+
+WIDE = {"a": dt.date(1900, 1, 1), "b": dt.date(2999, 12, 31)}
+_DATE_COLUMN = {
+    "precompute_failures": "analysis_date",
+    "analytics_failures": "analysis_date",
+    "prediction_failures": "prediction_date",
+    "failure_missing_games": "analysis_date",
+    "nbac_schedule": "game_date",
+    "nbac_gamebook_player_stats": "game_date",
+    "player_game_summary": "game_date",
+    "triage_operations": "DATE(started_at)",
+    "triage_visits": "DATE(visited_at)",
+}
+
+
+def load(store: Store, world: World) -> None:
+    """The world alone in the database: every table emptied (the item index too), then filled (one transaction)."""
+    with store.transaction(label="test-world") as tx:
+        for table in ALL_TABLES:
+            date = _DATE_COLUMN.get(table.name, "item_date")
+            tx.execute(f"DELETE FROM {table.ref} WHERE {date} BETWEEN @a AND @b OR {date} IS NULL", WIDE)
+        for ref, frame in (("nba_raw.nbac_schedule", world.schedule), ("nba_raw.nbac_gamebook_player_stats",
+                           world.gamebook), ("nba_analytics.player_game_summary", world.analytics)):  # fmt: skip
+            if len(frame):
+                tx.insert_frame(ref, frame)
+        for table, frame in world.failures.items():
+            created = pd.to_datetime(frame["created_at"])
+            tx.insert_frame(f"nba_processing.{table}", frame.assign(created_at=created))

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib import activity
 from lib.access import SYSTEM
 from lib.model import Filters
 from lib.store import DuckDBStore
@@ -276,7 +277,6 @@ def test_unreadable_window_settings_are_explained_not_thrown(app_db: Path, monke
 
 
 def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path) -> None:
-    from lib import resolution
 
     store = DuckDBStore(app_db)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -297,23 +297,23 @@ def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path
     at.run()
     assert not at.exception
     assert [e.value for e in at.error] == ["A note is required: say why."]  # no note, no change
-    assert resolution.activity_count(store, resolution.ActivityFilters()) == 0
+    assert activity.activity_count(store, activity.ActivityFilters()) == 0
     at.text_area(key="resolve_note").input("<b>looking</b> into the upstream cache '; DROP TABLE x; --")
     at.button(key="resolve_confirm").click()
     _run(at)
-    events = resolution.activity(store, resolution.ActivityFilters())
+    events = activity.activity(store, activity.ActivityFilters())
     assert len(events) == total and set(events["actor"]) == {"alice"} and set(events["to_status"]) == {"INVESTIGATING"}
     assert set(events["note"]) == {"<b>looking</b> into the upstream cache '; DROP TABLE x; --"}
     assert q.count_items(store, Filters(date_from=dt.date(2022, 4, 10), date_to=dt.date(2022, 4, 10),
                                         processors=("MLFeatureStoreProcessor",),
                                         statuses=("INVESTIGATING",))) == total  # fmt: skip
 
-    activity = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    activity.switch_page("views/audit/activity.py")
-    _run(activity)
-    shown = next(d.value for d in activity.dataframe if "note" in d.value.columns)
+    trail = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    trail.switch_page("views/audit/activity.py")
+    _run(trail)
+    shown = next(d.value for d in trail.dataframe if "note" in d.value.columns)
     assert len(shown) == min(total, 200) and set(shown["actor"]) == {"alice"}
-    assert any(f"**{total:,} changes**" in m.value for m in activity.markdown)
+    assert any(f"**{total:,} changes**" in m.value for m in trail.markdown)
 
 
 def test_a_viewer_sees_no_actions(app_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

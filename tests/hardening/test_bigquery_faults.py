@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from lib import classification, resolution
+from lib import activity, classification, resolution
 from lib.access import SYSTEM
 from lib.errors import TriageError
 from lib.model import Actor, Filters, ItemKey
@@ -114,7 +114,7 @@ def test_a_resolution_whose_answer_is_lost_is_never_recorded_twice(world, proxy:
     assert "dropped" in [s for _, _, s in proxy.seen]
     events = _events(direct)
     assert sorted(events["item_key"]) == sorted(k.text for k in keys)  # exactly one event per item
-    assert all(resolution.status_of(direct, k) == "PERMANENT" for k in keys)
+    assert all(activity.status_of(direct, k) == "PERMANENT" for k in keys)
 
 
 def test_the_streaming_buffer_refusal_is_caught_up_by_the_sync(world, proxy: faults.FaultProxy) -> None:

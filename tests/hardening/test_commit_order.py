@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 
-from lib import resolution
+from lib import activity
 from lib.model import ItemKey
 from lib.store import DuckDBStore
 from tests.conftest import ROOT, Writer, precompute_row
@@ -63,7 +63,7 @@ def test_racing_command_line_writers_keep_an_unbroken_chain_in_commit_order(
     marked = [r for r in reports if "Marked 1 item(s)" in r]
     batches = {re.search(r"batch (\w+)", r).group(1): r for r in marked}  # type: ignore[union-attr]
 
-    events = resolution.history(store, KEY).iloc[::-1].reset_index(drop=True)  # oldest first
+    events = activity.history(store, KEY).iloc[::-1].reset_index(drop=True)  # oldest first
     # Every change a command reported is in the trail, and nothing else is.
     assert set(events["batch_id"]) == set(batches) and len(events) == len(marked)
     for ev in events.itertuples():
@@ -75,4 +75,4 @@ def test_racing_command_line_writers_keep_an_unbroken_chain_in_commit_order(
     assert list(events["from_status"].iloc[1:]) == list(events["to_status"].iloc[:-1])
     assert all(events["from_status"] != events["to_status"])
     # And the item shows what the last committed command reported.
-    assert resolution.status_of(store, KEY) == events.iloc[-1]["to_status"]
+    assert activity.status_of(store, KEY) == events.iloc[-1]["to_status"]

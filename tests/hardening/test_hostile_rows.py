@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import resolution
+from lib import activity, resolution
 from lib.model import Actor, Filters, ItemKey
 from lib.store import DuckDBStore
 from lib.store import queries as q
@@ -75,7 +75,7 @@ def test_every_hostile_row_is_an_item_that_opens_and_resolves_by_its_key(hostile
     change = resolution.apply(hostile, resolution.Scope.of_keys(list(frame["key"])), "INVESTIGATING",
                               actor=Actor("alice"), note="looking at odd rows")  # fmt: skip
     assert change.changed == len(frame)
-    assert all(resolution.status_of(hostile, ItemKey.parse(k)) == "INVESTIGATING" for k in frame["key"])
+    assert all(activity.status_of(hostile, ItemKey.parse(k)) == "INVESTIGATING" for k in frame["key"])
 
 
 def test_a_resolve_by_filter_over_a_date_with_null_columns_goes_through(hostile: DuckDBStore) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from lib import classification, demo, resolution
+from lib import activity, classification, demo, resolution
 from lib.access import SYSTEM, NotAllowed
 from lib.model import Actor, ItemKey, Role
 from lib.store import DuckDBStore
@@ -185,10 +185,10 @@ def test_resolving_keys_that_match_nothing_says_which_and_fails(write_rows: Writ
     none = _cli(*base, "--item", typo, "--item", KEY.text + " ")
     assert none.returncode == 1 and "2 of 2 item key(s) match no item" in none.stderr
     assert typo in none.stderr and "note the spaces" in none.stderr and "nothing was changed" in none.stderr
-    assert resolution.status_of(store, KEY) == "UNRESOLVED"
+    assert activity.status_of(store, KEY) == "UNRESOLVED"
     some = _cli(*base, "--item", typo, "--item", KEY.text)
     assert some.returncode == 0 and "1 of 2 item key(s) match no item" in some.stderr
-    assert "Marked 1 item(s) PERMANENT" in some.stdout and resolution.status_of(store, KEY) == "PERMANENT"
+    assert "Marked 1 item(s) PERMANENT" in some.stdout and activity.status_of(store, KEY) == "PERMANENT"
     many = _cli(*base, *[a for i in range(20_000) for a in ("--item", f"{KEY.text[:-9]}ghost{i}")])
     assert many.returncode == 1 and "20,000 of 20,000" in many.stderr and "and 19,980 more" in many.stderr
 
@@ -238,4 +238,4 @@ def test_a_change_statement_replayed_with_its_batch_id_records_nothing_more(
     params = {**resolution._params(scope), "to_status": "PERMANENT", "actor": "alice", "note": "replayed",
               "batch_id": change.batch_id, "origin": "cli", "at": change.at}  # fmt: skip
     assert store.execute(replay, params) == 0
-    assert len(resolution.history(store, KEY)) == 1
+    assert len(activity.history(store, KEY)) == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import classification, demo, patterns, players, resolution, workqueue
+from lib import activity, classification, demo, patterns, players, resolution, workqueue
 from lib.access import SYSTEM
 from lib.errors import StoreUnavailable
 from lib.model import Actor, Filters, ItemKey, Page
@@ -104,8 +104,8 @@ def test_both_engines_keep_events_derive_regressions_and_sync_rows(engine_store:
     assert list(rows["resolution_status"]) == ["RESOLVED"]  # the sync ran after the change
     rerun = precompute_row(run_id="rerun", created_at=pd.Timestamp("2022-01-05 08:00", tz="UTC"))
     _rows(engine_store, "precompute_failures", [rerun])
-    assert resolution.status_of(engine_store, key) == "REGRESSED"
-    events = resolution.history(engine_store, key)
+    assert activity.status_of(engine_store, key) == "REGRESSED"
+    events = activity.history(engine_store, key)
     assert list(events["note"]) == ["<b>re-scraped</b>"] and list(events["actor"]) == ["alice"]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import resolution
+from lib import activity, resolution
 from lib.access import SYSTEM
 from lib.errors import BadInput
 from lib.model import Actor, Filters, ItemKey, Role
@@ -27,7 +27,7 @@ P3KEY = ItemKey("analytics_failures", "PlayerGameSummaryProcessor", dt.date(2021
 
 
 def _status(store: DuckDBStore, key: ItemKey = KEY) -> str | None:
-    return resolution.status_of(store, key)
+    return activity.status_of(store, key)
 
 
 def _rerun(store: DuckDBStore, write_rows: Writer, *, recurs: bool, at: str) -> None:
@@ -73,7 +73,7 @@ def test_resolutions_never_update_failure_rows_and_are_append_only(one_item: Duc
     scope = resolution.Scope.of_keys([KEY])
     for n, status in enumerate(["INVESTIGATING", "RESOLVED", "UNRESOLVED"]):
         resolution.apply(one_item, scope, status, actor=ALICE, note=f"step {n}", now=T0 + dt.timedelta(hours=n))
-    events = resolution.history(one_item, KEY)
+    events = activity.history(one_item, KEY)
     assert list(events["to_status"]) == ["UNRESOLVED", "RESOLVED", "INVESTIGATING"]  # newest first
     assert list(events["from_status"]) == ["RESOLVED", "INVESTIGATING", "UNRESOLVED"]
     assert _status(one_item) == "UNRESOLVED"  # reopening is the undo
@@ -98,7 +98,7 @@ def test_a_confirm_is_refused_when_its_items_changed_since_the_dialog_opened(one
         resolution.apply(one_item, scope, "RESOLVED", actor=ALICE, note="fixed", now=T0 + dt.timedelta(seconds=9),
                          opened_at=opened)  # fmt: skip
     assert KEY.text in str(caught.value) and "Nothing was written" in str(caught.value)
-    assert len(resolution.history(one_item, KEY)) == 1
+    assert len(activity.history(one_item, KEY)) == 1
     resolution.apply(one_item, scope, "RESOLVED", actor=ALICE, note="fixed", now=T0 + dt.timedelta(seconds=20),
                      opened_at=T0 + dt.timedelta(seconds=10))  # fmt: skip
     assert _status(one_item) == "RESOLVED"
@@ -111,7 +111,7 @@ def test_a_confirm_is_refused_when_its_items_changed_since_the_dialog_opened(one
 def test_writes_without_a_resolver_are_refused(one_item: DuckDBStore, actor: Actor | None, message: str) -> None:
     with pytest.raises(resolution.NotAllowed, match=message):
         resolution.apply(one_item, resolution.Scope.of_keys([KEY]), "RESOLVED", actor=actor, note="x", now=T0)
-    assert len(resolution.history(one_item, KEY)) == 0
+    assert len(activity.history(one_item, KEY)) == 0
 
 
 @pytest.mark.parametrize("note, status", [("   ", "RESOLVED"), ("ok", "REGRESSED"), ("ok", "DONE")])
@@ -131,8 +131,8 @@ def test_bad_changes_are_refused_with_a_clear_message(one_item: DuckDBStore, not
 )
 def test_hostile_notes_are_stored_verbatim(one_item: DuckDBStore, note: str) -> None:
     resolution.apply(one_item, resolution.Scope.of_keys([KEY]), "PERMANENT", actor=ALICE, note=note, now=T0)
-    assert resolution.history(one_item, KEY).iloc[0]["note"] == note
-    assert len(resolution.activity(one_item, resolution.ActivityFilters())) == 1
+    assert activity.history(one_item, KEY).iloc[0]["note"] == note
+    assert len(activity.activity(one_item, activity.ActivityFilters())) == 1
 
 
 def test_two_people_at_once_both_keep_their_events_in_commit_order(one_item: DuckDBStore) -> None:
@@ -155,7 +155,7 @@ def test_two_people_at_once_both_keep_their_events_in_commit_order(one_item: Duc
     for t in threads:
         t.join(timeout=120)
     assert errors == []
-    events = resolution.history(one_item, KEY)
+    events = activity.history(one_item, KEY)
     assert 10 <= len(events) <= 20  # a change to the status it already has is skipped, never lost
     chain = events.iloc[::-1]
     assert list(chain["from_status"].iloc[1:]) == list(chain["to_status"].iloc[:-1])  # no link broken
@@ -177,7 +177,7 @@ def test_two_command_line_processes_lose_no_event(tmp_path: Path, write_rows: Wr
         out, err = run.communicate(timeout=120)
         assert run.returncode == 0, err
         assert "Marked 10 item(s) PERMANENT" in out
-    events = resolution.activity(store, resolution.ActivityFilters())
+    events = activity.activity(store, activity.ActivityFilters())
     assert len(events) == 20 and set(events["actor"]) == {"alice", "bob"}
     assert q.count_items(store, Filters(statuses=("PERMANENT",), hide_expected=False)) == 20
 
@@ -192,7 +192,7 @@ def test_a_filter_scope_changes_every_matching_item_in_one_batch(store: DuckDBSt
     assert preview.count == 7 and len(preview.sample) == 7
     change = resolution.apply(store, scope, "PERMANENT", actor=ALICE, note="all DNP", now=T0)
     assert change.changed == 7 and change.already == 0
-    events = resolution.activity(store, resolution.ActivityFilters())
+    events = activity.activity(store, activity.ActivityFilters())
     assert events["batch_id"].nunique() == 1 and len(events) == 7
     assert resolution.preview(store, scope, "PERMANENT").count == 0  # nothing left to settle
     assert _status(store, ItemKey(KEY.source_table, KEY.processor_name, KEY.item_date, "gap")) == "UNRESOLVED"
@@ -202,14 +202,14 @@ def test_activity_filters_by_person_status_and_text(one_item: DuckDBStore) -> No
     scope = resolution.Scope.of_keys([KEY])
     resolution.apply(one_item, scope, "INVESTIGATING", actor=ALICE, note="checking the box score", now=T0)
     resolution.apply(one_item, scope, "RESOLVED", actor=BOB, note="re-scraped", now=T0 + dt.timedelta(hours=1))
-    af = resolution.ActivityFilters
-    assert resolution.activity_count(one_item, af()) == 2
-    assert list(resolution.activity(one_item, af(actors=("bob",)))["to_status"]) == ["RESOLVED"]
-    assert list(resolution.activity(one_item, af(to_statuses=("INVESTIGATING",)))["actor"]) == ["alice"]
-    assert resolution.activity_count(one_item, af(text="BOX SCORE")) == 1
-    assert resolution.activity_count(one_item, af(text="%")) == 0
-    assert resolution.actors(one_item) == ["alice", "bob"]
-    exported = pd.concat(list(resolution.iter_activity(one_item, af())))
+    af = activity.ActivityFilters
+    assert activity.activity_count(one_item, af()) == 2
+    assert list(activity.activity(one_item, af(actors=("bob",)))["to_status"]) == ["RESOLVED"]
+    assert list(activity.activity(one_item, af(to_statuses=("INVESTIGATING",)))["actor"]) == ["alice"]
+    assert activity.activity_count(one_item, af(text="BOX SCORE")) == 1
+    assert activity.activity_count(one_item, af(text="%")) == 0
+    assert activity.actors(one_item) == ["alice", "bob"]
+    exported = pd.concat(list(activity.iter_activity(one_item, af())))
     assert len(exported) == 2
 
 
@@ -226,7 +226,7 @@ def test_autoresolve_closes_items_whose_data_arrived_as_system(demo_store: DuckD
     assert report.by_type["COMPLETE"] > 0 and resolved == q.count_items(
         demo_store, Filters(date_from=dt.date(2021, 11, 1), date_to=dt.date(2022, 4, 10), failure_types=("COMPLETE",),
                             statuses=("RESOLVED",), hide_expected=False))  # fmt: skip
-    events = resolution.activity(demo_store, resolution.ActivityFilters(actors=("system",)), limit=10_000)
+    events = activity.activity(demo_store, activity.ActivityFilters(actors=("system",)), limit=10_000)
     assert len(events) == resolved and (events["origin"] == "autoresolve").all()
     assert events["note"].str.contains("re-classified COMPLETE").all()
     evidence = events["note"].str.contains(r"\d+ of \d+ expected in the window") | events["note"].str.contains(
@@ -263,4 +263,4 @@ def test_the_resolve_command_refuses_viewers_and_unclear_scopes(one_item: DuckDB
     dry = subprocess.run([*base, "--actor", "alice", "--item", KEY.text, "--dry-run"], cwd=ROOT, capture_output=True,
                          text=True)  # fmt: skip
     assert dry.returncode == 0 and "Would mark 1 item(s) RESOLVED" in dry.stdout
-    assert len(resolution.history(one_item, KEY)) == 0
+    assert len(activity.history(one_item, KEY)) == 0

@@ -51,6 +51,14 @@ def test_countif_counts_zero_over_no_rows_on_duckdb_as_on_bigquery() -> None:
     assert "COUNT(CASE WHEN" in rendered.upper()
 
 
+def test_a_row_fingerprint_hashes_the_values_themselves_on_duckdb_and_stays_farmhash_on_bigquery() -> None:
+    sql = "SELECT BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(a, b)))) AS h, FARM_FINGERPRINT(c) AS g FROM t"
+    duck = Dialect("duckdb").render(sql).upper()
+    assert "HASH(A, B)" in duck and "HASH(C)" in duck and "TO_JSON" not in duck and "FARM" not in duck
+    big = Dialect("bigquery").render(sql).upper()
+    assert "FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(A, B)))" in big
+
+
 def test_bigquery_rendering_qualifies_tables_with_project_and_configured_dataset() -> None:
     d = Dialect("bigquery", project="my-proj", datasets={"nba_processing": "proc_eu", "nba_raw": "nba_raw"})
     rendered = d.render("SELECT 1 FROM nba_processing.precompute_failures WHERE analysis_date = @d")

@@ -1,0 +1,416 @@
+"""The item index equals the items computed from the failure rows, whatever happened to the rows.
+
+Each case starts from a random world (tests/worlds.py: reruns, duplicates, every category, hostile lists) and
+drives a random sequence of what happens to a failure table in production: processor runs through ``lib``,
+reruns that DELETE and INSERT behind the dashboard's back, rows streamed in with NULL statuses and duplicates,
+rows updated or deleted by hand, classification, single and bulk resolutions, regressions, auto-resolve and
+the status sync. Pages are read between the steps, so that the index is refreshed at every stage, partly and
+incrementally. After every step each page's figures, lists, exports and item panels read from the index must
+equal the same reads with the index bypassed (``lib.store.index.bypassed``: items computed from the failure
+rows, the relation the dashboard had before the index existed). The reference is the failure rows and their
+events, never the index's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from lib import briefing, classification, patterns, players, processors, resolution, settling, workqueue
+from lib.access import SYSTEM
+from lib.model import Actor, Filters, ItemKey, Page, ResolutionStatus
+from lib.store import DuckDBStore, Store, index
+from lib.store import queries as q
+from tests import bq
+from tests.worlds import SEASONS, WIDE, build, load
+
+NOW = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = [int(s) for s in os.environ.get("TRIAGE_INDEX_SEEDS", "1,2,3,4").split(",")]
+BIGQUERY_SEEDS = [int(s) for s in os.environ.get("TRIAGE_INDEX_BQ_SEEDS", "5").split(",")]
+STEPS = int(os.environ.get("TRIAGE_INDEX_STEPS", "10"))
+ALICE = Actor("alice")
+FIRST, LAST = SEASONS[0][1], SEASONS[1][1] + dt.timedelta(days=90)
+
+
+# -- what the pages read ------------------------------------------------------------------------------------
+
+
+def _views(rng: random.Random) -> list[Filters]:
+    """The whole range and a few views of it, as the sidebar makes them."""
+    mid = FIRST + dt.timedelta(days=rng.randint(0, 400))
+    return [
+        Filters(date_from=FIRST, date_to=LAST, hide_expected=False),
+        Filters(date_from=FIRST, date_to=LAST),
+        Filters(date_from=mid, date_to=mid + dt.timedelta(days=30), statuses=("UNRESOLVED", "REGRESSED")),
+        Filters(date_from=FIRST, date_to=LAST, tables=("precompute_failures",), correctable=("correctable",)),
+        Filters(date_from=FIRST, date_to=LAST, entity="player", failure_types=("PLAYER_DNP", "UNCLASSIFIED")),
+        Filters(date_from=FIRST, date_to=LAST, processors=("PlayerDailyCacheProcessor", "SomeNewProcessor"),
+                categories=("INCOMPLETE_DATA", "SCHEMA_DRIFT"), hide_expected=False),
+        Filters(date_from=FIRST, date_to=LAST, changed="settled", changed_since=NOW - dt.timedelta(days=2)),
+    ]  # fmt: skip
+
+
+def _frame(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """A frame as comparable rows (NaN and None alike, timestamps as text), in its own order."""
+    out = []
+    for row in frame.astype(object).itertuples(index=False):
+        out.append(tuple(None if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else str(v)
+                         for v in row))  # fmt: skip
+    return out
+
+
+def _sorted(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    return sorted(_frame(frame), key=repr)
+
+
+def _pages(store: Store, f: Filters) -> dict[str, Any]:
+    """Every read a page makes for this view."""
+    cube = q.summary(store, f)
+    out: dict[str, Any] = {
+        "summary": _sorted(cube.drop(columns=["phase"])),
+        "kpis": q.kpis_of(cube, f.hide_expected),
+        "matrix": _frame(q.matrix_of(cube, f.hide_expected)),
+        "trend": _frame(q.trend_of(cube, f.hide_expected)),
+        "mass dates": _sorted(patterns.mass_dates_of(cube, f.hide_expected)),
+        "permanent share": _sorted(patterns.permanent_share_of(cube, f.hide_expected)),
+        "count": q.count_items(store, f),
+        "choices": q.choices(store, f),
+        "list": _frame(q.list_items(store, f, Page(1, 40, "most occurrences"))),
+        "list page 2": _frame(q.list_items(store, f, Page(2, 7, "last seen"))),
+        "export": [_frame(part) for part in q.iter_items(store, f, sort="entity", chunk=300)],
+        "streaks": _sorted(patterns.streaks(store, f)),
+        "reasons": _sorted(patterns.reasons_by_week(store, f)),
+        "team dates": _sorted(patterns.team_dates(store, f)),
+        "work plan": _sorted(workqueue.plan(store, f)),
+        "games to fix": _sorted(workqueue.games_to_fix(store, f, "RAW_DATA_GAP")),
+        "names": _sorted(workqueue.names_to_fix(store, f)),
+        "reruns": _sorted(workqueue.reruns(store, f)),
+        "backlog": _frame(settling.backlog_age(store, f, now=NOW)),
+        "oldest": _frame(settling.oldest_open(store, f)),
+        "settlements": _sorted(settling.settlements(store, f)),
+        "regressions": _sorted(settling.regressions(store, f)),
+        "player": _frame(players.items(store, "playera", f)),
+    }
+    if not f.changed:
+        b = briefing.brief(store, f, now=NOW, since=NOW - dt.timedelta(days=1))
+        out["briefing"] = (b.counts, b.previous, b.kpis_now, b.kpis_then, _sorted(b.settled_by),
+                           _sorted(b.reclassified))  # fmt: skip
+    return out
+
+
+def _item_panels(store: Store, keys: list[str]) -> list[Any]:
+    return [None if (it := q.get_item(store, ItemKey.parse(k))) is None else _frame(it.to_frame().T) for k in keys]
+
+
+def _keys(store: Store, rng: random.Random, n: int = 6) -> list[str]:
+    with index.bypassed(store):
+        every = [str(k) for part in q.iter_items(store, Filters(date_from=FIRST, date_to=LAST, hide_expected=False))
+                 for k in part["key"]]  # fmt: skip
+    return [*rng.sample(every, min(n, len(every))), "precompute_failures:NoSuchProcessor:2021-10-05:nobody"]
+
+
+def _assert_index_equals_rows(store: Store, views: list[Filters], keys: list[str], step: str) -> None:
+    for f in views:
+        got = _pages(store, f)
+        assert index.ensure(store, f.date_from, f.date_to).usable, "the index was not used"
+        with index.bypassed(store):
+            want = _pages(store, f)
+        for name in want:
+            assert got[name] == want[name], f"after {step}: {name} differs from the rows' for {f.to_params()}"
+    got_items = _item_panels(store, keys)
+    with index.bypassed(store):
+        assert got_items == _item_panels(store, keys), f"after {step}: an item panel differs"
+
+
+# -- what happens to the rows ------------------------------------------------------------------------------
+
+
+def _rows_of(store: Store, table: str, date: str, day: dt.date) -> pd.DataFrame:
+    return store.query(f"SELECT * FROM nba_processing.{table} WHERE {date} = @d", {"d": day})
+
+
+def _some_row(store: Store, rng: random.Random) -> tuple[str, str, pd.Series] | None:
+    table, date = rng.choice((("precompute_failures", "analysis_date"), ("analytics_failures", "analysis_date"),
+                              ("prediction_failures", "prediction_date")))  # fmt: skip
+    frame = store.query(f"SELECT * FROM nba_processing.{table} WHERE {date} BETWEEN @a AND @b", WIDE)
+    return (table, date, frame.iloc[rng.randrange(len(frame))]) if len(frame) else None
+
+
+def _processor_run(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    """A processor's run through lib: new rows for existing items (a regression if one was resolved) and new ones."""
+    picked = _some_row(store, rng)
+    if picked is None or picked[0] != "precompute_failures":
+        return
+    _, _, row = picked
+    rows = []
+    for i in range(rng.randint(1, 4)):
+        rows.append({
+            "processor_name": row["processor_name"] if i == 0 else "PlayerDailyCacheProcessor",
+            "run_id": f"lib-run-{clock:%H%M%S}-{i}", "analysis_date": row["analysis_date"],
+            "entity_id": row["entity_id"] if i == 0 else f"newcomer{rng.randint(0, 5)}",
+            "failure_category": rng.choice(("INCOMPLETE_DATA", "INSUFFICIENT_DATA", "PROCESSING_ERROR")),
+            "failure_reason": "run", "can_retry": True, "created_at": clock,
+        })  # fmt: skip
+    processors.record_failures(store, "precompute_failures", rows, now=clock)
+
+
+def _rerun_behind(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    """A processor's own DELETE + INSERT rerun of one date, straight into the table."""
+    picked = _some_row(store, rng)
+    if picked is None:
+        return
+    table, date, row = picked
+    day = row[date]
+    rows = _rows_of(store, table, date, day)
+    keep = rows.sample(frac=rng.choice((0.0, 0.5, 1.0)), random_state=rng.randint(0, 999))
+    keep = keep.assign(run_id=f"behind-{clock:%H%M%S}", created_at=pd.Timestamp(clock), failure_type=None,
+                       is_correctable=None, resolution_status="UNRESOLVED", resolved_at=pd.NaT)  # fmt: skip
+    with store.transaction(label="test-rerun") as tx:
+        tx.execute(f"DELETE FROM nba_processing.{table} WHERE {date} = @d", {"d": day})
+        if len(keep):
+            tx.insert_frame(f"nba_processing.{table}", keep.reset_index(drop=True))
+
+
+def _stream_behind(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    """Rows streamed in by the pipeline: a duplicate of an existing row, and one with a NULL status."""
+    picked = _some_row(store, rng)
+    if picked is None:
+        return
+    table, _, row = picked
+    copies = pd.DataFrame([row, row]).reset_index(drop=True)
+    copies.loc[1, "resolution_status"] = None
+    copies.loc[1, "created_at"] = pd.Timestamp(clock) if rng.random() < 0.5 else pd.NaT
+    store.insert_frame(f"nba_processing.{table}", copies)
+
+
+def _update_behind(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    """A hand-made UPDATE of one date: no row added or removed, only values changed."""
+    picked = _some_row(store, rng)
+    if picked is None:
+        return
+    table, date, row = picked
+    store.execute(
+        f"UPDATE nba_processing.{table} SET failure_type = @t, is_correctable = @c, resolution_status = @s "
+        f"WHERE {date} = @d AND entity_id = @e",
+        {"t": rng.choice(("PLAYER_DNP", "DATA_GAP", "COMPLETE")), "c": rng.random() < 0.5,
+         "s": rng.choice(("UNRESOLVED", "RESOLVED")), "d": row[date], "e": row["entity_id"]},
+    )  # fmt: skip
+
+
+def _delete_behind(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    """A date's rows removed by hand (its items are gone)."""
+    picked = _some_row(store, rng)
+    if picked is not None:
+        table, date, row = picked
+        store.execute(f"DELETE FROM nba_processing.{table} WHERE {date} = @d", {"d": row[date]})
+
+
+def _classify(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    classification.run(store, actor=SYSTEM, now=clock, include_classified=rng.random() < 0.4)
+
+
+def _resolve_keys(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    keys = _keys(store, rng, 3)[:-1]
+    if keys:
+        target = rng.choice((ResolutionStatus.RESOLVED, ResolutionStatus.PERMANENT, ResolutionStatus.INVESTIGATING,
+                             ResolutionStatus.UNRESOLVED))  # fmt: skip
+        resolution.apply(store, resolution.Scope.of_keys(keys), target, actor=ALICE, note="test", now=clock)
+
+
+def _resolve_bulk(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    f = Filters(date_from=FIRST, date_to=LAST, failure_types=(rng.choice(("PLAYER_DNP", "UNCLASSIFIED", "DATA_GAP")),))
+    resolution.apply(store, resolution.Scope(f), ResolutionStatus.RESOLVED, actor=ALICE, note="bulk", now=clock)
+
+
+def _autoresolve(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    resolution.autoresolve(store, actor=ALICE, now=clock)
+
+
+def _sync(store: Store, rng: random.Random, clock: dt.datetime) -> None:
+    resolution.sync_statuses(store, actor=SYSTEM)
+
+
+OPERATIONS: list[Callable[[Store, random.Random, dt.datetime], None]] = [
+    _processor_run, _rerun_behind, _stream_behind, _update_behind, _delete_behind, _classify, _resolve_keys,
+    _resolve_bulk, _autoresolve, _sync,
+]  # fmt: skip
+
+
+def _drive(store: Store, seed: int, steps: int) -> dict[str, int]:
+    """Random steps on a random world, the pages compared after each; returns how often the index was rebuilt."""
+    rng = random.Random(seed)
+    load(store, build(seed))
+    index.forget(store)
+    views = _views(rng)
+    clock = NOW - dt.timedelta(days=3)
+    done: dict[str, int] = {"refreshed dates": 0}
+    _assert_index_equals_rows(store, views[:1], _keys(store, rng), "loading the world")
+    for step in range(steps):
+        op = rng.choice(OPERATIONS)
+        clock += dt.timedelta(hours=rng.randint(1, 12))
+        op(store, rng, clock)
+        if rng.random() < 0.5:  # a page read between steps: a partial, incremental refresh
+            done["refreshed dates"] += index.ensure(store, *rng.choice([(FIRST, LAST), (FIRST, FIRST + dt.timedelta(
+                days=200))])).refreshed_dates  # fmt: skip
+        # One view after each step (every view after the last): each read is a query per engine, and each step
+        # changes few dates, so the views take turns and the last step checks them all.
+        shown = views if step == steps - 1 else [rng.choice(views)]
+        _assert_index_equals_rows(store, shown, _keys(store, rng), f"step {step} ({op.__name__})")
+    return done
+
+
+@pytest.fixture(scope="module")
+def duck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    store = DuckDBStore(tmp_path_factory.mktemp("index") / "index.duckdb")
+    store.init_schema()
+    yield store
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_page_reads_the_same_from_the_index_as_from_the_rows(duck: DuckDBStore, seed: int) -> None:
+    _drive(duck, seed, STEPS)
+
+
+@pytest.mark.bigquery
+@pytest.mark.parametrize("seed", BIGQUERY_SEEDS)
+def test_every_page_reads_the_same_from_the_index_on_the_bigquery_emulator(emulator: str, seed: int) -> None:
+    store = bq.store(emulator)
+    store.init_schema()
+    _drive(store, seed, max(3, STEPS // 3))
+
+
+# -- noticing what changed, and nothing more ---------------------------------------------------------------
+
+
+def _precompute(store: Store) -> pd.DataFrame:
+    return store.query("SELECT * FROM nba_processing.precompute_failures WHERE analysis_date BETWEEN @a AND @b", WIDE)
+
+
+def test_a_change_behind_the_dashboards_back_is_seen_on_the_next_read_and_only_its_date_is_rebuilt(
+    duck: DuckDBStore,
+) -> None:
+    load(duck, build(7))
+    f = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    first = index.ensure(duck, f.date_from, f.date_to)
+    assert first.usable and first.refreshed_dates == first.checked_dates > 3
+    assert index.ensure(duck, f.date_from, f.date_to).checked_dates == 0  # nothing changed: not even a query
+    row = _precompute(duck).iloc[0]
+    before = q.count_items(duck, f.with_(failure_types=("DATA_GAP",)))
+    duck.execute(
+        "UPDATE nba_processing.precompute_failures SET failure_type = 'DATA_GAP' "
+        "WHERE analysis_date = @d AND entity_id = @e AND processor_name = @p",
+        {"d": row["analysis_date"], "e": row["entity_id"], "p": row["processor_name"]},
+    )
+    again = index.ensure(duck, f.date_from, f.date_to)
+    assert again.refreshed_dates == 1 and again.checked_dates == first.checked_dates
+    with index.bypassed(duck):
+        truth = q.count_items(duck, f.with_(failure_types=("DATA_GAP",)))
+    assert q.count_items(duck, f.with_(failure_types=("DATA_GAP",))) == truth
+    assert truth >= before  # the row's item shows DATA_GAP now (more than before unless it already did)
+
+
+def test_two_identical_rows_changed_together_are_still_noticed(duck: DuckDBStore) -> None:
+    """A fingerprint that XORs row hashes alone would miss this: two equal rows cancel out."""
+    load(duck, build(11))
+    row = _precompute(duck).iloc[0]
+    duck.insert_frame("nba_processing.precompute_failures", pd.DataFrame([row]).reset_index(drop=True))
+    f = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    index.ensure(duck, f.date_from, f.date_to)
+    duck.execute(
+        "UPDATE nba_processing.precompute_failures SET failure_type = 'MIXED' "
+        "WHERE analysis_date = @d AND entity_id = @e AND processor_name = @p AND run_id = @r",
+        {"d": row["analysis_date"], "e": row["entity_id"], "p": row["processor_name"], "r": row["run_id"]},
+    )
+    assert index.ensure(duck, f.date_from, f.date_to).refreshed_dates == 1
+
+
+def test_an_older_index_version_is_rebuilt_on_first_use(duck: DuckDBStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    load(duck, build(3))
+    f = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    built = index.ensure(duck, f.date_from, f.date_to)
+    monkeypatch.setattr(index, "INDEX_VERSION", "older")
+    index.forget(duck)
+    assert index.ensure(duck, f.date_from, f.date_to).refreshed_dates == built.refreshed_dates
+
+
+def test_a_refresh_cut_short_leaves_its_dates_to_be_rebuilt(duck: DuckDBStore) -> None:
+    """The stored fingerprint is written last: a refresh that stops before it leaves the date unindexed."""
+    load(duck, build(5))
+    f = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    built = index.ensure(duck, f.date_from, f.date_to)
+    day = _precompute(duck).iloc[0]["analysis_date"]
+    duck.execute("DELETE FROM nba_processing.failure_index_dates WHERE item_date = @d", {"d": day})
+    index.forget(duck)
+    assert 1 <= index.ensure(duck, f.date_from, f.date_to).refreshed_dates <= 3
+    assert built.usable
+
+
+def test_a_read_only_database_without_the_index_reads_the_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    store = DuckDBStore(path)
+    store.init_schema()
+    load(store, build(9))
+    for table in ("failure_rollups", "failure_items", "failure_index_dates"):
+        store.execute(f"DROP TABLE nba_processing.{table}")
+    with index.bypassed(store):
+        want = q.count_items(store, Filters(date_from=FIRST, date_to=LAST))
+    del store
+    path.chmod(0o444)
+    reader = DuckDBStore(path)
+    f = Filters(date_from=FIRST, date_to=LAST)
+    state = index.ensure(reader, f.date_from, f.date_to)
+    assert not state.usable and "read-only" in state.reason
+    assert q.count_items(reader, f) == want
+
+
+def test_reindex_rebuilds_a_range_and_says_what_it_did(duck: DuckDBStore) -> None:
+    load(duck, build(13))
+    every = index.reindex(duck)
+    assert every.refreshed_dates > 0 and every.items > 0
+    stored = duck.query("SELECT COUNT(*) AS n FROM nba_processing.failure_items WHERE item_date BETWEEN @a AND @b",
+                        WIDE).iloc[0]["n"]  # fmt: skip
+    with index.bypassed(duck):
+        assert stored == q.count_items(duck, Filters(date_from=FIRST, date_to=LAST, hide_expected=False))
+    day = _precompute(duck).iloc[0]["analysis_date"]
+    part = index.reindex(duck, day, day)
+    assert 1 <= part.refreshed_dates <= 3
+    messages: list[str] = []
+    index.reindex(duck, progress=lambda fraction, message: messages.append(message))
+    assert messages and messages[-1].startswith("Indexed ")
+
+
+def test_the_reindex_command_rebuilds_with_progress_and_needs_an_actor(tmp_path: Path) -> None:
+    path = tmp_path / "cli.duckdb"
+    store = DuckDBStore(path)
+    store.init_schema()
+    load(store, build(17))
+    cli = [sys.executable, "-m", "lib", "reindex", "--db", str(path)]
+    refused = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+    assert refused.returncode == 2 and "--actor" in refused.stderr
+    done = subprocess.run([*cli, "--actor", "alice"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert "Rebuilt the item index" in done.stdout and "item(s)" in done.stdout
+    items = store.query("SELECT COUNT(*) AS n FROM nba_processing.failure_items WHERE item_date BETWEEN @a AND @b",
+                        WIDE).iloc[0]["n"]  # fmt: skip
+    with index.bypassed(store):
+        assert items == q.count_items(store, Filters(date_from=FIRST, date_to=LAST, hide_expected=False)) > 0
+    log = store.query("SELECT kind, actor, outcome FROM nba_processing.triage_operations WHERE kind = 'reindex' "
+                      "AND DATE(started_at) BETWEEN @a AND @b", WIDE)  # fmt: skip
+    assert list(log.itertuples(index=False, name=None)) == [("reindex", "alice", "done")]
+    backwards = subprocess.run([*cli, "--actor", "alice", "--since", "2021-05-01", "--until", "2021-01-01"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=300, env=_env())  # fmt: skip
+    assert backwards.returncode == 2 and "is after" in backwards.stderr
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
