@@ -38,6 +38,7 @@ from lib.model import (
 from lib.store import index
 from lib.store import queries as q
 from lib.store.base import Store
+from lib.store.relation import decisions_sql
 
 MAX_NOTE = 1_000_000  # characters; a note is stored verbatim, whatever it holds
 MAX_KEYS = 50_000  # per change made of listed keys; larger changes go by filter
@@ -252,16 +253,7 @@ _SYNC = {
 UPDATE {table.spec.ref} AS t
 SET resolution_status = d.decided_status,
   resolved_at = IF(d.decided_status IN ('RESOLVED', 'PERMANENT'), d.decided_at, NULL)
-FROM (
-  SELECT source_table, processor_name, item_date, entity_id,
-    ANY_VALUE(to_status HAVING MAX event_order) AS decided_status, MAX(at) AS decided_at
-  FROM (
-    SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS event_order
-    FROM nba_processing.failure_resolutions
-    WHERE item_date BETWEEN @date_from AND @date_to AND source_table = '{table.value}'
-  ) AS e
-  GROUP BY source_table, processor_name, item_date, entity_id
-) AS d
+FROM ({decisions_sql(f"source_table = '{table.value}'")}) AS d
 WHERE t.{table.date_column} BETWEEN @date_from AND @date_to
   AND t.processor_name = d.processor_name AND t.{table.date_column} = d.item_date AND t.entity_id = d.entity_id
   AND (d.decided_status = 'PERMANENT' OR t.created_at IS NULL OR t.created_at <= d.decided_at)

@@ -90,6 +90,23 @@ _ITEM_DETAIL = {
 }
 
 
+def decisions_sql(where: str = "TRUE") -> str:
+    """Each item's latest status event (the last in commit order: time, then id), its time and the number of
+    events: the status decided for it. ``where`` narrows the events (fixed text only)."""
+    return f"""
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(to_status HAVING MAX event_order) AS decided_status,
+    MAX(at) AS decided_at,
+    COUNT(*) AS events
+  FROM (
+    SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS event_order
+    FROM nba_processing.failure_resolutions
+    WHERE item_date BETWEEN @date_from AND @date_to AND {where}
+  ) AS e
+  GROUP BY source_table, processor_name, item_date, entity_id
+"""
+
+
 def _items_cte(detail: bool) -> str:
     aggregates = {**_ITEM_SUMMARY, **(_ITEM_DETAIL if detail else {})}
     columns = ",\n    ".join(f"{expr} AS {name}" for name, expr in aggregates.items())
@@ -106,18 +123,7 @@ items AS (
   ) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
 ),
-decisions AS (
-  SELECT source_table, processor_name, item_date, entity_id,
-    ANY_VALUE(to_status HAVING MAX event_order) AS decided_status,
-    MAX(at) AS decided_at,
-    COUNT(*) AS events
-  FROM (
-    SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS event_order
-    FROM nba_processing.failure_resolutions
-    WHERE item_date BETWEEN @date_from AND @date_to
-  ) AS e
-  GROUP BY source_table, processor_name, item_date, entity_id
-),
+decisions AS ({decisions_sql()}),
 labelled AS (
   SELECT i.*,
     CONCAT(i.source_table, ':', {key_processor}, ':', CAST(i.item_date AS STRING), ':', i.entity_id) AS item_key,
