@@ -17,7 +17,7 @@ from lib.classifier import ClassifierConfig
 from lib.config import Settings, window_settings_text
 from lib.errors import TriageError
 from lib.store import Store, open_store
-from lib.store.schema import DASHBOARD_TABLES
+from lib.store.schema import DASHBOARD_TABLES, INDEX_TABLES
 
 T = TypeVar("T")
 
@@ -75,6 +75,8 @@ def _store(key: str, _settings: Settings) -> Store:
         store.init_schema(pipeline_tables=False)  # the dashboard's own tables, wherever it is pointed
     except TriageError as exc:  # e.g. read-only credentials on a dataset that predates a new table
         missing = sorted(t.ref for t in DASHBOARD_TABLES if t.ref not in store.existing_tables())
+        if set(missing) <= {t.ref for t in INDEX_TABLES}:
+            return store  # without the item index, items are computed from the failure rows (the sidebar says so)
         raise TriageError(
             f"The dashboard's table(s) {', '.join(missing)} do not exist here and could not be created: {exc.what}",
             "Create them once with write access: `python -m lib init --db PATH --actor NAME` (or `--bigquery "

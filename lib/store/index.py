@@ -207,18 +207,14 @@ def _rebuild_all(store: Store, pairs: pd.DataFrame, progress: Progress | None) -
 
 
 def _usable(store: Store, memo: _Memo) -> str:
-    """Why the index cannot be used on this store ('' when it can). Its tables are looked for once per process."""
+    """Why the index cannot be used on this store ('' when it can). Its tables are looked for once per process;
+    they are never created here (a read creates no table): the dashboard's start, ``init`` and every writer do."""
     if memo.tables_ready:
         return ""
     existing = store.existing_tables()
     missing = [t.ref for t in INDEX_TABLES if t.ref not in existing]
-    if missing and getattr(store, "read_only", False):
-        return f"the item index's tables ({', '.join(missing)}) are missing and the database is read-only"
     if missing:
-        try:
-            store.init_schema(pipeline_tables=False)
-        except TriageError as exc:
-            return f"the item index's tables could not be created: {exc.what}"
+        return f"the item index's tables ({', '.join(missing)}) do not exist yet: `python -m lib init` creates them"
     memo.tables_ready = True
     return ""
 
@@ -249,7 +245,14 @@ def ensure(
         reason = _usable(store, memo)
         if reason:
             return _unusable(memo, store.data_version(), reason)
-        pairs, checked = stale(store, lo, hi)
+        try:
+            pairs, checked = stale(store, lo, hi)
+        except TriageError:
+            memo.tables_ready = False  # dropped since they were seen? then say so; else the failure stands
+            reason = _usable(store, memo)
+            if reason:
+                return _unusable(memo, store.data_version(), reason)
+            raise
         result = Refresh(checked_dates=checked)
         if len(pairs):
             if getattr(store, "read_only", False):

@@ -162,3 +162,23 @@ def test_a_read_only_database_from_before_the_briefing_says_how_to_upgrade(app_d
         app_db.chmod(stat.S_IRUSR | stat.S_IWUSR)
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))  # writable again: created on the way, and shown
     assert _metric(at, "Settled")[0] == "0"
+
+
+def test_a_read_only_database_from_before_the_item_index_shows_the_same_figures_from_the_rows(app_db: Path) -> None:
+    import stat
+
+    import duckdb
+
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    figures = {label: _metric(at, label)[0] for label in ("Items", "Unresolved", "Correctable", "Uncorrectable")}
+    with duckdb.connect(str(app_db)) as con:  # a database made before the item index existed
+        for table in ("failure_items", "failure_rollups", "failure_index_dates"):
+            con.execute(f"DROP TABLE nba_processing.{table}")
+    app_db.chmod(stat.S_IRUSR | stat.S_IRGRP)
+    try:
+        at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+        assert {label: _metric(at, label)[0] for label in figures} == figures
+        note = " ".join(c.value for c in at.sidebar.caption)
+        assert "computed from the failure rows" in note and "python -m lib init" in note, note
+    finally:
+        app_db.chmod(stat.S_IRUSR | stat.S_IWUSR)

@@ -369,7 +369,7 @@ def test_a_read_only_database_without_the_index_reads_the_rows(tmp_path: Path) -
     reader = DuckDBStore(path)
     f = Filters(date_from=FIRST, date_to=LAST)
     state = index.ensure(reader, f.date_from, f.date_to)
-    assert not state.usable and "read-only" in state.reason
+    assert not state.usable and "do not exist yet" in state.reason
     assert q.count_items(reader, f) == want
 
 
