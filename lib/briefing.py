@@ -25,6 +25,7 @@ from lib.model import CHANGE_KINDS, OPEN_STATUSES, SETTLED_STATUSES, UNCLASSIFIE
 from lib.store import queries as q
 from lib.store.base import Store
 from lib.store.history import history_ctes
+from lib.store.relation import indexed_cte
 
 #: The instants every briefing query names, as parameters.
 _THEN, _BEFORE = "since_at", "before_at"
@@ -55,8 +56,24 @@ def _cube(store: Store, filters: Filters, now: dt.datetime, since: dt.datetime, 
                           changed_since=None)  # fmt: skip
     instants = [_THEN, _BEFORE]
     states = ", ".join(f"h.exists_{p}, h.status_{p}, h.type_{p}, h.correctable_{p}" for p in instants)
+    # From the index, the history is rebuilt only for the dates where something may have changed since the
+    # earliest instant; every other item stood then as it stands now, and is counted from the index as it is.
+    base, use_index = q.labelled_sql(store, scope, rows=True, since=_BEFORE)
+    unchanged = ", ".join("TRUE, status, failure_type_label, correctable_class" for _ in instants)
+    static = (
+        f"""
+UNION ALL
+SELECT failure_category, is_expected, status, failure_type_label, correctable_class, {unchanged},
+  CAST(NULL AS STRING), COUNT(*), CAST(SUM(occurrences) AS INT64), CAST(SUM(occurrences) AS INT64),
+  CAST(SUM(occurrences) AS INT64)
+FROM unchanged_items
+GROUP BY failure_category, is_expected, status, failure_type_label, correctable_class"""
+        if use_index
+        else ""
+    )
     sql = (
-        q.labelled_sql(store, scope, rows=True)
+        base
+        + ("," + indexed_cte(scope, within="active_dates", name="unchanged_items", outside=True) if use_index else "")
         + history_ctes(instants)
         + f"""
 SELECT l.failure_category, l.is_expected, l.status AS status_now, l.failure_type_label AS type_now,
@@ -69,7 +86,7 @@ JOIN item_history AS h
   ON h.source_table = l.source_table AND h.processor_name = l.processor_name AND h.item_date = l.item_date
   AND h.entity_id = l.entity_id
 GROUP BY l.failure_category, l.is_expected, l.status, l.failure_type_label, l.correctable_class, {states},
-  h.last_actor"""
+  h.last_actor{static}"""
     )
     params = {**q.params_of(scope), _THEN: since, _BEFORE: before}
     cube = store.query(sql, params, label="briefing")

@@ -131,12 +131,12 @@ def _remember(memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> None:
     memo.fresh.append((lo, hi))
 
 
-def stale(store: Store, date_from: dt.date, date_to: dt.date) -> tuple[pd.DataFrame, int]:
+def stale(store: Store, date_from: dt.date, date_to: dt.date, *, every: bool = False) -> tuple[pd.DataFrame, int]:
     """The (source_table, item_date) pairs in range whose index is out of date (changed, new, gone, or written
     twice by two refreshes at once), with their fingerprint now and failure row count; and how many pairs with
     rows or events the range holds. One statement: a pass over the rows and events in range, and the stored
     fingerprints."""
-    params = {"date_from": date_from, "date_to": date_to, "index_version": INDEX_VERSION}
+    params = {"date_from": date_from, "date_to": date_to, "index_version": INDEX_VERSION, "every": every}
     frame = store.query(STALE_DATES, params, label="index-fingerprints")
     total = frame["source_table"].isna()
     checked = int(frame.loc[total, "checked"].iloc[0])
@@ -181,11 +181,25 @@ def _rebuild(store: Store, table: str, dates: Sequence[dt.date], pairs: pd.DataF
         mine = pairs[(pairs["source_table"] == table) & pairs["item_date"].isin(set(dates))]
         mine = mine[mine["fingerprint"].notna()]  # a date with nothing left keeps no fingerprint
         if len(mine):
-            rows = mine.assign(indexed_at=pd.Timestamp.now(tz="UTC"))[
-                ["source_table", "item_date", "fingerprint", "indexed_at"]
-            ]
-            tx.insert_frame(_DATES, rows.reset_index(drop=True))
+            tx.insert_frame(_DATES, _state_rows(mine, pd.Timestamp.now(tz="UTC")))
     return written
+
+
+def _body(fingerprint: object) -> str:
+    """A fingerprint without the index version: what the rows and events were."""
+    return str(fingerprint).split("/", 1)[-1]
+
+
+def _state_rows(pairs: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+    """The fingerprints to store. ``changed_at`` is now where a stored fingerprint said otherwise (the rows or
+    events changed); it is kept where only the index was rebuilt (a new version, a reindex) or unknown where the
+    date was never indexed: "what changed since" needs to know when a date's content last changed."""
+    changed = [
+        now if isinstance(old, str) and _body(old) != _body(new) else (None if pd.isna(at) else at)
+        for new, old, at in zip(pairs["fingerprint"], pairs["stored"], pairs["changed_at"], strict=True)
+    ]
+    rows = pairs[["source_table", "item_date", "fingerprint"]].reset_index(drop=True)
+    return rows.assign(indexed_at=now, changed_at=pd.to_datetime(pd.Series(changed, dtype=object), utc=True))
 
 
 def _rebuild_all(store: Store, pairs: pd.DataFrame, progress: Progress | None) -> int:
@@ -289,10 +303,7 @@ def reindex(
         reason = _usable(store, memo)
         if reason:
             raise TriageError(f"Cannot rebuild the item index: {reason}.", "Run `python -m lib init` first.")
-        # Forgetting the stored fingerprints makes every date in range stale; the rebuild stores them again.
-        store.execute(f"DELETE FROM {_DATES} WHERE item_date BETWEEN @date_from AND @date_to",
-                      {"date_from": lo, "date_to": hi}, label="index")  # fmt: skip
-        pairs, checked = stale(store, lo, hi)
+        pairs, checked = stale(store, lo, hi, every=True)
         written = _rebuild_all(store, pairs, progress)
         memo.version, memo.fresh, memo.unusable = store.data_version(), [(lo, hi)], ""
         return Refresh(

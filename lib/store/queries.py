@@ -30,7 +30,7 @@ from lib.model import (
 from lib.store import index
 from lib.store.base import Store
 from lib.store.history import change_condition, history_ctes
-from lib.store.relation import indexed_cte, items_cte, rows_cte
+from lib.store.relation import active_dates_cte, indexed_cte, items_cte, rows_cte
 
 _ITEM_FILTERS = {
     "categories": "failure_category IN UNNEST(@categories)",
@@ -78,8 +78,19 @@ def indexed(store: Store, filters: Filters) -> bool:
     return index.ensure(store, filters.date_from, filters.date_to).usable
 
 
-def _base(filters: Filters, *, detail: bool, indexed: bool, rows: bool) -> str:
-    """``WITH ... labelled AS (...)``: from the index (with ``failure_rows`` too when ``rows``), or computed."""
+def _base(filters: Filters, *, detail: bool, indexed: bool, rows: bool, since: str = "") -> str:
+    """``WITH ... labelled AS (...)``: from the index (with ``failure_rows`` too when ``rows``), or computed. With
+    ``since`` (a timestamp parameter; from the index only), the rows and items of the dates where something may
+    have changed after it (``active_dates``): what a history since then needs, and nothing more."""
+    if indexed and since:
+        return (
+            "WITH "
+            + active_dates_cte(since)
+            + ","
+            + rows_cte(filters, within="active_dates")
+            + ","
+            + indexed_cte(filters, within="active_dates")
+        )
     if indexed:
         return "WITH " + (rows_cte(filters) + "," if rows else "") + indexed_cte(filters)
     return "WITH " + rows_cte(filters) + "," + items_cte(detail=detail)
@@ -95,7 +106,7 @@ def _filtered_items_sql(
     where = " AND ".join(conditions) if conditions else "TRUE"
     if filters.changed:  # only the items that changed this way since the instant (lib/store/history.py)
         return (
-            _base(filters, detail=detail, indexed=indexed, rows=True)
+            _base(filters, detail=detail, indexed=indexed, rows=True, since="changed_since")
             + history_ctes(["changed_since"])
             + ",\nfiltered AS (SELECT labelled.* FROM labelled JOIN item_history AS h"
             + "\n  ON h.source_table = labelled.source_table AND h.processor_name = labelled.processor_name"
@@ -208,11 +219,12 @@ def filtered_items_sql(filters: Filters, *, detail: bool = False, indexed: bool 
     return _filtered_items_sql(filters, include_expected_filter=True, detail=detail, indexed=indexed, rows=rows)
 
 
-def labelled_sql(store: Store, filters: Filters, *, rows: bool = False) -> str:
+def labelled_sql(store: Store, filters: Filters, *, rows: bool = False, since: str = "") -> tuple[str, bool]:
     """``WITH ... labelled AS (...)`` (every item in the filters' dates and tables, unfiltered otherwise), from the
-    item index where it can be kept, with ``failure_rows`` too when ``rows``."""
+    item index where it can be kept, with ``failure_rows`` too when ``rows``; and whether it is the index. With
+    ``since`` and the index, only the dates where something may have changed after that instant (``_base``)."""
     use_index = indexed(store, filters)
-    return _base(filters, detail=False, indexed=use_index, rows=rows)
+    return _base(filters, detail=False, indexed=use_index, rows=rows, since=since if use_index else ""), use_index
 
 
 def relation(store: Store, filters: Filters, *, detail: bool = False, rows: bool = False) -> str:

@@ -151,11 +151,17 @@ def items_cte(*, detail: bool) -> str:
     return _items_cte(detail)
 
 
-def rows_cte(filters: Filters) -> str:
+def rows_cte(filters: Filters, *, within: str = "") -> str:
+    """``failure_rows``: the rows of the filters' tables and dates (and, with ``within``, only of the dates that CTE
+    lists: see ``active_dates_cte``)."""
     tables = [SourceTable(t) for t in filters.tables] if filters.tables else list(SourceTable)
     extra = [frag for name, frag in _ROW_FILTERS.items() if getattr(filters, name)]
     extra_sql = "".join(f"\n    AND {frag}" for frag in extra) if extra else ""
-    selects = [_ROWS[t] + extra_sql for t in SourceTable if t in tables]
+    selects = [
+        _ROWS[t] + extra_sql + (f"\n    AND {t.date_column} IN (SELECT item_date FROM {within})" if within else "")
+        for t in SourceTable
+        if t in tables
+    ]
     return "failure_rows AS (" + "\n  UNION ALL".join(selects) + "\n)"
 
 
@@ -173,13 +179,38 @@ _INDEX_FILTERS = {
 }
 
 
-def indexed_cte(filters: Filters) -> str:
-    """``labelled`` read from the item index (lib/store/index.py): what ``items_cte(detail=True)`` computes."""
-    extra = "".join(f"\n    AND {frag}" for name, frag in _INDEX_FILTERS.items() if getattr(filters, name))
+def indexed_cte(filters: Filters, *, within: str = "", name: str = "labelled", outside: bool = False) -> str:
+    """``labelled`` read from the item index (lib/store/index.py): what ``items_cte(detail=True)`` computes. With
+    ``within``, only the items of the dates that CTE lists (``outside``: only the others), under ``name``."""
+    extra = "".join(f"\n    AND {frag}" for key, frag in _INDEX_FILTERS.items() if getattr(filters, key))
+    if within:
+        extra += f"\n    AND item_date {'NOT IN' if outside else 'IN'} (SELECT item_date FROM {within})"
     return f"""
-labelled AS (
+{name} AS (
   SELECT * FROM nba_processing.failure_items
   WHERE item_date BETWEEN @date_from AND @date_to{extra}
+)"""
+
+
+def active_dates_cte(instant: str) -> str:
+    """``active_dates``: the dates in range where an item may have changed after the timestamp parameter
+    ``instant``: a row recorded after it, its rows found changed after it (by anyone: the index's ``changed_at``),
+    a status event or a verdict change after it. Every other date's items stood then as they stand now, so the
+    history (lib/store/history.py) need not be rebuilt from their rows. Read after the index is brought up to
+    date (``queries.indexed``)."""
+    return f"""
+active_dates AS (
+  SELECT item_date FROM nba_processing.failure_items
+  WHERE item_date BETWEEN @date_from AND @date_to AND last_seen > @{instant}
+  UNION DISTINCT
+  SELECT item_date FROM nba_processing.failure_index_dates
+  WHERE item_date BETWEEN @date_from AND @date_to AND changed_at > @{instant}
+  UNION DISTINCT
+  SELECT item_date FROM nba_processing.failure_resolutions
+  WHERE item_date BETWEEN @date_from AND @date_to AND at > @{instant}
+  UNION DISTINCT
+  SELECT item_date FROM nba_processing.classification_changes
+  WHERE item_date BETWEEN @date_from AND @date_to AND at > @{instant}
 )"""
 
 
@@ -196,8 +227,8 @@ _FINGERPRINTED = (
 #: version. Cheap (one pass over the rows in range, no sort) and sensitive to any insert, delete or update: the
 #: row count, and the sum and the XOR of the rows' hashes (a sum, because two identical rows cancel in a XOR).
 #: Then each (table, date) whose fingerprint differs from the one stored when it was indexed, is not stored, is
-#: gone (stored, but no row or event left), or was stored twice (two refreshes at once): the dates to rebuild;
-#: and a last row without a table that counts the (table, date) pairs in range.
+#: gone (stored, but no row or event left), or was stored twice (two refreshes at once): the dates to rebuild
+#: (every date with ``@every``), with what was stored; and a last row without a table that counts the pairs.
 STALE_DATES = f"""
 WITH {rows_cte(Filters())},
 row_prints AS (
@@ -221,15 +252,18 @@ prints AS (
   FULL OUTER JOIN event_prints AS e ON e.source_table = r.source_table AND e.item_date = r.item_date
 ),
 stored AS (
-  SELECT source_table, item_date, MIN(fingerprint) AS fingerprint, COUNT(*) AS copies
+  SELECT source_table, item_date, MIN(fingerprint) AS fingerprint, MAX(changed_at) AS changed_at, COUNT(*) AS copies
   FROM nba_processing.failure_index_dates
   WHERE item_date BETWEEN @date_from AND @date_to
   GROUP BY source_table, item_date
 )
 SELECT COALESCE(p.source_table, s.source_table) AS source_table, COALESCE(p.item_date, s.item_date) AS item_date,
-  COALESCE(p.row_count, 0) AS row_count, p.fingerprint, CAST(NULL AS INT64) AS checked
+  COALESCE(p.row_count, 0) AS row_count, p.fingerprint, s.fingerprint AS stored, s.changed_at,
+  CAST(NULL AS INT64) AS checked
 FROM prints AS p
 FULL OUTER JOIN stored AS s ON s.source_table = p.source_table AND s.item_date = p.item_date
-WHERE p.fingerprint IS NULL OR s.fingerprint IS NULL OR p.fingerprint <> s.fingerprint OR s.copies > 1
+WHERE @every OR p.fingerprint IS NULL OR s.fingerprint IS NULL OR p.fingerprint <> s.fingerprint OR s.copies > 1
 UNION ALL
-SELECT CAST(NULL AS STRING), CAST(NULL AS DATE), 0, CAST(NULL AS STRING), COUNT(*) FROM prints"""
+SELECT CAST(NULL AS STRING), CAST(NULL AS DATE), 0, CAST(NULL AS STRING), CAST(NULL AS STRING),
+  CAST(NULL AS TIMESTAMP), COUNT(*)
+FROM prints"""

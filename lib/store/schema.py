@@ -390,7 +390,8 @@ CLUSTER BY source_table, processor_name, failure_category""",
 )
 
 # What each date of each failure table looked like when it was indexed: a fingerprint of its failure rows and
-# status events. A date whose fingerprint differs now (a rerun, rows streamed in) is refreshed before it is read.
+# status events. A date whose fingerprint differs now (a rerun, rows streamed in) is refreshed before it is read;
+# changed_at is when a refresh last found its content changed (not a first build, a reindex or a new version).
 FAILURE_INDEX_DATES = TableDef(
     "nba_processing",
     "failure_index_dates",
@@ -398,7 +399,8 @@ FAILURE_INDEX_DATES = TableDef(
   source_table STRING NOT NULL,
   item_date DATE NOT NULL,
   fingerprint STRING NOT NULL,
-  indexed_at TIMESTAMP NOT NULL
+  indexed_at TIMESTAMP NOT NULL,
+  changed_at TIMESTAMP
 )
 PARTITION BY item_date
 CLUSTER BY source_table""",

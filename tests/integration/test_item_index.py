@@ -30,6 +30,7 @@ from lib.access import SYSTEM
 from lib.model import Actor, Filters, ItemKey, Page, ResolutionStatus
 from lib.store import DuckDBStore, Store, index
 from lib.store import queries as q
+from lib.store.relation import active_dates_cte
 from tests import bq
 from tests.worlds import SEASONS, WIDE, build, load
 
@@ -414,3 +415,42 @@ def test_the_reindex_command_rebuilds_with_progress_and_needs_an_actor(tmp_path:
 
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TRIAGE_")}
+
+
+def test_the_briefing_rebuilds_the_history_only_where_something_changed_and_counts_the_same(
+    duck: DuckDBStore,
+) -> None:
+    load(duck, build(21))
+    classification.run(duck, actor=SYSTEM, now=NOW)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)  # after every row, event and rebuild so far
+    f = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+
+    def both(since: dt.datetime) -> tuple[Any, Any]:
+        got = briefing.brief(duck, f, now=later, since=since)
+        with index.bypassed(duck):
+            want = briefing.brief(duck, f, now=later, since=since)
+        for b in (got, want):
+            assert b.kpis_now.items > 0
+        return got, want
+
+    def active(since: dt.datetime) -> int:
+        sql = "WITH " + active_dates_cte("t") + "\nSELECT COUNT(*) AS n FROM active_dates"
+        return int(duck.query(sql, {"date_from": FIRST, "date_to": LAST, "t": since}).iloc[0]["n"])
+
+    quiet, want = both(later - dt.timedelta(days=1))
+    assert active(later - dt.timedelta(days=2)) == 0  # nothing since: every item counted from the index as it is
+    assert (quiet.counts, quiet.previous, quiet.kpis_now, quiet.kpis_then) == (
+        want.counts, want.previous, want.kpis_now, want.kpis_then)  # fmt: skip
+    assert sum(quiet.counts.values()) == 0 and quiet.kpis_now == quiet.kpis_then
+
+    keys = _keys(duck, random.Random(4), 3)[:-1]
+    resolution.apply(duck, resolution.Scope.of_keys(keys), ResolutionStatus.PERMANENT, actor=ALICE, note="later",
+                     now=later - dt.timedelta(hours=6))  # fmt: skip
+    assert 1 <= active(later - dt.timedelta(days=2)) <= len(keys)  # only the settled items' dates
+    got, want = both(later - dt.timedelta(days=1))
+    assert (got.counts, got.previous, got.kpis_now, got.kpis_then) == (
+        want.counts, want.previous, want.kpis_now, want.kpis_then)  # fmt: skip
+    assert _sorted(got.settled_by) == _sorted(want.settled_by)
+    assert got.counts["settled"] == len(keys) - sum(
+        1 for k in keys if (item := q.get_item(duck, ItemKey.parse(k))) is not None and item["events"] > 1
+    )
