@@ -53,11 +53,29 @@ def _scope(filters: Filters) -> Filters:
     return filters.with_(statuses=(), changed="", changed_since=None)
 
 
+#: The age bucket of an item (its position in AGE_BUCKETS; -1 when its age is unknown), computed in the engine
+#: by comparing first_seen with each bucket's boundary (``@age_N``: now minus the bucket's upper bound), so that
+#: a backlog of millions of items comes back as six numbers.
+_BUCKET = (
+    "CASE WHEN first_seen IS NULL THEN -1\n"
+    + "".join(
+        f"  WHEN first_seen > @age_{i} THEN {i}\n" for i, (_, upper) in enumerate(AGE_BUCKETS) if upper != math.inf
+    )
+    + f"  ELSE {len(AGE_BUCKETS) - 1} END"
+)
+
+
+def _age_bounds(now: dt.datetime) -> dict[str, dt.datetime]:
+    return {
+        f"age_{i}": now - dt.timedelta(hours=upper) for i, (_, upper) in enumerate(AGE_BUCKETS) if upper != math.inf
+    }
+
+
 _BACKLOG = f"""
-SELECT TIMESTAMP_DIFF(@now, first_seen, SECOND) / 3600.0 AS age_hours, COUNT(*) AS items
+SELECT {_BUCKET} AS bucket, COUNT(*) AS items
 FROM filtered
 WHERE status IN ({_OPEN})
-GROUP BY TIMESTAMP_DIFF(@now, first_seen, SECOND) / 3600.0"""
+GROUP BY {_BUCKET}"""
 
 _OLDEST = f"""
 SELECT source_table, phase, processor_name, item_date, entity_id, occurrences, first_seen, last_seen,
@@ -135,15 +153,11 @@ def week_of(day: object) -> dt.date:
 def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
     """Open items per age bucket (every bucket, in order, zero where empty)."""
     scope = _scope(filters)
-    frame = store.query(q.relation(store, scope) + _BACKLOG, {**q.params_of(scope), "now": now},
+    frame = store.query(q.relation(store, scope) + _BACKLOG, {**q.params_of(scope), **_age_bounds(now)},
                         label="backlog-age")  # fmt: skip
     counts = dict.fromkeys([label for label, _ in AGE_BUCKETS] + [UNKNOWN_AGE], 0)
-    for hours, items in zip(frame["age_hours"], frame["items"], strict=True):
-        if hours is None or pd.isna(hours):
-            counts[UNKNOWN_AGE] += int(items)
-            continue
-        label = next(label for label, upper in AGE_BUCKETS if float(hours) < upper)
-        counts[label] += int(items)
+    for bucket, items in zip(frame["bucket"], frame["items"], strict=True):
+        counts[AGE_BUCKETS[int(bucket)][0] if int(bucket) >= 0 else UNKNOWN_AGE] += int(items)
     if not counts[UNKNOWN_AGE]:
         del counts[UNKNOWN_AGE]
     return pd.DataFrame({"age": list(counts), "items": list(counts.values())})
