@@ -13,10 +13,12 @@ run: setup
 test: setup-dev browser emulator
 	$(BIN)/python -m pytest
 
-# The property-based suites at length: thousands of random worlds instead of the default run's fixed hundred.
+# The property-based suites at length: thousands of random worlds instead of the default run's fixed hundred,
+# and the item index against the rows over forty random histories (eight on the emulator) instead of four.
 test-long: setup-dev emulator
 	TRIAGE_EQUIVALENCE_EXAMPLES=3000 TRIAGE_EQUIVALENCE_BQ_SEEDS=$$(seq -s, 1 40) \
-	  $(BIN)/python -m pytest tests/integration/test_engine_equivalence.py
+	  TRIAGE_INDEX_SEEDS=$$(seq -s, 1 40) TRIAGE_INDEX_BQ_SEEDS=$$(seq -s, 1 8) TRIAGE_INDEX_STEPS=16 \
+	  $(BIN)/python -m pytest tests/integration/test_engine_equivalence.py tests/integration/test_item_index.py
 
 # The fuzz suite of bad input at twenty times the default run's size (about 27,000 inputs).
 fuzz-long: setup-dev
