@@ -42,7 +42,14 @@ def prepare(store: Store, filters: Filters) -> None:
 
     def progress(fraction: float, message: str) -> None:
         if not bars:
-            bars.append(box.progress(0.0, text=message))
+            with box.container(border=True):
+                st.markdown(":material/database: **Building the item index for this date range**")
+                st.caption(
+                    "Items are collapsed from the failure rows once and kept up to date from then on, date by date, "
+                    "so that every page reads them at once. This happens on first use, after an upgrade that "
+                    "changes the index, and after a rerun of many dates; the page follows when it is done."
+                )
+                bars.append(st.progress(0.0, text=message))
         bars[0].progress(min(max(fraction, 0.0), 1.0), text=message)
 
     result = index.ensure(store, filters.date_from, filters.date_to, progress=progress)

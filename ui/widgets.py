@@ -42,6 +42,13 @@ def fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
+def tile(label: str, n: int, help_text: str) -> tuple[str, str, str]:
+    """A count's tile for ``kpi_row``: millions shortened to fit a tile ("3.57M"), the exact count in its help."""
+    if abs(n) < 1_000_000:
+        return label, fmt_int(n), help_text
+    return label, f"{n / 1_000_000:.2f}M", f"{help_text}. Exactly {fmt_int(n)}."
+
+
 ITEM_COLUMN_CONFIG = {
     "key": None,
     "item_date": st.column_config.DateColumn("Date", format="YYYY-MM-DD", width="small"),

@@ -11,7 +11,7 @@ import streamlit as st
 from lib.model import SourceTable
 from ui import actions, context, data, filters, identity, resolve
 from ui import briefing as briefing_panel
-from ui.widgets import TYPE_COLOURS, TYPE_ORDER, fmt_int, kpi_row, md
+from ui.widgets import TYPE_COLOURS, TYPE_ORDER, fmt_int, kpi_row, md, tile
 
 K_MATRIX = "overview_matrix"
 K_TREND = "overview_trend"
@@ -44,11 +44,11 @@ def _vs_then(name: str) -> str | None:
 
 kpi_row(
     [
-        ("Items", fmt_int(k.items), f"Failure items shown ({fmt_int(k.occurrences)} rows recorded for them)"),
-        ("Unresolved", fmt_int(k.unresolved), "Items whose status is UNRESOLVED (or NULL)"),
-        ("Correctable", fmt_int(k.correctable), "Classified as fixable by re-ingesting or re-processing"),
-        ("Uncorrectable", fmt_int(k.uncorrectable), "Classified as permanent (the player did not play)"),
-        ("Unclassified", fmt_int(k.unclassified), "No failure_type yet"),
+        tile("Items", k.items, f"Failure items shown ({fmt_int(k.occurrences)} rows recorded for them)"),
+        tile("Unresolved", k.unresolved, "Items whose status is UNRESOLVED (or NULL)"),
+        tile("Correctable", k.correctable, "Classified as fixable by re-ingesting or re-processing"),
+        tile("Uncorrectable", k.uncorrectable, "Classified as permanent (the player did not play)"),
+        tile("Unclassified", k.unclassified, "No failure_type yet"),
         (
             "Expected share",
             f"{k.expected_share:.0%}",
