@@ -92,6 +92,10 @@ def _explain(exc: Exception, what: str) -> TriageError:
     return QueryFailed(f"{what} failed: {text}")
 
 
+#: Writes that are not data (the item index's upkeep, visits): they leave the data version alone.
+_UNVERSIONED_LABELS = frozenset({"index", "visits"})
+
+
 class _BqTransaction(Transaction):
     """Statements in order (BigQuery has no cross-statement transaction for these jobs)."""
 
@@ -133,6 +137,9 @@ class BigQueryStore(Store):
         self._client: Any = None
         self._lock = threading.Lock()
         self._version: tuple[float, str] = (0.0, "")
+        #: Writes made through this store object: part of the data version at once, so that this process never
+        #: serves a page or an index state from before its own write (the tables' stamps are looked up lazily).
+        self._writes = 0
 
     @property
     def location(self) -> str:
@@ -213,7 +220,14 @@ class BigQueryStore(Store):
             job = self._run(sql, params, label, dml=True)
             return int(job.num_dml_affected_rows or 0)
 
-        return self._guard(run, f"the {label or 'statement'}")
+        try:
+            return self._guard(run, f"the {label or 'statement'}")
+        finally:
+            self._wrote(label)
+
+    def _wrote(self, label: str) -> None:
+        if label not in _UNVERSIONED_LABELS:
+            self._writes += 1
 
     def stream(
         self, sql: str, params: Params | None = None, *, chunk: int = 50_000, label: str = ""
@@ -230,6 +244,7 @@ class BigQueryStore(Store):
     def insert_frame(self, table_ref: str, frame: pd.DataFrame, *, label: str = "") -> int:
         if frame.empty:
             return 0
+        self._wrote("visits" if table_ref.endswith(".triage_visits") else label)
         from google.cloud import bigquery
 
         dataset, name = table_ref.split(".")
@@ -293,7 +308,7 @@ class BigQueryStore(Store):
         looked up at most every few seconds."""
         now = time.monotonic()
         if now - self._version[0] < 5:
-            return self._version[1]
+            return f"{self._version[1]}|w{self._writes}"
         from lib.store.schema import DASHBOARD_TABLES, INDEX_TABLES, TRIAGE_VISITS
 
         stamps = []
@@ -306,4 +321,4 @@ class BigQueryStore(Store):
             except TriageError:
                 stamps.append("-")
         self._version = (now, "|".join(stamps))
-        return self._version[1]
+        return f"{self._version[1]}|w{self._writes}"

@@ -286,6 +286,9 @@ def ensure(
 def after_write(store: Store, date_from: dt.date | None, date_to: dt.date | None) -> Refresh:
     """After a write through ``lib``: refresh the dates it touched, so that the next page finds them ready.
     Never raises: the write itself is done, and a read that finds a date out of date refreshes it first."""
+    memo, lock = _state(store)
+    with lock:
+        memo.fresh = []  # checked again whatever the data version says (a cached one may not show the write yet)
     try:
         return ensure(store, date_from, date_to)
     except TriageError as exc:
