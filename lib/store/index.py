@@ -43,7 +43,7 @@ from lib.store.schema import FAILURE_INDEX_DATES, FAILURE_ITEMS, FAILURE_ROLLUPS
 
 #: Bumped whenever what the index stores changes (a column, a rule of the relation, the expected categories):
 #: every stored fingerprint then differs and each date is rebuilt on first use.
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 
 Progress = Callable[[float, str], None]
 

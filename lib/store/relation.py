@@ -220,12 +220,14 @@ active_dates AS (
 #: text would cost a BigQuery scan of the widest columns. ``python -m lib reindex`` rebuilds after a hand edit.
 _FINGERPRINTED = (
     "processor_name, entity_id, run_id, failure_category, failure_type, is_correctable, resolution_status, "
-    "resolved_at, created_at"
+    "UNIX_MICROS(resolved_at), UNIX_MICROS(created_at)"
 )
 
 #: Per source table and date: a fingerprint of its failure rows and of its items' status events, and the index's
 #: version. Cheap (one pass over the rows in range, no sort) and sensitive to any insert, delete or update: the
-#: row count, and the sum and the XOR of the rows' hashes (a sum, because two identical rows cancel in a XOR).
+#: row count, and the sum and the XOR of the rows' hashes (a sum, because two identical rows cancel in a XOR); of
+#: the events, their count and the sum of their hashes (id, status and time: an event edited in place shows).
+#: ``ROW_HASH`` is spelled per engine by lib/store/dialect.py.
 #: Then each (table, date) whose fingerprint differs from the one stored when it was indexed, is not stored, is
 #: gone (stored, but no row or event left), or was stored twice (two refreshes at once): the dates to rebuild
 #: (every date with ``@every``), with what was stored; and a last row without a table that counts the pairs.
@@ -234,11 +236,12 @@ WITH {rows_cte(Filters())},
 row_prints AS (
   SELECT source_table, item_date, COUNT(*) AS n,
     CONCAT(CAST(SUM(MOD(h, 4294967291)) AS STRING), '.', CAST(BIT_XOR(h) AS STRING)) AS h
-  FROM (SELECT *, FARM_FINGERPRINT(TO_JSON_STRING(STRUCT({_FINGERPRINTED}))) AS h FROM failure_rows) AS r
+  FROM (SELECT *, ROW_HASH({_FINGERPRINTED}) AS h FROM failure_rows) AS r
   GROUP BY source_table, item_date
 ),
 event_prints AS (
-  SELECT source_table, item_date, COUNT(*) AS n, CAST(SUM(MOD(FARM_FINGERPRINT(event_id), 4294967291)) AS STRING) AS h
+  SELECT source_table, item_date, COUNT(*) AS n,
+    CAST(SUM(MOD(ROW_HASH(event_id, to_status, UNIX_MICROS(at)), 4294967291)) AS STRING) AS h
   FROM nba_processing.failure_resolutions
   WHERE item_date BETWEEN @date_from AND @date_to
   GROUP BY source_table, item_date

@@ -21,6 +21,7 @@ from lib.model import Actor, Filters, ItemKey, Page
 from lib.processors import record_failures
 from lib.store import DuckDBStore, Store
 from lib.store import queries as q
+from lib.store.dialect import row_hash
 from tests import bq, realdata
 from tests.conftest import ROOT, precompute_row
 
@@ -176,6 +177,33 @@ def test_every_failure_table_statement_filters_its_partition_column(emulator: st
     assert violations == []
     # and the check itself bites
     assert bq.partition_violations("SELECT COUNT(*) FROM `p`.`d`.precompute_failures WHERE entity_id = 'x'")
+
+
+#: Values of a failure row's fingerprinted columns (STRING, STRING, STRING, BOOL, INT64 as UNIX_MICROS), hostile ones
+#: included: separators, escapes, the NULL marker's text, empty strings, NULLs, non-ASCII, line breaks, extremes.
+HASHED = [
+    ("PlayerDailyCacheProcessor", "zachlavine", "run-1", True, 1640937600000000),
+    ("", "", None, False, None),
+    ("a|b", "c", "d\\|", None, 0),
+    ("a", "b|c", "d\\|", None, 0),
+    ("\\N", None, "x\\", True, -1),
+    ("ünïcødé 🏀 O'Neal", "<b>&amp;</b>", "\r\n\t", False, 253402300799999999),
+    ("=cmd|' /C calc'!A0", "'; DROP TABLE x; --", "%3A:", True, -62135596800000000),
+]
+
+
+@pytest.mark.bigquery
+def test_the_emulator_computes_the_row_hash_as_bigquery_defines_it(emulator: str) -> None:
+    """The item index's fingerprints on BigQuery hash each row with MD5 over its values' text (ROW_HASH in
+    lib/store/dialect.py): functions BigQuery documents exactly (MD5 of the UTF-8 bytes, CAST to STRING, REPLACE,
+    TO_HEX), which the emulator computes natively. The reference is Python's hashlib on the same text."""
+    store = bq.store(emulator)
+    names = ["a", "b", "c", "d", "e"]
+    for values in HASHED:
+        params = dict(zip(names, values, strict=True))
+        got = store.query("SELECT ROW_HASH(@a, @b, @c, @d, @e) AS h", params)
+        assert int(got["h"].iloc[0]) == row_hash(values), values
+    assert len({row_hash(v) for v in HASHED}) == len(HASHED)
 
 
 @pytest.mark.bigquery

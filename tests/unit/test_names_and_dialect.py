@@ -7,7 +7,7 @@ import pytest
 
 from lib.demo import parse_scale
 from lib.names import player_lookup
-from lib.store.dialect import Dialect, SqlError, quote_identifier
+from lib.store.dialect import Dialect, SqlError, quote_identifier, row_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,12 +51,21 @@ def test_countif_counts_zero_over_no_rows_on_duckdb_as_on_bigquery() -> None:
     assert "COUNT(CASE WHEN" in rendered.upper()
 
 
-def test_a_row_fingerprint_hashes_the_values_themselves_on_duckdb_and_stays_farmhash_on_bigquery() -> None:
-    sql = "SELECT BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(a, b)))) AS h, FARM_FINGERPRINT(c) AS g FROM t"
+def test_a_row_hash_hashes_the_values_themselves_on_duckdb_and_is_native_md5_on_bigquery() -> None:
+    sql = "SELECT BIT_XOR(ROW_HASH(a, b, UNIX_MICROS(t))) AS h, ROW_HASH(c) AS g FROM x"
     duck = Dialect("duckdb").render(sql).upper()
-    assert "HASH(A, B)" in duck and "HASH(C)" in duck and "TO_JSON" not in duck and "FARM" not in duck
+    assert "HASH(A, B, EPOCH_US(T))" in duck and "HASH(C)" in duck and "MD5" not in duck and "ROW_HASH" not in duck
     big = Dialect("bigquery").render(sql).upper()
-    assert "FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(A, B)))" in big
+    assert big.count("MD5(") == 2 and "ROW_HASH" not in big and "FARM_FINGERPRINT" not in big
+
+
+def test_the_row_hash_reference_tells_apart_values_that_only_a_separator_would_join() -> None:
+    pairs = [(("a|b", "c"), ("a", "b|c")), (("a\\", "|b"), ("a\\|", "b")), ((None, "x"), ("\\N", "x")),
+             ((True, 1), ("true", "1")), (("",), (None,))]  # fmt: skip
+    for one, other in pairs[:-2] + pairs[-1:]:
+        assert row_hash(one) != row_hash(other), (one, other)
+    assert row_hash((True, 1)) == row_hash(("true", "1"))  # a value's text is what is hashed, as CAST gives it
+    assert all(0 <= row_hash(v) < 2**60 for pair in pairs for v in pair)
 
 
 def test_bigquery_rendering_qualifies_tables_with_project_and_configured_dataset() -> None:
