@@ -9,6 +9,8 @@ instance between the connections of all threads, so Streamlit's threads are safe
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
 import glob
 import os
@@ -39,39 +41,118 @@ def _used_params(sql: str, params: Params | None) -> dict[str, Any]:
     return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
 
 
+#: How long this process keeps the file open after its last operation while no other process waits for it.
+#: Opening a DuckDB instance costs about 10 ms (even an empty one), and a page, a command or a classification
+#: runs its statements back to back: reopening between them was a third of the time of a page's reads. A
+#: process that wants the file meanwhile gets it within this time (it retries with backoff), or at once when
+#: it has said it waits (its marker beside the file: then nobody keeps the file open past an operation).
+LINGER_SECONDS = 0.25
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    """What identifies the file's content from outside: its inode, modification time and size (and the WAL's)."""
+    try:
+        main = path.stat()
+    except OSError:
+        return None
+    try:
+        wal = Path(f"{path}.wal").stat()
+        extra: tuple[int, ...] = (wal.st_mtime_ns, wal.st_size)
+    except OSError:
+        extra = ()
+    return (main.st_dev, main.st_ino, main.st_mtime_ns, main.st_size, *extra)
+
+
 class _Shared:
     """One open database instance of a file in this process, and how many operations use it."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, read_only: bool) -> None:
         self.connection = connection
+        self.read_only = read_only
         self.users = 0
+        #: While nobody uses it: the file's stamp when the last user left, and the timer that closes it.
+        self.idle_stamp: tuple[int, ...] | None = None
+        self.timer: threading.Timer | None = None
 
 
 # DuckDB allows one instance of a file per process: connecting to it from several threads at once
 # races ("already attached"). All stores of this process share one instance per path, opened by the
-# first operation and closed by the last, so that other processes can take the file in between.
+# first operation and closed shortly after the last (``LINGER_SECONDS``), so that other processes can take
+# the file in between.
 _instances: dict[Path, _Shared] = {}
 _instances_lock = threading.Lock()
+
+
+def _close(path: Path, shared: _Shared) -> None:
+    """Close an instance nobody uses (under ``_instances_lock``)."""
+    if shared.timer is not None:
+        shared.timer.cancel()
+        shared.timer = None
+    if _instances.get(path) is shared:
+        del _instances[path]
+    shared.connection.close()
+
+
+def _reusable(shared: _Shared, store: DuckDBStore) -> bool:
+    """An idle instance serves the next operation only if the file is the one it opened, untouched since (a file
+    copied or moved over the path is opened afresh), in the mode the store needs, and nobody else waits for it."""
+    return shared.read_only == store.read_only and shared.idle_stamp == _stamp(store.path) and not store._waiters()
 
 
 def _acquire(store: DuckDBStore) -> duckdb.DuckDBPyConnection:
     with _instances_lock:
         shared = _instances.get(store.path)
+        if shared is not None and shared.users == 0:
+            store._check_file()
+            if _reusable(shared, store):
+                if shared.timer is not None:
+                    shared.timer.cancel()
+                    shared.timer = None
+            else:
+                _close(store.path, shared)
+                shared = None
         if shared is None:
-            shared = _instances[store.path] = _Shared(store._open())
+            connection = store._open()
+            shared = _instances[store.path] = _Shared(connection, store.read_only)
         shared.users += 1
+        shared.idle_stamp = None
         return shared.connection
 
 
-def _release(path: Path) -> None:
+def _expire(path: Path, shared: _Shared) -> None:
+    with _instances_lock:
+        if _instances.get(path) is shared and shared.users == 0:
+            _close(path, shared)
+
+
+def _release(store: DuckDBStore) -> None:
+    path = store.path
     with _instances_lock:
         shared = _instances.get(path)
         if shared is None:
             return
         shared.users -= 1
-        if shared.users <= 0:
-            del _instances[path]
-            shared.connection.close()
+        if shared.users > 0:
+            return
+        if LINGER_SECONDS <= 0 or store._waiters():
+            _close(path, shared)
+            return
+        shared.idle_stamp = _stamp(path)
+        shared.timer = threading.Timer(LINGER_SECONDS, _expire, (path, shared))
+        shared.timer.daemon = True
+        shared.timer.start()
+
+
+def release_idle(path: Path | None = None) -> None:
+    """Close this process's idle instances now (of one file, or all): before another process that does not wait
+    is started on the file, and when the process ends."""
+    with _instances_lock:
+        for key, shared in list(_instances.items()):
+            if shared.users == 0 and (path is None or key == Path(path).expanduser().resolve()):
+                _close(key, shared)
+
+
+atexit.register(release_idle)  # an instance still open at exit is closed in order, not torn down with the process
 
 
 class _DuckTransaction(Transaction):
@@ -126,11 +207,15 @@ class DuckDBStore(Store):
             finally:
                 cursor.close()
         finally:
-            _release(self.path)
+            _release(self)
 
-    def _check_file(self) -> None:
+    def _check_file(self, *, read_head: bool = False) -> None:
         """Refuse, with a clear message, what is not a DuckDB file we may use, before DuckDB sees it (it would
-        try to load extensions for other formats)."""
+        try to load extensions for other formats).
+
+        Only ``read_head`` (just before this process opens the file) reads the file itself: DuckDB locks it with a
+        POSIX record lock, which the process loses when it closes any descriptor of the file, so nothing else may
+        open it while this process's instance is open (the rest of the checks only look at its metadata)."""
         if self.path.is_dir():
             raise StoreUnavailable(f"{self.path} is a folder, not a database file.", "Give a file path with --db.")
         if not self.path.exists():
@@ -148,12 +233,15 @@ class DuckDBStore(Store):
                     "Choose another path with --db or TRIAGE_DB.",
                 ) from exc
             return
-        try:
-            with self.path.open("rb") as fh:
-                head = fh.read(16)
-        except OSError as exc:
-            raise StoreUnavailable(f"Cannot read the database file {self.path}: {exc.strerror}.",
-                                   "Check its permissions.") from exc  # fmt: skip
+        if not read_head:
+            head = b""
+        else:
+            try:
+                with self.path.open("rb") as fh:
+                    head = fh.read(16)
+            except OSError as exc:
+                raise StoreUnavailable(f"Cannot read the database file {self.path}: {exc.strerror}.",
+                                       "Check its permissions.") from exc  # fmt: skip
         if head and head[8:12] != b"DUCK":
             kind = "a SQLite database" if head.startswith(b"SQLite format 3") else "not a DuckDB database"
             raise StoreUnavailable(
@@ -172,7 +260,7 @@ class DuckDBStore(Store):
             )
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        self._check_file()
+        self._check_file(read_head=True)
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.05
         marker: Path | None = None
@@ -223,6 +311,8 @@ class DuckDBStore(Store):
         return alive
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
+        if self._waiters():
+            release_idle(self.path)
         deadline = time.monotonic() + at_most
         while self._waiters() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -278,15 +368,27 @@ class DuckDBStore(Store):
             except duckdb.Error as exc:
                 raise QueryFailed(f"The query failed in DuckDB: {str(exc).splitlines()[0]}") from exc
 
-    def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
+    @contextmanager
+    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for a write. What it wrote is checkpointed into the file before the block ends, as closing
+        the instance would: the file then stays as it is while the instance lingers (its stamp is the store's
+        data version, and another process reads it from the file)."""
         self._writable()
         with self._write_lock, self.connect() as con:
+            try:
+                yield con
+            finally:
+                # Left undone while another thread's transaction is open: closing the instance checkpoints then.
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("CHECKPOINT")
+
+    def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
+        with self._writer() as con:
             return self._run_execute(con, sql, params)
 
     @contextmanager
     def transaction(self, *, label: str = "") -> Iterator[Transaction]:
-        self._writable()
-        with self._write_lock, self.connect() as con:
+        with self._writer() as con:
             con.begin()
             try:
                 yield _DuckTransaction(self, con)
@@ -310,13 +412,11 @@ class DuckDBStore(Store):
         return len(frame)
 
     def insert_frame(self, table_ref: str, frame: pd.DataFrame, *, label: str = "") -> int:
-        self._writable()
-        with self._write_lock, self.connect() as con:
+        with self._writer() as con:
             return self._run_insert(con, table_ref, frame)
 
     def create_dataset(self, dataset: str) -> None:
-        self._writable()
-        with self._write_lock, self.connect() as con:
+        with self._writer() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(dataset, 'duckdb')}")
 
     def existing_tables(self) -> set[str]:

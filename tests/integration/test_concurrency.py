@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,13 +15,16 @@ import pytest
 
 from lib.errors import StoreBusy
 from lib.model import Filters, Page
-from lib.store import DuckDBStore
+from lib.store import DuckDBStore, duckdb_store
 from lib.store import queries as q
+from lib.store.duckdb_store import release_idle
 from tests.conftest import ROOT, Writer, precompute_row
 
 
 def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
-    """Another process that opens the file for writing and keeps it for ``seconds``."""
+    """Another process that opens the file for writing and keeps it for ``seconds``. It does not wait for the file
+    (a bare DuckDB client): this process lets go of it first (it keeps it open briefly after its last operation)."""
+    release_idle(path)
     code = textwrap.dedent(
         f"""
         import duckdb, sys, time
@@ -108,3 +113,69 @@ def test_the_command_line_and_a_reader_share_the_file(tmp_path: Path) -> None:
     assert cli.returncode == 0, err
     assert "failure rows" in out
     assert q.bounds(store).rows > 40_000
+
+
+def _closed(path: Path, within: float = 30.0) -> bool:
+    """Whether this process has let go of the file (waiting for its linger to end, on a busy machine too)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if path not in duckdb_store._instances:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_operations_back_to_back_open_the_file_once_and_let_it_go_after(
+    store: DuckDBStore, write_rows: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_rows("precompute_failures", [precompute_row()])
+    opened: list[Path] = []
+    real_open = DuckDBStore._open
+
+    def counting_open(self: DuckDBStore) -> object:
+        opened.append(self.path)
+        return real_open(self)
+
+    monkeypatch.setattr(DuckDBStore, "_open", counting_open)
+    assert _closed(store.path)
+    for _ in range(20):
+        assert q.count_items(store, Filters(hide_expected=False)) == 1
+    assert opened == [store.path]  # one open for twenty reads, not twenty
+    assert _closed(store.path)  # and let go of once idle: a bare DuckDB client (no retries) gets it
+    other = subprocess.run([sys.executable, "-c", f"import duckdb; duckdb.connect({str(store.path)!r}).close()"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert other.returncode == 0, other.stderr
+
+
+def test_a_waiting_process_is_let_in_at_once_not_after_the_linger(store: DuckDBStore, write_rows: Writer) -> None:
+    write_rows("precompute_failures", [precompute_row()])
+    marker = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-1")  # a live process that waits
+    marker.touch()
+    try:
+        q.count_items(store, Filters(hide_expected=False))
+        assert store.path not in duckdb_store._instances  # closed with the operation, as before the linger
+    finally:
+        marker.unlink()
+
+
+@pytest.mark.parametrize("how", ["copied over", "moved over"])
+def test_a_file_replaced_while_this_process_keeps_it_open_is_read_afresh(tmp_path: Path, how: str) -> None:
+    path, other = tmp_path / "shown.duckdb", tmp_path / "other.duckdb"
+    for db, n in ((path, 3), (other, 7)):
+        s = DuckDBStore(db)
+        s.execute("CREATE TABLE main.t AS SELECT * FROM range(@n) AS r(x)", {"n": n})
+    duckdb_store.release_idle()
+    shown = DuckDBStore(path)
+    assert int(shown.query("SELECT COUNT(*) AS n FROM main.t")["n"].iloc[0]) == 3  # open, and kept open
+    assert path in duckdb_store._instances
+    if how == "copied over":
+        shutil.copy(other, path)
+    else:
+        os.replace(other, path)
+    assert int(shown.query("SELECT COUNT(*) AS n FROM main.t")["n"].iloc[0]) == 7
+    shown.execute("INSERT INTO main.t VALUES (99)")
+    duckdb_store.release_idle()
+    check = subprocess.run([sys.executable, "-c", f"import duckdb; print(duckdb.connect({str(path)!r}, "
+                            "read_only=True).execute('SELECT COUNT(*) FROM t').fetchone()[0])"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert check.stdout.strip() == "8", check.stderr  # the write went into the new file, and reached the disk
