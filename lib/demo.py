@@ -26,7 +26,7 @@ import json
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -987,6 +987,26 @@ def _delay(rng: random.Random, median_hours: float) -> dt.timedelta:
     return dt.timedelta(hours=min(24 * 40, rng.lognormvariate(math.log(median_hours), 1.0)))
 
 
+def _items_of(rows: pd.DataFrame) -> Iterator[tuple[tuple[str, str, dt.date, str], list[dt.datetime], str]]:
+    """Each item of rows sorted by key and time: its key, when it was seen, and its latest category (in key order,
+    as a groupby would give them, without building a frame per item)."""
+    names = ["source_table", "processor_name", "item_date", "entity_id"]
+    rows = rows.dropna(subset=names)
+    keys = list(zip(*(rows[n].tolist() for n in names), strict=True))
+    seen = [pd.Timestamp(t).to_pydatetime() for t in rows["created_at"]]
+    categories = [str(c) for c in rows["failure_category"]]
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: each item's rows stay in time order
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and keys[order[end]] == keys[order[start]]:
+            end += 1
+        first = keys[order[start]]
+        key = (str(first[0]), str(first[1]), first[2], str(first[3]))
+        yield key, [seen[i] for i in order[start:end]], categories[order[end - 1]]
+        start = end
+
+
 def triage_history(demo: Demo, seed: int = 7) -> pd.DataFrame:
     """Resolution events a team could have made during the season: most items settled within a day or two
     (did-not-play categories PERMANENT, the rest RESOLVED after re-processing), some by the nightly
@@ -1015,14 +1035,11 @@ def triage_history(demo: Demo, seed: int = 7) -> pd.DataFrame:
             "batch_id": f"demo-{who}-{at:%Y%m%d}", "origin": origin,
         })  # fmt: skip
 
-    for group, item in rows.groupby(["source_table", "processor_name", "item_date", "entity_id"], sort=True):
-        table, processor, day, entity = (str(group[0]), str(group[1]), group[2], str(group[3]))
-        assert isinstance(day, dt.date)
+    for (table, processor, day, entity), seen, category in _items_of(rows):
         if (last_day - day).days < _UNTOUCHED_DAYS or rng.random() > 0.6:
             continue
         key = ItemKey(table, processor, day, entity)
-        seen = [pd.Timestamp(t).to_pydatetime() for t in item["created_at"]]
-        permanent = str(item["failure_category"].iloc[-1]).upper() in _PERMANENT_CATEGORIES and rng.random() < 0.7
+        permanent = category.upper() in _PERMANENT_CATEGORIES and rng.random() < 0.7
         if permanent:
             at = seen[0] + _delay(rng, 20)
             add(key, "UNRESOLVED", "PERMANENT", rng.choice(operators), at, "Did not play: confirmed in the gamebook.",
