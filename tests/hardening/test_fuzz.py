@@ -175,35 +175,40 @@ def _events(store: DuckDBStore) -> set[str]:
     return set(frame["event_id"])
 
 
-OUTCOMES: dict[object, int] = {}
-
-
-@settings(max_examples=CLI_EXAMPLES, **FUZZ)
-@given(argv=command_lines(), where=st.sampled_from(["db", "db", "db", "empty", "folder", "missing", "csv", "bq"]))
-def test_fuzzed_command_lines_end_in_a_clear_message(cli_db: DuckDBStore, argv: list[str], where: str,
-                                                     tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
-    before = _events(cli_db)
+@pytest.mark.heavy(12)
+def test_fuzzed_command_lines_end_in_a_clear_message(cli_db: DuckDBStore) -> None:
+    outcomes: dict[object, int] = {}
     base = Path(cli_db.path).parent
     (base / "table.csv").write_text("a,b\n")
-    target = {"db": ["--db", str(cli_db.path)], "empty": ["--db", ""], "folder": ["--db", str(base)],
-              "missing": ["--db", str(base / "no" / "such.duckdb")], "csv": ["--db", str(base / "table.csv")],
-              "bq": ["--bigquery", ""]}[where]  # fmt: skip
-    if argv[0] == "demo" and where in {"missing"}:
-        target = ["--db", str(cli_db.path)]  # a demo into a new file is a long legitimate write, not bad input
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([*argv, *target])
-        except SystemExit as exc:  # argparse's own usage message
-            code = exc.code if isinstance(exc.code, int) else 2
-    OUTCOMES[code] = OUTCOMES.get(code, 0) + 1
-    assert code in (0, 1, 2), (argv, code, err.getvalue()[-2000:])
-    assert "Traceback" not in err.getvalue() and "unexpected" not in err.getvalue(), (argv, err.getvalue()[-2000:])
-    assert code == 0 or err.getvalue().strip(), argv  # a refusal always says why
-    assert before <= _events(cli_db)  # no event is ever lost
-    if argv[0] in {"items", "resolve"}:  # reads, and changes to existing items, never create a database
-        assert not (base / "no").exists(), argv
-    shutil.rmtree(base / "no", ignore_errors=True)  # a write command may create a new database: legitimate
+
+    @settings(max_examples=CLI_EXAMPLES, **FUZZ)
+    @given(argv=command_lines(),
+           where=st.sampled_from(["db", "db", "db", "empty", "folder", "missing", "csv", "bq"]))  # fmt: skip
+    def one(argv: list[str], where: str) -> None:
+        before = _events(cli_db)
+        target = {"db": ["--db", str(cli_db.path)], "empty": ["--db", ""], "folder": ["--db", str(base)],
+                  "missing": ["--db", str(base / "no" / "such.duckdb")], "csv": ["--db", str(base / "table.csv")],
+                  "bq": ["--bigquery", ""]}[where]  # fmt: skip
+        if argv[0] == "demo" and where in {"missing"}:
+            target = ["--db", str(cli_db.path)]  # a demo into a new file is a long legitimate write, not bad input
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([*argv, *target])
+            except SystemExit as exc:  # argparse's own usage message
+                code = exc.code if isinstance(exc.code, int) else 2
+        outcomes[code] = outcomes.get(code, 0) + 1
+        assert code in (0, 1, 2), (argv, code, err.getvalue()[-2000:])
+        assert "Traceback" not in err.getvalue() and "unexpected" not in err.getvalue(), (argv, err.getvalue()[-2000:])
+        assert code == 0 or err.getvalue().strip(), argv  # a refusal always says why
+        assert before <= _events(cli_db)  # no event is ever lost
+        if argv[0] in {"items", "resolve"}:  # reads, and changes to existing items, never create a database
+            assert not (base / "no").exists(), argv
+        shutil.rmtree(base / "no", ignore_errors=True)  # a write command may create a new database: legitimate
+
+    one()
+    # The generated command lines must exercise the commands, not only argparse's usage message.
+    assert outcomes.get(0, 0) >= 30 and outcomes.get(1, 0) >= 30, outcomes
 
 
 # -- failure rows -----------------------------------------------------------------------------------
@@ -235,6 +240,7 @@ def row_db(tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
     return store
 
 
+@pytest.mark.heavy(20)
 @settings(max_examples=ROW_EXAMPLES, **FUZZ)
 @given(batch=st.lists(_row_values(), min_size=13, max_size=16))
 def test_fuzzed_failure_rows_render_classify_and_resolve(row_db: DuckDBStore, batch: list[dict[str, object]]) -> None:
@@ -286,6 +292,7 @@ def link_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(hostile_store(tmp_path_factory.mktemp("fuzz-links") / "links.duckdb").path)
 
 
+@pytest.mark.heavy(25)
 @settings(max_examples=LINK_EXAMPLES, **FUZZ)
 @given(params=st.dictionaries(st.sampled_from(LINK_KEYS), st.lists(st.one_of(dates, text), min_size=1, max_size=3),
                               max_size=5), page=st.sampled_from(PAGES))  # fmt: skip
@@ -300,10 +307,3 @@ def test_fuzzed_links_render_every_page(link_db: Path, params: dict[str, list[st
             at.query_params[key] = [v.replace("\x00", "") for v in values]
         at.run()
         assert not at.exception, (params, page, [e.value[:800] for e in at.exception])
-
-
-def test_the_command_line_fuzz_reached_past_argparse() -> None:
-    """The generated command lines must exercise the commands, not only argparse's usage message."""
-    if not OUTCOMES:
-        pytest.skip("run together with the command-line fuzz test")
-    assert OUTCOMES.get(0, 0) >= 30 and OUTCOMES.get(1, 0) >= 30, OUTCOMES
