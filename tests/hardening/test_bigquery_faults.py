@@ -145,6 +145,7 @@ def _verdicts(store: BigQueryStore) -> pd.DataFrame:
     return frame.sort_values("entity_id").reset_index(drop=True)
 
 
+@pytest.mark.heavy(25)
 def test_classification_rides_out_errors_and_never_half_writes(world, proxy: faults.FaultProxy) -> None:
     store, direct, _ = world
     now = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)

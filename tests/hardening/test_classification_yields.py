@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lib.model import Filters, Page
 from lib.store import DuckDBStore
 from lib.store import queries as q
@@ -25,6 +27,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "lib", *args]
 
 
+@pytest.mark.heavy(35)
 def test_resolves_get_in_while_a_long_classification_runs(tmp_path: Path) -> None:
     db = str(tmp_path / "big.duckdb")
     env = {**os.environ, "TRIAGE_ACTOR": ""}

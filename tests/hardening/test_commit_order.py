@@ -13,6 +13,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from lib import activity
 from lib.model import ItemKey
 from lib.store import DuckDBStore
@@ -37,6 +39,7 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.heavy(25)
 def test_racing_command_line_writers_keep_an_unbroken_chain_in_commit_order(
     write_rows: Writer, store: DuckDBStore
 ) -> None:

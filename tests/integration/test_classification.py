@@ -260,6 +260,7 @@ def _item_states(store: DuckDBStore) -> pd.DataFrame:
     )
 
 
+@pytest.mark.heavy(18)
 def test_a_killed_run_leaves_no_half_written_item_and_the_next_run_finishes(demo_store: DuckDBStore) -> None:
     demo_store.execute(
         "UPDATE nba_processing.precompute_failures SET failure_type = NULL, is_correctable = NULL, "

@@ -151,6 +151,7 @@ def test_classifying_a_range_reads_only_its_evidence_partitions_and_returns_only
 
 
 @pytest.mark.bigquery
+@pytest.mark.heavy(35)
 def test_every_failure_table_statement_filters_its_partition_column(emulator: str, demo_season: demo.Demo) -> None:
     store = bq.recording(emulator)
     store.init_schema()
@@ -219,6 +220,7 @@ def test_bigquery_errors_say_what_happened_and_what_to_do(emulator: str) -> None
 
 
 @pytest.mark.bigquery
+@pytest.mark.heavy(15)
 def test_the_command_line_works_unchanged_on_bigquery(emulator: str, demo_season: demo.Demo) -> None:
     names = {f"TRIAGE_BQ_DATASET_{d.removeprefix('nba_').upper()}": v for d, v in bq.datasets("cli").items()}
     env = {**os.environ, "TRIAGE_BQ_ENDPOINT": emulator, **names}
@@ -249,6 +251,7 @@ def test_the_command_line_works_unchanged_on_bigquery(emulator: str, demo_season
 
 
 @pytest.mark.bigquery
+@pytest.mark.heavy(12)
 def test_the_dashboard_runs_unchanged_on_bigquery(emulator: str, demo_season: demo.Demo,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     from streamlit.testing.v1 import AppTest

@@ -77,7 +77,7 @@ def nightly(target: list[str], env: dict[str, str], *extra: str) -> tuple[int, d
     return run.returncode, json.loads(lines[0]), run.stderr
 
 
-@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.bigquery)])
+@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=[pytest.mark.bigquery, pytest.mark.heavy(35)])])
 def target(request: pytest.FixtureRequest, tmp_path: Path, demo_db_path: Path,
            demo_season: demo.Demo) -> tuple[Store, list[str], dict[str, str]]:  # fmt: skip
     env = {**os.environ, "TRIAGE_WEBHOOK_URL": "", "TRIAGE_DASHBOARD_URL": ""}
