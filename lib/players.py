@@ -35,7 +35,7 @@ def search(store: Store, text: str, start: dt.date, end: dt.date, *, limit: int 
 
 
 def items(store: Store, lookup: str, filters: Filters, *, limit: int = 1000) -> pd.DataFrame:
-    """His failure items in the date range (all tables, expected ones included), newest first."""
-    scope = Filters(date_from=filters.date_from, date_to=filters.date_to, entity=lookup, hide_expected=False)
-    frame = q.list_items(store, scope, Page(1, limit, "newest date"))
-    return frame[frame["entity_id"] == lookup].reset_index(drop=True)
+    """His failure items in the date range (all tables, expected ones included), newest first: his own, never those of
+    a player whose lookup contains his (``goranbrown`` is not ``goranbrownjr``)."""
+    scope = Filters(date_from=filters.date_from, date_to=filters.date_to, entity_exact=lookup, hide_expected=False)
+    return q.list_items(store, scope, Page(1, limit, "newest date"))

@@ -255,7 +255,8 @@ SET resolution_status = d.decided_status,
   resolved_at = IF(d.decided_status IN ('RESOLVED', 'PERMANENT'), d.decided_at, NULL)
 FROM ({decisions_sql(f"source_table = '{table.value}'")}) AS d
 WHERE t.{table.date_column} BETWEEN @date_from AND @date_to
-  AND t.processor_name = d.processor_name AND t.{table.date_column} = d.item_date AND t.entity_id = d.entity_id
+  AND COALESCE(t.processor_name, '') = d.processor_name AND t.{table.date_column} = d.item_date
+  AND COALESCE(t.entity_id, '') = d.entity_id
   AND (d.decided_status = 'PERMANENT' OR t.created_at IS NULL OR t.created_at <= d.decided_at)
   AND (t.resolution_status IS NULL OR t.resolution_status <> d.decided_status)"""
     for table in SourceTable
@@ -291,6 +292,17 @@ def dnp_scope(filters: Filters) -> Scope:
     """Every PLAYER_DNP item of the view that is not settled yet: candidates for PERMANENT."""
     statuses = tuple(s for s in OPEN_STATUSES if not filters.statuses or s in filters.statuses)
     return Scope(filters.with_(failure_types=(FailureType.PLAYER_DNP.value,), statuses=statuses or ("UNRESOLVED",)))
+
+
+#: A streak's items: those dated from its first missed game to this long after its last (their windows hold it).
+STREAK_REACH = dt.timedelta(days=14)
+
+
+def streak_scope(filters: Filters, player: str, first: dt.date, last: dt.date) -> Scope:
+    """One player's open PLAYER_DNP items around a streak of games he missed: his own, by his exact lookup, never
+    those of a player whose lookup contains his (``goranbrown`` is not ``goranbrownjr``)."""
+    until = last + STREAK_REACH if last <= LATEST - STREAK_REACH else LATEST
+    return Scope(dnp_scope(filters).filters.with_(date_from=first, date_to=until, entity="", entity_exact=player))
 
 
 def complete_scope(since: dt.date | None, until: dt.date | None) -> Scope:

@@ -268,5 +268,7 @@ def describe(filters: Filters) -> str:
             parts.append(f"{label}: {', '.join(values)}")
     if filters.entity:
         parts.append(f"entity contains “{filters.entity}”")
+    if filters.entity_exact is not None:
+        parts.append(f"entity “{filters.entity_exact}”" if filters.entity_exact else "items without an entity")
     parts.append("expected failures set aside" if filters.hide_expected else "expected failures included")
     return " · ".join(parts)

@@ -64,6 +64,7 @@ def _params(filters: Filters) -> dict[str, Any]:
         "tables": list(filters.tables),
         "processors": list(filters.processors),
         "entity": filters.entity.strip(),
+        "entity_exact": filters.entity_exact or "",
         "categories": list(filters.categories),
         "failure_types": list(filters.failure_types),
         "correctable": list(filters.correctable),
@@ -184,7 +185,7 @@ def summary(store: Store, filters: Filters) -> pd.DataFrame:
     processors and categories per date, so a season costs little more than a month.
     """
     use_index = indexed(store, filters)
-    if use_index and not filters.entity and not filters.changed:
+    if use_index and not filters.entity and filters.entity_exact is None and not filters.changed:
         frame = store.query(_rollup_sql(filters), _params(filters), label="summary")
     else:
         sql = _filtered_items_sql(filters, include_expected_filter=False, indexed=use_index) + _SUMMARY
@@ -387,5 +388,5 @@ GROUP BY processor_name, failure_category"""
 
 
 def bounds(store: Store) -> DataBounds:
-    first, last, rows, plausible = store.date_extent()
-    return DataBounds(first, last, rows, plausible)
+    first, last, rows, plausible, undated = store.date_extent()
+    return DataBounds(first, last, rows, plausible, undated)

@@ -35,9 +35,18 @@ def _rows_select(spec: FailureTableSpec) -> str:
 # One SELECT per failure table into a common shape, generated from the tables' specs (lib/model.py).
 _ROWS: dict[SourceTable, str] = {t: _rows_select(t.spec) for t in SourceTable}
 
+
+def _restricts(filters: Filters, name: str) -> bool:
+    """Whether a filter field restricts: set, for the exact entity ("" names the items without one); non-empty,
+    for the rest."""
+    value = getattr(filters, name)
+    return value is not None if name == "entity_exact" else bool(value)
+
+
 _ROW_FILTERS = {
     "processors": "COALESCE(processor_name, '') IN UNNEST(@processors)",
     "entity": "STRPOS(LOWER(COALESCE(entity_id, '')), LOWER(@entity)) > 0",
+    "entity_exact": "COALESCE(entity_id, '') = @entity_exact",
 }
 
 
@@ -155,7 +164,7 @@ def rows_cte(filters: Filters, *, within: str = "") -> str:
     """``failure_rows``: the rows of the filters' tables and dates (and, with ``within``, only of the dates that CTE
     lists: see ``active_dates_cte``)."""
     tables = [SourceTable(t) for t in filters.tables] if filters.tables else list(SourceTable)
-    extra = [frag for name, frag in _ROW_FILTERS.items() if getattr(filters, name)]
+    extra = [frag for name, frag in _ROW_FILTERS.items() if _restricts(filters, name)]
     extra_sql = "".join(f"\n    AND {frag}" for frag in extra) if extra else ""
     selects = [
         _ROWS[t] + extra_sql + (f"\n    AND {t.date_column} IN (SELECT item_date FROM {within})" if within else "")
@@ -176,13 +185,14 @@ _INDEX_FILTERS = {
     "tables": "source_table IN UNNEST(@tables)",
     "processors": "processor_name IN UNNEST(@processors)",
     "entity": "STRPOS(LOWER(entity_id), LOWER(@entity)) > 0",
+    "entity_exact": "entity_id = @entity_exact",
 }
 
 
 def indexed_cte(filters: Filters, *, within: str = "", name: str = "labelled", outside: bool = False) -> str:
     """``labelled`` read from the item index (lib/store/index.py): what ``items_cte(detail=True)`` computes. With
     ``within``, only the items of the dates that CTE lists (``outside``: only the others), under ``name``."""
-    extra = "".join(f"\n    AND {frag}" for key, frag in _INDEX_FILTERS.items() if getattr(filters, key))
+    extra = "".join(f"\n    AND {frag}" for key, frag in _INDEX_FILTERS.items() if _restricts(filters, key))
     if within:
         extra += f"\n    AND item_date {'NOT IN' if outside else 'IN'} (SELECT item_date FROM {within})"
     return f"""

@@ -161,13 +161,7 @@ with left:
             f"Mark {top['player']}'s open did-not-play items of the streak permanent", key="patterns_streak_permanent"
         ):
             assert actor is not None
-            scope = resolution.Scope(
-                open_dnp.filters.with_(
-                    date_from=top["first_date"],
-                    date_to=top["last_date"] + dt.timedelta(days=14),
-                    entity=str(top["player"]),
-                )
-            )
+            scope = resolution.streak_scope(f, str(top["player"]), top["first_date"], top["last_date"])
             resolve.ask(scope, ResolutionStatus.PERMANENT, actor, f"{top['player']}'s streak")
 with right:
     st.subheader("Dates with mass failures")
