@@ -242,7 +242,7 @@ def main() -> None:
             print(f"# seeded {rows:,} rows in {seeded:.1f} s ({rows / seeded:,.0f} rows/s), {size_mb:.0f} MB")
         store = DuckDBStore(path)
         store.init_schema(pipeline_tables=False)
-        built = index.reindex(store)
+        built = index.reindex(store, actor=SYSTEM)
         b = q.bounds(store)
         start, end = b.default_range() or (b.first_date, b.last_date)
         views = {

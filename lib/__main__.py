@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,13 +17,18 @@ from lib import classification, export, nightly, operations, resolution, webhook
 from lib import demo as demo_mod
 from lib.access import SYSTEM, require_person
 from lib.classifier import ClassifierConfig
-from lib.config import Roles, Settings
+from lib.config import DEFAULT_WINDOW_KEY, Roles, Settings
 from lib.errors import TriageError
 from lib.model import (
     MAX_WINDOW_DAYS,
     MAX_WINDOW_GAMES,
+    PHASE3_PROCESSORS,
+    PHASE4_PROCESSORS,
+    PHASE5_PROCESSORS,
     TARGET_STATUSES,
+    UNCLASSIFIED,
     Actor,
+    FailureType,
     Filters,
     ResolutionStatus,
     SourceTable,
@@ -56,8 +62,11 @@ class _Progress:
 
 def _store(args: argparse.Namespace, *, create: bool = True) -> Store:
     """The store the options name. ``create=False`` for reads: a missing database is an error, never a new file."""
-    settings = Settings.from_env()
     bigquery = getattr(args, "bigquery", None)
+    env = dict(os.environ)
+    if args.db is not None or bigquery is not None:
+        env.pop("TRIAGE_DB", None)  # the option names the store: the variable is not used
+    settings = Settings.from_env(env)
     if bigquery is not None and args.db is not None:
         raise ValueError("give --db PATH or --bigquery PROJECT, not both")
     if bigquery is not None:
@@ -86,6 +95,9 @@ def _actor(args: argparse.Namespace, *, person: bool = False) -> Actor:
     return Roles.from_env().actor(name)
 
 
+KNOWN_PROCESSORS = frozenset((*PHASE3_PROCESSORS, *PHASE4_PROCESSORS, *PHASE5_PROCESSORS))
+
+
 def _check_range(since: dt.date | None, until: dt.date | None) -> None:
     if since and until and since > until:
         raise ValueError(f"--since {since} is after --until {until}: the range is empty")
@@ -96,7 +108,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     store = _store(args)
     # The pipeline's own tables exist in production: create them only on request (a new environment), and
     # never alter an existing one. The embedded engine always gets all of them.
-    with operations.logged(store, "init", actor, origin="cli") as op:
+    with operations.logged(store, "init", actor, origin="cli", start_line=False) as op:
         created = store.init_schema(pipeline_tables=store.engine == "duckdb" or args.create_pipeline_tables)
         op.summary = [f"Created {', '.join(created)}." if created else "Nothing to create."]
     print(f"Schema ready at {store.location}: " + (f"created {', '.join(created)}" if created else "nothing to create"))
@@ -180,6 +192,9 @@ def _classifier_config(args: argparse.Namespace) -> ClassifierConfig:
         if not sep or not name.strip():
             raise ValueError(f"--window {text[:60]!r}: write PROCESSOR=WINDOWS, e.g. PlayerDailyCacheProcessor=5g,10g")
         per_processor[name.strip()] = parse_windows(spec)
+        if name.strip() not in KNOWN_PROCESSORS and name.strip() != DEFAULT_WINDOW_KEY:
+            print(f"warning: --window names {name.strip()[:60]!r}, not one of the pipeline's processors; it applies "
+                  "only to failures recorded under exactly that name", file=sys.stderr)  # fmt: skip
     config = dataclasses.replace(config, windows_by_processor=per_processor)
     forced = []
     for flag, kind, size in (("--lookback-days", "days", args.lookback_days),
@@ -222,7 +237,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     actor = operations.check("reclassify" if args.all else "classify", _actor(args))
     _check_range(args.since, args.until)
     config = _classifier_config(args)
-    store = _store(args)
+    store = _store(args, create=False)  # only init and demo create a database
     started = time.monotonic()
     report = classification.run(
         store,
@@ -255,13 +270,31 @@ def _filters(args: argparse.Namespace) -> Filters:
         correctable=tuple(args.correctable or ()),
         statuses=tuple(args.status or ()),
         entity=args.entity or "",
+        entity_exact=args.entity_id,
         hide_expected=not args.include_expected,
     )
+
+
+def _warn_unknown_names(store: Store, filters: Filters) -> None:
+    """A type or processor that matches nothing is most likely a typo: say so (the command still runs)."""
+    types = {t.value for t in FailureType} | {UNCLASSIFIED}
+    for name in filters.failure_types:
+        if name not in types:
+            print(f"warning: --type {name[:60]!r} is not a failure type (one of {', '.join(sorted(types))}); "
+                  "it matches nothing", file=sys.stderr)  # fmt: skip
+    if filters.processors:
+        present = set(queries.choices(store, filters.with_(processors=())).processors)
+        for name in filters.processors:
+            if name not in present:
+                print(f"warning: --processor {name[:60]!r} recorded no failure in the range; it matches nothing"
+                      + (" (not one of the pipeline's processors)" if name not in KNOWN_PROCESSORS else ""),
+                      file=sys.stderr)  # fmt: skip
 
 
 def _has_filter(args: argparse.Namespace) -> bool:
     return any(getattr(args, name) for name in (
         "date_from", "date_to", "table", "processor", "category", "type", "correctable", "status", "entity",
+        "entity_id",
     ))  # fmt: skip
 
 
@@ -273,6 +306,7 @@ def cmd_items(args: argparse.Namespace) -> int:
     filters = _filters(args)
     store = _store(args, create=False)
     _require_schema(store)
+    _warn_unknown_names(store, filters)
     frames = (
         frame[list(ITEM_FIELDS)].assign(item_date=frame["item_date"].map(lambda d: d.isoformat()))
         for frame in queries.iter_items(store, filters)
@@ -311,6 +345,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     scope = resolution.Scope.of_keys(args.item) if args.item else resolution.Scope(_filters(args))
     store = _store(args, create=False)
     _require_schema(store)
+    if not args.item:
+        _warn_unknown_names(store, scope.filters)
     unmatched = resolution.unmatched_keys(store, scope)
     if unmatched:
         print(f"{len(unmatched):,} of {len(scope.keys):,} item key(s) match no item:", file=sys.stderr)
@@ -342,7 +378,7 @@ def cmd_autoresolve(args: argparse.Namespace) -> int:
     actor = operations.check("autoresolve", _actor(args))
     _check_range(args.since, args.until)
     config = _classifier_config(args)
-    store = _store(args)
+    store = _store(args, create=False)
     report, resolved = resolution.autoresolve(store, actor=actor, now=dt.datetime.now(dt.UTC), since=args.since,
                                               until=args.until, progress=_Progress(), config=config,
                                               origin="cli")  # fmt: skip
@@ -355,7 +391,7 @@ def cmd_autoresolve(args: argparse.Namespace) -> int:
 def cmd_sync_status(args: argparse.Namespace) -> int:
     actor = operations.check("sync-status", _actor(args))
     _check_range(args.since, args.until)
-    store = _store(args)
+    store = _store(args, create=False)
     store.init_schema(pipeline_tables=False)
     changed = resolution.sync_statuses(store, actor=actor, since=args.since, until=args.until, origin="cli")
     print(f"Brought {changed:,} failure row(s) in step with their items' status.")
@@ -368,7 +404,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     store = _store(args, create=False)
     store.init_schema(pipeline_tables=False)
     with operations.logged(store, "reindex", actor, origin="cli", date_from=args.since, date_to=args.until) as op:
-        done = index.reindex(store, args.since, args.until, progress=_Progress())
+        done = index.reindex(store, args.since, args.until, actor=actor, progress=_Progress())
         op.summary = [f"{done.refreshed_dates:,} table-date(s), {done.items:,} item(s) indexed."]
     print(
         f"Rebuilt the item index at {store.location}: {done.refreshed_dates:,} table-date(s), "
@@ -384,13 +420,43 @@ def _instant(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _dashboard_url(text: str | None) -> str | None:
+    """The dashboard's address for the digest's links: an http(s) address with a host, or nothing."""
+    if not text or not text.strip():
+        return None
+    parts = urllib.parse.urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c in text for c in "\r\n\t "):
+        raise ValueError(f"--dashboard-url {text[:80]!r} is not an http(s) address (e.g. https://triage.example.com)")
+    return text.strip()
+
+
+def _digest_path(text: str) -> Path:
+    """Where the digest goes: a file name (``.md``; the JSON beside it), or ``digest.md`` inside a folder. Checked
+    before the job runs, so that a path that cannot be written is refused before any work, not after."""
+    path = Path(text).expanduser()
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        path = path / "digest.md"
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--digest {text[:120]!r}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK) or str(existing.resolve()).startswith(("/proc", "/sys", "/dev")):
+        raise ValueError(f"--digest {text[:120]!r}: cannot write in {existing}")
+    return path
+
+
 def cmd_nightly(args: argparse.Namespace) -> int:
     """Classify, auto-resolve, sync, then the digest; one JSON line on stdout, progress on stderr."""
     _check_range(args.since, args.until)
     url = args.webhook if args.webhook is not None else os.environ.get("TRIAGE_WEBHOOK_URL", "")
     if url:
         webhook.check_url(url)
-    dashboard = args.dashboard_url or os.environ.get("TRIAGE_DASHBOARD_URL") or None
+    dashboard = _dashboard_url(args.dashboard_url or os.environ.get("TRIAGE_DASHBOARD_URL"))
+    digest = _digest_path(args.digest) if args.digest else None
+    # Unattended work runs as ``system`` (where it is configured); a person may run it under their own name.
+    actor = operations.check("nightly", SYSTEM if args.actor is None and not os.environ.get("TRIAGE_ACTOR")
+                             else _actor(args))  # fmt: skip
     now = dt.datetime.now(dt.UTC)
     if args.compare_to is not None and args.compare_to >= now:
         raise ValueError("--compare-to must be in the past")
@@ -398,16 +464,16 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    store = _store(args)
+    store = _store(args, create=False)
     thresholds = nightly.Thresholds(args.max_new_regressions, args.max_new_correctable)
-    result = nightly.run(store, now=now, since=args.since, until=args.until, compare_to=args.compare_to,
+    result = nightly.run(store, actor=actor, now=now, since=args.since, until=args.until, compare_to=args.compare_to,
                          thresholds=thresholds, config=_classifier_config(args), log=log,
                          progress=_Progress())  # fmt: skip
     if result.failed_step:
         log(f"error: the {result.failed_step} step failed: {result.problem}")
         log("  What finished before it is kept; run the job again once the cause is fixed.")
     else:
-        data = nightly.write_digest(result, Path(args.digest), dashboard=dashboard) if args.digest else None
+        data = nightly.write_digest(result, digest, dashboard=dashboard, log=log) if digest else None
         if url:
             nightly.post_digest(result, data or nightly.digest_json(result, dashboard=dashboard), url, log=log,
                                 timeout=args.webhook_timeout)  # fmt: skip
@@ -427,7 +493,8 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--type", action="append", help="failure type, or UNCLASSIFIED")
     g.add_argument("--correctable", action="append", choices=["correctable", "uncorrectable", "unknown"])
     g.add_argument("--status", action="append", choices=[s.value for s in ResolutionStatus])
-    g.add_argument("--entity", help="entity id contains")
+    g.add_argument("--entity", help="entity id contains this text (a search)")
+    g.add_argument("--entity-id", help="this entity id exactly (a player lookup, a team, a game id)")
     g.add_argument("--include-expected", action="store_true", help="include INSUFFICIENT_DATA and the like")
 
 
@@ -505,12 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_date, help="last item date to rebuild (default: the last)")
     p.set_defaults(func=cmd_reindex)
 
-    p = with_db(sub.add_parser("nightly", help="classify, auto-resolve, sync, then a digest of what changed"),
-                writes=False)  # fmt: skip
+    p = with_db(sub.add_parser("nightly", help="classify, auto-resolve, sync, then a digest of what changed"))
     p.add_argument("--since", type=_date, help="first item date the job covers (default: all)")
     p.add_argument("--until", type=_date, help="last item date the job covers (default: all)")
     p.add_argument("--compare-to", type=_instant, help="what changed since this UTC date-time (default: 24 h ago)")
-    p.add_argument("--digest", metavar="FILE", help="write the digest here (Markdown) and beside it as .json")
+    p.add_argument("--digest", metavar="FILE", help="write the digest here (Markdown) and beside it as .json; "
+                   "a folder: digest.md in it")  # fmt: skip
     p.add_argument(
         "--webhook", metavar="URL", help="post the digest (default $TRIAGE_WEBHOOK_URL; prefer the variable)"
     )

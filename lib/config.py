@@ -24,14 +24,29 @@ def _names(value: object) -> frozenset[str]:
     return frozenset(str(v).strip().casefold() for v in items if str(v).strip())
 
 
+#: The name of unattended work (the first start's demo, the nightly job, a scheduler's classification).
+SYSTEM_NAME = "system"
+
+
 @dataclass(frozen=True)
 class Roles:
     """Who may act. Names (or e-mail addresses) are compared case-insensitively; anyone not listed gets
-    ``default``. With nothing configured (the local default) everyone is a resolver."""
+    ``default``. With nothing configured (the local default) everyone is a resolver.
+
+    ``system`` is no person and gets no role from ``default``: it acts only for the operating-system accounts
+    listed in ``system_users`` (``*``: any account), e.g. the service account a scheduler runs the nightly job
+    as. With nothing configured at all (the local default) any account may; once anything is configured, only
+    those listed. Listed among the viewers, it may do nothing."""
 
     resolvers: frozenset[str] = field(default_factory=frozenset)
     viewers: frozenset[str] = field(default_factory=frozenset)
     default: Role = Role.RESOLVER
+    #: Operating-system accounts that may run unattended work as ``system``; None: not configured.
+    system_users: frozenset[str] | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.resolvers or self.viewers or self.default is not Role.RESOLVER or self.system_users)
 
     def role_for(self, name: str) -> Role:
         key = name.strip().casefold()
@@ -44,13 +59,28 @@ class Roles:
     def actor(self, name: str) -> Actor:
         return Actor(name.strip(), self.role_for(name))
 
+    def system_refusal(self, account: str) -> str:
+        """Why ``system`` may not act for this operating-system account ('' when it may)."""
+        if SYSTEM_NAME in self.viewers:
+            return f"'{SYSTEM_NAME}' is listed among the viewers"
+        allowed = self.system_users if self.system_users is not None else (None if self.configured else {"*"})
+        if allowed and ("*" in allowed or account.strip().casefold() in allowed):
+            return ""
+        if not allowed:
+            return (f"roles are configured and '{SYSTEM_NAME}' is not: list the accounts that run unattended work in "
+                    "TRIAGE_SYSTEM_USERS (or system_users in [triage.roles])")  # fmt: skip
+        return f"the account {account!r} is not among those that may act as '{SYSTEM_NAME}' (TRIAGE_SYSTEM_USERS)"
+
     @classmethod
     def from_mapping(cls, section: Mapping[str, object]) -> Roles:
-        """``[triage.roles]`` in secrets, or TRIAGE_RESOLVERS / TRIAGE_VIEWERS / TRIAGE_DEFAULT_ROLE."""
+        """``[triage.roles]`` in secrets, or TRIAGE_RESOLVERS / TRIAGE_VIEWERS / TRIAGE_DEFAULT_ROLE /
+        TRIAGE_SYSTEM_USERS."""
         default = str(section.get("default") or Role.RESOLVER.value).strip().lower()
         if default not in {r.value for r in Role}:
             raise ValueError(f"Unknown default role {default!r}: use 'viewer' or 'resolver'")
-        return cls(_names(section.get("resolvers")), _names(section.get("viewers")), Role(default))
+        system = section.get("system_users")
+        system_users = _names(system) if system is not None and str(system).strip() else None
+        return cls(_names(section.get("resolvers")), _names(section.get("viewers")), Role(default), system_users)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Roles:
@@ -60,6 +90,7 @@ class Roles:
                 "resolvers": env.get("TRIAGE_RESOLVERS", ""),
                 "viewers": env.get("TRIAGE_VIEWERS", ""),
                 "default": env.get("TRIAGE_DEFAULT_ROLE", ""),
+                "system_users": env.get("TRIAGE_SYSTEM_USERS", ""),
             }
         )
 
@@ -132,11 +163,15 @@ class Settings:
             for name in ("nba_processing", "nba_raw", "nba_analytics")
             if env.get(f"TRIAGE_BQ_DATASET_{name.removeprefix('nba_').upper()}")
         }
+        engine = env.get("TRIAGE_ENGINE", "duckdb").strip().lower() or "duckdb"
+        if engine == "duckdb" and "TRIAGE_DB" in env and not env["TRIAGE_DB"].strip():
+            raise ValueError("TRIAGE_DB is set but empty (is a variable unset?): give a DuckDB file, or unset "
+                             f"TRIAGE_DB for the default ({DEFAULT_DB})")  # fmt: skip
         max_bytes = env.get("TRIAGE_BQ_MAX_BYTES", "").strip().replace("_", "")
         if max_bytes and (not max_bytes.isdigit() or not 0 < int(max_bytes) < 2**63):
             raise ValueError(f"TRIAGE_BQ_MAX_BYTES must be a positive whole number of bytes, not {max_bytes[:40]!r}")
         return cls(
-            engine=env.get("TRIAGE_ENGINE", "duckdb").strip().lower() or "duckdb",
+            engine=engine,
             db_path=Path(env.get("TRIAGE_DB") or DEFAULT_DB),
             operator=env.get("TRIAGE_OPERATOR", "").strip(),
             windows=parse_window_settings(env.get("TRIAGE_WINDOWS", "")),

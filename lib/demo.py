@@ -957,7 +957,20 @@ class _Failures:
 # ---------------------------------------------------------------------------------------------
 
 
-def write(store: Store, demo: Demo, progress: Progress = _no_progress) -> dict[str, int]:
+def write(store: Store, demo: Demo, progress: Progress = _no_progress, *, actor: Actor | None) -> dict[str, int]:
+    """The season's schedule, box scores, analytics and failure rows, into a store whose failure tables are empty
+    (``seed`` adds the team's triage history). ``actor`` must be a resolver; the write is in the operations log."""
+    with operations.logged(store, "demo", actor, origin="lib") as op:
+        store.init_schema()
+        if not store.is_empty():
+            raise BadInput(f"{store.location} already holds failure rows: the demo would be written twice.",
+                           "Write it into an empty database (`python -m lib demo --replace` empties one).")  # fmt: skip
+        written = _write(store, demo, progress)
+        op.summary = [f"Demo season: {demo.failure_rows:,} failure rows."]
+    return written
+
+
+def _write(store: Store, demo: Demo, progress: Progress) -> dict[str, int]:
     store.init_schema()
     written: dict[str, int] = {}
     steps = [
@@ -1086,7 +1099,7 @@ def seed(
         progress(0.05, "Simulating the 2021-22 season (schedule, rosters, box scores)")
         demo = build(seed)
         progress(0.45, f"Derived {demo.failure_rows:,} failure rows from the processors")
-        write(store, demo, progress)
+        _write(store, demo, progress)
         op.summary = [f"Demo season, seed {seed}: {demo.failure_rows:,} failure rows."]
         if history:
             events = triage_history(demo, seed)

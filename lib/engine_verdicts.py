@@ -783,7 +783,7 @@ def batches(store: Store, *, since: dt.date | None, until: dt.date | None, overw
     return out
 
 
-def run_batch(
+def _run_batch(
     store: Store,
     config: ClassifierConfig,
     *,

@@ -22,10 +22,9 @@ from typing import Any
 import pandas as pd
 
 from lib import briefing, classification, operations, resolution, webhook, workqueue
-from lib.access import SYSTEM
 from lib.classifier import ClassifierConfig
 from lib.errors import TriageError
-from lib.model import CHANGE_KINDS, Filters, Page
+from lib.model import CHANGE_KINDS, Actor, Filters, Page
 from lib.store import queries as q
 from lib.store.base import Store
 
@@ -70,6 +69,8 @@ class Result:
     exceeded: list[str] = field(default_factory=list)
     digest_files: list[str] = field(default_factory=list)
     posted: str = "not configured"
+    #: Why the digest's files could not be written ('' when they were, or were not asked for).
+    digest_problem: str = ""
     problem: str = ""
     failed_step: str = ""
 
@@ -77,7 +78,7 @@ class Result:
     def exit_code(self) -> int:
         if self.failed_step:
             return EXIT_FAILED
-        if self.posted.startswith("failed"):
+        if self.posted.startswith("failed") or self.digest_problem:
             return EXIT_NOT_POSTED
         return EXIT_ATTENTION if self.exceeded else EXIT_DONE
 
@@ -98,7 +99,7 @@ class Result:
             "changes": dict(self.brief.counts) if self.brief else None,
             "compared_with": self.brief.since.isoformat() if self.brief else None,
             "thresholds_exceeded": self.exceeded,
-            "digest": self.digest_files,
+            "digest": self.digest_files or (f"failed: {self.digest_problem}" if self.digest_problem else []),
             "webhook": self.posted,
             **({"failed_step": self.failed_step, "error": self.problem} if self.failed_step else {}),
         }
@@ -142,6 +143,7 @@ def _mass_dates(store: Store, filters: Filters) -> pd.DataFrame:
 def run(
     store: Store,
     *,
+    actor: Actor | None,
     now: dt.datetime,
     since: dt.date | None = None,
     until: dt.date | None = None,
@@ -152,25 +154,27 @@ def run(
     progress: classification.Progress = classification._quiet,
 ) -> Result:
     """Classify, auto-resolve, sync and brief; the digest is written by :func:`write_digest`. A step that
-    fails stops the job with ``failed_step`` set; what earlier steps did is kept."""
+    fails stops the job with ``failed_step`` set; what earlier steps did is kept. ``actor`` (``system`` where it
+    is configured, or a person) must be a resolver: it is checked before anything is done."""
+    who = operations.check("nightly", actor)
     result = Result(started_at=now, since=since, until=until)
     compare_to = briefing.comparison_point(now, compare_to)
     step = "nightly"
     try:
-        with operations.logged(store, "nightly", SYSTEM, origin="nightly", date_from=since, date_to=until) as op:
+        with operations.logged(store, "nightly", who, origin="nightly", date_from=since, date_to=until) as op:
             step = "classify"
             log("Classifying what is new")
-            report = classification.run(store, actor=SYSTEM, now=now, config=config, since=since, until=until,
+            report = classification.run(store, actor=who, now=now, config=config, since=since, until=until,
                                         progress=progress, origin="nightly")  # fmt: skip
             result.classified = report.items
             step = "autoresolve"
             log("Auto-resolving what the data now supports (re-classifies the range from today's evidence)")
-            _, result.auto_resolved = resolution.autoresolve(store, actor=SYSTEM, now=now, since=since, until=until,
+            _, result.auto_resolved = resolution.autoresolve(store, actor=who, now=now, since=since, until=until,
                                                              config=config, progress=progress,
                                                              origin="nightly")  # fmt: skip
             step = "sync-status"
             log("Bringing the failure rows' statuses in step")
-            result.synced = resolution.sync_statuses(store, actor=SYSTEM, since=since, until=until, origin="nightly")
+            result.synced = resolution.sync_statuses(store, actor=who, since=since, until=until, origin="nightly")
             step = "digest"
             log("Working out what changed")
             view = Filters(date_from=since, date_to=until)
@@ -323,14 +327,20 @@ def slack_payload(data: dict[str, Any]) -> dict[str, Any]:
     return {"text": text, "blocks": blocks}
 
 
-def write_digest(result: Result, path: Path, *, dashboard: str | None) -> dict[str, Any]:
-    """``path`` (.md) and the same name with .json; returns the JSON form."""
+def write_digest(result: Result, path: Path, *, dashboard: str | None, log: Log = lambda _: None) -> dict[str, Any]:
+    """``path`` (.md) and the same name with .json; returns the JSON form. A file that cannot be written is
+    recorded on ``result`` (the job's work is kept, and the digest can still be posted)."""
     data = digest_json(result, dashboard=dashboard)
     markdown = path if path.suffix == ".md" else path.with_suffix(path.suffix + ".md")
     as_json = markdown.with_suffix(".json")
-    markdown.parent.mkdir(parents=True, exist_ok=True)
-    markdown.write_text(digest_markdown(data), encoding="utf-8")
-    as_json.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    try:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(digest_markdown(data), encoding="utf-8")
+        as_json.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    except OSError as exc:
+        result.digest_problem = f"the digest could not be written to {markdown}: {exc.strerror or exc}"
+        log(f"error: {result.digest_problem}")
+        return data
     result.digest_files = [str(markdown), str(as_json)]
     return data
 

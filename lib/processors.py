@@ -1,7 +1,10 @@
 """For the pipeline's processors: record a run's failures already classified, in one step.
 
+    from lib.access import SYSTEM
     from lib.processors import record_failures
-    record_failures(store, "precompute_failures", rows, now=datetime.now(UTC))
+    record_failures(store, "precompute_failures", rows, actor=SYSTEM, now=datetime.now(UTC))
+
+(``SYSTEM`` where unattended work is configured: TRIAGE_SYSTEM_USERS lists the account the processor runs as.)
 
 The rows are the processor's own failure rows (the table's columns, without the classifier's). They are
 judged against the evidence tables and written with ``failure_type``, ``is_correctable`` and, for
@@ -18,10 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from lib.classification import classify_batch, failure_from_item, write_verdicts
+from lib.access import require_resolver
+from lib.classification import _write_verdicts, classify_batch, failure_from_item
 from lib.classifier import ClassifierConfig
 from lib.errors import BadInput
-from lib.model import SourceTable, Verdict
+from lib.model import Actor, SourceTable, Verdict
 from lib.store import index
 from lib.store.base import Store
 
@@ -60,10 +64,13 @@ def record_failures(
     table: SourceTable | str,
     rows: Sequence[Mapping[str, Any]],
     *,
+    actor: Actor | None,
     now: dt.datetime,
     config: ClassifierConfig | None = None,
 ) -> list[Verdict]:
-    """Classify and write one run's failure rows; returns their verdicts in the order given."""
+    """Classify and write one run's failure rows; returns their verdicts in the order given. ``actor`` is who
+    records them (a processor's service identity, or ``system`` where it is configured): a resolver."""
+    require_resolver(actor, what="record failure rows")
     try:
         source = SourceTable(table)
     except ValueError as exc:
@@ -105,6 +112,6 @@ def record_failures(
     with store.transaction(label="record-failures") as tx:
         tx.execute(_DELETE_RUN[source], params)
         tx.insert_frame(source.spec.ref, frame)
-        write_verdicts(tx, judged, now=now, overwrite=True)
+        _write_verdicts(tx, judged, now=now, overwrite=True)
     index.after_write(store, params["date_from"], params["date_to"])
     return [v for _, v in judged]

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from lib import demo
+from lib.access import SYSTEM
 from lib.store import DuckDBStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +110,7 @@ def demo_db_path(tmp_path_factory: pytest.TempPathFactory, demo_season: demo.Dem
     """A demo database written once per test session; tests that write use ``demo_store`` (a copy)."""
     path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
     store = DuckDBStore(path)
-    demo.write(store, demo_season)
+    demo.write(store, demo_season, actor=SYSTEM)
     return path
 
 

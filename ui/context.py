@@ -18,6 +18,7 @@ from lib.config import Settings, window_settings_text
 from lib.errors import TriageError
 from lib.store import Store, open_store
 from lib.store.schema import DASHBOARD_TABLES, INDEX_TABLES
+from ui.widgets import md
 
 T = TypeVar("T")
 
@@ -92,7 +93,9 @@ def get_store() -> Store:
 
 
 def show_error(exc: TriageError) -> None:
-    st.error(f"**{exc.what}**" + (f"\n\n{exc.todo}" if exc.todo else ""), icon=":material/error:")
+    """What happened and what to do, as text: a message quotes keys, names and notes, which must not turn into
+    markup (an item key ending in ``:x`` was an emoji)."""
+    st.error(f"**{md(exc.what)}**" + (f"\n\n{md(exc.todo)}" if exc.todo else ""), icon=":material/error:")
 
 
 def guarded(fn: Callable[[], T]) -> T:

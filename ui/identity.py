@@ -18,7 +18,8 @@ from typing import Any
 
 import streamlit as st
 
-from lib.config import Roles
+from lib.access import is_system
+from lib.config import SYSTEM_NAME, Roles
 from lib.model import Actor, Role
 from ui import context
 from ui.widgets import md
@@ -144,6 +145,8 @@ def current_actor() -> Actor | None:
         name = str(st.user.get(identity_claim()) or "")
     else:
         name = context.settings().operator or str(st.session_state.get(K_NAME) or "")
+    if is_system(Actor(name, Role.VIEWER)):
+        return None  # the name of unattended work is no one's to type (the sidebar says so)
     return roles().actor(name) if name.strip() else None
 
 
@@ -156,6 +159,10 @@ def sidebar() -> Actor | None:
         if not context.settings().operator:
             st.text_input("Your name, for the audit trail", key=K_NAME, max_chars=120, placeholder="e.g. alice")
         actor = current_actor()
+        typed = context.settings().operator or str(st.session_state.get(K_NAME) or "")
+        if actor is None and typed.strip() and is_system(Actor(typed, Role.VIEWER)):
+            st.warning(f"“{SYSTEM_NAME}” is the name of unattended work (the nightly job, the first start). "
+                       "Give your own name to act.", icon=":material/badge:")  # fmt: skip
         if actor:
             badge = "can resolve" if actor.role is Role.RESOLVER else "viewer: read only"
             st.caption(f"Acting as **{md(actor.name)}** · {badge}")

@@ -35,8 +35,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
+from lib.access import require_resolver
 from lib.errors import TriageError
-from lib.model import EARLIEST, EXPECTED_CATEGORIES, LATEST, UNCLASSIFIED, Filters
+from lib.model import EARLIEST, EXPECTED_CATEGORIES, LATEST, UNCLASSIFIED, Actor, Filters
 from lib.store.base import Store
 from lib.store.relation import LABELLED_COLUMNS, STALE_DATES, items_cte, rows_cte
 from lib.store.schema import FAILURE_INDEX_DATES, FAILURE_ITEMS, FAILURE_ROLLUPS, INDEX_TABLES
@@ -296,9 +297,16 @@ def after_write(store: Store, date_from: dt.date | None, date_to: dt.date | None
 
 
 def reindex(
-    store: Store, date_from: dt.date | None = None, date_to: dt.date | None = None, *, progress: Progress | None = None
+    store: Store,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    *,
+    actor: Actor | None,
+    progress: Progress | None = None,
 ) -> Refresh:
-    """Rebuild every date in range, whatever its fingerprint says (``python -m lib reindex``)."""
+    """Rebuild every date in range, whatever its fingerprint says (``python -m lib reindex``); ``actor`` must be a
+    resolver. (Reads keep the index up to date on their own, as a cache: that needs nobody's permission.)"""
+    require_resolver(actor, what="rebuild the item index")
     lo, hi = _span(date_from, date_to)
     memo, lock = _state(store)
     with lock:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from lib import activity, classification, demo, resolution
+from lib import activity, classification, demo, operations, resolution
 from lib.access import SYSTEM, NotAllowed
 from lib.model import Actor, ItemKey, Role
 from lib.store import DuckDBStore
@@ -80,8 +80,10 @@ def test_system_is_for_unattended_work_not_for_hand_made_changes(demo_store: Duc
 def test_a_resolvers_classification_is_recorded_with_who_and_how_it_ended(demo_store: DuckDBStore) -> None:
     report = classification.run(demo_store, actor=Actor("alice"), now=NOW, since=dt.date(2022, 1, 3),
                                 until=dt.date(2022, 1, 4), origin="test")  # fmt: skip
-    log = demo_store.query("SELECT * FROM nba_processing.triage_operations WHERE DATE(started_at) > @d",
-                           {"d": dt.date(2000, 1, 1)})  # fmt: skip
+    lines = demo_store.query("SELECT * FROM nba_processing.triage_operations WHERE DATE(started_at) > @d "
+                             "AND kind = 'classify'", {"d": dt.date(2000, 1, 1)})  # fmt: skip
+    assert sorted(lines["outcome"]) == ["done", "started"]  # its start, written before the first batch, and its end
+    log = operations.recent(demo_store)  # the log as read: one line per operation, its last word
     row = log[log["kind"] == "classify"].iloc[0]
     assert (row["actor"], row["origin"], row["outcome"]) == ("alice", "test", "done")
     assert (row["date_from"], row["date_to"]) == (dt.date(2022, 1, 3), dt.date(2022, 1, 4))

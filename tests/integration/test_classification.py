@@ -199,7 +199,9 @@ def test_processors_record_classified_failures_idempotently_per_run(demo_store: 
     )[:25]
     scope = Filters(date_from=day, date_to=day, processors=("PlayerDailyCacheProcessor",), hide_expected=False)
     before = q.count_items(demo_store, scope)
-    verdicts = record_failures(demo_store, "precompute_failures", _processor_rows("run-x", players, day), now=NOW)
+    verdicts = record_failures(
+        demo_store, "precompute_failures", _processor_rows("run-x", players, day), actor=SYSTEM, now=NOW
+    )
     assert len(verdicts) == 25
     rows = demo_store.query(
         "SELECT * FROM nba_processing.precompute_failures WHERE analysis_date = @d AND run_id = 'run-x'", {"d": day}
@@ -210,7 +212,7 @@ def test_processors_record_classified_failures_idempotently_per_run(demo_store: 
     assert [v.failure_type.value for v in verdicts] == list(rows.sort_values("entity_id")["failure_type"])
     assert (rows["resolution_status"] == "UNRESOLVED").all() and (rows["created_at"] == pd.Timestamp(NOW)).all()
     # the same run again: replaced, not duplicated
-    record_failures(demo_store, "precompute_failures", _processor_rows("run-x", players, day), now=NOW)
+    record_failures(demo_store, "precompute_failures", _processor_rows("run-x", players, day), actor=SYSTEM, now=NOW)
     again = demo_store.query(
         "SELECT * FROM nba_processing.precompute_failures WHERE analysis_date = @d AND run_id = 'run-x'", {"d": day}
     )
@@ -228,9 +230,9 @@ def test_processors_record_classified_failures_idempotently_per_run(demo_store: 
 def test_processors_get_a_clear_message_for_bad_rows(demo_store: DuckDBStore, rows: list[dict[str, Any]],
                                                       message: str) -> None:  # fmt: skip
     with pytest.raises(BadInput, match=message):
-        record_failures(demo_store, "precompute_failures", rows, now=NOW)
+        record_failures(demo_store, "precompute_failures", rows, actor=SYSTEM, now=NOW)
     with pytest.raises(BadInput, match="Unknown failure table"):
-        record_failures(demo_store, "users", rows, now=NOW)
+        record_failures(demo_store, "users", rows, actor=SYSTEM, now=NOW)
 
 
 def test_a_listed_item_shows_unclassified_until_classified(demo_store: DuckDBStore) -> None:

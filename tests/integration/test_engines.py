@@ -51,7 +51,7 @@ def engine_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 def demo_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                 demo_season: demo.Demo) -> Store:  # fmt: skip
     store = _fresh(request.param, request, tmp_path_factory.mktemp("demo-engine"))
-    demo.write(store, demo_season)
+    demo.write(store, demo_season, actor=SYSTEM)
     return store
 
 
@@ -118,8 +118,8 @@ def test_both_engines_record_processor_failures_idempotently(engine_store: Store
     rows = [{"processor_name": "PlayerDailyCacheProcessor", "run_id": "run-1", "analysis_date": day,
              "entity_id": p, "failure_category": "INCOMPLETE_DATA", "failure_reason": "window",
              "can_retry": True} for p in ("stephencurry", "draymondgreen", "nobodyatall")]  # fmt: skip
-    first = record_failures(engine_store, "precompute_failures", rows, now=NOW)
-    again = record_failures(engine_store, "precompute_failures", rows, now=NOW)
+    first = record_failures(engine_store, "precompute_failures", rows, actor=SYSTEM, now=NOW)
+    again = record_failures(engine_store, "precompute_failures", rows, actor=SYSTEM, now=NOW)
     assert [v.failure_type for v in first] == [v.failure_type for v in again]
     # Curry was hurt on Oct 30 and the fixture starts on Nov 1: no row of his anywhere, so his team is
     # unknown and the verdict is UNKNOWN, never a guess; Green played for GSW and is judged.
@@ -136,7 +136,7 @@ def test_classifying_a_range_reads_only_its_evidence_partitions_and_returns_only
 ) -> None:
     store = bq.recording(emulator)
     store.init_schema()
-    demo.write(store, demo_season)
+    demo.write(store, demo_season, actor=SYSTEM)
     store.statements.clear()
     store.received = 0
     first, last = dt.date(2022, 3, 1), dt.date(2022, 3, 3)
@@ -155,7 +155,7 @@ def test_classifying_a_range_reads_only_its_evidence_partitions_and_returns_only
 def test_every_failure_table_statement_filters_its_partition_column(emulator: str, demo_season: demo.Demo) -> None:
     store = bq.recording(emulator)
     store.init_schema()
-    demo.write(store, demo_season)
+    demo.write(store, demo_season, actor=SYSTEM)
     view = Filters(date_from=dt.date(2022, 3, 1), date_to=dt.date(2022, 3, 14))
     q.bounds(store), q.choices(store, view), q.kpis(store, view), q.count_items(store, view)
     items = q.list_items(store, view, Page(size=5))
@@ -171,7 +171,7 @@ def test_every_failure_table_statement_filters_its_partition_column(emulator: st
     workqueue.plan(store, view), patterns.streaks(store, view), patterns.team_dates(store, view)
     players.items(store, key.entity_id, view)
     record_failures(store, "precompute_failures", [precompute_row(run_id="p", analysis_date=dt.date(2022, 3, 10))],
-                    now=NOW)  # fmt: skip
+                    actor=SYSTEM, now=NOW)  # fmt: skip
     touching = [s for s in store.statements if any(t in s for t in bq.PARTITION_COLUMN)]
     assert len(touching) > 30
     violations = [v for s in touching for v in bq.partition_violations(s)]
@@ -234,7 +234,7 @@ def test_the_command_line_works_unchanged_on_bigquery(emulator: str, demo_season
                           cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
     assert init.returncode == 0 and "precompute_failures" in init.stdout
     store = bq.store(emulator, "cli")
-    demo.write(store, demo_season)
+    demo.write(store, demo_season, actor=SYSTEM)
     items = subprocess.run([*run, "items", "--bigquery", bq.PROJECT, "--since", "2022-04-10", "--until", "2022-04-10",
                             "--format", "csv"], cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
     assert items.returncode == 0, items.stderr
@@ -257,7 +257,7 @@ def test_the_dashboard_runs_unchanged_on_bigquery(emulator: str, demo_season: de
     from streamlit.testing.v1 import AppTest
 
     store = bq.store(emulator, "app")
-    demo.write(store, demo_season)
+    demo.write(store, demo_season, actor=SYSTEM)
     monkeypatch.setenv("TRIAGE_ENGINE", "bigquery")
     monkeypatch.setenv("TRIAGE_BQ_PROJECT", bq.PROJECT)
     monkeypatch.setenv("TRIAGE_BQ_ENDPOINT", emulator)

@@ -88,7 +88,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path, demo_db_path: Path,
     emulator = request.getfixturevalue("emulator")
     store = bq.store(emulator, "nightly")
     store.init_schema()
-    demo.write(store, demo_season)
+    demo.write(store, demo_season, actor=SYSTEM)
     names = {f"TRIAGE_BQ_DATASET_{d.removeprefix('nba_').upper()}": v for d, v in bq.datasets("nightly").items()}
     return store, ["--bigquery", bq.PROJECT], {**env, "TRIAGE_BQ_ENDPOINT": emulator, **names}
 
@@ -174,7 +174,7 @@ def test_bad_arguments_exit_2(demo_store: DuckDBStore) -> None:
 def test_the_operations_log_records_each_run(demo_store: DuckDBStore) -> None:
     from lib import nightly as job
 
-    result = job.run(demo_store, now=dt.datetime.now(dt.UTC), since=SINCE, until=UNTIL)
+    result = job.run(demo_store, actor=SYSTEM, now=dt.datetime.now(dt.UTC), since=SINCE, until=UNTIL)
     assert result.exit_code == 0 and result.brief is not None
     log = demo_store.query("SELECT kind, actor, origin, outcome FROM nba_processing.triage_operations")
     assert {("nightly", SYSTEM.name, "nightly", "done")} <= set(map(tuple, log.to_numpy().tolist()))
