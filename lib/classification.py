@@ -35,6 +35,8 @@ from lib.classifier import (
 )
 from lib.errors import BadInput
 from lib.model import (
+    EARLIEST,
+    LATEST,
     MAX_WINDOW_DAYS,
     UNCLASSIFIED,
     Actor,
@@ -133,14 +135,22 @@ def _none(value: Any) -> Any:
     return None if value is None or (not isinstance(value, (list, tuple, str)) and pd.isna(value)) else value
 
 
+def _shifted(day: dt.date, days: int) -> dt.date:
+    """``day`` moved by ``days``, held within the calendar (a row dated 9999-12-31 or 0001-01-01 is evidence too)."""
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        return LATEST if days > 0 else EARLIEST
+
+
 def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: ClassifierConfig) -> Evidence:
     """Everything the classifier needs for these failures, in five queries."""
     if not failures:
         return Evidence([], {}, {}, {}, {})
     first = min(f.item_date for f in failures)
     end = max(f.item_date for f in failures)
-    furthest = first - dt.timedelta(days=HISTORY_DAYS)
-    lookahead_end = end + dt.timedelta(days=LOOKAHEAD_DAYS)
+    furthest = _shifted(first, -HISTORY_DAYS)
+    lookahead_end = _shifted(end, LOOKAHEAD_DAYS)
 
     season_starts = {
         int(r["season_year"]): r["first_date"]
@@ -152,7 +162,7 @@ def load_evidence(store: Store, failures: Sequence[FailureToClassify], config: C
     # the season, a registry row, a listed game or date up to HISTORY_DAYS; a day window may reach further):
     # the schedule and the side counts are small, so the whole history of the batch is read. A player's
     # appearances also go a little past the batch, for one whose first appearance comes after the date.
-    start = min(first - dt.timedelta(days=config.reach_days()), furthest)
+    start = min(_shifted(first, -config.reach_days()), furthest)
     window = {"start": start, "end": end}
 
     games = [
@@ -282,8 +292,10 @@ UPDATE {ref} AS t
 SET {assignments}
 FROM nba_processing.classification_staging AS s
 WHERE s.batch_id = @batch_id AND s.source_table = '{table}'
-  AND t.processor_name = s.processor_name AND t.{date} = s.item_date AND t.entity_id = s.entity_id
+  AND COALESCE(t.processor_name, '') = s.processor_name AND t.{date} = s.item_date
+  AND COALESCE(t.entity_id, '') = s.entity_id
   AND t.{date} BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)"""
+# (An item's key holds '' where its rows have no processor or entity (NULL): the rows are matched the same way.)
 _UPDATES = {
     table: _UPDATE.format(
         ref=table.spec.ref, table=table.value, date=table.date_column, assignments=_assignments(table.spec)
@@ -382,7 +394,7 @@ def evidence_frame(judged: Iterable[tuple[FailureToClassify, Verdict]], now: dt.
     return frame.astype({"is_correctable": "boolean"})
 
 
-def write_verdicts(
+def _write_verdicts(
     tx: Transaction, judged: Sequence[tuple[FailureToClassify, Verdict]], *, now: dt.datetime, overwrite: bool
 ) -> None:
     """Verdicts into the failure rows and per-game evidence, inside the caller's transaction."""
@@ -492,7 +504,7 @@ def _run_engine(
         while queue and n + queue[0][2] <= target:
             last, n = queue[0][1], n + queue.pop(0)[2]
         started = time.monotonic()
-        by_type, by_verdict = engine_verdicts.run_batch(
+        by_type, by_verdict = engine_verdicts._run_batch(
             store,
             config,
             date_from=first,
@@ -538,7 +550,7 @@ def _run_oracle(
         failures = [failure_from_item(item) for item in _records(frame)]
         judged = classify_batch(store, failures, config)
         with store.transaction(label="classify") as tx:
-            write_verdicts(tx, judged, now=now, overwrite=include_classified)
+            _write_verdicts(tx, judged, now=now, overwrite=include_classified)
         store.let_waiters_in()
         report.items += len(judged)
         report.batches += 1
@@ -552,7 +564,11 @@ def _run_oracle(
 def player_season(
     store: Store, lookup: str, start: dt.date, end: dt.date
 ) -> list[tuple[ScheduledGame, str, str, str | None]]:
-    """His team's games from ``start`` to ``end``, each marked PLAYED or with why he is missing."""
+    """His team's games from ``start`` to ``end``, each marked PLAYED or with why he is missing. (The range is
+    clamped to the calendar's last day but one: a row dated 9999-12-31 must not break anyone's page.)"""
+    end = min(end, LATEST - dt.timedelta(days=1))
+    if start > end:
+        return []
     probe = FailureToClassify("precompute_failures", "player-page", end + dt.timedelta(days=1), lookup, "MISSING_DATA")
     config = ClassifierConfig(lookback_days=min((end - start).days + 1, MAX_WINDOW_DAYS))
     return player_timeline(lookup, load_evidence(store, [probe], config), start, end)

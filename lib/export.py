@@ -1,4 +1,9 @@
-"""CSV that is safe to open in a spreadsheet: one writer for the dashboard's downloads and the command line."""
+"""CSV that is safe to open in a spreadsheet: one writer for the dashboard's downloads and the command line.
+
+Two guards against CSV injection (CWE-1236): a cell whose text starts like a formula gets a leading apostrophe,
+and every field holding a line break of any kind (``\n``, ``\r``) is quoted, so that no text can start a row of
+its own in a spreadsheet (pandas alone leaves a bare ``\r`` unquoted, and ``x\r=cmd|...`` became a new row
+starting with ``=``). Rows end in CRLF, as RFC 4180 has them."""
 
 from __future__ import annotations
 
@@ -20,16 +25,20 @@ def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+#: The row terminator: the csv module quotes every field that holds any of its characters.
+LINE_END = "\r\n"
+
+
 def write_csv(frames: Iterable[pd.DataFrame], columns: Sequence[str], out: TextIO) -> int:
     """Frames that arrive one by one as one CSV with its header (also with no rows); returns the rows written."""
     header = True
     rows = 0
     for frame in frames:
-        safe_for_spreadsheets(frame[list(columns)]).to_csv(out, index=False, header=header)
+        safe_for_spreadsheets(frame[list(columns)]).to_csv(out, index=False, header=header, lineterminator=LINE_END)
         header = False
         rows += len(frame)
     if header:
-        pd.DataFrame(columns=list(columns)).to_csv(out, index=False)
+        pd.DataFrame(columns=list(columns)).to_csv(out, index=False, lineterminator=LINE_END)
     return rows
 
 

@@ -33,6 +33,12 @@ KINDS = {
     "reindex": "rebuild the item index",
 }
 MAX_SUMMARY = 2_000
+#: The outcome of the line written when an operation begins; its end is a second line (append-only).
+STARTED = "started"
+#: Each operation once, as it stands: its last line (the end, if one was written; else its start).
+#: A start line's end is unknown: shown as NULL (the line stores its start in the NOT NULL column).
+_FINISHED = "CASE WHEN outcome = @started THEN NULL ELSE finished_at END AS finished_at"
+_LATEST_LINE = "QUALIFY ROW_NUMBER() OVER (PARTITION BY operation_id ORDER BY outcome = @started, finished_at DESC) = 1"
 
 
 @dataclass
@@ -60,11 +66,16 @@ def logged(
     origin: str,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
+    start_line: bool = True,
 ) -> Iterator[Operation]:
-    """Check the actor, run the block, then record the operation (also when the block failed)."""
+    """Check the actor, record that the operation started, run the block, then record how it ended (also when
+    the block failed). A process killed half way leaves its ``started`` line: the log says it began and never
+    said it ended."""
     who = check(kind, actor)
     op = Operation(kind, who, origin or "lib", date_from, date_to)
     started = dt.datetime.now(dt.UTC)
+    if start_line:  # (not for init: writing the line would create the tables it is about to report)
+        _record(store, op, started, STARTED, [], quiet=True)
     try:
         yield op
     except BaseException as exc:
@@ -85,7 +96,9 @@ def _record(
                 "actor": op.actor.name.strip(),
                 "origin": op.origin,
                 "started_at": started,
-                "finished_at": dt.datetime.now(dt.UTC),
+                # The column is NOT NULL (tables made before the start line existed): a start line carries its
+                # start here, and reads show it as not finished (_FINISHED).
+                "finished_at": started if outcome == STARTED else dt.datetime.now(dt.UTC),
                 "date_from": op.date_from,
                 "date_to": op.date_to,
                 "outcome": outcome,
@@ -110,10 +123,10 @@ def recent(store: Store, *, limit: int = 200) -> pd.DataFrame:
         return pd.DataFrame(columns=["started_at", "finished_at", "kind", "actor", "origin", "date_from", "date_to",
                                      "outcome", "summary", "operation_id"])  # fmt: skip
     return store.query(
-        "SELECT started_at, finished_at, kind, actor, origin, date_from, date_to, outcome, summary, operation_id "
-        "FROM nba_processing.triage_operations WHERE DATE(started_at) BETWEEN @a AND @b "
+        f"SELECT started_at, {_FINISHED}, kind, actor, origin, date_from, date_to, outcome, summary, operation_id "
+        f"FROM nba_processing.triage_operations WHERE DATE(started_at) BETWEEN @a AND @b {_LATEST_LINE} "
         "ORDER BY started_at DESC, operation_id LIMIT @n",
-        {"a": EARLIEST, "b": LATEST, "n": limit},
+        {"a": EARLIEST, "b": LATEST, "n": limit, "started": STARTED},
         label="operations",
     )
 
@@ -123,9 +136,10 @@ def latest(store: Store, kind: str) -> pd.Series | None:
     if "nba_processing.triage_operations" not in store.existing_tables():
         return None
     frame = store.query(
-        "SELECT started_at, finished_at, kind, actor, origin, outcome, summary FROM nba_processing.triage_operations "
-        "WHERE kind = @kind AND DATE(started_at) BETWEEN @a AND @b ORDER BY started_at DESC, operation_id LIMIT 1",
-        {"kind": kind, "a": EARLIEST, "b": LATEST},
+        f"SELECT started_at, {_FINISHED}, kind, actor, origin, outcome, summary FROM nba_processing.triage_operations "
+        f"WHERE kind = @kind AND DATE(started_at) BETWEEN @a AND @b {_LATEST_LINE} "
+        "ORDER BY started_at DESC, operation_id LIMIT 1",
+        {"kind": kind, "a": EARLIEST, "b": LATEST, "started": STARTED},
         label="operations",
     )
     return frame.iloc[0] if len(frame) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import streamlit as st
 
 from lib import briefing
@@ -162,6 +163,13 @@ def _nightly_line(store: Store, now: dt.datetime) -> None:
             ":material/schedule: No nightly job has run on this data yet: schedule `python -m lib nightly` "
             "(README, *The nightly job*) to classify, auto-resolve and sync after the pipeline's runs."
         )
+        return
+    if pd.isna(last["finished_at"]):  # its start is logged, its end is not: still running, or stopped half way
+        started = last["started_at"].to_pydatetime().astimezone(dt.UTC)
+        ago = _span(max(now - started, dt.timedelta(0)))
+        st.warning(f"The last nightly job started {started:%a %b %d, %H:%M} UTC ({ago} ago) and has not said that it "
+                   "ended: it is still running, or it was stopped half way (what it finished is kept; run it again).",
+                   icon=":material/hourglass_top:")  # fmt: skip
         return
     finished = last["finished_at"].to_pydatetime().astimezone(dt.UTC)
     ago = _span(max(now - finished, dt.timedelta(0)))

@@ -29,6 +29,11 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
     with st.container(border=True, key="failures_detail"):
         st.markdown(f"#### {md(item['entity_id'])} · {md(item['processor_name'])} · {item['item_date']}")
         st.caption(f"Item key: {md(item['key'])}")
+        if not str(item["entity_id"]) or not str(item["processor_name"]):
+            empty = " and ".join(n for n, v in (("processor", item["processor_name"]), ("entity", item["entity_id"]))
+                                 if not str(v))  # fmt: skip
+            st.caption(f":material/info: Its rows record no {empty} (NULL or empty text, which the pipeline's schema "
+                       "forbids): every such row of this table and date is this one item.")  # fmt: skip
         if item["entity_type"] == "PLAYER":
             st.page_link("views/triage/player.py", label=f"Open {item['entity_id']}'s season", icon=":material/person:",
                          query_params={"player": str(item["entity_id"])})  # fmt: skip
@@ -39,7 +44,8 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
         c[2].metric("Occurrences", fmt_int(int(item["occurrences"])), help=f"{int(item['runs'])} distinct run ids")
         expected, actual = item["expected_count"], item["actual_count"]
         c[3].metric("Found / expected", "–" if pd.isna(expected) else f"{actual} / {expected}")
-        st.markdown(f"**Category** {md(item['failure_category'])} · can retry: {bool(item['can_retry'])}")
+        retry = "not recorded" if pd.isna(item["can_retry"]) else ("yes" if bool(item["can_retry"]) else "no")
+        st.markdown(f"**Category** {md(item['failure_category'])} · can retry: {retry}")
         if item["entity_type"] in ("PLAYER", "TEAM"):
             window = context.classifier_config().window_label(str(item["processor_name"]))
             whose = "his team as of that date" if item["entity_type"] == "PLAYER" else "the team"
@@ -53,12 +59,14 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
         if missing is not None and not pd.isna(missing) and str(missing) != "":
             try:
                 values = json.loads(str(missing))
-                if not isinstance(values, list):
-                    raise TypeError("not a list")
-                st.markdown("**Missing** " + (", ".join(md(v) for v in values) if values else "none"))
-            except (ValueError, TypeError):
-                st.warning("The missing-games column does not hold a JSON list; shown as recorded:")
-                st.text(str(missing)[:2000])
+                if not isinstance(values, list) or not all(isinstance(v, str | int | float) for v in values):
+                    raise TypeError("not a list of dates or ids")
+                more = f" and {len(values) - 200:,} more" if len(values) > 200 else ""
+                shown = ", ".join(md(v) for v in values[:200]) + more
+                st.markdown("**Missing** " + (shown if values else "none"))
+            except (ValueError, TypeError, RecursionError):  # not JSON, not a flat list, or nested past any sense
+                st.warning("The missing-games column does not hold a JSON list of dates or ids; shown as recorded:")
+                st.text(str(missing)[:2000] + (" …" if len(str(missing)) > 2000 else ""))
         games = context.guarded(lambda: data.missing_games(store, key))
         if len(games):
             st.markdown("**Missing games, as classified**")

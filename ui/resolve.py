@@ -12,7 +12,7 @@ from lib import resolution
 from lib.errors import TriageError
 from lib.model import Actor, ResolutionStatus, Role
 from lib.store import Store
-from ui import data
+from ui import context, data
 from ui.widgets import fmt_int, md
 
 K_TOAST = "resolve_toast"
@@ -89,10 +89,10 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
     try:
         preview = resolution.preview(store, scope, to_status)
     except TriageError as exc:
-        st.error(str(exc))
+        context.show_error(exc)
         return
     if preview.count == 0:
-        st.info(f"Nothing to change: {what} {'is' if preview.already == 1 else 'are'} already {to_status.value}.")
+        st.info(f"Nothing to change: {md(what)} {'is' if preview.already == 1 else 'are'} already {to_status.value}.")
         if st.button("Close", key="resolve_close"):
             _dismiss()
             st.rerun()
@@ -121,7 +121,7 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
                 store, scope, to_status, actor=actor, note=note, now=dt.datetime.now(dt.UTC), opened_at=opened_at
             )
         except TriageError as exc:
-            st.error(f"**{exc.what}** {exc.todo}")
+            context.show_error(exc)
             return
         data.refresh()
         message = f"{fmt_int(change.changed)} item{'s' if change.changed != 1 else ''} marked {to_status.value}"

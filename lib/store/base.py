@@ -54,9 +54,10 @@ def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
 # One statement per failure table; identifiers come from the schema module. The predicate on the
 # partition column keeps it valid (and cheap: one column) where a partition filter is required.
 _BOUNDS = {
-    t.value: f"SELECT MIN({t.date_column}) AS first_date, MAX({t.date_column}) AS last_date, COUNT(*) AS n, "
+    t.value: f"SELECT MIN({t.date_column}) AS first_date, MAX({t.date_column}) AS last_date, "
+    f"COUNTIF({t.date_column} IS NOT NULL) AS n, COUNTIF({t.date_column} IS NULL) AS undated, "
     f"MAX(IF({t.date_column} <= @plausible, {t.date_column}, NULL)) AS plausible_last FROM {t.spec.ref} "
-    f"WHERE {t.date_column} BETWEEN @lo AND @hi"
+    f"WHERE {t.date_column} BETWEEN @lo AND @hi OR {t.date_column} IS NULL"
     for t in SourceTable
 }
 
@@ -108,14 +109,15 @@ class Store(abc.ABC):
 
     def date_bounds(self) -> tuple[dt.date | None, dt.date | None, int]:
         """First and last failure date over all failure tables, and their row count."""
-        first, last, total, _ = self.date_extent()
+        first, last, total, _, _ = self.date_extent()
         return first, last, total
 
-    def date_extent(self) -> tuple[dt.date | None, dt.date | None, int, dt.date | None]:
-        """:meth:`date_bounds` and the last date that is not in the future by more than a year (a row dated
-        3100 by mistake must not become the default view)."""
+    def date_extent(self) -> tuple[dt.date | None, dt.date | None, int, dt.date | None, int]:
+        """:meth:`date_bounds`, the last date that is not in the future by more than a year (a row dated
+        3100 by mistake must not become the default view), and the rows without a date (in no item: said, not
+        hidden)."""
         existing = self.existing_tables()
-        firsts, lasts, plausible, total = [], [], [], 0
+        firsts, lasts, plausible, total, undated = [], [], [], 0, 0
         params = {"lo": EARLIEST, "hi": LATEST, "plausible": dt.date.today() + dt.timedelta(days=366)}
         for table in FAILURE_TABLES:
             if table.ref not in existing:
@@ -127,8 +129,9 @@ class Store(abc.ABC):
                 if row["plausible_last"] is not None and not pd.isna(row["plausible_last"]):
                     plausible.append(row["plausible_last"])
                 total += int(row["n"])
+            undated += int(row["undated"] or 0)
         return (min(firsts) if firsts else None, max(lasts) if lasts else None, total,
-                max(plausible) if plausible else None)  # fmt: skip
+                max(plausible) if plausible else None, undated)  # fmt: skip
 
     @property
     @abc.abstractmethod

@@ -437,7 +437,7 @@ class DuckDBStore(Store):
                 parts.append("-")
         return "|".join(parts)
 
-    def date_extent(self) -> tuple[dt.date | None, dt.date | None, int, dt.date | None]:
+    def date_extent(self) -> tuple[dt.date | None, dt.date | None, int, dt.date | None, int]:
         if not self.path.exists():
-            return None, None, 0, None  # do not create a file just to find it empty
+            return None, None, 0, None, 0  # do not create a file just to find it empty
         return super().date_extent()

@@ -28,6 +28,14 @@ f = filters.current()
 
 st.title("Failure overview")
 st.caption(md(filters.describe(f)))
+undated = context.guarded(lambda: data.bounds(store)).undated
+if undated:
+    st.warning(
+        f"**{fmt_int(undated)} failure row(s) have no date** (the date column is NULL, which the pipeline's schema "
+        "forbids): they belong to no item and no page counts them. Find them with `WHERE analysis_date IS NULL` "
+        "(`prediction_date` for predictions) and fix or delete them at the source.",
+        icon=":material/event_busy:",
+    )
 
 actor = identity.current_actor()
 b = context.guarded(lambda: briefing_panel.panel(store, f, actor))
