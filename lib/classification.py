@@ -38,7 +38,6 @@ from lib.model import (
     EARLIEST,
     LATEST,
     MAX_WINDOW_DAYS,
-    UNCLASSIFIED,
     Actor,
     Appearance,
     FailureTableSpec,
@@ -251,25 +250,46 @@ def failure_from_item(item: dict[str, Any]) -> FailureToClassify:
     )
 
 
+_KEY = ["source_table", "processor_name", "item_date", "entity_id"]
+
+
 def unclassified_items(
     store: Store, *, include_classified: bool, since: dt.date | None, until: dt.date | None, chunk: int
 ) -> Iterator[pd.DataFrame]:
-    filters = Filters(
-        date_from=since,
-        date_to=until,
-        failure_types=() if include_classified else (UNCLASSIFIED,),
-        hide_expected=False,
-    )
-    return q.iter_items(store, filters, sort="oldest date", chunk=chunk)
+    """The items a run judges (see :data:`engine_verdicts.TO_JUDGE`: no verdict, or only the pipeline's), in
+    chunks, oldest first."""
+    filters = Filters(date_from=since, date_to=until, hide_expected=False)
+    if include_classified:
+        yield from q.iter_items(store, filters, sort="oldest date", chunk=chunk)
+        return
+    wanted = engine_verdicts.keys_to_judge(store, since=since, until=until, overwrite=False)
+    if wanted.empty:
+        return
+    chosen = set(wanted[_KEY].itertuples(index=False, name=None))
+    pending: list[pd.DataFrame] = []
+    size = 0
+    for frame in q.iter_items(store, filters, sort="oldest date", chunk=chunk):
+        keys = frame[_KEY].itertuples(index=False, name=None)
+        mine = frame[[k in chosen for k in keys]]
+        if len(mine):
+            pending.append(mine)
+            size += len(mine)
+        if size >= chunk:
+            yield pd.concat(pending, ignore_index=True)
+            pending, size = [], 0
+    if pending:
+        yield pd.concat(pending, ignore_index=True)
 
 
 def count_to_classify(
     store: Store, *, include_classified: bool = False, since: dt.date | None = None, until: dt.date | None = None
 ) -> int:
-    filters = Filters(
-        date_from=since, date_to=until, failure_types=() if include_classified else (UNCLASSIFIED,), hide_expected=False
-    )
-    return q.count_items(store, filters)
+    """How many items a run would judge: without a verdict, or with only the pipeline's."""
+    if include_classified or "nba_processing.item_judgements" not in store.existing_tables():
+        # (without the table, nothing was judged yet: every item is to judge)
+        return q.count_items(store, Filters(date_from=since, date_to=until, hide_expected=False))
+    days = engine_verdicts.batches(store, since=since, until=until, overwrite=False, size=1)
+    return sum(n for _, _, n in days)
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -294,7 +314,7 @@ FROM nba_processing.classification_staging AS s
 WHERE s.batch_id = @batch_id AND s.source_table = '{table}'
   AND COALESCE(t.processor_name, '') = s.processor_name AND t.{date} = s.item_date
   AND COALESCE(t.entity_id, '') = s.entity_id
-  AND t.{date} BETWEEN @date_from AND @date_to AND (@overwrite OR t.failure_type IS NULL)"""
+  AND t.{date} BETWEEN @date_from AND @date_to"""
 # (An item's key holds '' where its rows have no processor or entity (NULL): the rows are matched the same way.)
 _UPDATES = {
     table: _UPDATE.format(
@@ -330,6 +350,47 @@ LEFT JOIN shown AS c
 WHERE s.batch_id = @batch_id AND s.item_date BETWEEN @date_from AND @date_to
   AND (COALESCE(c.failure_type, '') != s.failure_type
     OR COALESCE(CAST(c.is_correctable AS STRING), '-') != COALESCE(CAST(s.is_correctable AS STRING), '-'))"""
+)
+
+# Every judged item gets a line: what the pipeline had said and what the classifier says. The pipeline's verdict
+# is the one the item showed, unless the dashboard judged it since its rows were written (then the item shows
+# the dashboard's verdict, and the pipeline's is carried from that judgement).
+_LOG_JUDGEMENTS = (
+    """
+INSERT INTO nba_processing.item_judgements
+  (batch_id, source_table, processor_name, item_date, entity_id, pipeline_type, pipeline_correctable, failure_type,
+   is_correctable, at)
+WITH """
+    + relation.rows_cte(Filters())
+    + f""",
+shown AS (
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type,
+    ANY_VALUE(is_correctable HAVING MAX seen_at) AS is_correctable,
+    {engine_verdicts.LAST_WRITTEN} AS last_written
+  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
+  GROUP BY source_table, processor_name, item_date, entity_id
+),
+prior AS (
+  SELECT source_table, processor_name, item_date, entity_id, MAX(at) AS judged_at,
+    ANY_VALUE(pipeline_type HAVING MAX at) AS pipeline_type,
+    ANY_VALUE(pipeline_correctable HAVING MAX at) AS pipeline_correctable
+  FROM nba_processing.item_judgements
+  WHERE item_date BETWEEN @date_from AND @date_to
+  GROUP BY source_table, processor_name, item_date, entity_id
+)
+SELECT @batch_id, s.source_table, s.processor_name, s.item_date, s.entity_id,
+  IF(p.judged_at >= c.last_written, p.pipeline_type, c.failure_type),
+  IF(p.judged_at >= c.last_written, p.pipeline_correctable, c.is_correctable),
+  s.failure_type, s.is_correctable, CURRENT_TIMESTAMP()
+FROM nba_processing.classification_staging AS s
+LEFT JOIN shown AS c
+  ON c.source_table = s.source_table AND c.processor_name = s.processor_name AND c.item_date = s.item_date
+  AND c.entity_id = s.entity_id
+LEFT JOIN prior AS p
+  ON p.source_table = s.source_table AND p.processor_name = s.processor_name AND p.item_date = s.item_date
+  AND p.entity_id = s.entity_id
+WHERE s.batch_id = @batch_id AND s.item_date BETWEEN @date_from AND @date_to"""
 )
 
 _REPLACE_EVIDENCE = """
@@ -408,9 +469,10 @@ def _write_verdicts(
     }
     tx.insert_frame("nba_processing.classification_staging", _staging_frame(batch_id, judged))
     tx.execute(_LOG_CHANGES, {**bounds, "now": now})
+    tx.execute(_LOG_JUDGEMENTS, bounds)
     for table, sql in _UPDATES.items():
         if any(f.source_table == table for f, _ in judged):
-            tx.execute(sql, {**bounds, "overwrite": overwrite})
+            tx.execute(sql, bounds)
     tx.execute(_REPLACE_EVIDENCE, bounds)
     tx.insert_frame("nba_processing.failure_missing_games", evidence_frame(judged, now))
     tx.execute(_CLEAR_STAGING, bounds)
@@ -511,7 +573,7 @@ def _run_engine(
             date_to=last,
             overwrite=include_classified,
             now=now,
-            updates=[_LOG_CHANGES, *_UPDATES.values()],
+            updates=[_LOG_CHANGES, _LOG_JUDGEMENTS, *_UPDATES.values()],
             replace_evidence=_REPLACE_EVIDENCE,
         )
         if adaptive:

@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
+
 from lib.classifier import (
     BOOTSTRAP_CATEGORIES,
     FORWARD_LOOKING_PROCESSORS,
@@ -213,6 +215,19 @@ def _failure_rows() -> str:
     return relation.rows_cte(Filters(hide_expected=False))
 
 
+# Which items the classifier judges: those without a verdict, and those whose verdict is the pipeline's (no
+# judgement of ours since their latest row was written): the dashboard shows only verdicts it computed. With
+# @overwrite (classify --all), every item.
+JUDGED = """judged AS (
+  SELECT source_table, processor_name, item_date, entity_id, MAX(at) AS judged_at
+  FROM nba_processing.item_judgements
+  WHERE item_date BETWEEN @date_from AND @date_to
+  GROUP BY source_table, processor_name, item_date, entity_id
+)"""
+LAST_WRITTEN = "MAX(COALESCE(created_at, TIMESTAMP '1970-01-01 00:00:00+00'))"
+TO_JUDGE = "(@overwrite OR i.failure_type IS NULL OR j.judged_at IS NULL OR j.judged_at < i.last_written)"
+
+
 # -- 1. route the items, place the players ------------------------------------------------------------
 
 _ROUTE = f"""
@@ -223,16 +238,26 @@ INSERT INTO nba_processing.classification_items
 WITH
 {_failure_rows()},
 {_SEASONS.strip()},
-items AS (
+{JUDGED},
+every_item AS (
   SELECT source_table, processor_name, item_date, entity_id,
     ANY_VALUE(failure_category HAVING MAX seen_at) AS failure_category,
     ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type,
     ANY_VALUE(can_retry HAVING MAX seen_at) AS can_retry,
     ANY_VALUE(entity_type HAVING MAX seen_at) AS entity_type,
     ANY_VALUE(missing_json HAVING MAX seen_at) AS missing_json,
-    ANY_VALUE(run_id HAVING MAX seen_at) AS run_id
+    ANY_VALUE(run_id HAVING MAX seen_at) AS run_id,
+    {LAST_WRITTEN} AS last_written
   FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
+),
+items AS (
+  SELECT i.source_table, i.processor_name, i.item_date, i.entity_id, i.failure_category, i.failure_type,
+    i.can_retry, i.entity_type, i.missing_json, i.run_id
+  FROM every_item AS i
+  LEFT JOIN judged AS j ON j.source_table = i.source_table AND j.processor_name = i.processor_name
+    AND j.item_date = i.item_date AND j.entity_id = i.entity_id
+  WHERE {TO_JUDGE}
 ),
 shaped AS (
   SELECT *,
@@ -250,7 +275,6 @@ shaped AS (
     CASE WHEN source_table IN ('precompute_failures', 'analytics_failures')
       AND REGEXP_CONTAINS(missing_json, {_ANCHORED["json_list"]}) THEN missing_json END AS listed
   FROM items
-  WHERE @overwrite OR failure_type IS NULL
 ),
 bad_dates AS (
   SELECT DISTINCT source_table, processor_name, item_date, entity_id
@@ -724,14 +748,32 @@ WHERE batch_id = @batch_id AND item_date BETWEEN @date_from AND @date_to AND ver
 
 _ITEMS_PER_DATE = f"""
 WITH {{rows}},
-items AS (
+{JUDGED},
+i AS (
   SELECT source_table, processor_name, item_date, entity_id,
-    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type
+    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type, {LAST_WRITTEN} AS last_written
   FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
 )
-SELECT item_date, COUNT(*) AS n FROM items WHERE @overwrite OR failure_type IS NULL
-GROUP BY item_date ORDER BY item_date"""
+SELECT i.item_date, COUNT(*) AS n FROM i
+LEFT JOIN judged AS j ON j.source_table = i.source_table AND j.processor_name = i.processor_name
+  AND j.item_date = i.item_date AND j.entity_id = i.entity_id
+WHERE {TO_JUDGE}
+GROUP BY i.item_date ORDER BY i.item_date"""
+
+_KEYS_TO_JUDGE = f"""
+WITH {{rows}},
+{JUDGED},
+i AS (
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type, {LAST_WRITTEN} AS last_written
+  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
+  GROUP BY source_table, processor_name, item_date, entity_id
+)
+SELECT i.source_table, i.processor_name, i.item_date, i.entity_id FROM i
+LEFT JOIN judged AS j ON j.source_table = i.source_table AND j.processor_name = i.processor_name
+  AND j.item_date = i.item_date AND j.entity_id = i.entity_id
+WHERE {TO_JUDGE}"""
 
 
 def window_specs(config: ClassifierConfig) -> list[str]:
@@ -765,6 +807,13 @@ def params(
 def _only(p: dict[str, Any], sql: str) -> dict[str, Any]:
     """The parameters a statement uses (BigQuery refuses unused ones on some paths; DuckDB on all)."""
     return {k: v for k, v in p.items() if f"@{k}" in sql}
+
+
+def keys_to_judge(store: Store, *, since: dt.date | None, until: dt.date | None, overwrite: bool) -> pd.DataFrame:
+    """The keys (source_table, processor_name, item_date, entity_id) of the items a run would judge."""
+    first, last = since or EARLIEST, until or LATEST
+    sql = _KEYS_TO_JUDGE.format(rows=relation.rows_cte(Filters(date_from=first, date_to=last, hide_expected=False)))
+    return store.query(sql, {"date_from": first, "date_to": last, "overwrite": overwrite}, label="classify")
 
 
 def batches(store: Store, *, since: dt.date | None, until: dt.date | None, overwrite: bool, size: int

@@ -312,6 +312,30 @@ CLUSTER BY source_table, processor_name, entity_id""",
     False,
 )
 
+# Every item the dashboard's classifier judged, each time it judged it: what the pipeline had said (its own
+# verdict on the item's rows before the first judgement since they were written, NULL when it gave none) and
+# what the dashboard says. An item whose rows are newer than its latest judgement carries the pipeline's
+# verdict only, and is judged again. Append-only.
+ITEM_JUDGEMENTS = TableDef(
+    "nba_processing",
+    "item_judgements",
+    """CREATE TABLE IF NOT EXISTS nba_processing.item_judgements (
+  batch_id STRING NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  item_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  pipeline_type STRING,
+  pipeline_correctable BOOL,
+  failure_type STRING NOT NULL,
+  is_correctable BOOL,
+  at TIMESTAMP NOT NULL
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name, entity_id""",
+    False,
+)
+
 # When each operator (or signed-in user) opened the dashboard: "what changed since my last visit".
 TRIAGE_VISITS = TableDef(
     "nba_processing",
@@ -419,6 +443,7 @@ DASHBOARD_TABLES: tuple[TableDef, ...] = (
     FAILURE_RESOLUTIONS,
     TRIAGE_OPERATIONS,
     CLASSIFICATION_CHANGES,
+    ITEM_JUDGEMENTS,
     TRIAGE_VISITS,
     *INDEX_TABLES,
 )
