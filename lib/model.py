@@ -260,6 +260,8 @@ class Filters:
     #: None means no restriction; "" is the items without an entity (a NULL or empty entity_id).
     entity_exact: str | None = None
     hide_expected: bool = True
+    #: Only the items where the dashboard's verdict differs from the one the pipeline wrote.
+    disagree: bool = False
     #: Only the items that changed this way (a key of CHANGE_KINDS) since ``changed_since`` (UTC).
     changed: str = ""
     changed_since: dt.datetime | None = None
@@ -298,6 +300,9 @@ class Filters:
                 out[f.name] = value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             elif isinstance(value, dt.date):
                 out[f.name] = value.isoformat()
+            elif f.name == "disagree":
+                if value:
+                    out[f.name] = "1"
             elif isinstance(value, bool):
                 out[f.name] = "1" if value else "0"
             elif f.name == "entity_exact":
@@ -324,6 +329,8 @@ class Filters:
                     raise ValueError(f"{f.name}: {raw[:40]!r} is not a YYYY-MM-DD date") from exc
             elif f.name == "hide_expected":
                 kwargs[f.name] = raw not in ("0", "false", "False", "no")
+            elif f.name == "disagree":
+                kwargs[f.name] = raw in ("1", "true", "True", "yes")
             elif f.name in ("entity", "changed"):
                 kwargs[f.name] = raw[:200]
             elif f.name == "entity_exact":

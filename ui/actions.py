@@ -51,20 +51,23 @@ def classify_panel(store: Store, filters: Filters, actor: Actor | None) -> None:
     pending = context.guarded(lambda: data.to_classify(store, filters))
     if not resolve.can_act(actor):
         if pending:
-            st.caption(f":material/hourglass_empty: {fmt_int(pending)} failure items of this range are not classified "
-                       "yet; a resolver can classify them.")  # fmt: skip
+            st.caption(
+                f":material/hourglass_empty: {fmt_int(pending)} failure items of this range are not classified by the "
+                "dashboard yet (no verdict, or only the pipeline's); a resolver can classify them."
+            )
             resolve.explain_cannot_act(actor)
         return
     if pending:
         with st.container(border=True):
             left, right = st.columns([2.2, 1.3], vertical_alignment="center")
             left.markdown(
-                f"**{fmt_int(pending)} failure items** in this date range have no classification yet (expected "
-                "ones included). The classifier checks each missing game against the schedule, the raw box scores "
+                f"**{fmt_int(pending)} failure items** in this date range have no verdict of the dashboard's yet "
+                "(none at all, or only the pipeline's own, which is known to be wrong in places; expected ones "
+                "included). The classifier checks each missing game against the schedule, the raw box scores "
                 "and analytics: did the player not play, or is data missing?"
             )
             if right.button(
-                f"Classify {fmt_int(pending)} unclassified failures",
+                f"Classify {fmt_int(pending)} failures",
                 key=K_CLASSIFY,
                 type="primary",
                 icon=":material/fact_check:",

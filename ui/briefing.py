@@ -205,6 +205,8 @@ def filter_params(f: Filters) -> dict[str, str]:
         out["entity"] = f.entity
     if not f.hide_expected:
         out["hide_expected"] = "false"
+    if f.disagree:
+        out["disagree"] = "true"
     return out
 
 

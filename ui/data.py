@@ -82,7 +82,48 @@ def _count(_store: Store, location: str, version: str, key: FilterKey) -> int:
 def _page(
     _store: Store, location: str, version: str, key: FilterKey, number: int, size: int, sort: str
 ) -> pd.DataFrame:
-    return q.list_items(_store, _filters(key), Page(number, size, sort))
+    return said(q.with_pipeline_verdicts(_store, q.list_items(_store, _filters(key), Page(number, size, sort))))
+
+
+def said(frame: pd.DataFrame) -> pd.DataFrame:
+    """``pipeline_said``: what the pipeline's classifier had said, in a word beside our verdict."""
+
+    def word(row: pd.Series) -> str:
+        if not row["judged"]:
+            return "only the pipeline's (not judged yet)"
+        if pd.isna(row["pipeline_type"]) or row["pipeline_type"] is None:
+            return "nothing (unclassified)"
+        if not row["disagrees"]:
+            return "the same"
+        fixable = row["pipeline_correctable"]
+        kind = "" if pd.isna(fixable) else (", correctable" if fixable else ", permanent")
+        return f"≠ {row['pipeline_type']}{kind}"
+
+    out = frame.copy()
+    out["pipeline_said"] = [word(r) for _, r in frame.iterrows()] if len(frame) else pd.Series(dtype="string")
+    return out
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
+def _judgement(_store: Store, location: str, version: str, key_text: str) -> pd.Series | None:
+    item = q.get_item(_store, ItemKey.parse(key_text))
+    if item is None:
+        return None
+    return said(q.with_pipeline_verdicts(_store, item.to_frame().T.reset_index(drop=True))).iloc[0]
+
+
+def judgement(store: Store, key: ItemKey) -> pd.Series | None:
+    """The item with ``judged``, ``pipeline_type``, ``pipeline_correctable``, ``disagrees`` and ``pipeline_said``."""
+    return _judgement(store, store.location, store.data_version(), key.text)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
+def _disagreement(_store: Store, location: str, version: str, key: FilterKey) -> pd.DataFrame:
+    return q.disagreement(_store, _filters(key))
+
+
+def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
+    return _disagreement(store, store.location, store.data_version(), _key(filters))
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)

@@ -25,7 +25,7 @@ from ui.widgets import md
 K_FROM, K_TO = "from", "to"
 K_TABLE, K_PROCESSOR, K_CATEGORY = "table", "processor", "category"
 K_TYPE, K_CORRECTABLE, K_STATUS = "type", "correctable", "status"
-K_ENTITY, K_HIDE_EXPECTED = "entity", "hide_expected"
+K_ENTITY, K_HIDE_EXPECTED, K_DISAGREE = "entity", "hide_expected", "disagree"
 FILTER_KEYS = (
     K_FROM,
     K_TO,
@@ -37,6 +37,7 @@ FILTER_KEYS = (
     K_STATUS,
     K_ENTITY,
     K_HIDE_EXPECTED,
+    K_DISAGREE,
 )
 
 _TABLE_LABEL = {t.value: f"Phase {t.phase} · {t.value}" for t in SourceTable}
@@ -158,6 +159,14 @@ def sidebar(store: Store) -> Filters:
         help="Hides items whose category operators treat as expected (early season, bootstrap): "
         + ", ".join(EXPECTED_CATEGORIES),
     )
+    disagree = side.toggle(
+        "Only where we disagree with the pipeline",
+        value=False,
+        key=K_DISAGREE,
+        bind="query-params",
+        help="Items the dashboard judged whose verdict or correctability differs from the one the pipeline's own "
+        "classifier wrote (shown beside ours as 'Pipeline said').",
+    )
     if side.button("Clear filters", key="filters_clear", icon=":material/filter_alt_off:", width="stretch"):
         for key in FILTER_KEYS:
             st.session_state.pop(key, None)
@@ -174,6 +183,7 @@ def sidebar(store: Store) -> Filters:
         statuses=tuple(statuses),
         entity=(entity or "").strip(),
         hide_expected=bool(hide_expected),
+        disagree=bool(disagree),
     )
 
 
@@ -202,12 +212,15 @@ def _note(key: str, value: str, why: str) -> None:
 
 def _repair_choices(allowed: dict[str, tuple[list[str], str]]) -> None:
     for key, (choices, why) in allowed.items():
-        raw = [v for part in _raw(key) for v in ([part] if part in choices else part.split(","))]
+        parts = _raw(key)
+        raw = [v for part in parts for v in ([part] if part in choices else part.split(","))]
         if not raw:
             continue
         usable = [v for v in raw if v in choices or (key in (K_PROCESSOR, K_CATEGORY) and v in _chosen(key))]
         unusable = [v for v in raw if v not in usable]
         if not unusable:
+            if len(raw) != len(parts):  # comma-joined (status=UNRESOLVED,REGRESSED): Streamlit would drop it whole
+                st.session_state[key] = list(dict.fromkeys(usable))
             continue
         for value in unusable:
             _note(key, value, why)
@@ -270,5 +283,7 @@ def describe(filters: Filters) -> str:
         parts.append(f"entity contains “{filters.entity}”")
     if filters.entity_exact is not None:
         parts.append(f"entity “{filters.entity_exact}”" if filters.entity_exact else "items without an entity")
+    if filters.disagree:
+        parts.append("only where we disagree with the pipeline")
     parts.append("expected failures set aside" if filters.hide_expected else "expected failures included")
     return " · ".join(parts)

@@ -24,6 +24,19 @@ VERDICT_HELP = {
 }
 
 
+#: Why a judged item has no per-game evidence, by its verdict.
+NO_GAMES_WHY = {
+    "PROCESSING_ERROR": "No per-game evidence: the category says the processor itself failed (not that data is "
+    "missing), so there are no games to check. Look at the reason and the processor's run.",
+    "INSUFFICIENT_HISTORY": "No per-game evidence: the player has too few games in the window (the first weeks of a "
+    "season, a new or returning player), so no game is missing. It settles as he plays.",
+    "COMPLETE": "No per-game evidence: every game the window expects is in the data now. Auto-resolve settles it.",
+    "UNKNOWN": "No per-game evidence: the item names nothing the classifier can check (no list of games or dates, "
+    "or one it cannot read, or an entity it cannot place). Look at the reason as recorded.",
+    "": "No per-game evidence: the verdict was reached from the item as a whole (its category and counts).",
+}
+
+
 def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> None:
     """An item's evidence, the verdict of each missing game, its status history and its actions."""
     with st.container(border=True, key="failures_detail"):
@@ -67,7 +80,23 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
             except (ValueError, TypeError, RecursionError):  # not JSON, not a flat list, or nested past any sense
                 st.warning("The missing-games column does not hold a JSON list of dates or ids; shown as recorded:")
                 st.text(str(missing)[:2000] + (" …" if len(str(missing)) > 2000 else ""))
+        judged = context.guarded(lambda: data.judgement(store, key))
+        if judged is not None and item["failure_type"] != UNCLASSIFIED:
+            if not judged["judged"]:
+                st.warning(
+                    f"**This verdict ({md(item['failure_type'])}) is the pipeline's own**: the dashboard has not "
+                    "judged this item since its rows were written, so there is no per-game evidence yet. Run the "
+                    "classification (Overview, or `python -m lib classify`); the nightly job does it every morning.",
+                    icon=":material/gavel:",
+                )
+            elif judged["disagrees"]:
+                st.markdown(f"**The pipeline said** {md(judged['pipeline_said'].removeprefix('≠ '))}; "
+                            f"we say {md(item['failure_type'])}, from the evidence below.")  # fmt: skip
+            elif pd.notna(judged["pipeline_type"]) and judged["pipeline_type"] is not None:
+                st.caption("The pipeline's classifier said the same.")
         games = context.guarded(lambda: data.missing_games(store, key))
+        if not len(games) and judged is not None and judged["judged"]:
+            st.caption(":material/info: " + NO_GAMES_WHY.get(str(item["failure_type"]), NO_GAMES_WHY[""]))
         if len(games):
             st.markdown("**Missing games, as classified**")
             st.dataframe(

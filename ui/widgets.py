@@ -61,6 +61,11 @@ ITEM_COLUMN_CONFIG = {
     "failure_category": st.column_config.TextColumn("Category"),
     "failure_type": st.column_config.TextColumn("Type"),
     "is_correctable": st.column_config.CheckboxColumn("Correctable", width="small"),
+    "pipeline_said": st.column_config.TextColumn(
+        "Pipeline said",
+        help="The verdict the pipeline's own classifier wrote, beside ours (Type, Correctable): 'the same', "
+        "'≠ its verdict' where we disagree, or 'not judged yet' where the verdict shown is still the pipeline's",
+    ),
     "occurrences": st.column_config.NumberColumn(
         "Occ.", help="Rows recorded for this item (reruns, duplicates)", width="small"
     ),
@@ -87,6 +92,7 @@ ITEM_COLUMN_ORDER = (
     "failure_category",
     "failure_type",
     "is_correctable",
+    "pipeline_said",
     "occurrences",
     "expected_count",
     "actual_count",

@@ -37,6 +37,16 @@ _ITEM_FILTERS = {
     "failure_types": "failure_type_label IN UNNEST(@failure_types)",
     "correctable": "correctable_class IN UNNEST(@correctable)",
     "statuses": "status IN UNNEST(@statuses)",
+    # Judged by the dashboard since its rows were written, and the pipeline had said something else.
+    "disagree": """EXISTS (
+    SELECT 1 FROM nba_processing.item_judgements AS jd
+    WHERE jd.item_date = labelled.item_date AND jd.source_table = labelled.source_table
+      AND jd.processor_name = labelled.processor_name AND jd.entity_id = labelled.entity_id
+      AND jd.at >= COALESCE(labelled.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
+      AND jd.pipeline_type IS NOT NULL
+      AND (jd.pipeline_type != COALESCE(labelled.failure_type, '')
+           OR COALESCE(CAST(jd.pipeline_correctable AS STRING), '-')
+              != COALESCE(CAST(labelled.is_correctable AS STRING), '-')))""",
 }
 
 _SORTS = {
@@ -185,7 +195,8 @@ def summary(store: Store, filters: Filters) -> pd.DataFrame:
     processors and categories per date, so a season costs little more than a month.
     """
     use_index = indexed(store, filters)
-    if use_index and not filters.entity and filters.entity_exact is None and not filters.changed:
+    from_rollups = not (filters.entity or filters.entity_exact is not None or filters.changed or filters.disagree)
+    if use_index and from_rollups:
         frame = store.query(_rollup_sql(filters), _params(filters), label="summary")
     else:
         sql = _filtered_items_sql(filters, include_expected_filter=False, indexed=use_index) + _SUMMARY
@@ -324,6 +335,94 @@ def get_item(store: Store, key: ItemKey) -> pd.Series | None:
     )
     frame = with_keys(store.query(sql, {**_params(scope), "entity_id": key.entity_id}, label="item"))
     return frame.iloc[0] if len(frame) else None
+
+
+_JUDGEMENTS = """
+SELECT source_table, processor_name, item_date, entity_id, pipeline_type, pipeline_correctable, at AS judged_at
+FROM nba_processing.item_judgements
+WHERE item_date BETWEEN @date_from AND @date_to AND entity_id IN UNNEST(@entities)
+  AND processor_name IN UNNEST(@processors)
+QUALIFY ROW_NUMBER() OVER (PARTITION BY source_table, processor_name, item_date, entity_id ORDER BY at DESC) = 1"""
+
+_ITEM_KEY = ["source_table", "processor_name", "item_date", "entity_id"]
+
+
+def with_pipeline_verdicts(store: Store, items: pd.DataFrame) -> pd.DataFrame:
+    """``items`` (a page: keys, ``failure_type``, ``is_correctable``, ``last_seen``) with what the pipeline had said
+    beside the dashboard's verdict: ``pipeline_type``, ``pipeline_correctable``, ``judged`` (the dashboard judged
+    the item since its rows were written: its verdict is ours) and ``disagrees`` (judged, and the pipeline had
+    said another verdict or correctability). Items matched exactly by their four key parts."""
+    out = items.copy()
+    for column, empty in (("pipeline_type", None), ("pipeline_correctable", pd.NA), ("judged", False),
+                          ("disagrees", False)):  # fmt: skip
+        out[column] = empty
+    if items.empty or "nba_processing.item_judgements" not in store.existing_tables():
+        out["pipeline_type"], out["pipeline_correctable"] = out["failure_type"], out["is_correctable"]
+        return out
+    params = {
+        "date_from": min(items["item_date"]),
+        "date_to": max(items["item_date"]),
+        "entities": sorted({str(e) for e in items["entity_id"]}),
+        "processors": sorted({str(p) for p in items["processor_name"]}),
+    }
+    found = store.query(_JUDGEMENTS, params, label="judgements")
+    merged = out.drop(columns=["pipeline_type", "pipeline_correctable"]).merge(
+        found, how="left", on=_ITEM_KEY, validate="one_to_one"
+    )
+    seen = pd.to_datetime(merged["last_seen"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))
+    judged = merged["judged_at"].notna() & (pd.to_datetime(merged["judged_at"], utc=True) >= seen)
+    merged["judged"] = judged.to_numpy(dtype=bool)
+    # Not judged since its rows were written: the verdict shown is the pipeline's own.
+    merged.loc[~judged, "pipeline_type"] = merged.loc[~judged, "failure_type"]
+    merged.loc[~judged, "pipeline_correctable"] = merged.loc[~judged, "is_correctable"]
+    said = merged["pipeline_type"].notna()
+    differs = (merged["pipeline_type"].astype("string") != merged["failure_type"].astype("string")).fillna(True) | (
+        merged["pipeline_correctable"].astype("string").fillna("-")
+        != merged["is_correctable"].astype("string").fillna("-")
+    )
+    merged["disagrees"] = (judged & said & differs).to_numpy(dtype=bool)
+    return merged.drop(columns=["judged_at"])
+
+
+_DISAGREEMENT = """
+{base},
+judged AS (
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(pipeline_type HAVING MAX at) AS pipeline_type,
+    ANY_VALUE(pipeline_correctable HAVING MAX at) AS pipeline_correctable, MAX(at) AS judged_at
+  FROM nba_processing.item_judgements
+  WHERE item_date BETWEEN @date_from AND @date_to
+  GROUP BY source_table, processor_name, item_date, entity_id
+),
+flags AS (
+  SELECT f.failure_type_label AS failure_type,
+    COALESCE(j.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00'), FALSE) AS is_judged,
+    COALESCE(j.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
+      AND j.pipeline_type IS NOT NULL, FALSE) AS compared,
+    COALESCE(j.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
+      AND j.pipeline_type IS NOT NULL
+      AND (j.pipeline_type != COALESCE(f.failure_type, '')
+           OR COALESCE(CAST(j.pipeline_correctable AS STRING), '-') != COALESCE(CAST(f.is_correctable AS STRING), '-')),
+      FALSE) AS differs
+  FROM filtered AS f
+  LEFT JOIN judged AS j ON j.source_table = f.source_table AND j.processor_name = f.processor_name
+    AND j.item_date = f.item_date AND j.entity_id = f.entity_id
+)
+SELECT failure_type, COUNT(*) AS items, COUNTIF(is_judged) AS judged, COUNTIF(compared) AS pipeline_judged,
+  COUNTIF(differs) AS disagree
+FROM flags
+GROUP BY failure_type
+ORDER BY items DESC, failure_type"""
+
+
+def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
+    """Per failure type (ours) of the filtered items: how many, how many the dashboard judged since their rows
+    were written, how many of those the pipeline had given a verdict, and how many of those it disagreed with."""
+    columns = ["failure_type", "items", "judged", "pipeline_judged", "disagree"]
+    if "nba_processing.item_judgements" not in store.existing_tables():
+        return pd.DataFrame(columns=columns)
+    sql = _DISAGREEMENT.format(base=relation(store, filters).rstrip())
+    return store.query(sql, _params(filters), label="disagreement")[columns]
 
 
 _MISSING_GAMES = """
