@@ -184,3 +184,46 @@ def test_a_read_only_database_from_before_the_item_index_shows_the_same_figures_
         assert "computed from the failure rows" in note and "python -m lib init" in note, note
     finally:
         app_db.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+
+def _items_shown(at: AppTest) -> int:
+    found = [m.value for m in at.markdown if " match" in m.value and "items**" in m.value]
+    assert found, [m.value[:80] for m in at.markdown]
+    return int(found[0].split("**")[1].split()[0].replace(",", ""))
+
+
+def test_the_list_shows_what_the_pipeline_said_and_lists_exactly_where_we_differ(app_db: Path) -> None:
+    from lib import classification
+
+    store = DuckDBStore(app_db)
+    classification.run(store, actor=SYSTEM, now=dt.datetime(2022, 4, 12, tzinfo=dt.UTC))
+    scope = Filters(date_from=FROM, date_to=TO)
+    differ = q.count_items(store, scope.with_(disagree=True))
+    assert differ > 0
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"from": str(FROM), "to": str(TO), "disagree": "true"})
+    _run(at)
+    tables = [d.value for d in at.dataframe if "disagree" in d.value.columns]
+    assert len(tables) == 1  # the overview counts them by type
+    shown = tables[0]
+    assert int(shown["disagree"].sum()) == differ
+    at.switch_page("views/triage/failures.py")
+    _run(at)
+    assert _items_shown(at) == differ
+    listed = at.dataframe[0].value
+    assert "pipeline_said" in listed.columns and listed["pipeline_said"].str.startswith("≠ ").all()
+
+
+def test_a_link_with_comma_joined_statuses_keeps_both(app_db: Path) -> None:
+    _settle_some(app_db, 5, hours_ago=1)
+    store = DuckDBStore(app_db)
+    season = dt.date(2021, 10, 19)
+    wanted = q.count_items(store, Filters(date_from=season, date_to=TO, statuses=("UNRESOLVED", "REGRESSED")))
+    everything = q.count_items(store, Filters(date_from=season, date_to=TO))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"from": str(season), "to": str(TO), "status": "UNRESOLVED,REGRESSED"})
+    _run(at)
+    at.switch_page("views/triage/failures.py")
+    _run(at)
+    assert _items_shown(at) == wanted
+    assert wanted != everything  # the link narrowed the list (it was dropped whole before)

@@ -168,7 +168,7 @@ def test_first_start_creates_and_seeds_the_database(tmp_path: Path, monkeypatch:
 def test_a_first_start_cut_short_before_classifying_is_finished_by_the_next_visit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lib import demo
+    from lib import classification, demo
 
     db = tmp_path / "fresh" / "triage.duckdb"
     db.parent.mkdir()
@@ -181,6 +181,7 @@ def test_a_first_start_cut_short_before_classifying_is_finished_by_the_next_visi
     _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
     store = DuckDBStore(db)
     assert q.count_items(store, unclassified) == 0
+    assert classification.count_to_classify(store) == 0  # the pipeline's verdicts judged too
     log = store.query(
         "SELECT kind, outcome FROM nba_processing.triage_operations WHERE origin = 'dashboard first start'"
     )
@@ -207,7 +208,7 @@ def test_the_classify_action_classifies_the_date_range_in_view(app_db: Path, mon
     assert pending > 0
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
     button = at.button(key="overview_classify")
-    assert button.label == f"Classify {pending:,} unclassified failures"
+    assert button.label == f"Classify {pending:,} failures"
     button.click()
     _run(at)
     assert any(f"Classified {pending:,} items" in s.value for s in at.success)

@@ -207,10 +207,9 @@ def test_csv_from_the_command_line_is_safe_to_open_in_a_spreadsheet(write_rows: 
     assert pd.read_csv(io.StringIO(out.stdout)).shape[0] == len(hostile)
 
 
-def test_a_new_demo_is_classified_but_keeps_the_pipelines_own_verdicts(tmp_path: Path, demo_season: demo.Demo) -> None:
-    """First start (the dashboard, or `demo` on the command line) classifies what the pipeline left
-    unclassified, so every page has something to show; the pipeline's own verdicts stay for
-    re-classification to correct."""
+def test_a_new_demo_is_judged_whole_and_keeps_what_the_pipeline_said(tmp_path: Path, demo_season: demo.Demo) -> None:
+    """First start (the dashboard, or `demo` on the command line) judges every item, the pipeline's verdicts
+    included, so every verdict on screen is the dashboard's; what the pipeline said is kept beside it."""
     db = tmp_path / "new.duckdb"
     made = _cli("demo", "--db", str(db), "--actor", "system")
     assert made.returncode == 0 and "Classified" in made.stdout, made.stderr
@@ -220,11 +219,23 @@ def test_a_new_demo_is_classified_but_keeps_the_pipelines_own_verdicts(tmp_path:
     own = own[own["failure_type"].notna()][["processor_name", "analysis_date", "entity_id", "run_id", "failure_type"]]
     own = own.drop_duplicates()
     assert len(own) > 100
-    now = store.query("SELECT DISTINCT processor_name, analysis_date, entity_id, run_id, failure_type "
-                      "FROM nba_processing.precompute_failures WHERE failure_type IS NOT NULL")  # fmt: skip
-    kept = own.merge(now, on=["processor_name", "analysis_date", "entity_id", "run_id", "failure_type"])
-    assert len(kept) == len(own)  # every row the pipeline judged still carries its own verdict
-    assert len(now) > len(own)  # and the rest were classified
+    said = store.query(
+        "SELECT processor_name, item_date AS analysis_date, entity_id, pipeline_type AS failure_type "
+        "FROM nba_processing.item_judgements WHERE source_table = 'precompute_failures' "
+        "AND item_date BETWEEN @a AND @b",
+        {"a": dt.date(1, 1, 1), "b": dt.date(9999, 12, 31)},
+    )
+    rows = demo_season.failures["precompute_failures"]
+    keys = ["processor_name", "analysis_date", "entity_id"]
+    latest = rows[rows["created_at"] == rows.groupby(keys)["created_at"].transform("max")]  # the item's verdict
+    single = latest.groupby(keys).filter(lambda g: g["failure_type"].nunique(dropna=False) == 1)
+    items = single[single["failure_type"].notna()][[*keys, "failure_type"]].drop_duplicates()
+    kept = items.merge(said, on=["processor_name", "analysis_date", "entity_id", "failure_type"])
+    assert len(kept) == len(items)  # what the pipeline said of each item it judged is kept
+    unclassified = store.query("SELECT COUNT(*) AS n FROM nba_processing.precompute_failures "
+                               "WHERE failure_type IS NULL AND analysis_date BETWEEN @a AND @b",
+                               {"a": dt.date(1, 1, 1), "b": dt.date(9999, 12, 31)})  # fmt: skip
+    assert int(unclassified.iloc[0]["n"]) == 0  # and every row carries a verdict of the dashboard's
 
 
 def test_a_change_statement_replayed_with_its_batch_id_records_nothing_more(

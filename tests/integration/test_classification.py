@@ -120,13 +120,18 @@ def test_since_and_until_limit_the_run(demo_store: DuckDBStore) -> None:
     assert q.count_items(demo_store, outside) > 0
 
 
-def test_the_pipelines_own_verdicts_are_kept_unless_all_is_asked(demo_store: DuckDBStore) -> None:
+def test_the_pipelines_own_verdicts_are_judged_again_and_kept_beside_ours(demo_store: DuckDBStore) -> None:
     naive = _types(demo_store)
-    classification.run(demo_store, actor=SYSTEM, now=NOW)
-    after = _types(demo_store)
-    assert after.get("COMPLETE", 0) >= naive["COMPLETE"]  # untouched: the run took only unclassified items
-    classification.run(demo_store, actor=SYSTEM, now=NOW, include_classified=True)
+    judged = classification.run(demo_store, actor=SYSTEM, now=NOW)
     assert _types(demo_store).get("COMPLETE", 0) < naive["COMPLETE"] / 10  # the naive classifier's "complete" DNPs
+    said = demo_store.query(
+        "SELECT COUNT(*) AS n FROM nba_processing.item_judgements WHERE pipeline_type = 'COMPLETE' "
+        "AND item_date BETWEEN @a AND @b",
+        {"a": dt.date(1, 1, 1), "b": dt.date(9999, 12, 31)},
+    )
+    assert int(said.iloc[0]["n"]) >= naive["COMPLETE"] * 0.9  # what the pipeline said is kept (items, not rows)
+    again = classification.run(demo_store, actor=SYSTEM, now=NOW, include_classified=True)
+    assert again.by_type == judged.by_type  # --all judges the same items the same way
 
 
 def test_a_shorter_window_changes_what_is_expected(demo_store: DuckDBStore) -> None:

@@ -265,7 +265,7 @@ def test_the_dashboard_runs_unchanged_on_bigquery(emulator: str, demo_season: de
         monkeypatch.setenv(f"TRIAGE_BQ_DATASET_{dataset.removeprefix('nba_').upper()}", real)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error, [e.value for e in at.error]
     start, end = q.bounds(store).default_range() or (None, None)
     expected = q.kpis(store, Filters(date_from=start, date_to=end))
     shown = {m.label: m.value for m in at.metric}

@@ -20,7 +20,7 @@ ALL = Filters(hide_expected=False)
 def test_init_creates_the_production_schemas_exactly_and_is_idempotent(tmp_path) -> None:
     s = DuckDBStore(tmp_path / "x.duckdb")
     first = s.init_schema()
-    assert len(first) == 17  # six pipeline tables and the dashboard's eleven (three of them the item index)
+    assert len(first) == 18  # six pipeline tables and the dashboard's twelve (three of them the item index)
     assert s.init_schema() == []
     with s.connect() as con:  # DuckDB's own catalogue, not a BigQuery-dialect query
         cols = con.execute(
