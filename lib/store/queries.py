@@ -369,6 +369,8 @@ def with_pipeline_verdicts(store: Store, items: pd.DataFrame) -> pd.DataFrame:
     merged = out.drop(columns=["pipeline_type", "pipeline_correctable"]).merge(
         found, how="left", on=_ITEM_KEY, validate="one_to_one"
     )
+    for column in ("pipeline_type", "pipeline_correctable"):  # any value may be set below (None, a bool, a text)
+        merged[column] = merged[column].astype(object)
     seen = pd.to_datetime(merged["last_seen"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))
     judged = merged["judged_at"].notna() & (pd.to_datetime(merged["judged_at"], utc=True) >= seen)
     merged["judged"] = judged.to_numpy(dtype=bool)

@@ -212,6 +212,9 @@ def test_the_list_shows_what_the_pipeline_said_and_lists_exactly_where_we_differ
     assert _items_shown(at) == differ
     listed = at.dataframe[0].value
     assert "pipeline_said" in listed.columns and listed["pipeline_said"].str.startswith("≠ ").all()
+    at.query_params["item"] = str(listed["key"].iloc[0])  # its panel: whose verdict, what the pipeline said
+    _run(at)
+    assert any(m.value.startswith("**The pipeline said**") for m in at.markdown), [m.value[:60] for m in at.markdown]
 
 
 def test_a_link_with_comma_joined_statuses_keeps_both(app_db: Path) -> None:

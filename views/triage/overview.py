@@ -199,43 +199,6 @@ with right:
         )
         st.plotly_chart(age_fig, key="overview_backlog_age", config={"displayModeBar": False})
         st.page_link("views/triage/settling.py", label="How fast items get settled", icon=":material/timer:")
-    st.subheader("Our verdicts and the pipeline's")
-    dis = context.guarded(lambda: data.disagreement(store, f))
-    if dis.empty:
-        st.caption("No items in these filters.")
-    else:
-        unjudged = int((dis["items"] - dis["judged"])[dis["failure_type"] != UNCLASSIFIED].sum())
-        total_judged, total_dis = int(dis["pipeline_judged"].sum()), int(dis["disagree"].sum())
-        st.dataframe(
-            dis.assign(
-                share=[d / p if p else 0.0 for d, p in zip(dis["disagree"], dis["pipeline_judged"], strict=True)]
-            )[["failure_type", "pipeline_judged", "disagree", "share"]],
-            hide_index=True,
-            key="overview_disagreement",
-            column_config={
-                "failure_type": st.column_config.TextColumn("Our verdict", help="The dashboard's failure type"),
-                "pipeline_judged": st.column_config.NumberColumn(
-                    "Compared", help="Items the pipeline had given a verdict, judged again by the dashboard"
-                ),
-                "disagree": st.column_config.NumberColumn(
-                    "Differ", help="The pipeline had said another type or correctability"
-                ),
-                "share": st.column_config.ProgressColumn("Share", format="percent", min_value=0.0, max_value=1.0),
-            },
-        )
-        line = (f"We differ from the pipeline's classifier on {fmt_int(total_dis)} of the {fmt_int(total_judged)} "
-                "items it had classified.")  # fmt: skip
-        if unjudged:
-            line += f" {fmt_int(unjudged)} item(s) still show the pipeline's verdict: run the classification."
-        st.caption(line)
-        if total_dis:
-            st.page_link(
-                "views/triage/failures.py",
-                label="List the items where we differ",
-                icon=":material/compare_arrows:",
-                query_params={**briefing_panel.filter_params(f), "disagree": "true"},
-            )
-
 st.subheader("Items per date, by failure type")
 t = context.guarded(lambda: data.trend(store, f))
 if t.empty:
@@ -269,5 +232,42 @@ else:
     )
     st.plotly_chart(fig, key=K_TREND, on_select=_open_day, selection_mode="points", config={"displayModeBar": False})
     st.caption("Click a bar to list that date's items of that type.")
+
+st.subheader("Our verdicts and the pipeline's")
+dis = context.guarded(lambda: data.disagreement(store, f))
+if dis.empty:
+    st.caption("No items in these filters.")
+else:
+    unjudged = int((dis["items"] - dis["judged"])[dis["failure_type"] != UNCLASSIFIED].sum())
+    total_judged, total_dis = int(dis["pipeline_judged"].sum()), int(dis["disagree"].sum())
+    st.dataframe(
+        dis.assign(share=[d / p if p else None for d, p in zip(dis["disagree"], dis["pipeline_judged"], strict=True)])[
+            ["failure_type", "pipeline_judged", "disagree", "share"]
+        ],
+        hide_index=True,
+        key="overview_disagreement",
+        column_config={
+            "failure_type": st.column_config.TextColumn("Our verdict", help="The dashboard's failure type"),
+            "pipeline_judged": st.column_config.NumberColumn(
+                "Compared", help="Items the pipeline had given a verdict, judged again by the dashboard"
+            ),
+            "disagree": st.column_config.NumberColumn(
+                "Differ", help="The pipeline had said another type or correctability"
+            ),
+            "share": st.column_config.ProgressColumn("Share", format="percent", min_value=0.0, max_value=1.0),
+        },
+    )
+    line = (f"We differ from the pipeline's classifier on {fmt_int(total_dis)} of the {fmt_int(total_judged)} "
+            "items it had classified.")  # fmt: skip
+    if unjudged:
+        line += f" {fmt_int(unjudged)} item(s) still show the pipeline's verdict: run the classification."
+    st.caption(line)
+    if total_dis:
+        st.page_link(
+            "views/triage/failures.py",
+            label="List the items where we differ",
+            icon=":material/compare_arrows:",
+            query_params={**briefing_panel.filter_params(f), "disagree": "true"},
+        )
 
 resolve.render_pending(store)
