@@ -323,6 +323,21 @@ _UPDATES = {
     for table in SourceTable
 }
 
+# What each item shows before the verdicts land: its latest row's type and correctability, and when its rows were
+# last written (a judgement after that is the one the item shows).
+_SHOWN = (
+    relation.rows_cte(Filters())
+    + f""",
+shown AS (
+  SELECT source_table, processor_name, item_date, entity_id,
+    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type,
+    ANY_VALUE(is_correctable HAVING MAX seen_at) AS is_correctable,
+    {engine_verdicts.LAST_WRITTEN} AS last_written
+  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
+  GROUP BY source_table, processor_name, item_date, entity_id
+)"""
+)
+
 # Before the verdicts land: every item whose verdict differs from the one it shows (its latest row's type and
 # correctability) gets a line in the classification history, so that "classification changed since
 # yesterday" can be answered although the failure rows only keep the latest verdict.
@@ -332,15 +347,8 @@ INSERT INTO nba_processing.classification_changes
   (batch_id, source_table, processor_name, item_date, entity_id, from_type, from_correctable, to_type,
    to_correctable, at)
 WITH """
-    + relation.rows_cte(Filters())
-    + f""",
-shown AS (
-  SELECT source_table, processor_name, item_date, entity_id,
-    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type,
-    ANY_VALUE(is_correctable HAVING MAX seen_at) AS is_correctable
-  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
-  GROUP BY source_table, processor_name, item_date, entity_id
-)
+    + _SHOWN
+    + """
 SELECT @batch_id, s.source_table, s.processor_name, s.item_date, s.entity_id, c.failure_type, c.is_correctable,
   s.failure_type, s.is_correctable, @now
 FROM nba_processing.classification_staging AS s
@@ -361,16 +369,8 @@ INSERT INTO nba_processing.item_judgements
   (batch_id, source_table, processor_name, item_date, entity_id, pipeline_type, pipeline_correctable, failure_type,
    is_correctable, at)
 WITH """
-    + relation.rows_cte(Filters())
-    + f""",
-shown AS (
-  SELECT source_table, processor_name, item_date, entity_id,
-    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type,
-    ANY_VALUE(is_correctable HAVING MAX seen_at) AS is_correctable,
-    {engine_verdicts.LAST_WRITTEN} AS last_written
-  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
-  GROUP BY source_table, processor_name, item_date, entity_id
-),
+    + _SHOWN
+    + """,
 prior AS (
   SELECT source_table, processor_name, item_date, entity_id, MAX(at) AS judged_at,
     ANY_VALUE(pipeline_type HAVING MAX at) AS pipeline_type,

@@ -746,7 +746,8 @@ UNION ALL
 SELECT 'verdict', verdict, COUNT(*) FROM nba_processing.classification_games
 WHERE batch_id = @batch_id AND item_date BETWEEN @date_from AND @date_to AND verdict IS NOT NULL GROUP BY verdict"""
 
-_ITEMS_PER_DATE = f"""
+# The items a run judges (``TO_JUDGE``), as ``FROM ... WHERE``: counted per date, or listed by key.
+_UNJUDGED = f"""
 WITH {{rows}},
 {JUDGED},
 i AS (
@@ -755,25 +756,14 @@ i AS (
   FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
   GROUP BY source_table, processor_name, item_date, entity_id
 )
-SELECT i.item_date, COUNT(*) AS n FROM i
-LEFT JOIN judged AS j ON j.source_table = i.source_table AND j.processor_name = i.processor_name
-  AND j.item_date = i.item_date AND j.entity_id = i.entity_id
-WHERE {TO_JUDGE}
-GROUP BY i.item_date ORDER BY i.item_date"""
-
-_KEYS_TO_JUDGE = f"""
-WITH {{rows}},
-{JUDGED},
-i AS (
-  SELECT source_table, processor_name, item_date, entity_id,
-    ANY_VALUE(failure_type HAVING MAX seen_at) AS failure_type, {LAST_WRITTEN} AS last_written
-  FROM (SELECT *, {relation.SEEN_AT} AS seen_at FROM failure_rows) AS r
-  GROUP BY source_table, processor_name, item_date, entity_id
-)
-SELECT i.source_table, i.processor_name, i.item_date, i.entity_id FROM i
+SELECT {{columns}} FROM i
 LEFT JOIN judged AS j ON j.source_table = i.source_table AND j.processor_name = i.processor_name
   AND j.item_date = i.item_date AND j.entity_id = i.entity_id
 WHERE {TO_JUDGE}"""
+_ITEMS_PER_DATE = _UNJUDGED.replace("{columns}", "i.item_date, COUNT(*) AS n") + (
+    "\nGROUP BY i.item_date ORDER BY i.item_date"
+)
+_KEYS_TO_JUDGE = _UNJUDGED.replace("{columns}", "i.source_table, i.processor_name, i.item_date, i.entity_id")
 
 
 def window_specs(config: ClassifierConfig) -> list[str]:

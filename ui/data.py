@@ -106,7 +106,7 @@ def said(frame: pd.DataFrame) -> pd.DataFrame:
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
 def _judgement(_store: Store, location: str, version: str, key_text: str) -> pd.Series | None:
-    item = q.get_item(_store, ItemKey.parse(key_text))
+    item = _item(_store, location, version, key_text)  # the panel's item, cached: not read again
     if item is None:
         return None
     return said(q.with_pipeline_verdicts(_store, item.to_frame().T.reset_index(drop=True))).iloc[0]

@@ -32,21 +32,29 @@ from lib.store.base import Store
 from lib.store.history import change_condition, history_ctes
 from lib.store.relation import active_dates_cte, indexed_cte, items_cte, rows_cte
 
+
+def _differs(judgement: str, judged_at: str, item: str) -> str:
+    """The dashboard judged the item since its rows were written (``judged_at``), and the pipeline had said another
+    type or correctability: the one rule behind the 'disagree' filter and the overview's counts (aliases only)."""
+    return (
+        f"COALESCE({judged_at} >= COALESCE({item}.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')"
+        f" AND {judgement}.pipeline_type IS NOT NULL"
+        f" AND ({judgement}.pipeline_type != COALESCE({item}.failure_type, '')"
+        f" OR COALESCE(CAST({judgement}.pipeline_correctable AS STRING), '-')"
+        f" != COALESCE(CAST({item}.is_correctable AS STRING), '-')), FALSE)"
+    )
+
+
 _ITEM_FILTERS = {
     "categories": "failure_category IN UNNEST(@categories)",
     "failure_types": "failure_type_label IN UNNEST(@failure_types)",
     "correctable": "correctable_class IN UNNEST(@correctable)",
     "statuses": "status IN UNNEST(@statuses)",
-    # Judged by the dashboard since its rows were written, and the pipeline had said something else.
-    "disagree": """EXISTS (
+    "disagree": f"""EXISTS (
     SELECT 1 FROM nba_processing.item_judgements AS jd
     WHERE jd.item_date = labelled.item_date AND jd.source_table = labelled.source_table
       AND jd.processor_name = labelled.processor_name AND jd.entity_id = labelled.entity_id
-      AND jd.at >= COALESCE(labelled.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
-      AND jd.pipeline_type IS NOT NULL
-      AND (jd.pipeline_type != COALESCE(labelled.failure_type, '')
-           OR COALESCE(CAST(jd.pipeline_correctable AS STRING), '-')
-              != COALESCE(CAST(labelled.is_correctable AS STRING), '-')))""",
+      AND {_differs("jd", "jd.at", "labelled")})""",
 }
 
 _SORTS = {
@@ -386,8 +394,8 @@ def with_pipeline_verdicts(store: Store, items: pd.DataFrame) -> pd.DataFrame:
     return merged.drop(columns=["judged_at"])
 
 
-_DISAGREEMENT = """
-{base},
+_DISAGREEMENT = f"""
+{{base}},
 judged AS (
   SELECT source_table, processor_name, item_date, entity_id,
     ANY_VALUE(pipeline_type HAVING MAX at) AS pipeline_type,
@@ -401,11 +409,7 @@ flags AS (
     COALESCE(j.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00'), FALSE) AS is_judged,
     COALESCE(j.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
       AND j.pipeline_type IS NOT NULL, FALSE) AS compared,
-    COALESCE(j.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
-      AND j.pipeline_type IS NOT NULL
-      AND (j.pipeline_type != COALESCE(f.failure_type, '')
-           OR COALESCE(CAST(j.pipeline_correctable AS STRING), '-') != COALESCE(CAST(f.is_correctable AS STRING), '-')),
-      FALSE) AS differs
+    {_differs("j", "j.judged_at", "f")} AS differs
   FROM filtered AS f
   LEFT JOIN judged AS j ON j.source_table = f.source_table AND j.processor_name = f.processor_name
     AND j.item_date = f.item_date AND j.entity_id = f.entity_id
