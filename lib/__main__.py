@@ -136,11 +136,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             store.execute(f"DELETE FROM {t.ref} WHERE TRUE", label="demo-replace")
     progress = _Progress()
     started = time.monotonic()
-    result = demo_mod.seed(store, seed=args.seed, progress=progress, actor=actor, origin="cli")
+    as_of = args.as_of or dt.datetime.now(dt.UTC).date()
+    result = demo_mod.seed(store, seed=args.seed, progress=progress, actor=actor, origin="cli", as_of=as_of)
     if extra:
         demo_mod.add_scale_rows(
             store,
             extra,
+            last_date=demo_mod.last_day(result),
             seed=args.seed,
             players=sorted({p.lookup for p in result.players}),
             progress=progress,
@@ -313,7 +315,7 @@ def cmd_items(args: argparse.Namespace) -> int:
     )
     out = sys.stdout
     if args.format == "csv":  # spreadsheet-safe, as the dashboard's download
-        export.write_csv(frames, ITEM_FIELDS, out)
+        export.write_csv((export.readable_items(f) for f in frames), ITEM_FIELDS, out)
         return 0
     first = True
     out.write("[")
@@ -522,6 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-classify", action="store_true", help="leave the new failures unclassified")
     p.add_argument("--scale", default="", help="extra synthetic failure rows for benchmarks, e.g. 1M or 10M")
     p.add_argument("--replace", action="store_true", help="empty the pipeline tables first")
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        help="the demo's today: the season is placed to end the day before (default: today, UTC; "
+        "2022-04-11 keeps the real 2021-22 dates)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = with_db(sub.add_parser("classify", help="classify unclassified failures from the evidence tables"))

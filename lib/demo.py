@@ -25,9 +25,10 @@ import datetime as dt
 import json
 import math
 import random
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -139,6 +140,8 @@ class Demo:
     failures: dict[str, pd.DataFrame]
     players: list[Player]
     injected: dict[str, list[str]] = field(default_factory=dict)
+    #: The day the demo lives in (its last day is the day before), or None for the season's real dates.
+    as_of: dt.date | None = None
 
     @property
     def failure_rows(self) -> int:
@@ -953,6 +956,102 @@ class _Failures:
 
 
 # ---------------------------------------------------------------------------------------------
+# A season that lives in the present
+# ---------------------------------------------------------------------------------------------
+
+#: Dates inside text (reasons, run ids, box-score game ids, JSON lists of dates) are moved with the rows when
+#: they fall in the season or a month around it; anything else in the text is left as it is.
+_ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
+_COMPACT_DATE = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)")
+_TEXT_DATES = (PRESEASON[0] - dt.timedelta(days=31), REGULAR[1] + dt.timedelta(days=31))
+
+
+def _moved(match: re.Match[str], delta: dt.timedelta, form: str) -> str:
+    try:
+        day = dt.date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return match.group(0)
+    if not _TEXT_DATES[0] <= day <= _TEXT_DATES[1]:
+        return match.group(0)
+    return (day + delta).strftime(form)
+
+
+def _shift_text(value: object, delta: dt.timedelta) -> object:
+    if not isinstance(value, str):
+        return value
+    value = _ISO_DATE.sub(lambda m: _moved(m, delta, "%Y-%m-%d"), value)
+    return _COMPACT_DATE.sub(lambda m: _moved(m, delta, "%Y%m%d"), value)
+
+
+def _shift_frame(frame: pd.DataFrame, delta: dt.timedelta) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            out[column] = values + delta
+        elif values.dtype == object or pd.api.types.is_string_dtype(values):
+            sample = values.dropna()
+            first = sample.iloc[0] if len(sample) else None
+            if isinstance(first, dt.date) and not isinstance(first, dt.datetime):
+                out[column] = [d + delta if isinstance(d, dt.date) else d for d in values]
+            elif isinstance(first, str):
+                out[column] = pd.Series([_shift_text(v, delta) for v in values], index=out.index)
+    return out
+
+
+def last_day(demo: Demo) -> dt.date:
+    """The season's last date: of its schedule and of every failure row's date."""
+    days: list[dt.date] = [max(demo.schedule["game_date"])]
+    for table, frame in demo.failures.items():
+        days.append(max(frame["prediction_date" if table == "prediction_failures" else "analysis_date"]))
+    return dt.date.fromisoformat(str(max(days)))
+
+
+def in_the_present(demo: Demo, as_of: dt.date) -> Demo:
+    """The same season moved so that its last day is the day before ``as_of``: every date, timestamp and date
+    inside text (reasons, run ids, box-score game ids, lists of missing dates) moves together, and the season's
+    year follows. What the processors would only write from ``as_of`` on (a phase-3 retry the next day) is not
+    there yet: rows recorded at or after midnight of ``as_of`` are left out."""
+    delta = (as_of - dt.timedelta(days=1)) - last_day(demo)
+    cutoff = pd.Timestamp(dt.datetime.combine(as_of, dt.time(0), tzinfo=dt.UTC))
+    schedule = _shift_frame(demo.schedule, delta)
+    start = PRESEASON[0] + delta
+    schedule["season_year"] = schedule["season_year"] + (start.year - PRESEASON[0].year)
+    failures = {}
+    for table, frame in demo.failures.items():
+        moved = _shift_frame(frame, delta)
+        failures[table] = moved[moved["created_at"] < cutoff].reset_index(drop=True)
+    players = [replace(p, stints=[(d + delta, team) for d, team in p.stints]) for p in demo.players]
+    return Demo(
+        schedule=schedule,
+        gamebook=_shift_frame(demo.gamebook, delta),
+        analytics=_shift_frame(demo.analytics, delta),
+        failures=failures,
+        players=players,
+        injected={k: [str(_shift_text(v, delta)) for v in vs] for k, vs in demo.injected.items()},
+        as_of=as_of,
+    )
+
+
+def visits(demo: Demo, seed: int = 7) -> pd.DataFrame:
+    """The operators' mornings at the dashboard over the demo's last three weeks (for "since my last visit"):
+    most working days around nine, a weekend now and then. Only for a demo in the present (``as_of``)."""
+    if demo.as_of is None:
+        return pd.DataFrame(columns=["operator", "visited_at"])
+    rng = random.Random(seed * 31 + 5)
+    rows = []
+    for name, _ in _OPERATORS:
+        for back in range(21, 0, -1):
+            day = demo.as_of - dt.timedelta(days=back)
+            if rng.random() < (0.85 if day.weekday() < 5 else 0.15):
+                at = dt.datetime.combine(day, dt.time(8, 0), tzinfo=dt.UTC) + dt.timedelta(minutes=rng.randrange(150))
+                rows.append({"operator": name, "visited_at": at})
+    frame = pd.DataFrame(rows)
+    frame["visited_at"] = pd.to_datetime(frame["visited_at"], utc=True)
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
 # Writing it
 # ---------------------------------------------------------------------------------------------
 
@@ -1079,6 +1178,9 @@ def triage_history(demo: Demo, seed: int = 7) -> pd.DataFrame:
         if again and rng.random() < 0.7:  # recorded again after it was resolved: settled again
             add(key, "REGRESSED", "RESOLVED", rng.choice(operators), again[0] + _delay(rng, 12),
                 "Recurred after a rerun; re-processed again.", "dashboard")  # fmt: skip
+    if demo.as_of is not None:  # nothing has happened yet from the demo's today on
+        cutoff = dt.datetime.combine(demo.as_of, dt.time(0), tzinfo=dt.UTC)
+        events = [e for e in events if e["at"] < cutoff]  # type: ignore[operator]
     frame = pd.DataFrame(events)
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
     return frame
@@ -1092,19 +1194,30 @@ def seed(
     actor: Actor | None,
     origin: str = "lib",
     history: bool = True,
+    as_of: dt.date | None = None,
 ) -> Demo:
     """Simulate the season and write it (``actor`` must be a resolver; recorded in the operations log), with
-    the team's triage during the season (``history``: resolution events, for the Settling page)."""
+    the team's triage during the season (``history``: resolution events, for the Settling page, and, for a demo
+    in the present, the operators' visits). ``as_of`` places the season so that its last day is the day before
+    (the dashboard's first start passes today); without it the season keeps its real 2021-22 dates."""
     with operations.logged(store, "demo", actor, origin=origin) as op:
         progress(0.05, "Simulating the 2021-22 season (schedule, rosters, box scores)")
         demo = build(seed)
+        if as_of is not None:
+            demo = in_the_present(demo, as_of)
+            progress(0.4, f"Placed the season to end on {as_of - dt.timedelta(days=1)}")
         progress(0.45, f"Derived {demo.failure_rows:,} failure rows from the processors")
         _write(store, demo, progress)
-        op.summary = [f"Demo season, seed {seed}: {demo.failure_rows:,} failure rows."]
+        first, last = min(demo.schedule["game_date"]), last_day(demo)
+        op.summary = [f"Demo season, seed {seed}, {first} to {last}: {demo.failure_rows:,} failure rows."]
         if history:
             events = triage_history(demo, seed)
             store.insert_frame("nba_processing.failure_resolutions", events, label="demo")
             op.summary.append(f"{len(events):,} resolution events of the team's triage during the season.")
+            seen = visits(demo, seed)
+            if len(seen):
+                store.insert_frame("nba_processing.triage_visits", seen, label="demo")
+                op.summary.append(f"{len(seen):,} visits of the operators over the last three weeks.")
     if history:
         from lib import resolution
 

@@ -134,7 +134,7 @@ def ensure_demo_data(store: Store) -> None:
         with box.container():
             st.info(
                 f"First start: creating a demo database at `{store.location}` with one simulated NBA season "
-                "(2021-22) and the failures its processors would have recorded."
+                "(2021-22, placed to end yesterday) and the failures its processors would have recorded."
                 if empty
                 else "First start: finishing the demo database (classifying its failures).",
                 icon=":material/database:",
@@ -145,7 +145,8 @@ def ensure_demo_data(store: Store) -> None:
                 bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
             if empty:
-                demo.seed(store, progress=lambda f, m: progress(0.8 * f, m), actor=SYSTEM, origin=FIRST_START)
+                demo.seed(store, progress=lambda f, m: progress(0.8 * f, m), actor=SYSTEM, origin=FIRST_START,
+                          as_of=dt.datetime.now(dt.UTC).date())  # fmt: skip
             # Every page has something to show at once: the classifier judges what the pipeline left
             # unclassified; the pipeline's own verdicts stay, for re-classification to correct on request.
             classification.run(store, actor=SYSTEM, now=dt.datetime.now(dt.UTC), config=classifier_config(),

@@ -211,7 +211,7 @@ def test_a_new_demo_is_judged_whole_and_keeps_what_the_pipeline_said(tmp_path: P
     """First start (the dashboard, or `demo` on the command line) judges every item, the pipeline's verdicts
     included, so every verdict on screen is the dashboard's; what the pipeline said is kept beside it."""
     db = tmp_path / "new.duckdb"
-    made = _cli("demo", "--db", str(db), "--actor", "system")
+    made = _cli("demo", "--db", str(db), "--actor", "system", "--as-of", "2022-04-11")  # the real dates
     assert made.returncode == 0 and "Classified" in made.stdout, made.stderr
     store = DuckDBStore(db)
     assert classification.count_to_classify(store) == 0

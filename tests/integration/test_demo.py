@@ -10,8 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from lib import demo
+from lib import classification, demo
 from lib.access import SYSTEM
 from lib.model import Filters, Page
 from lib.store import DuckDBStore
@@ -145,3 +146,66 @@ def test_the_command_line_explains_bad_arguments(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert unusable.returncode == 1 and "error:" in unusable.stderr and "Traceback" not in unusable.stderr
+
+
+AS_OF = dt.date(2030, 3, 15)  # a Friday, nowhere near the season's real dates
+
+
+def _judged(store: DuckDBStore, since: dt.date, until: dt.date, shift: dt.timedelta) -> dict[tuple[str, ...], tuple]:
+    rows = store.query(
+        "SELECT processor_name, analysis_date, entity_id, failure_type, is_correctable "
+        "FROM nba_processing.precompute_failures WHERE analysis_date BETWEEN @a AND @b",
+        {"a": since, "b": until},
+    )
+    return {
+        (r.processor_name, str(r.analysis_date - shift), r.entity_id): (r.failure_type, r.is_correctable)
+        for r in rows.itertuples()
+    }
+
+
+@pytest.mark.heavy(30)
+def test_the_demo_in_the_present_is_the_same_season_moved_whole(
+    tmp_path: Path, demo_season: demo.Demo, demo_store: DuckDBStore
+) -> None:
+    """Issue 21: the season ends the day before ``as_of``; dates, recording times, dates inside text (box-score
+    game ids, run ids, reasons, lists of missing dates) move together; nothing is dated on or after ``as_of``;
+    and the classifier judges the moved season exactly as the real one (its truth: the unmoved season)."""
+    moved_db, real_db = DuckDBStore(tmp_path / "moved.duckdb"), demo_store  # the real season, as written
+    moved = demo.seed(moved_db, actor=SYSTEM, as_of=AS_OF)
+    midnight = pd.Timestamp(dt.datetime.combine(AS_OF, dt.time(0), tzinfo=dt.UTC))
+    shift = (AS_OF - dt.timedelta(days=1)) - dt.date(2022, 4, 10)
+    assert demo.last_day(moved) == AS_OF - dt.timedelta(days=1)
+    assert q.bounds(moved_db).last_date == AS_OF - dt.timedelta(days=1)
+    for table in ("precompute_failures", "analytics_failures", "prediction_failures"):
+        latest = moved_db.query(f"SELECT MAX(created_at) AS t FROM nba_processing.{table}").iloc[0]["t"]
+        assert pd.Timestamp(latest) < midnight, table
+    history = moved_db.query("SELECT MIN(at) AS a, MAX(at) AS b, COUNT(*) AS n FROM nba_processing.failure_resolutions")
+    assert history.iloc[0]["n"] > 1000 and pd.Timestamp(history.iloc[0]["b"]) < midnight
+    assert pd.Timestamp(history.iloc[0]["a"]).date() > dt.date(2022, 12, 31)  # none left in the real season
+    seen = moved_db.query("SELECT operator, MAX(visited_at) AS at FROM nba_processing.triage_visits GROUP BY 1")
+    assert set(seen["operator"]) == {"alice", "bob", "carol"}
+    assert all(AS_OF - dt.timedelta(days=7) <= pd.Timestamp(t).date() < AS_OF for t in seen["at"])
+
+    # Every box-score game id carries its (moved) date; every text date of a row lies in the moved season.
+    gamebook = moved.gamebook
+    assert (gamebook["game_id"].str[:8] == pd.to_datetime(gamebook["game_date"]).dt.strftime("%Y%m%d")).all()
+    first, last = min(moved.schedule["game_date"]), demo.last_day(moved)
+    p4 = moved.failures["precompute_failures"]
+    for text in p4["missing_game_dates"].dropna():
+        assert all(first <= dt.date.fromisoformat(d) <= last for d in json.loads(text)), text
+    assert (p4["run_id"].str.extract(r"-(\d{8})")[0].dropna() >= first.strftime("%Y%m%d")).all()
+    reasons = {t: [str(r) for r in f["failure_reason"]] for t, f in moved.failures.items()}
+    real = [str(r) for f in demo_season.failures.values() for r in f["failure_reason"] if "2022-0" in str(r)]
+    assert real and not any("2022-0" in r or "2021-1" in r or "_2022" in r for rs in reasons.values() for r in rs)
+    assert int(moved.schedule["season_year"].iloc[0]) == first.year
+
+    # The classifier's verdicts on a month of the moved season equal those on the same month of the real one.
+    since, until = dt.date(2022, 1, 10), dt.date(2022, 1, 31)
+    now = dt.datetime(2030, 3, 15, 8, tzinfo=dt.UTC)
+    classification.run(real_db, actor=SYSTEM, now=now, since=since, until=until, include_classified=True)
+    classification.run(moved_db, actor=SYSTEM, now=now, since=since + shift, until=until + shift,
+                       include_classified=True)  # fmt: skip
+    real, moved_verdicts = _judged(real_db, since, until, dt.timedelta(0)), _judged(moved_db, since + shift,
+                                                                                  until + shift, shift)  # fmt: skip
+    assert len(real) > 500 and moved_verdicts == real
+    assert {v[0] for v in real.values()} >= {"PLAYER_DNP", "DATA_GAP"}
