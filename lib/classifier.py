@@ -509,14 +509,26 @@ PLAYED = "PLAYED"
 NOT_WITH_TEAM_YET = "NOT_WITH_TEAM_YET"
 
 
+def _arriving(season_apps: Sequence[Appearance], team: str, day: dt.date) -> bool:
+    """Whether ``day`` precedes his first appearance for ``team``, a team he joins after appearing for another
+    this season (a trade, a signing after a release)."""
+    if not season_apps or season_apps[0].team == team:
+        return False
+    first = next((a.game_date for a in season_apps if a.team == team), None)
+    return first is not None and day < first
+
+
 def player_timeline(
     lookup: str, ev: Evidence, start: dt.date, end: dt.date
 ) -> list[tuple[ScheduledGame, str, str, str | None]]:
     """Every final game of his team(s) with ``start <= date <= end``: (game, team, outcome, reason).
 
     His team on each game date follows :func:`team_on_date` within the season (the old team before a
-    trade, the new one after; the team he first appears with for the games before he arrived). The
-    outcome is PLAYED, NOT_WITH_TEAM_YET, or the verdict a missing game would get (PLAYER_DNP,
+    trade, the new one after; the team he first appears with for the games before he arrived). A team he
+    joins later in the season also shows its games before his first appearance for it: an item dated after
+    his arrival takes that team for its whole window (:func:`team_as_of`), so those are the games it counts,
+    and absent from their box scores they read NOT_WITH_TEAM_YET (the strip and the item panel alike).
+    The outcome is PLAYED, NOT_WITH_TEAM_YET, or the verdict a missing game would get (PLAYER_DNP,
     NOT_IN_BOXSCORE, RAW_DATA_GAP, ANALYTICS_GAP, NAME_UNRESOLVED), by the same rules as the classifier.
     """
     apps = [a for a in ev.appearances.get(lookup, ()) if a.game_date <= end]
@@ -531,14 +543,15 @@ def player_timeline(
     for team in sorted({a.team for a in apps}):
         for g in ev.team_games(team, start, end + dt.timedelta(days=1)):
             season_apps = by_season.get(ev.season_of(g.game_date), [])
-            if team_on_date(season_apps, g.game_date) != team:
+            arriving = _arriving(season_apps, team, g.game_date)
+            if team_on_date(season_apps, g.game_date) != team and not arriving:
                 continue
-            if g.game_date in played:
+            if g.game_date in played and not arriving:  # arriving: a game he played that day was another team's
                 out.append((g, team, PLAYED, None))
                 continue
             m = _player_game(lookup, g, team, on_date.get(g.game_date, []), ev)
             outcome = m.verdict.value
-            if m.verdict is GameVerdict.NOT_IN_BOXSCORE and g.game_date < season_apps[0].game_date:
+            if m.verdict is GameVerdict.NOT_IN_BOXSCORE and (arriving or g.game_date < season_apps[0].game_date):
                 outcome = NOT_WITH_TEAM_YET
             out.append((g, team, outcome, m.dnp_reason))
     return sorted(out, key=lambda row: row[0].game_date)

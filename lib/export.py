@@ -7,6 +7,7 @@ starting with ``=``). Rows end in CRLF, as RFC 4180 has them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
@@ -22,6 +23,35 @@ def safe_for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
     for col in frame.columns:
         if frame[col].dtype == object or str(frame[col].dtype).startswith("str"):
             frame[col] = frame[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v)
+    return frame
+
+
+#: Counts that arrive as floats (a NULL makes pandas read a column of integers as float): written as integers.
+COUNT_COLUMNS = ("occurrences", "runs", "expected_count", "actual_count")
+
+
+def _listed(value: object) -> object:
+    """A JSON list of dates or ids as a spreadsheet reads it ("2022-01-01; 2022-01-03"); anything else as it is."""
+    if not isinstance(value, str) or not value.startswith("["):
+        return value
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        return value
+    if isinstance(parsed, list) and all(isinstance(v, str | int | float) for v in parsed):
+        return "; ".join(str(v) for v in parsed)
+    return value
+
+
+def readable_items(frame: pd.DataFrame) -> pd.DataFrame:
+    """An item page as the CSV export writes it: counts as integers (``4``, not ``4.0``; empty where unknown),
+    lists of missing dates or ids joined by "; " instead of raw JSON (text that is not such a list stays as is)."""
+    frame = frame.copy()
+    for column in COUNT_COLUMNS:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").round().astype("Int64")
+    if "missing_json" in frame:
+        frame["missing_json"] = frame["missing_json"].map(_listed)
     return frame
 
 
@@ -42,4 +72,4 @@ def write_csv(frames: Iterable[pd.DataFrame], columns: Sequence[str], out: TextI
     return rows
 
 
-__all__ = ["FORMULA_START", "safe_for_spreadsheets", "write_csv"]
+__all__ = ["FORMULA_START", "readable_items", "safe_for_spreadsheets", "write_csv"]

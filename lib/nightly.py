@@ -244,6 +244,11 @@ def digest_json(result: Result, *, dashboard: str | None) -> dict[str, Any]:
     }
 
 
+def _what(task: dict[str, Any]) -> str:
+    """What a task of the plan is about: its game, its player (a registry name) or its processor."""
+    return str(task.get("game_id") or task.get("player") or task.get("processor_name") or "")
+
+
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")[:120]
 
@@ -282,10 +287,11 @@ def digest_markdown(data: dict[str, Any]) -> str:
         lines += [f"- `{_cell(r['key'])}` ({r['failure_type']}, recorded again {r['last_seen'][:16]})"
                   for r in data["new_regressions"]]  # fmt: skip
     if data["top_correctable_work"]:
-        lines += ["", "## Top correctable work", "", "| Task | Game / processor | Team | Items |", "|---|---|---|---:|"]
+        lines += ["", "## Top correctable work", "", "| Step | Task | Game / player / processor | Team | Items |",
+                  "|---|---|---|---|---:|"]  # fmt: skip
         for t in data["top_correctable_work"]:
-            what = t.get("game_id") or t.get("processor_name") or ""
-            lines.append(f"| {_cell(t['task'])} | {_cell(what)} | {_cell(t.get('team') or '')} | {t['items']:,} |")
+            lines.append(f"| {_cell(str(t.get('step') or ''))} | {_cell(t['task'])} | {_cell(_what(t))} | "
+                         f"{_cell(t.get('team') or '')} | {t['items']:,} |")  # fmt: skip
     if data["mass_failure_dates"]:
         lines += ["", "## Mass-failure dates", ""]
         for d in data["mass_failure_dates"]:
@@ -321,7 +327,7 @@ def slack_payload(data: dict[str, Any]) -> dict[str, Any]:
             }
         )
     if data["top_correctable_work"]:
-        tasks = "\n".join(f"• {t['task']}: {t.get('game_id') or t.get('processor_name') or ''} ({t['items']:,} items)"
+        tasks = "\n".join(f"• {t.get('step') or ''} {t['task']}: {_what(t)} ({t['items']:,} items)"
                           for t in data["top_correctable_work"][:5])  # fmt: skip
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Top correctable work*\n" + tasks}})
     return {"text": text, "blocks": blocks}

@@ -15,8 +15,9 @@ from ui.widgets import fmt_int, md
 
 VERDICT_HELP = {
     "PLAYER_DNP": "listed dnp / inactive or without minutes (permanent)",
-    "NOT_IN_BOXSCORE": "his side's box score is there, he is not in it: not listed, or not with the team yet "
-    "(permanent)",
+    "NOT_IN_BOXSCORE": "his side's box score is there, he is not in it: not listed (permanent)",
+    "NOT_WITH_TEAM_YET": "a game of the team he joined, before his first game for it: he was not with the team "
+    "yet (permanent)",
     "RAW_DATA_GAP": "no raw rows for his team's side: re-scrape the box score",
     "ANALYTICS_GAP": "raw says he played, analytics has no row: re-run phase 3",
     "NAME_UNRESOLVED": "an unresolved name on his side may be him: fix the registry",
@@ -35,6 +36,24 @@ NO_GAMES_WHY = {
     "or one it cannot read, or an entity it cannot place). Look at the reason as recorded.",
     "": "No per-game evidence: the verdict was reached from the item as a whole (its category and counts).",
 }
+
+
+def _as_on_his_strip(store: Store, lookup: str, games: pd.DataFrame) -> pd.DataFrame:
+    """A game absent from its box score reads as on his season strip (one rule for his team): a game of a team he
+    joins later, before he arrived, is "not with the team yet" rather than "not in the box score"."""
+    bounds = context.guarded(lambda: data.bounds(store))
+    if not (bounds.first_date and bounds.last_date):
+        return games
+    season = context.guarded(lambda: data.player_season(store, lookup, bounds.first_date, bounds.last_date))
+    if season.empty:
+        return games
+    later = season[season["outcome"] == "NOT_WITH_TEAM_YET"]
+    arrived = {(pd.Timestamp(d).date(), str(t)) for d, t in zip(later["game_date"], later["team"], strict=True)}
+    marks = [
+        v == "NOT_IN_BOXSCORE" and (pd.Timestamp(d).date(), str(t)) in arrived
+        for v, d, t in zip(games["verdict"], games["game_date"], games["team_abbr"], strict=True)
+    ]
+    return games.assign(verdict=games["verdict"].where(~pd.Series(marks, index=games.index), "NOT_WITH_TEAM_YET"))
 
 
 def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> None:
@@ -95,6 +114,8 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
             elif pd.notna(judged["pipeline_type"]) and judged["pipeline_type"] is not None:
                 st.caption("The pipeline's classifier said the same.")
         games = context.guarded(lambda: data.missing_games(store, key))
+        if item["entity_type"] == "PLAYER" and len(games) and (games["verdict"] == "NOT_IN_BOXSCORE").any():
+            games = _as_on_his_strip(store, str(item["entity_id"]), games)
         if not len(games) and judged is not None and judged["judged"]:
             st.caption(":material/info: " + NO_GAMES_WHY.get(str(item["failure_type"]), NO_GAMES_WHY[""]))
         if len(games):
@@ -148,4 +169,5 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
             st.caption("No status change yet.")
         if item["recurred"]:
             st.caption(f":material/replay: Recorded again by a run after its status was set ({item['status_at']}).")
-        resolve.buttons(store, lambda: resolution.Scope.of_keys([key]), actor, key="failures_item", what="this item")
+        resolve.buttons(store, lambda: resolution.Scope.of_keys([key]), actor, key="failures_item",
+                        what=f"this item ({key.text})", label="This item")  # fmt: skip

@@ -286,7 +286,37 @@ def test_a_traded_players_season_follows_each_dates_team() -> None:
     traded_inside_the_window(lg)
     rows = player_timeline("rook", lg.evidence(), day(1), day(14))
     assert [(g.game_date.day, team, outcome) for g, team, outcome, _ in rows] == [
-        (2, "LAL", PLAYED), (4, "LAL", "PLAYER_DNP"), (6, "LAL", PLAYED),
+        (2, "LAL", PLAYED),
+        (3, "BKN", NOT_WITH_TEAM_YET),  # BKN's games before he arrived: what an item after Jan 9 counts
+        (4, "LAL", "PLAYER_DNP"),
+        (5, "BKN", NOT_WITH_TEAM_YET),
+        (6, "LAL", PLAYED),
+        (7, "BKN", NOT_WITH_TEAM_YET),
         (8, "LAL", "NOT_IN_BOXSCORE"),  # nothing yet says he has left: his last game was LAL's
         (9, "BKN", PLAYED), (11, "BKN", PLAYED), (13, "BKN", PLAYED),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("story", "config", "kw", "missing", "failure_type"),
+                         [pytest.param(c[1], c[3], c[2], c[4], c[5], id=c[0]) for c in CASES])  # fmt: skip
+def test_every_game_an_item_counts_is_on_his_strip_with_the_same_team(
+    story: Callable[[League], None],
+    config: ClassifierConfig,
+    kw: dict[str, object],
+    missing: list[tuple[int, str, str]],
+    failure_type: str,
+) -> None:
+    """One rule for his team (issue 21): each missing game of an item is a game of the strip, of the same team,
+    and one absent from its box score reads there as not in it or, before he arrived, not with the team yet."""
+    lg = League()
+    story(lg)
+    v = classify(failure(**kw), lg.evidence(), config)
+    strip = {(g.game_date, team): outcome for g, team, outcome, _ in player_timeline("rook", lg.evidence(), day(1),
+                                                                                    day(28))}  # fmt: skip
+    for m in v.missing:
+        assert (m.game_date, m.team) in strip, (m, sorted(strip))
+        shown = strip[(m.game_date, m.team)]
+        if m.verdict.value == "NOT_IN_BOXSCORE":
+            assert shown in ("NOT_IN_BOXSCORE", NOT_WITH_TEAM_YET), (m, shown)
+        else:
+            assert shown == m.verdict.value, (m, shown)

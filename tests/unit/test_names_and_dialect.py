@@ -1,4 +1,5 @@
 import ast
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,33 @@ def test_lib_never_imports_streamlit() -> None:
         check=True,
     )
     assert loaded.stdout.strip() == "False"
+
+
+def test_dates_to_re_run_read_as_ranges() -> None:
+    from lib.workqueue import compact_dates
+
+    d = dt.date
+    days = [d(2026, 11, 3), d(2026, 11, 1), d(2026, 11, 2), d(2026, 11, 7), d(2026, 11, 7)]
+    assert compact_dates(days) == "Nov 1–3, 7"
+    assert compact_dates([d(2026, 11, 30), d(2026, 12, 1), d(2026, 12, 5)]) == "Nov 30–Dec 1, 5"
+    assert compact_dates([d(2026, 11, 30), d(2026, 12, 5)]) == "Nov 30; Dec 5"
+    assert compact_dates([d(2025, 12, 31), d(2026, 1, 1)]) == "Dec 31 2025–Jan 1 2026"
+    assert compact_dates([]) == ""
+
+
+def test_the_csv_export_writes_counts_as_integers_and_lists_as_text() -> None:
+    import io
+
+    import pandas as pd
+
+    from lib import export
+
+    frame = pd.DataFrame({
+        "expected_count": [4.0, None, 12.0], "occurrences": [1, 2, 3],
+        "missing_json": ['["2022-01-01", "2022-01-03"]', "not json [", '[["nested"]]'],
+    })  # fmt: skip
+    out = io.StringIO()
+    export.write_csv([export.readable_items(frame)], list(frame.columns), out)
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "4,1,2022-01-01; 2022-01-03"
+    assert lines[2] == ",2,not json [" and lines[3] == '12,3,"[[""nested""]]"'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from lib import workqueue
 from ui import actions, context, data, filters, identity, resolve
 from ui.widgets import fmt_int, md
 
@@ -57,24 +58,36 @@ def _table(frame: pd.DataFrame, key: str, empty: str, **config: object) -> None:
         st.caption(empty)
 
 
-st.subheader("1 · Raw box scores to re-scrape")
+st.subheader(f"1 · {workqueue.SECTIONS[0]}")
 _table(
     context.guarded(lambda: data.view(store, "rescrape", f)),
     "work_rescrape",
     "Nothing to re-scrape.",
     column_config=GAME_COLUMNS,
 )
-st.subheader("2 · Games to re-process in phase 3")
+st.subheader(f"2 · {workqueue.SECTIONS[1]}")
 _table(
     context.guarded(lambda: data.view(store, "reprocess", f)),
     "work_reprocess",
     "Nothing to re-process.",
     column_config=GAME_COLUMNS,
 )
-st.subheader("3 · Names to fix in the player registry")
-_table(context.guarded(lambda: data.view(store, "names", f)), "work_names", "No unresolved name.")
+st.subheader(f"3 · {workqueue.SECTIONS[2]}")
+_table(
+    context.guarded(lambda: data.view(store, "names", f)),
+    "work_names",
+    "No unresolved name.",
+    column_config={
+        "player": "Player (lookup)",
+        "team": "Team",
+        "first_game": st.column_config.DateColumn("First game"),
+        "last_game": st.column_config.DateColumn("Last game"),
+        "games": "Games",
+        "items": "Items waiting",
+    },
+)
 
-st.subheader("4 · Processors to re-run, in recovery order")
+st.subheader(f"4 · {workqueue.SECTIONS[3]}")
 runs = context.guarded(lambda: data.view(store, "reruns", f))
 if runs.empty:
     st.caption("No processor to re-run.")
@@ -83,20 +96,22 @@ else:
         runs,
         hide_index=True,
         key="work_reruns",
-        column_order=("step", "stage", "processor_name", "dates", "first_date", "last_date", "items", "date_list"),
+        column_order=("section", "stage", "items", "dates", "date_ranges", "processor_name"),
         column_config={
-            "step": "Step",
-            "stage": "Stage",
-            "processor_name": "Processor",
-            "dates": "Dates",
-            "first_date": st.column_config.DateColumn("From"),
-            "last_date": st.column_config.DateColumn("To"),
-            "items": "Items",
-            "date_list": st.column_config.TextColumn("Dates to re-run", width="large"),
+            "section": st.column_config.TextColumn("Step", width=48),
+            "stage": st.column_config.TextColumn("Stage", width=90),
+            "processor_name": st.column_config.TextColumn("Processor", width="medium"),
+            "dates": st.column_config.NumberColumn("Dates", width=55),
+            "items": st.column_config.NumberColumn("Items", width=60),
+            "date_ranges": st.column_config.TextColumn(
+                "Dates to re-run",
+                width="large",
+                help="Consecutive dates joined into ranges; the exported plan lists every date in full",
+            ),
         },
     )
 
 st.divider()
 st.markdown("**After the fix**: re-classify and close what the data now supports.")
-actions.suggestions(store, f, actor, dnp=False)
+actions.suggestions(store, f, actor, dnp=False, page="work")
 resolve.render_pending(store)
