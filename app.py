@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import briefing, context, data, filters, identity
-from ui.widgets import md
+from ui.widgets import LAYOUT_CSS, md
 
 st.set_page_config(
     page_title="Failure triage · NBA props pipeline",
@@ -13,6 +13,8 @@ st.set_page_config(
     layout="wide",
     initial_sidebar_state="expanded",
 )
+
+st.html(LAYOUT_CSS)  # labels wrap rather than cut on a 1280 px laptop
 
 store = context.guarded(context.get_store)
 context.guarded(lambda: context.ensure_demo_data(store))

@@ -86,6 +86,8 @@ class Preview:
     already: int  # items of the scope already in the target status
     sample: tuple[str, ...]
     by_status: dict[str, int] = field(default_factory=dict)
+    #: Of the items that would change, those whose verdict is PLAYER_DNP (the data will never come).
+    did_not_play: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,11 @@ def _params(scope: Scope) -> dict[str, Any]:
 def preview(store: Store, scope: Scope, to_status: ResolutionStatus | str, *, sample: int = 8) -> Preview:
     target = _target(to_status)
     use_index = q.indexed(store, scope.filters)
-    by_status_sql = "SELECT status, COUNT(*) AS n FROM scoped GROUP BY status"
+    by_status_sql = ("SELECT status, COUNT(*) AS n, SUM(CASE WHEN failure_type = 'PLAYER_DNP' THEN 1 ELSE 0 END) "
+                     "AS dnp FROM scoped GROUP BY status")  # fmt: skip
     counts = store.query(_scoped_sql(scope, indexed=use_index) + by_status_sql, _params(scope), label="preview")
     by_status = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
+    did_not_play = sum(int(d or 0) for s, d in zip(counts["status"], counts["dnp"], strict=True) if s != target.value)
     keys = store.query(
         _scoped_sql(scope, indexed=use_index)
         + "SELECT item_key FROM scoped WHERE status <> @to_status ORDER BY item_date DESC, item_key LIMIT @n",
@@ -141,7 +145,7 @@ def preview(store: Store, scope: Scope, to_status: ResolutionStatus | str, *, sa
         label="preview",
     )
     already = by_status.get(target.value, 0)
-    return Preview(sum(by_status.values()) - already, already, tuple(keys["item_key"]), by_status)
+    return Preview(sum(by_status.values()) - already, already, tuple(keys["item_key"]), by_status, did_not_play)
 
 
 _CONFLICTS = """

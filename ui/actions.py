@@ -85,9 +85,21 @@ def classify_panel(store: Store, filters: Filters, actor: Actor | None) -> None:
             _classify(store, scope, actor, everything=True)
 
 
-def suggestions(store: Store, filters: Filters, actor: Actor | None, *, dnp: bool = True) -> None:
-    """One-step actions the data suggests: settle did-not-play items, close items whose data arrived."""
+K_AUTORESOLVED = "autoresolve_report"  # (page, lines): shown on the page where it ran
+K_AUTORESOLVE_ASK = "autoresolve_confirm_open"
+
+
+def suggestions(
+    store: Store, filters: Filters, actor: Actor | None, *, dnp: bool = True, page: str = "overview"
+) -> None:
+    """One-step actions the data suggests: settle did-not-play items, close items whose data arrived. Each asks
+    for confirmation first (both touch more than a selection) and reports its result on this page."""
+    done = st.session_state.get(K_AUTORESOLVED)
+    if done and done[0] == page:
+        st.session_state.pop(K_AUTORESOLVED, None)
+        st.success("\n\n".join(done[1]), icon=":material/auto_fix_high:")
     if not resolve.can_act(actor):
+        resolve.explain_cannot_act(actor)  # where the actions would be, say how to get them
         return
     assert actor is not None
     dnp_scope = resolution.dnp_scope(filters)
@@ -104,29 +116,57 @@ def suggestions(store: Store, filters: Filters, actor: Actor | None, *, dnp: boo
             resolve.ask(dnp_scope, ResolutionStatus.PERMANENT, actor, "open PLAYER_DNP items of this view")
     with right:
         if st.button(
-            "Auto-resolve items whose data has arrived",
+            "Auto-resolve items whose data has arrived…",
             key=K_AUTORESOLVE,
             icon=":material/auto_fix_high:",
             help="Re-classify this date range from today's evidence, then resolve (as 'system') every open item "
-            "that is now COMPLETE, with the evidence in the note.",
+            "that is now COMPLETE, with the evidence in the note. Asks first.",
             width="stretch",
         ):
-            bar = st.progress(0.0, text="Re-classifying")
-            try:
-                report, resolved = resolution.autoresolve(
-                    store,
-                    actor=actor,
-                    origin="dashboard",
-                    now=dt.datetime.now(dt.UTC),
-                    config=context.classifier_config(),
-                    since=filters.date_from,
-                    until=filters.date_to,
-                    progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
-                )
-            except TriageError as exc:
-                context.show_error(exc)
-                return
-            data.refresh()
-            st.session_state[K_CLASSIFIED] = [*report.lines(), f"Auto-resolved {fmt_int(resolved)} item(s) whose "
-                                              "data has arrived (actor: system)."]  # fmt: skip
-            st.rerun()
+            st.session_state[K_AUTORESOLVE_ASK] = page
+    if st.session_state.get(K_AUTORESOLVE_ASK) == page:
+        _confirm_autoresolve(store, filters, actor, page)
+
+
+def _close_autoresolve() -> None:
+    st.session_state.pop(K_AUTORESOLVE_ASK, None)
+
+
+@st.dialog("Auto-resolve this date range", width="large", on_dismiss=_close_autoresolve)
+def _confirm_autoresolve(store: Store, filters: Filters, actor: Actor, page: str) -> None:
+    """What auto-resolve will rewrite, before it does: every verdict of the range, not only the view's items."""
+    everything = context.guarded(lambda: data.to_classify(store, filters, everything=True))
+    st.markdown(
+        f"Judge all **{fmt_int(everything)} items** dated **{filters.date_from} to {filters.date_to}** again from "
+        "today's evidence (every table and processor of the range, whatever the other filters), replacing their "
+        "verdicts, then mark **RESOLVED** (as `system`, with the evidence in the note) each open item that is "
+        "now COMPLETE because its data has arrived."
+    )
+    st.caption("Verdicts that change are kept in each item's verdict history; a resolved item can be reopened.")
+    go, cancel = st.columns(2)
+    if cancel.button("Cancel", key="autoresolve_cancel", width="stretch"):
+        _close_autoresolve()
+        st.rerun()
+    if not go.button("Confirm: re-judge and auto-resolve", key="autoresolve_go", type="primary",
+                     icon=":material/auto_fix_high:", width="stretch"):  # fmt: skip
+        return
+    bar = st.progress(0.0, text="Re-classifying")
+    try:
+        report, resolved = resolution.autoresolve(
+            store,
+            actor=actor,
+            origin="dashboard",
+            now=dt.datetime.now(dt.UTC),
+            config=context.classifier_config(),
+            since=filters.date_from,
+            until=filters.date_to,
+            progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
+        )
+    except TriageError as exc:
+        context.show_error(exc)
+        return
+    data.refresh()
+    _close_autoresolve()
+    st.session_state[K_AUTORESOLVED] = (page, [*report.lines(), f"Auto-resolved {fmt_int(resolved)} item(s) whose "
+                                               "data has arrived (actor: system)."])  # fmt: skip
+    st.rerun()

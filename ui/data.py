@@ -16,6 +16,7 @@ from lib import briefing as briefing_mod
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store, index
 from lib.store import queries as q
+from ui.widgets import processor_short
 
 _TTL = 600
 FilterKey = tuple[tuple[str, str], ...]
@@ -90,9 +91,9 @@ def said(frame: pd.DataFrame) -> pd.DataFrame:
 
     def word(row: pd.Series) -> str:
         if not row["judged"]:
-            return "only the pipeline's (not judged yet)"
+            return "not judged yet (its own)"
         if pd.isna(row["pipeline_type"]) or row["pipeline_type"] is None:
-            return "nothing (unclassified)"
+            return "no verdict"
         if not row["disagrees"]:
             return "the same"
         fixable = row["pipeline_correctable"]
@@ -101,6 +102,8 @@ def said(frame: pd.DataFrame) -> pd.DataFrame:
 
     out = frame.copy()
     out["pipeline_said"] = [word(r) for _, r in frame.iterrows()] if len(frame) else pd.Series(dtype="string")
+    out["processor_short"] = [processor_short(p) for p in frame["processor_name"]] if len(frame) else pd.Series(
+        dtype="string")  # fmt: skip
     return out
 
 
@@ -272,7 +275,11 @@ def csv_bytes(frames: Iterable[pd.DataFrame], columns: Sequence[str]) -> bytes:
 
 def csv_export(store: Store, filters: Filters, sort: str) -> Callable[[], bytes]:
     """A deferred CSV of every item matching the filter, streamed from the engine."""
-    return lambda: csv_bytes(q.iter_items(store, filters, sort=sort), EXPORT_COLUMNS)
+
+    def build() -> bytes:
+        return csv_bytes((export.readable_items(f) for f in q.iter_items(store, filters, sort=sort)), EXPORT_COLUMNS)
+
+    return build
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)

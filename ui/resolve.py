@@ -33,6 +33,15 @@ ICONS = {
 }
 
 
+#: An example note for each status, as the team writes them.
+NOTE_EXAMPLES = {
+    ResolutionStatus.RESOLVED: "e.g. box score re-scraped and phase 3 re-run; verified in player_game_summary",
+    ResolutionStatus.PERMANENT: "e.g. did not play (DNP - Coach's Decision in the gamebook); nothing to re-ingest",
+    ResolutionStatus.INVESTIGATING: "e.g. looking at the scraper's logs for this game",
+    ResolutionStatus.UNRESOLVED: "e.g. reopened: the box score still lacks his minutes",
+}
+
+
 def selected_keys(event: object, shown_keys: list[str], state_key: str) -> list[str]:
     """The item keys of the rows selected in a dataframe, by stable key, never by position.
 
@@ -104,12 +113,19 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
     )
     if preview.by_status:
         st.caption("Now: " + " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items())))
+    if to_status is ResolutionStatus.RESOLVED and preview.did_not_play:
+        st.warning(
+            f"{fmt_int(preview.did_not_play)} of these {'is' if preview.did_not_play == 1 else 'are'} PLAYER_DNP: the "
+            "player did not play, so the data will never come and the next run records the failure again (the item "
+            "then reads REGRESSED). **Mark permanent** settles did-not-play items for good.",
+            icon=":material/warning:",
+        )
     st.dataframe(pd.DataFrame({"sample of the items": list(preview.sample)}), hide_index=True, key="resolve_sample")
     note = st.text_area(
         "Note (required): why?",
         key="resolve_note",
         max_chars=resolution.MAX_NOTE,
-        placeholder="e.g. box score re-scraped and phase 3 re-run; verified in player_game_summary",
+        placeholder=NOTE_EXAMPLES[to_status],
     )
     st.caption(f"Recorded as **{md(actor.name)}** in the audit trail, with this note, verbatim.")
     if st.button(f"Confirm: {to_status.value}", key="resolve_confirm", type="primary", icon=ICONS[to_status]):
@@ -133,14 +149,21 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
 
 
 def buttons(store: Store, scope_of: Callable[[], resolution.Scope], actor: Actor | None, *, key: str, what: str,
-            disabled: bool = False) -> None:  # fmt: skip
-    """One button per action; ``scope_of()`` builds the scope when one is clicked."""
+            disabled: bool = False, label: str = "") -> None:  # fmt: skip
+    """One row of buttons, one per action, for one scope; ``label`` names the scope at the row's start (so that two
+    rows on a page, say the selection's and one item's, cannot be taken for each other); ``scope_of()`` builds the
+    scope when a button is clicked."""
     if not can_act(actor):
         explain_cannot_act(actor)
         return
     assert actor is not None
-    cols = st.columns(len(ACTIONS))
-    for col, (label, status) in zip(cols, ACTIONS.items(), strict=True):
-        if col.button(label, key=f"{key}_{status.value.lower()}", icon=ICONS[status], disabled=disabled,
+    if label:
+        cols = st.columns([1.3] + [1.0] * len(ACTIONS), vertical_alignment="center")
+        cols[0].markdown(f"**{md(label)}**", help=f"The buttons of this row act on {what}.")
+        cols = cols[1:]
+    else:
+        cols = st.columns(len(ACTIONS))
+    for col, (name, status) in zip(cols, ACTIONS.items(), strict=True):
+        if col.button(name, key=f"{key}_{status.value.lower()}", icon=ICONS[status], disabled=disabled,
                       width="stretch"):  # fmt: skip
             ask(scope_of(), status, actor, what)

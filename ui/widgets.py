@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import streamlit as st
 
 from lib.model import UNCLASSIFIED, FailureType
@@ -38,6 +39,17 @@ def kpi_row(tiles: list[tuple[str, str, str]], deltas: list[str | None] | None =
         col.metric(label, value, help=help_text, border=True, delta=delta, delta_color="off", delta_arrow=arrow)
 
 
+def blank_nulls(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns with their missing values as empty cells (a table would otherwise print "None")."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            values = out[column]
+            if values.isna().any() and not values.dropna().map(lambda v: isinstance(v, bool)).any():
+                out[column] = values.astype(object).where(values.notna(), "")
+    return out
+
+
 def fmt_int(n: int) -> str:
     return f"{n:,}"
 
@@ -49,22 +61,53 @@ def tile(label: str, n: int, help_text: str) -> tuple[str, str, str]:
     return label, f"{n / 1_000_000:.2f}M", f"{help_text}. Exactly {fmt_int(n)}."
 
 
+#: Page-wide layout rules, applied once by app.py: on a 1280 px laptop a metric's label and delta wrap instead of
+#: being cut with an ellipsis, and the wide layout's side padding gives the tables room.
+LAYOUT_CSS = """<style>
+[data-testid="stMetricLabel"] .stMarkdownEllipsis, [data-testid="stMetricLabel"] .stMarkdownEllipsis p,
+[data-testid="stMetricDelta"] .stMarkdownEllipsis, [data-testid="stMetricDelta"] .stMarkdownEllipsis p {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  overflow-wrap: break-word; line-height: 1.25;
+}
+[data-testid="stMetricLabel"] { height: auto !important; min-height: 1.5rem; }
+[data-testid="stMainBlockContainer"] { padding-left: 2.5rem !important; padding-right: 2.5rem !important; }
+</style>"""
+
+
+def processor_short(name: object) -> str:
+    """A processor's name by its capitals, as the team says them (PlayerDailyCacheProcessor: PDC,
+    MLFeatureStoreProcessor: MLFS); a name without capitals stays as it is."""
+    text = str(name)
+    core = re.sub(r"(Processor|Worker)$", "", text)
+    caps = "".join(c for c in core if c.isupper() or c.isdigit())
+    return caps if len(caps) >= 2 else text
+
+
 ITEM_COLUMN_CONFIG = {
     "key": None,
-    "item_date": st.column_config.DateColumn("Date", format="YYYY-MM-DD", width="small"),
+    "item_date": st.column_config.DateColumn("Date", format="YYYY-MM-DD", width=96),
     "source_table": st.column_config.TextColumn("Table", width="small"),
     "phase": st.column_config.NumberColumn("Ph", width="small"),
     "processor_name": st.column_config.TextColumn("Processor"),
+    "processor_short": st.column_config.TextColumn(
+        "Proc.",
+        help="The processor by its capitals: PDC PlayerDailyCache, MLFS MLFeatureStore, PCF PlayerCompositeFactors, "
+        "PSZA PlayerShotZoneAnalysis, TDZA TeamDefenseZoneAnalysis, PGS PlayerGameSummary, UPGC "
+        "UpcomingPlayerGameContext, PPP PlayerPropPrediction(Worker). The item panel and the export give the full "
+        "name.",
+        width=60,
+    ),
     "entity_id": st.column_config.TextColumn("Entity"),
     "entity_type": st.column_config.TextColumn("Kind", width="small"),
-    "status": st.column_config.TextColumn("Status"),
+    "status": st.column_config.TextColumn("Status", width=110),
     "failure_category": st.column_config.TextColumn("Category"),
-    "failure_type": st.column_config.TextColumn("Type"),
-    "is_correctable": st.column_config.CheckboxColumn("Correctable", width="small"),
+    "failure_type": st.column_config.TextColumn("Type", width=165),
+    "is_correctable": st.column_config.CheckboxColumn("Fix?", width=48, help="Correctable: data can be re-ingested"),
     "pipeline_said": st.column_config.TextColumn(
         "Pipeline said",
-        help="The verdict the pipeline's own classifier wrote, beside ours (Type, Correctable): 'the same', "
+        help="The verdict the pipeline's own classifier wrote, beside ours (Type, Fix?): 'the same', "
         "'≠ its verdict' where we disagree, or 'not judged yet' where the verdict shown is still the pipeline's",
+        width=175,
     ),
     "occurrences": st.column_config.NumberColumn(
         "Occ.", help="Rows recorded for this item (reruns, duplicates)", width="small"
@@ -84,15 +127,18 @@ ITEM_COLUMN_CONFIG = {
     "failure_reason": st.column_config.TextColumn("Reason", width="large"),
 }
 
+#: The item table's columns: what an operator reads first (when, what, whose, our verdict beside the pipeline's,
+#: status) fits a 1280 px laptop; the rest follows to the right.
 ITEM_COLUMN_ORDER = (
     "item_date",
-    "processor_name",
+    "processor_short",
     "entity_id",
+    "failure_type",
+    "is_correctable",
+    "pipeline_said",
     "status",
     "failure_category",
-    "failure_type",
-    "pipeline_said",
-    "is_correctable",
+    "processor_name",
     "occurrences",
     "expected_count",
     "actual_count",

@@ -172,7 +172,7 @@ def test_a_read_only_database_from_before_the_item_index_shows_the_same_figures_
     import duckdb
 
     at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
-    figures = {label: _metric(at, label)[0] for label in ("Items", "Unresolved", "Correctable", "Uncorrectable")}
+    figures = {label: _metric(at, label)[0] for label in ("Items", "Unresolved", "Correctable", "Not correctable")}
     with duckdb.connect(str(app_db)) as con:  # a database made before the item index existed
         for table in ("failure_items", "failure_rollups", "failure_index_dates"):
             con.execute(f"DROP TABLE nba_processing.{table}")
@@ -230,3 +230,68 @@ def test_a_link_with_comma_joined_statuses_keeps_both(app_db: Path) -> None:
     _run(at)
     assert _items_shown(at) == wanted
     assert wanted != everything  # the link narrowed the list (it was dropped whole before)
+
+
+def test_auto_resolve_on_the_work_queue_asks_first_and_reports_there(app_db: Path, monkeypatch) -> None:
+    """Issue 21: it rewrites the verdicts of the whole range, so it asks first; its result shows on the page where
+    it ran (it used to show only on the next visit to the overview)."""
+    monkeypatch.setenv("TRIAGE_OPERATOR", "alice")
+    store = DuckDBStore(app_db)
+    before = store.query("SELECT COUNT(*) AS n FROM nba_processing.failure_resolutions").iloc[0]["n"]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"from": "2022-04-01", "to": "2022-04-10"})
+    _run(at)
+    at.switch_page("views/triage/work.py")
+    _run(at)
+    at.button(key="overview_autoresolve").click()
+    _run(at)
+    # The confirm step: the range and how many items it re-judges; nothing has run yet.
+    assert any("2022-04-01 to 2022-04-10" in m.value and "again from today's evidence" in m.value for m in at.markdown)
+    assert store.query("SELECT COUNT(*) AS n FROM nba_processing.failure_resolutions").iloc[0]["n"] == before
+    at.button(key="autoresolve_go").click()
+    _run(at)
+    assert any("Auto-resolved" in s.value and "(actor: system)" in s.value for s in at.success), [
+        s.value for s in at.success
+    ]
+    log = store.query("SELECT actor, outcome FROM nba_processing.triage_operations WHERE kind = 'autoresolve'")
+    assert set(log["actor"]) == {"alice"} and list(log["outcome"]).count("done") == 1, log
+    at.run()  # the report is shown once, then gone
+    assert not any("Auto-resolved" in s.value for s in at.success)
+
+
+def test_resolving_did_not_play_items_warns_that_they_will_recur(app_db: Path) -> None:
+    store = DuckDBStore(app_db)
+    day = Filters(date_from=dt.date(2022, 3, 1), date_to=dt.date(2022, 4, 10), failure_types=("PLAYER_DNP",))
+    keys = list(q.list_items(store, day, Page(1, 3))["key"])
+    assert len(keys) == 3
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["identity_name"] = "alice"
+    at.query_params.update({"from": "2022-03-01", "to": "2022-04-10", "type": "PLAYER_DNP"})
+    _run(at)
+    at.switch_page("views/triage/failures.py")
+    _run(at)
+    at.segmented_control(key="failures_act_on").set_value("matching")
+    _run(at)
+    assert any(m.value.startswith("**All ") for m in at.markdown)  # the row names its scope
+    at.button(key="failures_bulk_resolved").click()
+    _run(at)
+    assert any("PLAYER_DNP: the player did not play" in w.value for w in at.warning)
+    assert next(t.placeholder for t in at.text_area if t.key == "resolve_note").startswith("e.g. box score")
+    at.button(key="failures_bulk_permanent").click()
+    _run(at)
+    assert not any("PLAYER_DNP: the player did not play" in w.value for w in at.warning)
+    assert "did not play" in next(t.placeholder for t in at.text_area if t.key == "resolve_note")
+
+
+def test_the_list_prints_no_none_and_leads_with_what_tells_items_apart(app_db: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"from": "2022-03-12", "to": "2022-04-10"})
+    _run(at)
+    at.switch_page("views/triage/failures.py")
+    _run(at)
+    shown = at.dataframe[0].value
+    text = [c for c in ("missing_json", "failure_reason", "latest_run_id", "pipeline_said", "failure_category")]
+    assert shown["missing_json"].eq("").any()  # items without a list of missing games: an empty cell
+    assert not shown[text].isna().any().any(), shown[text].isna().sum()
+    assert set(shown["processor_short"]) <= {"PDC", "MLFS", "PCF", "PSZA", "TDZA", "PGS", "UPGC", "UTGC", "PPP",
+                                             "TOGS", "TDGS"}, set(shown["processor_short"])  # fmt: skip

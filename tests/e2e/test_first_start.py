@@ -4,6 +4,7 @@ without a manual step, and the README's command-line examples run on the same de
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shlex
@@ -15,7 +16,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from lib import classification
+from lib.store import DuckDBStore
+from lib.store import queries as q
 from tests.conftest import ROOT
+from tests.e2e import laptop
 from tests.e2e.conftest import ARTIFACTS
 from tests.servers import free_port, stop, wait_until_answering
 
@@ -114,5 +119,42 @@ def test_the_readme_command_line_examples_work_on_the_demo(fresh_server: tuple[s
     listed = subprocess.run([sys.executable, *items[1:]], cwd=ROOT, capture_output=True, text=True, env=env)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("isaiahthompson") >= 2, listed.stdout
+    keys = [line.split(",", 1)[0] for line in listed.stdout.splitlines()[1:]]
+    # The demo lives in the present: his items are dated within the last year, never today or later.
+    today = dt.datetime.now(dt.UTC).date()
+    dates = [dt.date.fromisoformat(k.split(":")[2]) for k in keys]
+    assert dates and all(today - dt.timedelta(days=366) < d < today for d in dates), keys
     changed = subprocess.run([sys.executable, *resolve[1:]], cwd=ROOT, capture_output=True, text=True, env=env)
-    assert changed.returncode == 0 and "Marked 1 item(s) INVESTIGATING as alice" in changed.stdout, changed.stderr
+    marked = re.search(r"Marked (\d+) item\(s\) INVESTIGATING as alice \((\d+) already were\)", changed.stdout)
+    assert changed.returncode == 0 and marked, changed.stderr
+    assert int(marked[1]) + int(marked[2]) == len(keys), (changed.stdout, keys)
+
+
+def test_the_first_morning_shows_only_our_verdicts_and_reads_whole_on_a_laptop(
+    fresh_server: tuple[str, Path], browser: Browser
+) -> None:
+    """Issue 21: after the first start no item shown carries a verdict of the pipeline's without ours (judged from
+    the evidence, the pipeline's kept beside it), the demo lives in the present, and every page reads whole at
+    1280x800 (and wide): no metric cut, the key columns of every table drawn, no key value wider than its column."""
+    url, db = fresh_server
+    page = browser.new_page()
+    try:  # the first start has finished seeding and classifying
+        page.goto(url, timeout=300_000)
+        expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=300_000)
+        _no_trouble(page)
+    finally:
+        page.close()
+    store = DuckDBStore(db, busy_timeout=60)
+    assert classification.count_to_classify(store) == 0  # every item judged by the dashboard since it was written
+    unjudged = store.query(
+        "SELECT COUNT(*) AS n FROM nba_processing.failure_items AS i WHERE i.failure_type IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM nba_processing.item_judgements AS j WHERE j.source_table = i.source_table AND "
+        "j.processor_name = i.processor_name AND j.item_date = i.item_date AND j.entity_id = i.entity_id)"
+    ).iloc[0]["n"]
+    assert unjudged == 0
+    bounds = q.bounds(store)
+    assert bounds.last_date == dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)  # the demo ends yesterday
+    problems = [p for path in laptop.PAGES for p in laptop.check_page(browser, url, path)]
+    assert problems == [], "\n".join(problems)
+    for path in ("", "failures", "player?player=isaiahthompson"):  # wide, for the record
+        laptop.check_page(browser, url, path, width=1600)

@@ -8,7 +8,7 @@ import streamlit as st
 from lib.activity import ActivityFilters
 from lib.model import TARGET_STATUSES
 from ui import context, data, filters
-from ui.widgets import fmt_int
+from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_int, processor_short
 
 K_ACTORS, K_TO, K_TEXT, K_PAGE = "activity_actors", "activity_to", "activity_text", "activity_page"
 PAGE_SIZE = 200
@@ -31,25 +31,41 @@ af = ActivityFilters(f.date_from, f.date_to, tuple(who), tuple(to), text or "")
 
 total = context.guarded(lambda: data.activity_count(store, af))
 pages = max(1, -(-total // PAGE_SIZE))
-number = st.number_input(f"Page (of {fmt_int(pages)})", 1, pages, 1, key=K_PAGE) if pages > 1 else 1
+number = st.columns([1, 4])[0].number_input(f"Page (of {fmt_int(pages)})", 1, pages, 1, key=K_PAGE) if pages > 1 else 1
 st.markdown(f"**{fmt_int(total)} changes**")
 events = context.guarded(lambda: data.activity_page(store, af, limit=PAGE_SIZE, offset=(int(number) - 1) * PAGE_SIZE))
 if events.empty:
     st.info("No status change matches. Changes made on the failure list appear here.", icon=":material/history:")
 else:
+    # The item by its parts (date, processor, entity: what tells items apart), the note wide; the full key is in
+    # the CSV export and in the table's last column.
     st.dataframe(
-        events,
+        blank_nulls(events.assign(processor_short=[processor_short(p) for p in events["processor_name"]])),
         hide_index=True,
         key="activity_table",
-        column_order=("at", "actor", "item_key", "from_status", "to_status", "note", "origin"),
+        column_order=(
+            "at",
+            "actor",
+            "item_date",
+            "processor_short",
+            "entity_id",
+            "from_status",
+            "to_status",
+            "note",
+            "origin",
+            "item_key",
+        ),
         column_config={
-            "at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm:ss", timezone="UTC"),
-            "actor": "Who",
-            "item_key": st.column_config.TextColumn("Item", width="large"),
-            "from_status": "From",
-            "to_status": "To",
+            "at": st.column_config.DatetimeColumn("When (UTC)", format="MMM D HH:mm", timezone="UTC", width=100),
+            "actor": st.column_config.TextColumn("Who", width=60),
+            "item_date": st.column_config.DateColumn("Item date", format="YYYY-MM-DD", width=96),
+            "processor_short": ITEM_COLUMN_CONFIG["processor_short"],
+            "entity_id": st.column_config.TextColumn("Entity", width=130),
+            "from_status": st.column_config.TextColumn("From", width=100),
+            "to_status": st.column_config.TextColumn("To", width=100),
             "note": st.column_config.TextColumn("Note", width="large"),
             "origin": "Via",
+            "item_key": st.column_config.TextColumn("Item key", width="large"),
         },
         height=min(38 + 35 * len(events), 740),
     )

@@ -11,7 +11,7 @@ from lib.model import CHANGE_KINDS, SORTS, ItemKey, Page
 from ui import briefing as briefing_panel
 from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
-from ui.widgets import ITEM_COLUMN_CONFIG, ITEM_COLUMN_ORDER, fmt_int, md
+from ui.widgets import ITEM_COLUMN_CONFIG, ITEM_COLUMN_ORDER, blank_nulls, fmt_int, md
 
 K_SORT, K_SIZE, K_PAGE, K_TABLE, K_SEEN = (
     "failures_sort",
@@ -56,7 +56,7 @@ elif wanted:
         briefing_panel.clear_changed()
         st.rerun()
 
-top = st.columns([2, 2, 1, 1.2, 2], vertical_alignment="bottom")
+top = st.columns([1.6, 2.3, 1, 1, 1.5], vertical_alignment="bottom")
 sort = top[0].selectbox("Sort by", SORTS, key=K_SORT)
 size = top[1].segmented_control("Rows per page", [25, 50, 100, 250], default=50, key=K_SIZE) or 50
 pages = max(1, math.ceil(total / size))
@@ -87,14 +87,27 @@ top[3].button(
 number = top[4].number_input(f"Page (of {fmt_int(pages)})", min_value=1, max_value=pages, step=1, key=K_PAGE)
 
 start = (number - 1) * size
-st.markdown(
+counted, export = st.columns([3, 1.3], vertical_alignment="center")
+counted.markdown(
     f"**{fmt_int(total)} items** match"
     + (f" · showing {fmt_int(start + 1)}–{fmt_int(min(start + size, total))}" if total else "")
 )
+with export:
+    st.download_button(
+        f"Export {fmt_int(total)} items as CSV",
+        data=data.csv_export(store, f, str(sort)),
+        file_name=f"failure-items_{f.date_from or 'all'}_{f.date_to or 'all'}.csv",
+        mime="text/csv",
+        key="failures_export",
+        icon=":material/download:",
+        disabled=total == 0,
+        on_click="ignore",
+        width="stretch",
+    )
 
 frame = context.guarded(lambda: data.page(store, f, Page(int(number), int(size), str(sort))))
 event = st.dataframe(
-    frame,
+    blank_nulls(frame),
     hide_index=True,
     key=K_TABLE,
     on_select="rerun",
@@ -110,8 +123,7 @@ K_ITEM = "item"  # query parameter: the item whose evidence is shown, so a link 
 if len(selected) == 1:
     st.query_params[K_ITEM] = selected[0]
 
-actions, export = st.columns([3, 1.2], vertical_alignment="bottom")
-with actions:
+with st.container():
     act_on = st.segmented_control(
         "Act on",
         ["selected", "matching"],
@@ -124,23 +136,14 @@ with actions:
     if act_on == "matching":
         everything = f"every item matching the filter ({filters.describe(f)})"
         resolve.buttons(store, lambda: resolution.Scope(f), actor, key="failures_bulk", what=everything,
-                        disabled=total == 0)  # fmt: skip
+                        disabled=total == 0, label=f"All {fmt_int(total)}")  # fmt: skip
+    elif len(selected) == 1 and st.query_params.get("item") == selected[0]:
+        # One row per scope: the selected item's own panel below has its buttons.
+        st.caption(":material/arrow_downward: The selected item's actions are in its panel below.")
     else:
         resolve.buttons(store, lambda: resolution.Scope.of_keys(selected), actor, key="failures_selected",
-                        what="the selected items", disabled=not selected)  # fmt: skip
-with export:
-    st.download_button(
-        f"Export {fmt_int(total)} items as CSV",
-        data=data.csv_export(store, f, str(sort)),
-        file_name=f"failure-items_{f.date_from or 'all'}_{f.date_to or 'all'}.csv",
-        mime="text/csv",
-        key="failures_export",
-        icon=":material/download:",
-        disabled=total == 0,
-        on_click="ignore",
-        width="stretch",
-    )
-
+                        what="the selected items", disabled=not selected,
+                        label=f"{fmt_int(len(selected))} selected")  # fmt: skip
 chosen = st.query_params.get(K_ITEM)
 if chosen:
     try:

@@ -55,7 +55,7 @@ kpi_row(
         tile("Items", k.items, f"Failure items shown ({fmt_int(k.occurrences)} rows recorded for them)"),
         tile("Unresolved", k.unresolved, "Items whose status is UNRESOLVED (or NULL)"),
         tile("Correctable", k.correctable, "Classified as fixable by re-ingesting or re-processing"),
-        tile("Uncorrectable", k.uncorrectable, "Classified as permanent (the player did not play)"),
+        tile("Not correctable", k.uncorrectable, "Classified as permanent (the player did not play)"),
         tile("Unclassified", k.unclassified, "No failure_type yet"),
         (
             "Expected share",
@@ -198,6 +198,9 @@ with right:
             dragmode=False,
         )
         st.plotly_chart(age_fig, key="overview_backlog_age", config={"displayModeBar": False})
+        waiting = int(ages["items"].sum())
+        st.caption(f"{fmt_int(waiting)} open items: {fmt_int(k.unresolved)} UNRESOLVED (the tile above) and "
+                   f"{fmt_int(max(waiting - k.unresolved, 0))} REGRESSED or INVESTIGATING.")  # fmt: skip
         st.page_link("views/triage/settling.py", label="How fast items get settled", icon=":material/timer:")
 st.subheader("Items per date, by failure type")
 t = context.guarded(lambda: data.trend(store, f))

@@ -11,7 +11,7 @@ import streamlit as st
 from lib import resolution
 from lib.model import ResolutionStatus
 from ui import context, data, filters, identity, resolve
-from ui.widgets import fmt_int, md
+from ui.widgets import ITEM_COLUMN_CONFIG, fmt_int, md, processor_short
 
 K_HEATMAP, K_CELL = "patterns_heatmap", "patterns_cell"
 REASON_COLOURS = {
@@ -124,18 +124,21 @@ with right:
     st.subheader("Permanent share per processor")
     share = context.guarded(lambda: data.permanent_share(store, f))
     st.dataframe(
-        share,
+        share.assign(processor_short=[processor_short(p) for p in share["processor_name"]]),
         hide_index=True,
         key="patterns_share",
+        column_order=("processor_short", "classified", "permanent", "share"),
         column_config={
-            "processor_name": "Processor",
-            "classified": st.column_config.NumberColumn("Classified"),
-            "permanent": st.column_config.NumberColumn("Permanent"),
-            "share": st.column_config.ProgressColumn("Share", format="percent", min_value=0.0, max_value=1.0),
+            "processor_short": ITEM_COLUMN_CONFIG["processor_short"],
+            "classified": st.column_config.NumberColumn("Judged", help="Items with a verdict", width=70),
+            "permanent": st.column_config.NumberColumn("Perm.", help="Of them, PLAYER_DNP: permanent", width=70),
+            "share": st.column_config.ProgressColumn(
+                "Share", format="percent", min_value=0.0, max_value=1.0, width=110
+            ),
         },
     )
 
-left, right = st.columns(2, gap="large")
+left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("Longest did-not-play streaks")
     runs = context.guarded(lambda: data.view(store, "streaks", f))
@@ -149,16 +152,20 @@ with left:
             key="patterns_streaks",
             column_order=("player_page", "team", "games", "first_date", "last_date", "a_reason"),
             column_config={
-                "player_page": st.column_config.LinkColumn("Player", display_text=r"player=(.*)$"),
-                "games": st.column_config.NumberColumn("Games in a row"),
-                "first_date": st.column_config.DateColumn("From"),
-                "last_date": st.column_config.DateColumn("To"),
-                "a_reason": "A reason given",
+                "player_page": st.column_config.LinkColumn("Player", display_text=r"player=(.*)$", width=130),
+                "team": st.column_config.TextColumn("Team", width=50),
+                "games": st.column_config.NumberColumn("Games", help="Games in a row he did not play", width=60),
+                "first_date": st.column_config.DateColumn("From", format="MMM D", width=62),
+                "last_date": st.column_config.DateColumn("To", format="MMM D", width=62),
+                "a_reason": st.column_config.TextColumn("A reason given", width="medium"),
             },
         )
         top = runs.iloc[0]
         if resolve.can_act(actor) and st.button(
-            f"Mark {top['player']}'s open did-not-play items of the streak permanent", key="patterns_streak_permanent"
+            f"Mark {top['player']}'s streak permanent",
+            key="patterns_streak_permanent",
+            icon=":material/block:",
+            help=f"His open did-not-play items from {top['first_date']} to {top['last_date']}, the longest streak",
         ):
             assert actor is not None
             scope = resolution.streak_scope(f, str(top["player"]), top["first_date"], top["last_date"])
@@ -171,14 +178,15 @@ with right:
         hide_index=True,
         key="patterns_mass",
         column_config={
-            "item_date": st.column_config.DateColumn("Date"),
-            "items": st.column_config.NumberColumn("All items"),
-            "dnp_items": st.column_config.NumberColumn("Did-not-play items"),
+            "item_date": st.column_config.DateColumn("Date", width=96),
+            "items": st.column_config.NumberColumn("All items", width=80),
+            "dnp_items": st.column_config.NumberColumn("Did not play", help="Did-not-play items", width=95),
         },
     )
     if len(mass) and resolve.can_act(actor):
         day = st.selectbox("Settle a date", list(mass["item_date"]), key="patterns_mass_day")
-        if st.button("Mark that date's open did-not-play items permanent", key="patterns_mass_permanent"):
+        if st.button("Mark its did-not-play items permanent", key="patterns_mass_permanent", icon=":material/block:",
+                     help="Every open PLAYER_DNP item of the date chosen above"):  # fmt: skip
             assert actor is not None
             resolve.ask(
                 resolution.Scope(open_dnp.filters.with_(date_from=day, date_to=day)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -10,7 +12,7 @@ from lib import resolution
 from lib.model import OPEN_STATUSES, ItemKey
 from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
-from ui.widgets import ITEM_COLUMN_CONFIG, TYPE_COLOURS, fmt_int, kpi_row, md
+from ui.widgets import ITEM_COLUMN_CONFIG, TYPE_COLOURS, blank_nulls, fmt_int, kpi_row, md, processor_short
 
 K_PLAYER = "player"  # query parameter: ?player=isaiahthompson
 K_SEARCH, K_TABLE, K_SHOWN = "player_search", "player_items", "player_shown_keys"
@@ -67,10 +69,26 @@ if not (season_start and season_end):
     st.stop()
 
 season = context.guarded(lambda: data.player_season(store, lookup, season_start, season_end))
-items = context.guarded(lambda: data.player_items(store, lookup, f))
+# His items over every date by default (the strip and the cards cover the whole history too); the sidebar's range
+# is one click away. The other filters (status, type, processor...) apply either way.
+whole = replace(f, date_from=season_start, date_to=season_end)
+all_items = context.guarded(lambda: data.player_items(store, lookup, whole))
+in_range = context.guarded(lambda: data.player_items(store, lookup, f))
 st.subheader(md(lookup))
-teams = " → ".join(dict.fromkeys(season["team"])) if len(season) else "no team found in the box scores"
-st.caption(f"Teams this season: {md(teams)} · items dated {f.date_from} to {f.date_to} (sidebar range)")
+with_team = season[season["outcome"] != "NOT_WITH_TEAM_YET"] if len(season) else season
+teams = " → ".join(dict.fromkeys(with_team["team"])) if len(with_team) else "no team found in the box scores"
+scope = st.segmented_control(
+    "His failure items",
+    ["all", "range"],
+    default="all",
+    key="player_item_range",
+    format_func=lambda v: f"Every date ({len(all_items):,})" if v == "all"
+    else f"Sidebar range, {f.date_from} to {f.date_to} ({len(in_range):,})",
+)  # fmt: skip
+items = in_range if scope == "range" else all_items
+dated = f"{f.date_from} to {f.date_to} (the sidebar's range)" if scope == "range" else f"{season_start} to {season_end}"
+st.caption(f"Teams: {md(teams)} · games and items dated {season_start} to {season_end}"
+           + (f"; the items below: {dated}" if scope == "range" else ""))  # fmt: skip
 
 outcomes = season["outcome"].value_counts() if len(season) else pd.Series(dtype=int)
 open_items = items[items["status"].isin(OPEN_STATUSES)] if len(items) else items
@@ -78,21 +96,17 @@ kpi_row(
     [
         (
             "Team games",
-            fmt_int(len(season)),
+            fmt_int(len(with_team)),
             "Final games of his team(s): each date's team is that of his nearest appearance at or before it this "
-            "season (before his first appearance: the team he first appears with)",
+            "season (before his first appearance: the team he first appears with). Not counted: "
+            f"{fmt_int(len(season) - len(with_team))} games of a team before he joined it (on the strip as "
+            "'not with the team yet')",
         ),
         ("Played", fmt_int(int(outcomes.get("PLAYED", 0))), "Games with an analytics row not flagged is_dnp"),
         (
             "Did not play",
-            fmt_int(
-                int(
-                    outcomes.get("PLAYER_DNP", 0)
-                    + outcomes.get("NOT_IN_BOXSCORE", 0)
-                    + outcomes.get("NOT_WITH_TEAM_YET", 0)
-                )
-            ),
-            "Listed dnp / inactive, absent from a present box score, or not with the team yet",
+            fmt_int(int(outcomes.get("PLAYER_DNP", 0) + outcomes.get("NOT_IN_BOXSCORE", 0))),
+            "Listed dnp / inactive, or absent from a present box score of his team",
         ),
         (
             "Data gaps",
@@ -105,7 +119,7 @@ kpi_row(
             ),
             "Games missing because data is missing",
         ),
-        ("Failure items", fmt_int(len(items)), "His items in the sidebar's date range, expected ones included"),
+        ("Failure items", fmt_int(len(items)), f"His items dated {dated}, expected ones included"),
         ("Open", fmt_int(len(open_items)), "UNRESOLVED, INVESTIGATING or REGRESSED"),
     ]
 )
@@ -142,7 +156,7 @@ else:
 
 st.markdown("**His failure items over time**")
 if items.empty:
-    st.caption("No failure item of this player in the sidebar's date range.")
+    st.caption(f"No failure item of this player dated {dated}.")
 else:
     fig = go.Figure()
     for failure_type in sorted(set(items["failure_type"])):
@@ -167,26 +181,31 @@ else:
         )
     fig.update_layout(height=140 + 34 * items["processor_name"].nunique(), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                       legend={"orientation": "h", "y": 1.2, "x": 0}, plot_bgcolor="white", dragmode=False)  # fmt: skip
+    days = pd.to_datetime(items["item_date"])
+    # Dates, never times (one item alone would otherwise get an axis of hours around midnight).
+    fig.update_xaxes(type="date", tickformat="%b %d\n%Y", range=[days.min() - pd.Timedelta(days=4),
+                                                                  days.max() + pd.Timedelta(days=4)])  # fmt: skip
     st.plotly_chart(fig, key="player_items_chart", config={"displayModeBar": False})
     st.caption("Filled diamond: PERMANENT · open circle: RESOLVED · dot: open.")
 
     event = st.dataframe(
-        items,
+        blank_nulls(items.assign(processor_short=[processor_short(p) for p in items["processor_name"]])),
         hide_index=True,
         key=K_TABLE,
         on_select="rerun",
         selection_mode="multi-row",
         column_order=(
             "item_date",
-            "processor_name",
-            "status",
-            "failure_category",
+            "processor_short",
             "failure_type",
             "is_correctable",
+            "status",
+            "failure_category",
             "expected_count",
             "actual_count",
             "missing_json",
             "occurrences",
+            "processor_name",
         ),
         column_config=ITEM_COLUMN_CONFIG,
         height=min(38 + 35 * len(items), 420),
@@ -198,8 +217,18 @@ else:
         format_func=lambda v: f"Selected ({len(selected)})" if v == "selected" else f"All {len(items)} of his items",
     )  # fmt: skip
     chosen = selected if act_on == "selected" else shown_keys
-    resolve.buttons(store, lambda: resolution.Scope.of_keys(chosen), actor, key=f"player_{act_on}",
-                    what=f"{lookup}'s items", disabled=not chosen)  # fmt: skip
+    if act_on == "selected" and len(selected) == 1:
+        st.caption(":material/arrow_downward: The selected item's actions are in its panel below.")
+    else:
+        resolve.buttons(
+            store,
+            lambda: resolution.Scope.of_keys(chosen),
+            actor,
+            key=f"player_{act_on}",
+            what=f"{lookup}'s items",
+            disabled=not chosen,
+            label=f"{fmt_int(len(chosen))} selected" if act_on == "selected" else f"All {len(chosen)}",
+        )
     if len(selected) == 1:
         key = ItemKey.parse(selected[0])
         detail = context.guarded(lambda: data.item(store, key))

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui import context, data, filters
-from ui.widgets import ITEM_COLUMN_CONFIG, fmt_int, md
+from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_int, md
 
 store = context.get_store()
 f = filters.current()
@@ -116,7 +116,8 @@ with right:
         fig = go.Figure(go.Bar(x=weeks["week"], y=weeks["regressions"], marker_color="#e0683a",
                                hovertemplate="week of %{x|%Y-%m-%d}: %{y:,} regressions<extra></extra>"))  # fmt: skip
         fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 20, "b": 10}, plot_bgcolor="white",
-                          dragmode=False)  # fmt: skip
+                          dragmode=False, yaxis={"tickformat": ",d", "rangemode": "tozero",
+                                                 "dtick": max(1, int(weeks["regressions"].max()) // 5)})  # fmt: skip
         _week_axis(fig)
         st.plotly_chart(fig, key="settling_regressions", config={"displayModeBar": False})
         st.caption("A regression: a resolved item recorded again by a run before anyone decided on it again.")
@@ -131,22 +132,36 @@ labels = {
     "failure_type": st.column_config.TextColumn("Failure type"),
     "settled": st.column_config.NumberColumn("Settled"),
     "auto_settled": st.column_config.NumberColumn("Auto-resolved"),
-    "auto_share": st.column_config.NumberColumn("Auto share", format="percent"),
-    "median_hours": st.column_config.NumberColumn("Median (hours)", format="%.1f"),
-    "p90_hours": st.column_config.NumberColumn("90th pct (hours)", format="%.1f"),
+    "auto_share": st.column_config.NumberColumn("Auto share", format="%.0f%%"),
+    # The same unit as the chart above (days once the slowest week passes four days, hours below).
+    "median_hours": st.column_config.NumberColumn(f"Median ({unit})", format="%.1f"),
+    "p90_hours": st.column_config.NumberColumn(f"90th pct ({unit})", format="%.1f"),
     "regressions": st.column_config.NumberColumn("Regressions"),
 }
+
+
+def _in_unit(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as shown: times in the chart's unit, the auto share in percent (the CSV keeps hours and 0-1)."""
+    out = frame.copy()
+    for column in ("median_hours", "p90_hours"):
+        if column in out:
+            out[column] = out[column] / per
+    if "auto_share" in out:
+        out["auto_share"] = out["auto_share"] * 100
+    return out
+
+
 with tab_week:
-    st.dataframe(weeks, hide_index=True, key="settling_week_table", column_config=labels)
+    st.dataframe(_in_unit(weeks), hide_index=True, key="settling_week_table", column_config=labels)
     st.download_button("Download CSV", data.csv_bytes([weeks], list(weeks.columns)), "settling-per-week.csv",
                        "text/csv", key="settling_week_csv", icon=":material/download:")  # fmt: skip
 with tab_proc:
     table = s.by_processor
-    st.dataframe(table, hide_index=True, key="settling_processor_table", column_config=labels)
+    st.dataframe(_in_unit(table), hide_index=True, key="settling_processor_table", column_config=labels)
     st.download_button("Download CSV", data.csv_bytes([table], list(table.columns)), "settling-per-processor.csv",
                        "text/csv", key="settling_processor_csv", icon=":material/download:")  # fmt: skip
 with tab_oldest:
     columns = ["item_date", "processor_name", "entity_id", "status", "failure_type", "first_seen", "last_seen"]
-    st.dataframe(s.oldest[columns], hide_index=True, key="settling_oldest",
+    st.dataframe(blank_nulls(s.oldest[columns]), hide_index=True, key="settling_oldest",
                  column_config={k: v for k, v in ITEM_COLUMN_CONFIG.items() if k in columns})  # fmt: skip
     st.caption(f"The {len(s.oldest)} open items first recorded longest ago.")
