@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import briefing, context, data, filters, identity
+from ui import actions, briefing, context, data, filters, identity
 from ui.widgets import LAYOUT_CSS, md
 
 st.set_page_config(
@@ -14,6 +14,7 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 
+st.session_state[actions.RUN_NUMBER] = st.session_state.get(actions.RUN_NUMBER, 0) + 1
 st.html(LAYOUT_CSS)  # labels wrap rather than cut on a 1280 px laptop
 
 store = context.guarded(context.get_store)

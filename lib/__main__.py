@@ -136,7 +136,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             store.execute(f"DELETE FROM {t.ref} WHERE TRUE", label="demo-replace")
     progress = _Progress()
     started = time.monotonic()
-    as_of = args.as_of or dt.datetime.now(dt.UTC).date()
+    today = dt.datetime.now(dt.UTC).date()
+    as_of = args.as_of or today
+    if as_of > today + dt.timedelta(days=1):
+        raise ValueError(f"--as-of {as_of} is after tomorrow: the demo would hold failures not recorded yet")
     result = demo_mod.seed(store, seed=args.seed, progress=progress, actor=actor, origin="cli", as_of=as_of)
     if extra:
         demo_mod.add_scale_rows(

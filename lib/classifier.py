@@ -509,13 +509,21 @@ PLAYED = "PLAYED"
 NOT_WITH_TEAM_YET = "NOT_WITH_TEAM_YET"
 
 
+#: How far before he joins a team its games can fall in the window of an item dated after he joined (the longest
+#: windows the processors use: 14 days, or 10 team games, about three weeks).
+ARRIVAL_REACH_DAYS = 30
+
+
 def _arriving(season_apps: Sequence[Appearance], team: str, day: dt.date) -> bool:
-    """Whether ``day`` precedes his first appearance for ``team``, a team he joins after appearing for another
-    this season (a trade, a signing after a release)."""
-    if not season_apps or season_apps[0].team == team:
+    """Whether a game of ``team`` on ``day`` comes shortly before he joins (or rejoins) it: his first appearance
+    for ``team`` after ``day`` starts a spell (his appearance before it was for another team) within
+    :data:`ARRIVAL_REACH_DAYS` (a trade, a signing after a release, a return). An item dated in that spell takes
+    ``team`` for its whole window, so it may count this game."""
+    spell = next((i for i, a in enumerate(season_apps) if a.game_date > day and a.team == team), None)
+    if not spell:  # no later spell with the team, or his first of the season (the rule for a first team applies)
         return False
-    first = next((a.game_date for a in season_apps if a.team == team), None)
-    return first is not None and day < first
+    start, before = season_apps[spell], season_apps[spell - 1]
+    return before.team != team and (start.game_date - day).days <= ARRIVAL_REACH_DAYS
 
 
 def player_timeline(

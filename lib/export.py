@@ -39,7 +39,7 @@ def _listed(value: object) -> object:
     except (ValueError, RecursionError):
         return value
     if isinstance(parsed, list) and all(isinstance(v, str | int | float) for v in parsed):
-        return "; ".join(str(v) for v in parsed)
+        return "; ".join(str(v) for v in parsed) if parsed else "(none)"
     return value
 
 

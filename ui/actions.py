@@ -55,8 +55,7 @@ def classify_panel(store: Store, filters: Filters, actor: Actor | None) -> None:
                 f":material/hourglass_empty: {fmt_int(pending)} failure items of this range are not classified by the "
                 "dashboard yet (no verdict, or only the pipeline's); a resolver can classify them."
             )
-            resolve.explain_cannot_act(actor)
-        return
+        return  # how to get the actions is said once, under the suggestions
     if pending:
         with st.container(border=True):
             left, right = st.columns([2.2, 1.3], vertical_alignment="center")
@@ -86,7 +85,8 @@ def classify_panel(store: Store, filters: Filters, actor: Actor | None) -> None:
 
 
 K_AUTORESOLVED = "autoresolve_report"  # (page, lines): shown on the page where it ran
-K_AUTORESOLVE_ASK = "autoresolve_confirm_open"
+K_AUTORESOLVE_ASK = "autoresolve_confirm_open"  # (page, run number) while its confirm dialog is open
+RUN_NUMBER = "app_run_number"
 
 
 def suggestions(
@@ -123,9 +123,20 @@ def suggestions(
             "that is now COMPLETE, with the evidence in the note. Asks first.",
             width="stretch",
         ):
-            st.session_state[K_AUTORESOLVE_ASK] = page
-    if st.session_state.get(K_AUTORESOLVE_ASK) == page:
+            st.session_state[K_AUTORESOLVE_ASK] = (page, _run_number())
+    asked = st.session_state.get(K_AUTORESOLVE_ASK)
+    # Open while it was open on the run just before (a click inside it reruns the page); a dialog left by going to
+    # another page does not come back on the next visit.
+    if asked and asked[0] == page and asked[1] >= _run_number() - 1:
+        st.session_state[K_AUTORESOLVE_ASK] = (page, _run_number())
         _confirm_autoresolve(store, filters, actor, page)
+    elif asked:
+        _close_autoresolve()
+
+
+def _run_number() -> int:
+    """This session's script run, counted by app.py (each rerun of any page adds one)."""
+    return int(st.session_state.get(RUN_NUMBER, 0))
 
 
 def _close_autoresolve() -> None:

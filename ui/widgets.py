@@ -93,8 +93,9 @@ ITEM_COLUMN_CONFIG = {
         "Proc.",
         help="The processor by its capitals: PDC PlayerDailyCache, MLFS MLFeatureStore, PCF PlayerCompositeFactors, "
         "PSZA PlayerShotZoneAnalysis, TDZA TeamDefenseZoneAnalysis, PGS PlayerGameSummary, UPGC "
-        "UpcomingPlayerGameContext, PPP PlayerPropPrediction(Worker). The item panel and the export give the full "
-        "name.",
+        "UpcomingPlayerGameContext, UTGC UpcomingTeamGameContext, TOGS TeamOffenseGameSummary, TDGS "
+        "TeamDefenseGameSummary, PC PredictionCoordinator, PPP PlayerPropPrediction(Worker). The item panel and the "
+        "export give the full name.",
         width=60,
     ),
     "entity_id": st.column_config.TextColumn("Entity"),

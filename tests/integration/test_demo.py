@@ -139,6 +139,13 @@ def test_the_command_line_explains_bad_arguments(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and "row count" in bad.stderr and "Traceback" not in bad.stderr
+    future = subprocess.run(
+        [sys.executable, "-m", "lib", "demo", "--db", str(tmp_path / "y.duckdb"), "--as-of", "2999-01-01",
+         "--actor", "system"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert future.returncode == 2 and "after tomorrow" in future.stderr and "Traceback" not in future.stderr
+    assert not (tmp_path / "y.duckdb").exists() or q.bounds(DuckDBStore(tmp_path / "y.duckdb")).rows == 0
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     unusable = subprocess.run(

@@ -310,3 +310,20 @@ def test_a_traded_players_season_follows_each_dates_team() -> None:
         (8, "LAL", "NOT_IN_BOXSCORE"),  # nothing yet says he has left: his last game was LAL's
         (9, "BKN", PLAYED), (11, "BKN", PLAYED), (13, "BKN", PLAYED),
     ]  # fmt: skip
+
+
+def test_a_return_to_his_first_team_shows_its_games_before_he_rejoined() -> None:
+    """LAL, traded to BKN, back to LAL: an item after his return counts LAL's games of the BKN spell, and the strip
+    shows them on LAL's row as not with the team yet (the team rule of issue 21, a return)."""
+    lg = League()
+    lg.play("rook", day(2), "LAL")
+    lg.play("rook", day(4), "LAL")
+    for d in lg.team_dates("BKN", day(5), day(8)):
+        lg.play("rook", d, "BKN")
+    for d in lg.team_dates("LAL", day(12), day(28)):
+        lg.play("rook", d, "LAL")
+    v = classify(failure(item_date=day(15)), lg.evidence())
+    strip = {(g.game_date, team): outcome for g, team, outcome, _ in player_timeline("rook", lg.evidence(), day(1),
+                                                                                    day(28))}  # fmt: skip
+    counted = [(m.game_date, m.team) for m in v.missing if m.verdict.value == "NOT_IN_BOXSCORE"]
+    assert counted and all(strip.get(k) == NOT_WITH_TEAM_YET for k in counted), (counted, strip)

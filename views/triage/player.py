@@ -99,8 +99,9 @@ kpi_row(
             fmt_int(len(with_team)),
             "Final games of his team(s): each date's team is that of his nearest appearance at or before it this "
             "season (before his first appearance: the team he first appears with). Not counted: "
-            f"{fmt_int(len(season) - len(with_team))} games of a team before he joined it (on the strip as "
-            "'not with the team yet')",
+            f"{fmt_int(len(season) - len(with_team))} games of a team he was about to join, absent from its box "
+            "score (on the strip as 'not with the team yet'; such a game whose box score is missing shows, and "
+            "counts, as the gap an item after his arrival would count)",
         ),
         ("Played", fmt_int(int(outcomes.get("PLAYED", 0))), "Games with an analytics row not flagged is_dnp"),
         (
