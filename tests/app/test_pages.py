@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import activity
+from lib import activity, players
 from lib.access import SYSTEM
 from lib.model import Filters
 from lib.store import DuckDBStore
@@ -359,6 +359,17 @@ def test_the_player_page_tells_a_players_season(app_db: Path) -> None:
     assert 60 <= games <= 90
     assert int(shown["Played"]) + int(shown["Did not play"]) + int(shown["Data gaps"]) == games
     assert any(lookup in s.value for s in at.subheader)
+    # His items over every date by default (as the cards and the strip), the sidebar's range one click away.
+    bounds = q.bounds(store)
+    every = players.items(store, lookup, Filters(date_from=bounds.first_date, date_to=bounds.last_date))
+    start, end = bounds.default_range() or (None, None)
+    in_range = players.items(store, lookup, Filters(date_from=start, date_to=end))
+    assert len(every) > len(in_range)
+    assert int(shown["Failure items"]) == len(every)
+    at.segmented_control(key="player_item_range").set_value("range")
+    _run(at)
+    assert int(_metrics(at)["Failure items"]) == len(in_range)
+    assert any(f"the items below: {start} to {end}" in c.value for c in at.caption)
 
 
 _AUTH = {
