@@ -217,6 +217,8 @@ def test_patterns_heatmap_cell_to_mark_permanent(server: str, page: Page) -> Non
     _settled(page)
     _sign(page, "bob")
     classify = page.get_by_role("button", name=re.compile(r"Classify [\d,]+ failures"))
+    with contextlib.suppress(PlaywrightTimeout):  # the rerun after signing may not have drawn it yet
+        classify.wait_for(state="visible", timeout=30_000)
     if classify.count():
         classify.click()
         expect(page.get_by_text(re.compile(r"Classified [\d,]+ items"))).to_be_visible(timeout=120_000)
