@@ -39,9 +39,17 @@ def kpi_row(tiles: list[tuple[str, str, str]], deltas: list[str | None] | None =
         col.metric(label, value, help=help_text, border=True, delta=delta, delta_color="off", delta_arrow=arrow)
 
 
+#: Counts that may be unknown: shown as text, so that an unknown one is an empty cell rather than "None".
+COUNT_COLUMNS = ("expected_count", "actual_count")
+
+
 def blank_nulls(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns with their missing values as empty cells (a table would otherwise print "None")."""
+    """Text columns and counts with their missing values as empty cells (a table would otherwise print "None")."""
     out = frame.copy()
+    for column in COUNT_COLUMNS:
+        if column in out:
+            numbers = pd.to_numeric(out[column], errors="coerce")
+            out[column] = ["" if pd.isna(n) else f"{int(n):,}" if float(n).is_integer() else f"{n:,}" for n in numbers]
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             values = out[column]
@@ -114,10 +122,10 @@ ITEM_COLUMN_CONFIG = {
         "Occ.", help="Rows recorded for this item (reruns, duplicates)", width="small"
     ),
     "runs": st.column_config.NumberColumn("Runs", width="small"),
-    "expected_count": st.column_config.NumberColumn(
-        "Expected", help="Expected games (phase 4) or records (phase 3)", width="small"
+    "expected_count": st.column_config.TextColumn(
+        "Expected", help="Expected games (phase 4) or records (phase 3)", width="small", alignment="right"
     ),
-    "actual_count": st.column_config.NumberColumn("Actual", width="small"),
+    "actual_count": st.column_config.TextColumn("Actual", width="small", alignment="right"),
     "missing_json": st.column_config.TextColumn(
         "Missing", help="Missing game dates / game ids / upstream tables (JSON)"
     ),

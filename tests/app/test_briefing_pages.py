@@ -297,7 +297,7 @@ def test_the_list_prints_no_none_and_leads_with_what_tells_items_apart(app_db: P
     at.switch_page("views/triage/failures.py")
     _run(at)
     shown = at.dataframe[0].value
-    text = [c for c in ("missing_json", "failure_reason", "latest_run_id", "pipeline_said", "failure_category")]
+    text = ["missing_json", "failure_reason", "latest_run_id", "pipeline_said", "failure_category", "expected_count"]
     assert shown["missing_json"].eq("").any()  # items without a list of missing games: an empty cell
     assert not shown[text].isna().any().any(), shown[text].isna().sum()
     assert set(shown["processor_short"]) <= {"PDC", "MLFS", "PCF", "PSZA", "TDZA", "PGS", "UPGC", "UTGC", "PPP",
