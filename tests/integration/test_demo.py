@@ -133,17 +133,13 @@ def test_the_demo_command_refuses_to_mix_into_existing_data(tmp_path: Path) -> N
 
 
 def test_the_command_line_explains_bad_arguments(tmp_path: Path) -> None:
-    bad = subprocess.run(
-        [sys.executable, "-m", "lib", "demo", "--db", str(tmp_path / "x.duckdb"), "--scale", "lots",
-         "--actor", "system"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+    def demo_cli(db: str, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "lib", "demo", "--db", str(tmp_path / db), *args, "--actor", "system"]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+
+    bad = demo_cli("x.duckdb", "--scale", "lots")
     assert bad.returncode == 2 and "row count" in bad.stderr and "Traceback" not in bad.stderr
-    future = subprocess.run(
-        [sys.executable, "-m", "lib", "demo", "--db", str(tmp_path / "y.duckdb"), "--as-of", "2999-01-01",
-         "--actor", "system"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+    future = demo_cli("y.duckdb", "--as-of", "2999-01-01")
     assert future.returncode == 2 and "after tomorrow" in future.stderr and "Traceback" not in future.stderr
     assert not (tmp_path / "y.duckdb").exists() or q.bounds(DuckDBStore(tmp_path / "y.duckdb")).rows == 0
     blocked = tmp_path / "file"
