@@ -76,7 +76,8 @@ class Dialect:
 @functools.lru_cache(maxsize=512)
 def _render(dialect: Dialect, sql: str) -> str:
     check_portable(sql)
-    tree = sqlglot.parse_one(sql, read="bigquery").transform(_row_hash(dialect.engine))
+    # The tree is this call's own (parsed just now): transformed in place, not copied node by node first.
+    tree = sqlglot.parse_one(sql, read="bigquery").transform(_row_hash(dialect.engine), copy=False)
     for table in tree.find_all(exp.Table):
         db = table.args.get("db")
         if db is not None and db.name in dialect.datasets:
@@ -90,7 +91,8 @@ def _render(dialect: Dialect, sql: str) -> str:
                 exp.Count(this=exp.If(this=node.this, true=exp.Literal.number(1)))
                 if isinstance(node, exp.CountIf)
                 else node
-            )
+            ),
+            copy=False,
         )
         for prop in list(tree.find_all(exp.PartitionedByProperty, exp.Cluster, exp.ClusteredByProperty)):
             prop.pop()
