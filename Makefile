@@ -18,12 +18,14 @@ test: setup-dev browser emulator
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # The property-based suites at length: thousands of random worlds instead of the default run's fixed hundred,
-# and the item index against the rows over forty random histories (eight on the emulator) instead of four.
+# the item index against the rows over forty random histories (eight on the emulator, each view after every step)
+# instead of four, and a classification of a million rows that resolves must get through (a quarter in `make test`).
 test-long: setup-dev emulator
 	TRIAGE_EQUIVALENCE_EXAMPLES=3000 TRIAGE_EQUIVALENCE_BQ_SEEDS=$$(seq -s, 1 40) \
 	  TRIAGE_INDEX_SEEDS=$$(seq -s, 1 40) TRIAGE_INDEX_BQ_SEEDS=$$(seq -s, 1 8) TRIAGE_INDEX_STEPS=16 \
-	  TRIAGE_INDEX_BQ_EVERY_VIEW_LAST=1 \
-	  $(BIN)/python -m pytest tests/integration/test_engine_equivalence.py tests/integration/test_item_index.py
+	  TRIAGE_INDEX_BQ_EVERY_VIEW_LAST=1 TRIAGE_YIELDS_SCALE=1M \
+	  $(BIN)/python -m pytest tests/integration/test_engine_equivalence.py tests/integration/test_item_index.py \
+	  tests/hardening/test_classification_yields.py
 
 # The fuzz suite of bad input at twenty times the default run's size (about 27,000 inputs).
 fuzz-long: setup-dev
