@@ -17,9 +17,9 @@ TEST_WORKERS ?= 3
 test: setup-dev browser emulator
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
-# The property-based suites at length: thousands of random worlds instead of the default run's fixed hundred,
-# the item index against the rows over forty random histories (eight on the emulator, each view after every step)
-# instead of four, and a classification of a million rows that resolves must get through (a quarter in `make test`).
+# The property-based suites at length: thousands of random worlds instead of the default run's fixed hundred; the
+# item index against the rows over forty random histories instead of four, and over eight on the emulator with all
+# seven views instead of one with four; resolves getting through a classification of a million rows, not 250k.
 test-long: setup-dev emulator
 	TRIAGE_EQUIVALENCE_EXAMPLES=3000 TRIAGE_EQUIVALENCE_BQ_SEEDS=$$(seq -s, 1 40) \
 	  TRIAGE_INDEX_SEEDS=$$(seq -s, 1 40) TRIAGE_INDEX_BQ_SEEDS=$$(seq -s, 1 8) TRIAGE_INDEX_STEPS=16 \

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import re
+import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,12 +31,35 @@ _tags = itertools.count(1)
 _made: list[tuple[str, str]] = []
 
 
-def start(data_dir: Path) -> Iterator[str]:
-    """Start the emulator on free loopback ports; yield its endpoint; stop it."""
+#: Where the emulator keeps its tables: in memory (/dev/shm) where the machine has it. Its catalog (DuckLake) writes
+#: files and a snapshot for every statement that changes a table; one workload (load a random world, read two views'
+#: pages) took 58.7 s and 64.5 CPU-seconds of the emulator with its data on disk, 43.1 s and 51.3 in memory.
+MEMORY = Path("/dev/shm")
+#: An emulator's data left in memory by a run that was killed is removed by a later run after this long.
+STALE = 12 * 3600
+
+
+def start(log_dir: Path) -> Iterator[str]:
+    """Start the emulator on free loopback ports, its data in memory where possible and its log in ``log_dir``;
+    yield its endpoint; stop it and remove its data."""
     if not EMULATOR.exists():
         raise RuntimeError("The BigQuery emulator is not installed: run `make emulator` (part of `make test`).")
+    usable = MEMORY.is_dir() and os.access(MEMORY, os.W_OK)
+    if usable:
+        for old in MEMORY.glob("bigquery-emulator-*"):
+            with contextlib.suppress(OSError):
+                if time.time() - old.stat().st_mtime > STALE:
+                    shutil.rmtree(old, ignore_errors=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="bigquery-emulator-", dir=MEMORY if usable else log_dir))
+    try:
+        yield from _serve(data_dir, log_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _serve(data_dir: Path, log_dir: Path) -> Iterator[str]:
     port, grpc = free_port(), free_port()
-    log = open(data_dir / "emulator.log", "w")  # noqa: SIM115 - closed below
+    log = open(log_dir / "emulator.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(EMULATOR), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
          "--project", PROJECT, "--data-dir", str(data_dir)],
