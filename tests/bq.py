@@ -35,8 +35,18 @@ _made: list[tuple[str, str]] = []
 #: files and a snapshot for every statement that changes a table; one workload (load a random world, read two views'
 #: pages) took 58.7 s and 64.5 CPU-seconds of the emulator with its data on disk, 43.1 s and 51.3 in memory.
 MEMORY = Path("/dev/shm")
+#: Free space /dev/shm must have to be used (a container's is often 64 MB): the data goes to disk otherwise.
+MEMORY_NEEDED = 2 * 1024**3
 #: An emulator's data left in memory by a run that was killed is removed by a later run after this long.
 STALE = 12 * 3600
+
+
+def _free(path: Path) -> int:
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return 0
+    return stat.f_bavail * stat.f_frsize
 
 
 def start(log_dir: Path) -> Iterator[str]:
@@ -44,7 +54,7 @@ def start(log_dir: Path) -> Iterator[str]:
     yield its endpoint; stop it and remove its data."""
     if not EMULATOR.exists():
         raise RuntimeError("The BigQuery emulator is not installed: run `make emulator` (part of `make test`).")
-    usable = MEMORY.is_dir() and os.access(MEMORY, os.W_OK)
+    usable = MEMORY.is_dir() and os.access(MEMORY, os.W_OK) and _free(MEMORY) >= MEMORY_NEEDED
     if usable:
         for old in MEMORY.glob("bigquery-emulator-*"):
             with contextlib.suppress(OSError):
