@@ -49,7 +49,9 @@ def blank_nulls(frame: pd.DataFrame) -> pd.DataFrame:
     for column in COUNT_COLUMNS:
         if column in out:
             numbers = pd.to_numeric(out[column], errors="coerce")
-            out[column] = ["" if pd.isna(n) else f"{int(n):,}" if float(n).is_integer() else f"{n:,}" for n in numbers]
+            out[column] = [
+                "" if pd.isna(n) else fmt_int(int(n)) if float(n).is_integer() else f"{n:,}" for n in numbers
+            ]
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             values = out[column]
