@@ -22,12 +22,15 @@ context.guarded(lambda: context.ensure_demo_data(store))
 
 overview = st.Page("views/triage/overview.py", title="Overview", icon=":material/dashboard:", default=True)
 failures = st.Page("views/triage/failures.py", title="Failure list", icon=":material/list_alt:", url_path="failures")
+incidents = st.Page(
+    "views/triage/incidents.py", title="Incidents", icon=":material/crisis_alert:", url_path="incidents"
+)
 player = st.Page("views/triage/player.py", title="Player", icon=":material/person:", url_path="player")
 patterns = st.Page("views/triage/patterns.py", title="DNP patterns", icon=":material/grid_on:", url_path="patterns")
 work = st.Page("views/triage/work.py", title="Work queue", icon=":material/build:", url_path="work")
 settling = st.Page("views/triage/settling.py", title="Settling", icon=":material/timer:", url_path="settling")
 activity = st.Page("views/audit/activity.py", title="Activity", icon=":material/history:", url_path="activity")
-nav = st.navigation({"Triage": [overview, failures, player, patterns, work, settling], "Audit": [activity]})
+nav = st.navigation({"Triage": [overview, failures, incidents, player, patterns, work, settling], "Audit": [activity]})
 
 st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))
 actor = identity.sidebar()

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lib import classification, export, nightly, operations, resolution, webhook
+from lib import classification, export, incidents, nightly, operations, resolution, webhook
 from lib import demo as demo_mod
 from lib.access import SYSTEM, require_person
 from lib.classifier import ClassifierConfig
@@ -331,6 +331,49 @@ def cmd_items(args: argparse.Namespace) -> int:
     return 0
 
 
+INCIDENT_FIELDS = ("incident_id", "kind", "root_cause", "state", "open_items", "settled_items", "items", "players",
+                   "processors", "processor_names", "categories", "game_date", "first_date", "last_date",
+                   "first_seen", "age_days", "reruns")  # fmt: skip
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    """The incidents behind the filters' items (or one incident's items, with --incident), as JSON or CSV."""
+    filters = _filters(args)
+    if filters.statuses or filters.correctable:
+        print("warning: --status and --correctable do not narrow incidents: an incident counts every item its cause "
+              "explains, open and settled", file=sys.stderr)  # fmt: skip
+    store = _store(args, create=False)
+    _require_schema(store)
+    _warn_unknown_names(store, filters)
+    out = sys.stdout
+    if args.incident:
+        try:
+            which = incidents.IncidentId.parse(args.incident)
+        except TriageError as exc:  # a bad argument, as a bad date is: exit 2
+            raise ValueError(f"--incident: {exc}") from exc
+        frame = incidents.incident_items(store, filters, which)
+        fields = [*ITEM_FIELDS, "open_in_incident"]
+        frame = frame.reindex(columns=fields).assign(
+            item_date=lambda f: f["item_date"].map(lambda d: d.isoformat() if hasattr(d, "isoformat") else d)
+        )
+        if args.format == "csv":
+            export.write_csv([export.readable_items(frame)], fields, out)
+        else:
+            out.write(frame.to_json(orient="records", date_format="iso", force_ascii=False) + "\n")
+        return 0
+    frame = incidents.incidents(store, filters, now=dt.datetime.now(dt.UTC), settled=args.settled)
+    for column in ("game_date", "first_date", "last_date"):
+        frame[column] = frame[column].map(lambda d: d.isoformat() if isinstance(d, dt.date) else None)
+    frame["age_days"] = frame["age_days"].round(2)
+    if args.format == "csv":
+        export.write_csv([frame], INCIDENT_FIELDS, out)
+        return 0
+    records = frame[[*INCIDENT_FIELDS, "rerun_steps"]].to_json(orient="records", date_format="iso",
+                                                                force_ascii=False)  # fmt: skip
+    out.write(records + "\n")
+    return 0
+
+
 def _require_schema(store: Store) -> None:
     """A read needs the dashboard's tables; it never creates them."""
     missing = [t for t in ("nba_processing.failure_resolutions",) if t not in store.existing_tables()]
@@ -558,6 +601,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv"], default="json")
     _add_filters(p)
     p.set_defaults(func=cmd_items)
+
+    p = with_db(sub.add_parser("incidents", help="the root causes behind the failures, as JSON or CSV"), writes=False)
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.add_argument("--settled", action="store_true", help="also the incidents whose every item is settled")
+    p.add_argument("--incident", metavar="ID", help="list this incident's items instead (an id the list printed)")
+    _add_filters(p)
+    p.set_defaults(func=cmd_incidents)
 
     p = with_db(sub.add_parser("resolve", help="change the status of items (recorded in the audit trail)"))
     p.add_argument("--to", required=True, choices=[s.value for s in TARGET_STATUSES])

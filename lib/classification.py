@@ -393,6 +393,28 @@ LEFT JOIN prior AS p
 WHERE s.batch_id = @batch_id AND s.item_date BETWEEN @date_from AND @date_to"""
 )
 
+# Before an item's evidence is replaced, the root causes it named are kept (once per item and cause): the
+# incident they made keeps the item once its data is back (lib/incidents.py).
+_KEEP_CAUSES = """
+INSERT INTO nba_processing.incident_links
+  (cause, game_id, team_abbr, game_date, source_table, processor_name, item_date, entity_id, linked_at)
+SELECT m.verdict, COALESCE(m.game_id, ''), COALESCE(m.team_abbr, ''), MIN(m.game_date), m.source_table,
+  m.processor_name, m.analysis_date, m.entity_id, MIN(m.classified_at)
+FROM nba_processing.failure_missing_games AS m
+WHERE m.analysis_date BETWEEN @date_from AND @date_to
+  AND m.verdict IN ('RAW_DATA_GAP', 'ANALYTICS_GAP', 'NAME_UNRESOLVED')
+  AND EXISTS (
+    SELECT 1 FROM nba_processing.classification_staging AS s
+    WHERE s.batch_id = @batch_id AND s.source_table = m.source_table AND s.processor_name = m.processor_name
+      AND s.item_date = m.analysis_date AND s.entity_id = m.entity_id)
+  AND NOT EXISTS (
+    SELECT 1 FROM nba_processing.incident_links AS l
+    WHERE l.item_date BETWEEN @date_from AND @date_to AND l.source_table = m.source_table
+      AND l.processor_name = m.processor_name AND l.item_date = m.analysis_date AND l.entity_id = m.entity_id
+      AND l.cause = m.verdict AND l.game_id = COALESCE(m.game_id, '') AND l.team_abbr = COALESCE(m.team_abbr, ''))
+GROUP BY m.verdict, COALESCE(m.game_id, ''), COALESCE(m.team_abbr, ''), m.source_table, m.processor_name,
+  m.analysis_date, m.entity_id"""
+
 _REPLACE_EVIDENCE = """
 DELETE FROM nba_processing.failure_missing_games AS m
 WHERE m.analysis_date BETWEEN @date_from AND @date_to
@@ -473,6 +495,7 @@ def _write_verdicts(
     for table, sql in _UPDATES.items():
         if any(f.source_table == table for f, _ in judged):
             tx.execute(sql, bounds)
+    tx.execute(_KEEP_CAUSES, bounds)
     tx.execute(_REPLACE_EVIDENCE, bounds)
     tx.insert_frame("nba_processing.failure_missing_games", evidence_frame(judged, now))
     tx.execute(_CLEAR_STAGING, bounds)
@@ -575,6 +598,7 @@ def _run_engine(
             now=now,
             updates=[_LOG_CHANGES, _LOG_JUDGEMENTS, *_UPDATES.values()],
             replace_evidence=_REPLACE_EVIDENCE,
+            keep_causes=_KEEP_CAUSES,
         )
         if adaptive:
             rate = n / max(time.monotonic() - started, 1e-3)

@@ -832,10 +832,11 @@ def _run_batch(
     now: dt.datetime,
     updates: Sequence[str],
     replace_evidence: str,
+    keep_causes: str,
 ) -> tuple[Counter[str], Counter[str]]:
     """Classify every item dated ``date_from``..``date_to`` in the engine; returns the tallies by type and verdict."""
     p = params(config, date_from=date_from, date_to=date_to, overwrite=overwrite, batch_id=uuid.uuid4().hex, now=now)
-    writes = [_ROUTE, _JUDGE, _CONCLUDE, *updates, replace_evidence, _EVIDENCE]
+    writes = [_ROUTE, _JUDGE, _CONCLUDE, *updates, keep_causes, replace_evidence, _EVIDENCE]
     by_type: Counter[str] = Counter()
     by_verdict: Counter[str] = Counter()
     if store.engine == "bigquery":

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import activity, classification, export, operations, patterns, players, settling, workqueue
+from lib import activity, classification, export, incidents, operations, patterns, players, settling, workqueue
 from lib import briefing as briefing_mod
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store, index
@@ -159,6 +159,28 @@ def briefing(store: Store, filters: Filters, *, since: dt.datetime, now: dt.date
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
 def _settling(_store: Store, location: str, version: str, key: FilterKey, now: dt.datetime) -> settling.Settling:
     return settling.settling(_store, _filters(key), now=now)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
+def _incidents(_store: Store, location: str, version: str, key: FilterKey, now: dt.datetime, settled: bool
+               ) -> pd.DataFrame:  # fmt: skip
+    return incidents.incidents(_store, _filters(key), now=now, settled=settled)
+
+
+def incident_list(store: Store, filters: Filters, *, now: dt.datetime, settled: bool = False) -> pd.DataFrame:
+    """The incidents behind the view's items, most open items first (lib/incidents.py)."""
+    return _incidents(store, store.location, store.data_version(), _key(filters), now, settled)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _incident_items(_store: Store, location: str, version: str, key: FilterKey, incident: str) -> pd.DataFrame:
+    frame = incidents.incident_items(_store, _filters(key), incidents.IncidentId.parse(incident))
+    return said(q.with_pipeline_verdicts(_store, frame)) if len(frame) else frame
+
+
+def incident_items(store: Store, filters: Filters, incident: incidents.IncidentId) -> pd.DataFrame:
+    """One incident's items with ``open_in_incident`` and the pipeline's verdict beside ours."""
+    return _incident_items(store, store.location, store.data_version(), _key(filters), incident.text)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)

@@ -312,6 +312,28 @@ CLUSTER BY source_table, processor_name, entity_id""",
     False,
 )
 
+# The root causes an item's evidence named before it was judged again (lib/incidents.py): the per-game evidence
+# keeps only the latest judgement, so an incident would lose the items its fix settled. Append-only, one row per
+# item and cause.
+INCIDENT_LINKS = TableDef(
+    "nba_processing",
+    "incident_links",
+    """CREATE TABLE IF NOT EXISTS nba_processing.incident_links (
+  cause STRING NOT NULL,
+  game_id STRING NOT NULL,
+  team_abbr STRING NOT NULL,
+  game_date DATE,
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  item_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  linked_at TIMESTAMP NOT NULL
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name, entity_id""",
+    False,
+)
+
 # Every item the dashboard's classifier judged, each time it judged it: what the pipeline had said (its own
 # verdict on the item's rows before the first judgement since they were written, NULL when it gave none) and
 # what the dashboard says. An item whose rows are newer than its latest judgement carries the pipeline's
@@ -443,6 +465,7 @@ DASHBOARD_TABLES: tuple[TableDef, ...] = (
     FAILURE_RESOLUTIONS,
     TRIAGE_OPERATIONS,
     CLASSIFICATION_CHANGES,
+    INCIDENT_LINKS,
     ITEM_JUDGEMENTS,
     TRIAGE_VISITS,
     *INDEX_TABLES,

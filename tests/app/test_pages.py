@@ -402,3 +402,37 @@ def test_misconfigured_sign_in_is_explained_and_never_falls_back_to_typed_names(
     assert not [t for t in at.text_input if t.key == "identity_name"]  # nobody can type a name to act under
     assert not [b for b in at.button if b.key in ("identity_login", "overview_classify", "overview_autoresolve")]
     assert any(m.label == "Items" for m in at.metric)  # the data is still there to look at
+
+
+def test_the_incidents_page_lists_the_root_causes_and_opens_one_from_its_link(app_db: Path) -> None:
+    from lib import incidents
+
+    window = {"from": "2022-01-10", "to": "2022-01-31"}
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(window)
+    _run(at)
+    at.switch_page("views/triage/incidents.py")
+    _run(at)
+    view = Filters(date_from=dt.date(2022, 1, 10), date_to=dt.date(2022, 1, 31))
+    listed = incidents.incidents(DuckDBStore(app_db), view, now=dt.datetime.now(dt.UTC))
+    assert len(listed) > 0
+    assert _metrics(at)["Open incidents"] == f"{(listed['open_items'] > 0).sum():,}"
+    assert list(at.dataframe[0].value["incident_id"]) == list(listed["incident_id"])
+    top = listed.iloc[0]
+    # A shared link to the biggest: its root cause, its counts and its items, open ones first.
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({**window, "incident": str(top["incident_id"])})
+    _run(at)
+    at.switch_page("views/triage/incidents.py")
+    _run(at)
+    assert at.subheader[0].value == top["root_cause"]
+    items = next(d.value for d in at.dataframe if "open_in_incident" in d.value.columns)
+    assert len(items) == top["items"] and int(items["open_in_incident"].sum()) == top["open_items"]
+    assert list(items["open_in_incident"]) == sorted(items["open_in_incident"], reverse=True)
+    # A link naming no incident says so instead of failing.
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({**window, "incident": "RAW_DATA_GAP:<script>"})
+    _run(at)
+    at.switch_page("views/triage/incidents.py")
+    at.run()
+    assert not at.exception and any("names no incident" in w.value for w in at.warning)

@@ -21,6 +21,7 @@ WAIT = 120_000
 PAGES: dict[str, dict[int, tuple[str, ...]]] = {
     "": {},
     "failures": {0: ("Date", "Proc.", "Entity", "Type", "Fix?", "Pipeline said", "Status")},
+    "incidents": {0: ("Root cause", "State", "Open", "Settled", "Players")},
     "player?player=isaiahthompson": {0: ("Date", "Proc.", "Type", "Fix?", "Status")},
     "patterns": {
         0: ("Proc.", "Judged", "Perm.", "Share"),

@@ -282,8 +282,9 @@ def test_fuzzed_failure_rows_render_classify_and_resolve(row_db: DuckDBStore, ba
 
 # -- links ------------------------------------------------------------------------------------------
 LINK_KEYS = ["from", "to", "table", "processor", "category", "type", "correctable", "status", "entity",
-             "hide_expected", "item", "player", "page", "sort", "changed", "since", "compare"]  # fmt: skip
-PAGES = ["", "views/triage/failures.py", "views/triage/player.py", "views/triage/patterns.py", "views/triage/work.py",
+             "hide_expected", "item", "incident", "player", "page", "sort", "changed", "since", "compare"]  # fmt: skip
+PAGES = ["", "views/triage/failures.py", "views/triage/incidents.py", "views/triage/player.py",
+         "views/triage/patterns.py", "views/triage/work.py",
          "views/triage/settling.py", "views/audit/activity.py"]  # fmt: skip
 
 

@@ -92,7 +92,8 @@ def test_the_default_view_is_not_hijacked_by_a_row_dated_in_the_far_future(hosti
     assert b.default_range() == (dt.date(2021, 12, 2), dt.date(2021, 12, 31))
 
 
-PAGES = ["views/triage/overview.py", "views/triage/failures.py", "views/triage/player.py", "views/triage/patterns.py",
+PAGES = ["views/triage/overview.py", "views/triage/failures.py", "views/triage/incidents.py",
+         "views/triage/player.py", "views/triage/patterns.py",
          "views/triage/work.py", "views/triage/settling.py", "views/audit/activity.py"]  # fmt: skip
 
 

@@ -504,6 +504,7 @@ def _app(db: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 PAGES = [
     "",
     "views/triage/failures.py",
+    "views/triage/incidents.py",
     "views/triage/player.py",
     "views/triage/patterns.py",
     "views/triage/work.py",

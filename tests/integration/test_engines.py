@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import activity, classification, demo, patterns, players, resolution, workqueue
+from lib import activity, classification, demo, incidents, patterns, players, resolution, workqueue
 from lib.access import SYSTEM
 from lib.errors import StoreUnavailable
 from lib.model import Actor, Filters, ItemKey, Page
@@ -79,6 +79,14 @@ def test_both_engines_count_list_and_chart_the_same_items(demo_engine: Store, de
     exported = pd.concat(list(q.iter_items(demo_engine, view, chunk=700)))
     assert len(exported) == q.count_items(reference, view) and exported["key"].is_unique
     assert q.choices(demo_engine, view) == q.choices(reference, view)
+    # Incidents: the same root causes, counts and re-runs, and the same items in the biggest.
+    mine, theirs = incidents.incidents(demo_engine, view, now=NOW), incidents.incidents(reference, view, now=NOW)
+    pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
+    assert len(mine) > 0 or view.processors  # the two processors' December has no correctable item
+    if len(mine):
+        top = incidents.IncidentId.parse(str(mine.iloc[0]["incident_id"]))
+        a, b = incidents.incident_items(demo_engine, view, top), incidents.incident_items(reference, view, top)
+        assert list(a["key"]) == list(b["key"]) and list(a["open_in_incident"]) == list(b["open_in_incident"])
 
 
 def test_both_engines_classify_real_box_scores_to_the_truth(engine_store: Store) -> None:

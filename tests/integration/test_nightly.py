@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from lib import demo, resolution
+from lib import demo, incidents, resolution
 from lib.access import SYSTEM
 from lib.model import Actor, Filters, Page
 from lib.store import DuckDBStore, Store
@@ -93,6 +93,16 @@ def target(request: pytest.FixtureRequest, tmp_path: Path, demo_db_path: Path,
     return store, ["--bigquery", bq.PROJECT], {**env, "TRIAGE_BQ_ENDPOINT": emulator, **names}
 
 
+_CAUSES = """
+SELECT
+  (SELECT COUNT(*) FROM (SELECT DISTINCT cause, game_id, team_abbr, source_table, processor_name, item_date, entity_id
+     FROM nba_processing.incident_links WHERE item_date BETWEEN @a AND @b) AS l) AS links,
+  (SELECT COUNT(*) FROM (SELECT DISTINCT verdict, game_id, team_abbr, source_table, processor_name, analysis_date,
+     entity_id FROM nba_processing.failure_missing_games
+     WHERE analysis_date BETWEEN @a AND @b AND verdict IN ('RAW_DATA_GAP', 'ANALYTICS_GAP', 'NAME_UNRESOLVED')) AS e
+  ) AS evidence"""
+
+
 def test_the_nightly_job_twice_in_a_row(target: tuple[Store, list[str], dict[str, str]], tmp_path: Path) -> None:
     store, where, env = target
     key = prepare(store)
@@ -112,6 +122,12 @@ def test_the_nightly_job_twice_in_a_row(target: tuple[Store, list[str], dict[str
         assert first["webhook"].startswith("posted to http://127.0.0.1") and "s3cr3t" not in progress
         assert "Classifying" in progress and "Auto-resolving" in progress  # progress goes to stderr
         after_first = snapshot(store)
+        # The auto-resolve judged again what the classification had just judged: every root cause the evidence
+        # names was kept for its incident before the evidence was replaced, once (lib/classification.py).
+        causes = store.query(_CAUSES, {"a": SINCE, "b": UNTIL}).iloc[0]
+        assert int(causes["links"]) == int(causes["evidence"]) > 0
+        listed = incidents.incidents(store, Filters(date_from=SINCE, date_to=UNTIL), now=dt.datetime.now(dt.UTC))
+        assert {"ANALYTICS_GAP", "NAME_UNRESOLVED"} <= set(listed["kind"]) and (listed["open_items"] > 0).all()
 
         code, second, _ = nightly(where, env, *args)
         assert code == 3
