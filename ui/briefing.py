@@ -138,6 +138,12 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
                     disabled=not b.counts[kind],
                 )
         _nightly_line(store, now)
+        st.page_link(
+            "views/triage/incidents.py",
+            label="The root causes behind the open correctable items, with the re-runs each needs: Incidents",
+            icon=":material/crisis_alert:",
+            query_params=filter_params(f),
+        )
         if len(b.settled_by):
             who = ", ".join(f"**{md(r.who)}** {fmt_int(int(r['items']))} {str(r.status).lower()}"
                             for _, r in b.settled_by.iterrows())  # fmt: skip
