@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test test-long fuzz-long test-e2e-loaded setup setup-dev browser emulator lint bench clean
+.PHONY: run test test-long fuzz-long test-e2e-loaded setup setup-dev browser emulator pubsub lint bench clean
 
 run: setup
 	$(BIN)/streamlit run app.py --server.port $(PORT)
@@ -14,7 +14,7 @@ run: setup
 # third worker fills the gaps (measured: 14 min 0 s with two, 9 min 32 s with three, before the last savings). Each
 # worker has its own emulator and servers. The slowest fifteen tests are listed at the end, so a slowdown shows.
 TEST_WORKERS ?= 3
-test: setup-dev browser emulator
+test: setup-dev browser emulator pubsub
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # The property-based suites at length: thousands of random worlds instead of the default run's fixed hundred; the
@@ -60,6 +60,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# The Pub/Sub emulator for the re-run tests: Debian's google-cloud-cli-pubsub-emulator (the tests start it with
+# `gcloud beta emulators pubsub start` on a free loopback port). Needs the Google Cloud CLI's apt source.
+pubsub:
+	@gcloud beta emulators pubsub --help >/dev/null 2>&1 && test -d "$$(dirname "$$(readlink -f "$$(command -v gcloud)")")/../platform/pubsub-emulator" || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq google-cloud-cli-pubsub-emulator >/dev/null; \
+	  else echo "The re-run tests need the Pub/Sub emulator: sudo apt-get install google-cloud-cli-pubsub-emulator" >&2; exit 1; fi; }
 
 # The BigQuery emulator for the BigQuery-path tests (local-bigquery 0.3.2 needs Python 3.13 and DuckDB
 # 1.5.5 with its extensions from PyPI), in a venv of its own so its pins never meet the app's.

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lib import classification, export, incidents, nightly, operations, resolution, webhook
+from lib import classification, export, incidents, nightly, operations, reruns, resolution, webhook
 from lib import demo as demo_mod
 from lib.access import SYSTEM, require_person
 from lib.classifier import ClassifierConfig
@@ -374,6 +374,55 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """Preview the re-run messages of an incident (or of one processor over a range); send them with --send."""
+    if bool(args.incident) == bool(args.processor_only):
+        raise ValueError("say what to re-run: --incident ID, or --processor P with --since and --until")
+    if args.processor_only and not (args.since and args.until):
+        raise ValueError("--processor needs --since and --until (the dates to re-run)")
+    _check_range(args.since, args.until)
+    if args.send and not (args.note or "").strip():
+        raise ValueError("--send needs --note TEXT: why the re-run is asked for (kept with the request)")
+    settings = reruns.RerunSettings.from_env()
+    actor = _actor(args) if args.send else None
+    store = _store(args, create=False)
+    _require_schema(store)
+    store.init_schema(pipeline_tables=False)
+    now = dt.datetime.now(dt.UTC)
+    filters = Filters(date_from=args.since, date_to=args.until, hide_expected=False)
+    if args.incident:
+        try:
+            incidents.IncidentId.parse(args.incident)
+        except TriageError as exc:
+            raise ValueError(f"--incident: {exc}") from exc
+        plan = reruns.plan_incident(store, filters, args.incident, settings, now=now, force=args.force)
+    else:
+        plan = reruns.plan_processor(store, filters, args.processor_only, settings, now=now, force=args.force)
+    for m in plan.skipped:
+        print(f"pending already, not asked again: step {m.step} {m.stage} {m.data_date} "
+              f"({', '.join(m.processors)}; request {', '.join(m.pending)}); --force asks again",
+              file=sys.stderr)  # fmt: skip
+    if not args.send:
+        print(f"{plan.title}: {len(plan.messages)} message(s) over {len(plan.dates)} date(s)"
+              f" (at most {settings.max_dates} per request)")  # fmt: skip
+        for m in plan.messages:
+            print(f"  {m.step}. {m.stage:<12} {m.data_date}  {', '.join(m.processors)}  -> {m.destination.label}"
+                  f"  ({len(m.items)} item(s))")  # fmt: skip
+            print(f"     {m.command(settings.pubsub_project or 'PROJECT')}")
+        if not settings.configured:
+            print("Nothing is configured to send these (TRIAGE_PUBSUB_PROJECT, TRIAGE_RERUN_*): --send records the "
+                  "request, and the commands above send it by hand.")  # fmt: skip
+        print("Add --send --note TEXT to send them.")
+        return 0
+    sent = reruns.send(store, plan, actor, note=args.note, settings=settings, now=now)
+    for o in sent.outcomes:
+        tail = o["message_id"] or o["error"] or ""
+        print(f"  {o['step']}. {o['stage']:<12} {o['data_date']}  {o['outcome']}  {tail}", file=sys.stderr)
+    print(json.dumps({"request_id": sent.request_id, "sent": sent.sent, "failed": len(sent.failed),
+                      "duplicates": sent.duplicates}))  # fmt: skip
+    return 1 if sent.failed else 0
+
+
 def _require_schema(store: Store) -> None:
     """A read needs the dashboard's tables; it never creates them."""
     missing = [t for t in ("nba_processing.failure_resolutions",) if t not in store.existing_tables()]
@@ -608,6 +657,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--incident", metavar="ID", help="list this incident's items instead (an id the list printed)")
     _add_filters(p)
     p.set_defaults(func=cmd_incidents)
+
+    p = with_db(sub.add_parser("rerun", help="preview (or --send) the re-run requests that fix an incident"))
+    p.add_argument("--incident", metavar="ID", help="an incident id (python -m lib incidents)")
+    p.add_argument("--processor", dest="processor_only", metavar="P", help="one processor's failed dates instead")
+    p.add_argument("--since", type=_date, help="first item date (YYYY-MM-DD)")
+    p.add_argument("--until", type=_date, help="last item date (YYYY-MM-DD)")
+    p.add_argument("--send", action="store_true", help="send the messages (default: print the preview)")
+    p.add_argument("--note", help="why (kept with the request; needed with --send)")
+    p.add_argument("--force", action="store_true", help="ask again for processors and dates already pending")
+    p.set_defaults(func=cmd_rerun)
 
     p = with_db(sub.add_parser("resolve", help="change the status of items (recorded in the audit trail)"))
     p.add_argument("--to", required=True, choices=[s.value for s in TARGET_STATUSES])

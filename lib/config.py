@@ -155,12 +155,12 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """TRIAGE_ENGINE, TRIAGE_DB, TRIAGE_OPERATOR, TRIAGE_WINDOWS; for BigQuery TRIAGE_BQ_PROJECT,
-        TRIAGE_BQ_LOCATION, TRIAGE_BQ_DATASET_PROCESSING / _RAW / _ANALYTICS, TRIAGE_BQ_MAX_BYTES,
+        TRIAGE_BQ_LOCATION, TRIAGE_BQ_DATASET_PROCESSING / _RAW / _ANALYTICS / _REFERENCE, TRIAGE_BQ_MAX_BYTES,
         TRIAGE_BQ_ENDPOINT."""
         env = dict(os.environ if env is None else env)
         datasets = {
             name: env[f"TRIAGE_BQ_DATASET_{name.removeprefix('nba_').upper()}"]
-            for name in ("nba_processing", "nba_raw", "nba_analytics")
+            for name in ("nba_processing", "nba_raw", "nba_analytics", "nba_reference")
             if env.get(f"TRIAGE_BQ_DATASET_{name.removeprefix('nba_').upper()}")
         }
         engine = env.get("TRIAGE_ENGINE", "duckdb").strip().lower() or "duckdb"

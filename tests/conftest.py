@@ -217,3 +217,11 @@ def write_rows(store: DuckDBStore) -> Writer:
         store.insert_frame(f"nba_processing.{table}", frame)
 
     return write
+
+
+@pytest.fixture(scope="module")
+def pubsub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Pub/Sub emulator for a test module (tests/pubsub.py): ``host:port``."""
+    from tests import pubsub as emulator
+
+    yield from emulator.start(tmp_path_factory.mktemp("pubsub-emulator"))

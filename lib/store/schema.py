@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DATASETS: tuple[str, ...] = ("nba_processing", "nba_raw", "nba_analytics")
+DATASETS: tuple[str, ...] = ("nba_processing", "nba_raw", "nba_analytics", "nba_reference")
 
 
 @dataclass(frozen=True)
@@ -148,9 +148,46 @@ CLUSTER BY team_abbr, player_lookup""",
     True,
 )
 
+# Every processor run, as the pipeline records it (production names and types; the dashboard only reads it): how a
+# re-run request is followed until its data is back (lib/reruns.py).
+PROCESSOR_RUN_HISTORY = TableDef(
+    "nba_reference",
+    "processor_run_history",
+    """CREATE TABLE IF NOT EXISTS nba_reference.processor_run_history (
+  processor_name STRING NOT NULL,
+  run_id STRING NOT NULL,
+  season_year INT64,
+  status STRING NOT NULL,
+  duration_seconds FLOAT64,
+  records_processed INT64,
+  data_date DATE NOT NULL,
+  started_at TIMESTAMP NOT NULL,
+  processed_at TIMESTAMP,
+  phase STRING,
+  output_table STRING,
+  output_dataset STRING,
+  triggered_by STRING,
+  trigger_source STRING,
+  trigger_message_id STRING,
+  trigger_message_data JSON,
+  parent_processor STRING,
+  backfill_mode BOOL,
+  force_reprocess BOOL,
+  errors JSON,
+  warnings JSON,
+  summary JSON,
+  retry_attempt INT64,
+  skipped BOOL,
+  skip_reason STRING
+)
+PARTITION BY data_date
+CLUSTER BY processor_name, status, season_year""",
+    True,
+)
+
 FAILURE_TABLES: tuple[TableDef, ...] = (PRECOMPUTE_FAILURES, ANALYTICS_FAILURES, PREDICTION_FAILURES)
 EVIDENCE_TABLES: tuple[TableDef, ...] = (SCHEDULE, GAMEBOOK, PLAYER_GAME_SUMMARY)
-PIPELINE_TABLES: tuple[TableDef, ...] = FAILURE_TABLES + EVIDENCE_TABLES
+PIPELINE_TABLES: tuple[TableDef, ...] = FAILURE_TABLES + EVIDENCE_TABLES + (PROCESSOR_RUN_HISTORY,)
 
 FAILURE_MISSING_GAMES = TableDef(
     "nba_processing",
@@ -334,6 +371,54 @@ CLUSTER BY source_table, processor_name, entity_id""",
     False,
 )
 
+# Re-run requests to the pipeline (lib/reruns.py): one row per message and step of its life (claimed, then sent,
+# recorded, failed or duplicate), who asked and why, where it went and what it carried. Append-only.
+RERUN_REQUESTS = TableDef(
+    "nba_processing",
+    "rerun_requests",
+    """CREATE TABLE IF NOT EXISTS nba_processing.rerun_requests (
+  request_id STRING NOT NULL,
+  message_key STRING NOT NULL,
+  correlation_id STRING NOT NULL,
+  incident_id STRING,
+  step INT64 NOT NULL,
+  stage STRING NOT NULL,
+  kind STRING NOT NULL,
+  processors STRING NOT NULL,
+  data_date DATE NOT NULL,
+  destination_type STRING NOT NULL,
+  destination STRING NOT NULL,
+  payload STRING NOT NULL,
+  items INT64 NOT NULL,
+  outcome STRING NOT NULL,
+  message_id STRING,
+  error STRING,
+  actor STRING NOT NULL,
+  note STRING NOT NULL,
+  at TIMESTAMP NOT NULL
+)
+PARTITION BY data_date
+CLUSTER BY kind, processors""",
+    False,
+)
+
+# The items each re-run message should settle (lib/reruns.py). Append-only, written with the message's claim.
+RERUN_REQUEST_ITEMS = TableDef(
+    "nba_processing",
+    "rerun_request_items",
+    """CREATE TABLE IF NOT EXISTS nba_processing.rerun_request_items (
+  request_id STRING NOT NULL,
+  message_key STRING NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  item_date DATE NOT NULL,
+  entity_id STRING NOT NULL
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name, entity_id""",
+    False,
+)
+
 # Every item the dashboard's classifier judged, each time it judged it: what the pipeline had said (its own
 # verdict on the item's rows before the first judgement since they were written, NULL when it gave none) and
 # what the dashboard says. An item whose rows are newer than its latest judgement carries the pipeline's
@@ -466,6 +551,8 @@ DASHBOARD_TABLES: tuple[TableDef, ...] = (
     TRIAGE_OPERATIONS,
     CLASSIFICATION_CHANGES,
     INCIDENT_LINKS,
+    RERUN_REQUESTS,
+    RERUN_REQUEST_ITEMS,
     ITEM_JUDGEMENTS,
     TRIAGE_VISITS,
     *INDEX_TABLES,

@@ -18,6 +18,7 @@ from lib.errors import BadInput
 from lib.model import OPEN_STATUSES, Actor, Filters, ItemKey
 from lib.store import DuckDBStore
 from lib.store import queries as q
+from tests import gaps
 from tests.conftest import ROOT
 
 SEASON = Filters(date_from=dt.date(2021, 10, 19), date_to=dt.date(2022, 4, 10))
@@ -38,16 +39,6 @@ def season_incidents(classified: DuckDBStore) -> pd.DataFrame:
     return incidents.incidents(classified, SEASON, now=NOW)
 
 
-def _game(demo_season, game_id: str) -> pd.Series:
-    schedule = demo_season.schedule
-    return schedule[schedule["game_id"] == game_id].iloc[0]
-
-
-def _roster(demo_season, team: str, day: dt.date) -> set[str]:
-    """Who was on the team that day, from the demo's own rosters (what the box score would have listed)."""
-    return {p.lookup for p in demo_season.players if p.team_on(day) == team}
-
-
 def _player_entities(items: pd.DataFrame) -> set[str]:
     players = items[items["source_table"] != "analytics_failures"]["entity_id"]
     return {e for e in players if e != "DATE_LEVEL"}
@@ -58,7 +49,7 @@ def test_the_injected_box_score_gaps_are_incidents_of_that_team_side(classified,
     by_id = season_incidents.set_index("incident_id")
     sides = [s.split(":") for s in demo_season.injected["side_gaps"]]
     for gid in demo_season.injected["raw_gap_games"]:
-        g = _game(demo_season, gid)
+        g = gaps.game(demo_season, gid)
         sides += [[gid, g["home_team_tricode"]], [gid, g["away_team_tricode"]]]
     assert len(sides) >= 9
     for gid, team in sides:
@@ -66,21 +57,21 @@ def test_the_injected_box_score_gaps_are_incidents_of_that_team_side(classified,
         assert ident.text in by_id.index, f"no incident for the missing {team} side of {gid}"
         row = by_id.loc[ident.text]
         assert row["open_items"] > 0 and row["kind"] == "RAW_DATA_GAP"
-        day = pd.Timestamp(_game(demo_season, gid)["game_date"]).date()
+        day = pd.Timestamp(gaps.game(demo_season, gid)["game_date"]).date()
         assert row["game_date"] == day and row["first_date"] >= day  # items after the game, never before
         items = incidents.incident_items(classified, SEASON, ident)
         assert int(items["open_in_incident"].sum()) == row["open_items"] and len(items) == row["items"]
         players = _player_entities(items)
-        assert players and players <= _roster(demo_season, team, day), (
+        assert players and players <= gaps.roster(demo_season, team, day), (
             gid,
             team,
-            players - _roster(demo_season, team, day),
+            players - gaps.roster(demo_season, team, day),
         )
         assert row["reruns"].startswith("1 re-scrape") and "2 phase 3" in row["reruns"]
     for gid in demo_season.injected["backfilled_games"]:  # the data arrived: nothing of theirs is open
         assert not season_incidents["incident_id"].str.startswith(f"RAW_DATA_GAP:{gid}:").any()
-    gaps = set(season_incidents[season_incidents["kind"] == "ANALYTICS_GAP"]["subject"])
-    assert set(demo_season.injected["analytics_gap_games"]) <= gaps
+    phase3_gaps = set(season_incidents[season_incidents["kind"] == "ANALYTICS_GAP"]["subject"])
+    assert set(demo_season.injected["analytics_gap_games"]) <= phase3_gaps
 
 
 def test_every_open_correctable_item_is_in_an_incident_counted_once_per_incident(classified) -> None:
@@ -109,30 +100,12 @@ def test_restoring_a_box_score_settles_its_incident_and_keeps_its_items(classifi
     store.path.write_bytes(classified.path.read_bytes())
     gid, team = demo_season.injected["side_gaps"][0].split(":")
     ident = incidents.IncidentId("RAW_DATA_GAP", gid, team)
-    g = _game(demo_season, gid)
-    day = pd.Timestamp(g["game_date"]).date()
     before = incidents.incidents(store, SEASON, now=NOW).set_index("incident_id").loc[ident.text]
     was_open = incidents.incident_items(store, SEASON, ident)
     was_open = set(was_open[was_open["open_in_incident"]]["key"])
     assert before["open_items"] == len(was_open) > 0
 
-    # The pipeline re-scrapes the side and re-runs phase 3: the team's players that day, as the other side was.
-    other = store.query(
-        "SELECT * FROM nba_raw.nbac_gamebook_player_stats WHERE game_date = @d AND team_abbr <> @t "
-        "AND team_abbr IN UNNEST(@teams) LIMIT 1",
-        {"d": day, "t": team, "teams": [g["home_team_tricode"], g["away_team_tricode"]]},
-    ).iloc[0]
-    roster = sorted(_roster(demo_season, team, day))
-    raw = pd.DataFrame([{**other.to_dict(), "team_abbr": team, "player_lookup": p, "player_name": p,
-                         "player_status": "active", "dnp_reason": None, "minutes": "20:00",
-                         "name_resolution_status": "resolved"} for p in roster])  # fmt: skip
-    store.insert_frame("nba_raw.nbac_gamebook_player_stats", raw)
-    template = store.query(
-        "SELECT * FROM nba_analytics.player_game_summary WHERE game_date = @d LIMIT 1", {"d": day}
-    ).iloc[0]
-    store.insert_frame("nba_analytics.player_game_summary", pd.DataFrame([
-        {**template.to_dict(), "game_id": other["game_id"], "team_abbr": team, "player_lookup": p,
-         "minutes_played": 20.0, "is_dnp": False} for p in roster]))  # fmt: skip
+    gaps.restore_side(store, demo_season, gid, team)  # the pipeline re-scrapes the side, re-runs phase 3
     resolution.autoresolve(store, actor=Actor("alice"), now=NOW + dt.timedelta(hours=1))
 
     listed = incidents.incidents(store, SEASON, now=NOW)

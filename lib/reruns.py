@@ -1,0 +1,781 @@
+"""Re-run requests to the pipeline, from a root cause to the verified settlement.
+
+1. **Plan** (``plan_incident``, ``plan_processor``): the messages a fix implies, in the pipeline's recovery order:
+   re-scrape the game side (or fix the registry name), phase 3 for the game's date, each phase 4 stage for the dates
+   its processors failed, then predictions. Only what failed and is still open is asked for; a processor and date
+   with a request still pending is left out (and shown) unless the resolver forces it.
+2. **Send** (``send``): each message claims its processors and dates first (a row in
+   ``nba_processing.rerun_requests``, with the items it should settle in ``rerun_request_items``); of two resolvers
+   pressing at once the earlier claim wins and the other records a duplicate, so one message goes out. Then it goes
+   to its destination (a Pub/Sub topic, an HTTP endpoint, or none: recorded and shown as the command to run), and
+   the outcome (message id, or the error) is appended. A failed step stops the steps after it.
+3. **Follow** (``follow``): a message is pending until a run of ``nba_reference.processor_run_history`` answers
+   it (its ``trigger_message_id`` is the message id, its ``trigger_message_data`` carries the correlation id, or a
+   run of one of its processors for its date started after it), then settled (every item it should settle is
+   settled), still failing (the run failed, or recorded the failure again) or, without a run within
+   ``stale_after``, stale. Nothing is stored for these states: they are read from the runs and the items, so the
+   nightly job and auto-resolve advance them by settling items.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from lib import incidents as inc
+from lib.access import require_resolver
+from lib.errors import BadInput, TriageError
+from lib.model import OPEN_STATUSES, PHASE3_PROCESSORS, Actor, Filters, ItemKey
+from lib.store import queries as q
+from lib.store.base import Store
+from lib.workqueue import RECOVERY_STEP
+
+TRIGGER_SOURCE = "triage-console"
+#: Task kinds, in recovery order; each has a destination.
+KINDS = ("scrape", "registry", "phase3", "phase4", "predictions")
+DEFAULT_DESTINATIONS = {
+    "scrape": "none",  # the scrapers' service takes POST /scrape: configure http:https://.../scrape
+    "registry": "none",  # a person fixes the registry
+    "phase3": "pubsub:nba-phase3-trigger",
+    "phase4": "pubsub:nba-phase4-trigger",
+    "predictions": "none",
+}
+SCRAPER = "nbac_gamebook_pdf"
+DEFAULT_MAX_DATES = 14
+DEFAULT_STALE_HOURS = 6.0
+#: A message's states, as read by ``follow``.
+STATES = ("settled", "still failing", "run seen", "running", "pending", "stale", "sending", "failed", "duplicate")
+
+
+class SendFailed(TriageError):
+    """A destination did not take a message."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one kind of task goes: ``pubsub`` (a topic of ``project``), ``http`` (a URL) or ``none``."""
+
+    type: str
+    target: str = ""
+    why_none: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.type == "pubsub":
+            return f"Pub/Sub topic {self.target}"
+        if self.type == "http":
+            return f"POST {self.target}"
+        return "not sent: recorded, to run by hand"
+
+
+@dataclass(frozen=True)
+class RerunSettings:
+    destinations: Mapping[str, Destination]
+    pubsub_project: str = ""
+    http_audience: str = ""
+    max_dates: int = DEFAULT_MAX_DATES
+    stale_after: dt.timedelta = dt.timedelta(hours=DEFAULT_STALE_HOURS)
+    timeout: float = 30.0
+
+    @property
+    def configured(self) -> bool:
+        """Whether anything is sent at all (else every request is only recorded)."""
+        return any(d.type != "none" for d in self.destinations.values())
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, str]) -> RerunSettings:
+        """TRIAGE_PUBSUB_PROJECT, TRIAGE_RERUN_<KIND> (``pubsub:TOPIC``, ``http:URL`` or ``none``),
+        TRIAGE_RERUN_HTTP_AUDIENCE (a Cloud Run ID token for this audience), TRIAGE_RERUN_MAX_DATES,
+        TRIAGE_RERUN_STALE_HOURS, TRIAGE_RERUN_TIMEOUT."""
+        project = str(raw.get("TRIAGE_PUBSUB_PROJECT", "")).strip()
+        destinations: dict[str, Destination] = {}
+        for kind in KINDS:
+            spec = str(raw.get(f"TRIAGE_RERUN_{kind.upper()}", "") or DEFAULT_DESTINATIONS[kind]).strip()
+            destinations[kind] = _destination(kind, spec, project)
+        return cls(
+            destinations=destinations,
+            pubsub_project=project,
+            http_audience=str(raw.get("TRIAGE_RERUN_HTTP_AUDIENCE", "")).strip(),
+            max_dates=_positive(raw, "TRIAGE_RERUN_MAX_DATES", DEFAULT_MAX_DATES, int),
+            stale_after=dt.timedelta(hours=_positive(raw, "TRIAGE_RERUN_STALE_HOURS", DEFAULT_STALE_HOURS, float)),
+            timeout=_positive(raw, "TRIAGE_RERUN_TIMEOUT", 30.0, float),
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RerunSettings:
+        return cls.from_mapping(os.environ if env is None else env)
+
+
+def _positive(raw: Mapping[str, str], name: str, default: Any, kind: Callable[[str], Any]) -> Any:
+    text = str(raw.get(name, "") or "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive number, not {text[:40]!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number, not {text[:40]!r}")
+    return value
+
+
+def _destination(kind: str, spec: str, project: str) -> Destination:
+    if kind == "registry" or spec == "none":
+        why = "a person fixes the player registry" if kind == "registry" else f"TRIAGE_RERUN_{kind.upper()} is none"
+        return Destination("none", why_none=why)
+    scheme, _, target = spec.partition(":")
+    if scheme == "pubsub" and target.strip():
+        if not project:
+            return Destination("none", why_none="no Pub/Sub project is configured (TRIAGE_PUBSUB_PROJECT)")
+        return Destination("pubsub", target.strip())
+    if scheme == "http" and target.strip().startswith(("http://", "https://")):
+        return Destination("http", target.strip())
+    raise ValueError(f"TRIAGE_RERUN_{kind.upper()}: {spec[:80]!r} is not pubsub:TOPIC, http:URL or none")
+
+
+# -- 1. the plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message to the pipeline: a step of the recovery order for one date."""
+
+    key: str
+    step: int
+    stage: str
+    kind: str
+    processors: tuple[str, ...]
+    data_date: dt.date
+    payload: Mapping[str, Any]
+    items: tuple[ItemKey, ...]
+    destination: Destination
+    #: Processors left out because a request for them and this date is still pending (request ids).
+    pending: tuple[str, ...] = ()
+
+    @property
+    def claims(self) -> tuple[str, ...]:
+        """What a pending request of this message covers: each processor (or scrape, or name) with the date."""
+        return tuple(f"{p}|{self.data_date.isoformat()}" for p in self.processors)
+
+    def command(self, project: str = "PROJECT") -> str:
+        """The command that sends it by hand."""
+        body = json.dumps(self.payload, sort_keys=True)
+        if self.destination.type == "http":
+            return f"curl -X POST -H 'Content-Type: application/json' {self.destination.target} -d '{body}'"
+        if self.kind == "registry":
+            return f"fix the registry: {self.payload.get('task', '')}"
+        topic = self.destination.target or DEFAULT_DESTINATIONS.get(self.kind, "").partition(":")[2] or "TOPIC"
+        return f"gcloud pubsub topics publish {topic} --project {project} --message '{body}'"
+
+
+@dataclass(frozen=True)
+class Plan:
+    messages: tuple[Message, ...]
+    incident_id: str = ""
+    title: str = ""
+    #: Messages left out whole: every processor of theirs is pending already.
+    skipped: tuple[Message, ...] = ()
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return sorted({m.data_date for m in self.messages})
+
+    def frame(self) -> pd.DataFrame:
+        """The preview as a table: what goes where, for which dates, and the items each should settle."""
+        rows = [
+            {"step": m.step, "stage": m.stage, "date": m.data_date, "processors": ", ".join(m.processors),
+             "destination": m.destination.label, "items": len(m.items),
+             "pending": ", ".join(m.pending), "payload": json.dumps(m.payload, sort_keys=True)}
+            for m in self.messages
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=["step", "stage", "date", "processors", "destination", "items", "pending",
+                                           "payload"])  # fmt: skip
+
+
+_STAGE_KIND = {"phase 3": "phase3", "predictions": "predictions"}
+
+
+def _kind_of(stage: str) -> str:
+    return _STAGE_KIND.get(stage, "phase4")
+
+
+def _payload(kind: str, day: dt.date, processors: Sequence[str], *, reason: str, subject: str = "",
+             team: str = "") -> dict[str, Any]:  # fmt: skip
+    if kind == "scrape":
+        return {"scraper": SCRAPER, "game_id": subject, "game_date": day.isoformat(), "team": team}
+    if kind == "registry":
+        return {"task": f"resolve the {team} box-score name that may be {subject}", "player_lookup": subject,
+                "team": team, "game_date": day.isoformat()}  # fmt: skip
+    if kind == "phase4":
+        return {"processors": list(processors), "analysis_date": day.isoformat(), "strict_mode": False}
+    return {"game_date": day.isoformat(), "reason": reason, "processors": list(processors),
+            "mode": "reprocess_specific_date"}  # fmt: skip
+
+
+def _build(steps: Sequence[tuple[str, str, tuple[str, ...], dt.date, tuple[ItemKey, ...], dict[str, Any]]],
+           settings: RerunSettings) -> list[Message]:  # fmt: skip
+    messages = []
+    order = {stage: n for n, stage in enumerate(dict.fromkeys(s[0] for s in steps), start=1)}
+    for stage, kind, processors, day, items, payload in steps:
+        messages.append(Message(
+            key=f"{order[stage]}|{kind}|{'+'.join(processors)}|{day.isoformat()}", step=order[stage], stage=stage,
+            kind=kind, processors=processors, data_date=day, payload=payload, items=items,
+            destination=settings.destinations[kind],
+        ))  # fmt: skip
+    return messages
+
+
+def plan_incident(store: Store, filters: Filters, incident_id: str, settings: RerunSettings, *,
+                  now: dt.datetime, force: bool = False) -> Plan:  # fmt: skip
+    """The messages that fix one incident's open items, in recovery order."""
+    which = inc.IncidentId.parse(incident_id)
+    items = inc.incident_items(store, filters, which)
+    head = inc.incidents(store, filters, now=now, settled=True)
+    row = head[head["incident_id"] == which.text]
+    if row.empty or items.empty:
+        raise BadInput(f"No item in view belongs to incident {which.text[:120]!r}.",
+                       "Widen the dates or the filters, or choose an incident from the list.")  # fmt: skip
+    info = row.iloc[0]
+    open_items = items[items["open_in_incident"].astype(bool)]
+    if open_items.empty:
+        raise BadInput(f"Incident {which.text[:120]!r} has no open item: nothing to re-run.")
+    keys = [ItemKey(str(r.source_table), str(r.processor_name), _date(r.item_date), str(r.entity_id))
+            for r in open_items.itertuples(index=False)]  # fmt: skip
+    every = tuple(keys)
+    reason = f"{info['root_cause']} ({which.text})"
+    steps: list[tuple[str, str, tuple[str, ...], dt.date, tuple[ItemKey, ...], dict[str, Any]]] = []
+    game_days = sorted({d for d in (_maybe_date(info["game_date"]), _maybe_date(info["last_game_date"])) if d})
+    if which.kind == "RAW_DATA_GAP":
+        for day in game_days[:1]:
+            tag = f"scrape:{which.subject}:{which.team}"
+            steps.append(
+                (
+                    "re-scrape",
+                    "scrape",
+                    (tag,),
+                    day,
+                    every,
+                    _payload("scrape", day, (), reason=reason, subject=which.subject, team=which.team),
+                )
+            )
+    if which.kind == "NAME_UNRESOLVED":
+        day = game_days[0] if game_days else min(k.item_date for k in keys)
+        tag = f"registry:{which.subject}:{which.team}"
+        steps.append(
+            (
+                "registry",
+                "registry",
+                (tag,),
+                day,
+                every,
+                _payload("registry", day, (), reason=reason, subject=which.subject, team=which.team),
+            )
+        )
+    by_stage: dict[tuple[int, str], dict[dt.date, dict[str, list[ItemKey]]]] = {}
+    for key in keys:
+        order = RECOVERY_STEP.get(key.processor_name, (6, "predictions"))
+        by_stage.setdefault(order, {}).setdefault(key.item_date, {}).setdefault(key.processor_name, []).append(key)
+    if which.kind in inc.CAUSES:  # phase 3 re-reads the game's date, whatever failed downstream
+        phase3 = by_stage.setdefault((1, "phase 3"), {})
+        for day in game_days:
+            phase3.setdefault(day, {})
+    for (_, stage), days in sorted(by_stage.items()):
+        kind = _kind_of(stage)
+        for day, per in sorted(days.items()):
+            processors = tuple(sorted(per)) or ((PHASE3_PROCESSORS[0],) if kind == "phase3" else ())
+            covered = tuple(k for p in per.values() for k in p) or (every if kind == "phase3" else ())
+            steps.append((stage, kind, processors, day, covered,
+                          _payload(kind, day, processors, reason=reason)))  # fmt: skip
+    messages = _build(steps, settings)
+    return _finish(store, Plan(tuple(messages), which.text, str(info["root_cause"])), settings, now=now, force=force)
+
+
+def plan_processor(store: Store, filters: Filters, processor: str, settings: RerunSettings, *,
+                   now: dt.datetime, force: bool = False) -> Plan:  # fmt: skip
+    """One processor's re-run for every date in the filters where it has open correctable items."""
+    f = filters.with_(processors=(processor,), correctable=("correctable",), statuses=OPEN_STATUSES)
+    sql = q.relation(store, f) + "SELECT source_table, processor_name, item_date, entity_id FROM filtered"
+    found = store.query(sql, q.params_of(f), label="reruns")
+    if found.empty:
+        raise BadInput(f"{processor[:80]} has no open correctable item in the range: nothing to re-run.")
+    order = RECOVERY_STEP.get(processor, (6, "predictions"))
+    kind = _kind_of(order[1])
+    per_day: dict[dt.date, list[ItemKey]] = {}
+    for r in found.itertuples(index=False):
+        day = _date(r.item_date)
+        per_day.setdefault(day, []).append(ItemKey(str(r.source_table), str(r.processor_name), day, str(r.entity_id)))
+    reason = f"open correctable failures of {processor}"
+    steps = [(order[1], kind, (processor,), day, tuple(keys), _payload(kind, day, (processor,), reason=reason))
+             for day, keys in sorted(per_day.items())]  # fmt: skip
+    return _finish(store, Plan(tuple(_build(steps, settings)), "", f"{processor}: {len(per_day)} date(s)"), settings,
+                   now=now, force=force)  # fmt: skip
+
+
+def _date(value: Any) -> dt.date:
+    day = _maybe_date(value)
+    if day is None:
+        raise ValueError(f"not a date: {value!r}")
+    return day
+
+
+def _maybe_date(value: Any) -> dt.date | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def _finish(store: Store, plan: Plan, settings: RerunSettings, *, now: dt.datetime, force: bool) -> Plan:
+    """Leave out what a pending request covers (unless forced); mark every message with downstream steps."""
+    pending = {} if force else pending_claims(store, plan.messages, settings, now=now)
+    kept: list[Message] = []
+    skipped: list[Message] = []
+    cascade = len({m.step for m in plan.messages}) > 1
+    for m in plan.messages:
+        waiting = [c for c in m.claims if c in pending]
+        left = tuple(p for p, c in zip(m.processors, m.claims, strict=True) if c not in pending)
+        payload = {**m.payload}
+        if m.kind in ("phase3", "phase4", "predictions"):
+            payload["processors"] = list(left)
+        msg = replace(m, processors=left or m.processors, payload=payload,
+                      pending=tuple(sorted({pending[c] for c in waiting})))  # fmt: skip
+        if not left:
+            skipped.append(msg)
+            continue
+        if cascade:
+            msg = replace(msg, payload={**msg.payload, "skip_downstream_trigger": True})
+        kept.append(msg)
+    return replace(plan, messages=tuple(kept), skipped=tuple(skipped))
+
+
+# -- what is pending --------------------------------------------------------------------------------
+
+_LATEST = """
+WITH latest AS (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY request_id, message_key ORDER BY at DESC, outcome_rank DESC) AS n
+  FROM (
+    SELECT *, CASE outcome WHEN 'claimed' THEN 0 ELSE 1 END AS outcome_rank
+    FROM nba_processing.rerun_requests
+    WHERE data_date BETWEEN @date_from AND @date_to {where}
+  ) AS r
+)
+SELECT request_id, message_key, correlation_id, incident_id, step, stage, kind, processors, data_date,
+  destination_type, destination, payload, items, outcome, message_id, error, actor, note, at
+FROM latest WHERE n = 1"""
+
+
+def _latest(store: Store, first: dt.date, last: dt.date, where: str = "", params: Mapping[str, Any] | None = None
+            ) -> pd.DataFrame:  # fmt: skip
+    if "nba_processing.rerun_requests" not in store.existing_tables():
+        return pd.DataFrame()
+    sql = _LATEST.format(where=where)
+    return store.query(sql, {"date_from": first, "date_to": last, **(params or {})}, label="reruns")
+
+
+def pending_claims(store: Store, messages: Sequence[Message], settings: RerunSettings, *, now: dt.datetime
+                   ) -> dict[str, str]:  # fmt: skip
+    """``processor|date`` -> the request id of a pending (or in-flight) request covering it."""
+    if not messages:
+        return {}
+    first, last = min(m.data_date for m in messages), max(m.data_date for m in messages)
+    states = follow(store, Filters(date_from=first, date_to=last), settings, now=now)
+    out: dict[str, str] = {}
+    for r in states.itertuples(index=False):
+        if r.state in ("pending", "sending", "running"):
+            for p in str(r.processors).split(","):
+                out[f"{p}|{_date(r.data_date).isoformat()}"] = str(r.request_id)
+    return out
+
+
+# -- 2. send ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    request_id: str
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(o["outcome"] in ("sent", "recorded") for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [o for o in self.outcomes if o["outcome"] == "failed"]
+
+    @property
+    def duplicates(self) -> int:
+        return sum(o["outcome"] == "duplicate" for o in self.outcomes)
+
+
+Publisher = Callable[[Message, dict[str, str], RerunSettings], str]
+
+
+def send(store: Store, plan: Plan, actor: Actor | None, *, note: str, settings: RerunSettings, now: dt.datetime,
+         publish: Publisher | None = None) -> Sent:  # fmt: skip
+    """Claim, send and record every message of the plan, in order (see the module's text)."""
+    who = require_resolver(actor, what="request re-runs")
+    text = (note or "").strip()
+    if not text:
+        raise BadInput("A re-run request needs a note: why it is asked for.", "Say what you found (--note TEXT).")
+    if len(text) > 2000:
+        raise BadInput(f"The note is {len(text):,} characters long; keep it under 2,000.")
+    if not plan.messages:
+        raise BadInput("Nothing to request: every step is pending already or nothing is open.")
+    if len(plan.dates) > settings.max_dates:
+        raise BadInput(
+            f"This request spans {len(plan.dates)} dates; at most {settings.max_dates} go in one request.",
+            "Narrow the dates (the sidebar, or --since/--until), or raise TRIAGE_RERUN_MAX_DATES.",
+        )
+    request_id = uuid.uuid4().hex
+    claimed_at = now
+    rows = [_row(request_id, plan, m, n, who, text, "claimed", claimed_at) for n, m in enumerate(plan.messages)]
+    items = pd.DataFrame(
+        [{"request_id": request_id, "message_key": m.key, "source_table": k.source_table,
+          "processor_name": k.processor_name, "item_date": k.item_date, "entity_id": k.entity_id}
+         for m in plan.messages for k in m.items],
+        columns=["request_id", "message_key", "source_table", "processor_name", "item_date", "entity_id"],
+    )  # fmt: skip
+    with store.transaction(label="reruns") as tx:
+        tx.insert_frame("nba_processing.rerun_requests", _frame(rows))
+        if len(items):
+            tx.insert_frame("nba_processing.rerun_request_items", items)
+    lost = _lost_races(store, plan, request_id, claimed_at)
+    result = Sent(request_id)
+    finals: list[dict[str, Any]] = []
+    stop = ""
+    for n, m in enumerate(plan.messages):
+        row = _row(request_id, plan, m, n, who, text, "", now)
+        if m.key in lost:
+            row.update(outcome="duplicate", error=f"request {lost[m.key]} claimed it first")
+        elif stop:
+            row.update(outcome="failed", error=f"not sent: {stop}")
+        else:
+            attributes = {"correlation_id": row["correlation_id"], "trigger_source": TRIGGER_SOURCE,
+                          "requested_by": who.name}  # fmt: skip
+            try:
+                if m.destination.type == "none":
+                    row.update(outcome="recorded")
+                else:
+                    message_id = (publish or _publish)(m, attributes, settings)
+                    row.update(outcome="sent", message_id=message_id)
+            except SendFailed as exc:
+                row.update(outcome="failed", error=str(exc)[:1000])
+                stop = f"step {m.step} ({m.stage}) failed"
+        finals.append(row)
+        result.outcomes.append(row)
+    store.insert_frame("nba_processing.rerun_requests", _frame(finals), label="reruns")
+    return result
+
+
+def _row(request_id: str, plan: Plan, m: Message, n: int, who: Actor, note: str, outcome: str, at: dt.datetime
+         ) -> dict[str, Any]:  # fmt: skip
+    correlation = f"{request_id}-{n + 1}"
+    payload = {**m.payload, "correlation_id": correlation, "trigger_source": TRIGGER_SOURCE,
+               "requested_by": who.name}  # fmt: skip
+    return {
+        "request_id": request_id, "message_key": m.key, "correlation_id": correlation,
+        "incident_id": plan.incident_id or None, "step": m.step, "stage": m.stage, "kind": m.kind,
+        "processors": ",".join(m.processors), "data_date": m.data_date, "destination_type": m.destination.type,
+        "destination": m.destination.target, "payload": json.dumps(payload, sort_keys=True), "items": len(m.items),
+        "outcome": outcome, "message_id": None, "error": None, "actor": who.name, "note": note, "at": at,
+    }  # fmt: skip
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame.astype({"step": "int64", "items": "int64"})
+
+
+#: How long a claim may take to be sent: claims older than this are pending requests (``pending_claims``), not races.
+RACE_WINDOW = dt.timedelta(minutes=5)
+
+
+def _lost_races(store: Store, plan: Plan, request_id: str, at: dt.datetime) -> dict[str, str]:
+    """Messages whose processor and date an earlier claim (another request, in flight or sent) holds: the earliest
+    claim wins, whoever reads first (message key -> the winner's request id)."""
+    first, last = min(plan.dates), max(plan.dates)
+    claims = store.query(
+        """
+SELECT request_id, processors, data_date, MIN(at) AS claimed_at,
+  LOGICAL_OR(outcome IN ('failed', 'duplicate')) AS dropped
+FROM nba_processing.rerun_requests
+WHERE data_date BETWEEN @date_from AND @date_to AND at >= @window
+GROUP BY request_id, processors, data_date""",
+        {"date_from": first, "date_to": last, "window": at - RACE_WINDOW},
+        label="reruns",
+    )
+    held: dict[str, tuple[pd.Timestamp, str]] = {}
+    for r in claims.itertuples(index=False):
+        if bool(r.dropped) or str(r.request_id) == request_id:
+            continue
+        stamp = pd.Timestamp(str(r.claimed_at))
+        for p in str(r.processors).split(","):
+            c = f"{p}|{_date(r.data_date).isoformat()}"
+            if c not in held or (stamp, str(r.request_id)) < held[c]:
+                held[c] = (stamp, str(r.request_id))
+    mine = pd.Timestamp(at)
+    lost: dict[str, str] = {}
+    for m in plan.messages:
+        for c in m.claims:
+            if c in held and held[c] < (mine, request_id):
+                lost[m.key] = held[c][1]
+    return lost
+
+
+def _publish(m: Message, attributes: dict[str, str], settings: RerunSettings) -> str:
+    body = json.dumps({**m.payload, **attributes}, sort_keys=True).encode()
+    if m.destination.type == "pubsub":
+        return _to_pubsub(settings.pubsub_project, m.destination.target, body, attributes, settings.timeout)
+    return _to_http(m.destination.target, body, settings)
+
+
+def _to_pubsub(project: str, topic: str, body: bytes, attributes: dict[str, str], timeout: float) -> str:
+    from google.api_core import exceptions as gx
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    path = f"projects/{project}/topics/{topic}"
+    try:
+        client = pubsub_v1.PublisherClient()
+        return str(client.publish(path, body, **attributes).result(timeout=timeout))
+    except gx.NotFound:
+        raise SendFailed(f"Pub/Sub topic {topic} does not exist in project {project}.",
+                         "Check TRIAGE_RERUN_* and TRIAGE_PUBSUB_PROJECT.") from None  # fmt: skip
+    except gx.PermissionDenied:
+        raise SendFailed(f"Not allowed to publish to {path}.",
+                         "Grant the dashboard's account roles/pubsub.publisher on the topic.") from None  # fmt: skip
+    except TimeoutError:
+        raise SendFailed(f"Pub/Sub did not confirm the message to {topic} within {timeout:g} s.",
+                         "Nothing is marked as requested; try again.") from None  # fmt: skip
+    except gx.GoogleAPICallError as exc:
+        raise SendFailed(f"Pub/Sub refused the message to {topic}: {str(exc)[:300]}") from None
+    except Exception as exc:  # the client's futures raise their own timeout and transport errors
+        if type(exc).__name__ == "TimeoutError":
+            raise SendFailed(f"Pub/Sub did not confirm the message to {topic} within {timeout:g} s.",
+                             "Nothing is marked as requested; try again.") from None  # fmt: skip
+        raise SendFailed(f"Publishing to {topic} failed: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def _to_http(url: str, body: bytes, settings: RerunSettings) -> str:
+    headers = {"Content-Type": "application/json", "User-Agent": "nba-triage"}
+    if settings.http_audience:
+        try:
+            import google.auth.transport.requests
+            import google.oauth2.id_token
+
+            token = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
+                google.auth.transport.requests.Request(),
+                                                          settings.http_audience)  # fmt: skip
+        except Exception as exc:
+            raise SendFailed(f"No ID token for {settings.http_audience}: {type(exc).__name__}: {str(exc)[:200]}",
+                             "Run where the service account has roles/run.invoker.") from None  # fmt: skip
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=settings.timeout) as answer:
+            text = answer.read(2000).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        raise SendFailed(f"{url} answered {exc.code} {exc.reason}.",
+                         "Nothing is marked as requested; check the service and try again.") from None  # fmt: skip
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SendFailed(f"{url} did not answer: {reason}.", "Nothing is marked as requested; try again.") from None
+    try:
+        answer_id = json.loads(text).get("message_id") or json.loads(text).get("execution_id") or ""
+    except (ValueError, AttributeError):
+        answer_id = ""
+    return str(answer_id) or f"http-{uuid.uuid4().hex[:12]}"
+
+
+# -- 3. follow -------------------------------------------------------------------------------------
+
+_RUNS = """
+SELECT h.processor_name, h.run_id, h.status, h.data_date, h.started_at, h.processed_at, h.trigger_message_id,
+  JSON_VALUE(h.trigger_message_data, '$.correlation_id') AS correlation_id, TO_JSON_STRING(h.errors) AS errors,
+  h.skip_reason
+FROM nba_reference.processor_run_history AS h
+WHERE h.data_date BETWEEN @date_from AND @date_to AND h.started_at >= @since"""
+
+_ITEM_STATE = """,
+asked AS (
+  SELECT request_id, message_key, source_table, processor_name, item_date, entity_id
+  FROM nba_processing.rerun_request_items
+  WHERE item_date BETWEEN @date_from AND @date_to AND request_id IN UNNEST(@requests)
+)
+SELECT a.request_id, a.message_key, l.item_key, l.status IN UNNEST(@open_statuses) AS is_open,
+  l.correctable_class = 'correctable' AS correctable, l.last_seen
+FROM asked AS a
+JOIN labelled AS l
+  ON l.source_table = a.source_table AND l.processor_name = a.processor_name AND l.item_date = a.item_date
+  AND l.entity_id = a.entity_id"""
+
+
+def _still_open(store: Store, msgs: pd.DataFrame, asked: pd.DataFrame, f: Filters) -> pd.Series:
+    """Whether each asked item still waits for its request: open and, for a request made for an incident, still
+    explained by the incident's cause (its evidence names it); for any other, open and still correctable. An item
+    that the fix turned into a permanent did-not-play is the re-run's business no more."""
+    incident_of = dict(zip(msgs["request_id"], msgs["incident_id"], strict=False))
+    waiting = pd.Series(False, index=asked.index)
+    for incident_id, rows in asked.groupby(asked["request_id"].map(incident_of).fillna(""), sort=False):
+        if incident_id:
+            try:
+                items = inc.incident_items(store, f, inc.IncidentId.parse(str(incident_id)))
+            except TriageError:
+                items = pd.DataFrame()
+            keys = set(items[items["open_in_incident"].astype(bool)]["key"]) if len(items) else set()
+            waiting[rows.index] = rows["item_key"].isin(keys)
+        else:
+            waiting[rows.index] = rows["is_open"].astype(bool) & rows["correctable"].fillna(False).astype(bool)
+    return waiting
+
+
+def follow(store: Store, filters: Filters, settings: RerunSettings, *, now: dt.datetime,
+           incident_id: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Every message of the requests for the filters' dates (or one incident's), newest first, with its state."""
+    first, last = filters.date_from or dt.date(1, 1, 1), filters.date_to or dt.date(9999, 12, 31)
+    where, params = ("AND incident_id = @incident", {"incident": incident_id}) if incident_id else ("", {})
+    msgs = _latest(store, first, last, where, params)
+    if msgs.empty:
+        return pd.DataFrame(columns=[*_FOLLOW_COLUMNS])
+    msgs["data_date"] = msgs["data_date"].map(_date)
+    msgs["at"] = pd.to_datetime(msgs["at"], utc=True)
+    lo, hi = min(msgs["data_date"]), max(msgs["data_date"])
+    runs = pd.DataFrame()
+    if "nba_reference.processor_run_history" in store.existing_tables():
+        runs = store.query(_RUNS, {"date_from": lo, "date_to": hi, "since": msgs["at"].min().to_pydatetime()},
+                           label="reruns")  # fmt: skip
+    # The items each message should settle, as they stand now (items of any date: the requests' own).
+    item_lo = store.query(
+        "SELECT MIN(item_date) AS a, MAX(item_date) AS b FROM nba_processing.rerun_request_items "
+        "WHERE item_date BETWEEN @x AND @y AND request_id IN UNNEST(@requests)",
+        {"x": dt.date(1, 1, 1), "y": dt.date(9999, 12, 31), "requests": sorted(set(msgs["request_id"]))},
+        label="reruns",
+    ).iloc[0]
+    states = pd.DataFrame(columns=["request_id", "message_key", "asked", "still_open", "last_seen"])
+    if not pd.isna(item_lo["a"]):
+        f = Filters(date_from=_date(item_lo["a"]), date_to=_date(item_lo["b"]), hide_expected=False)
+        sql, _ = q.labelled_sql(store, f)
+        asked = store.query(sql + _ITEM_STATE, {**q.params_of(f), "requests": sorted(set(msgs["request_id"])),
+                                                "open_statuses": list(OPEN_STATUSES)}, label="reruns")  # fmt: skip
+        if len(asked):
+            asked["waiting"] = _still_open(store, msgs, asked, f)
+            states = (
+                asked.groupby(["request_id", "message_key"])
+                .agg(asked=("item_key", "size"), still_open=("waiting", "sum"), last_seen=("last_seen", "max"))
+                .reset_index()
+            )
+    merged = msgs.merge(states, how="left", on=["request_id", "message_key"])
+    out = []
+    for record in merged.to_dict("records"):
+        r = {str(k): v for k, v in record.items()}
+        run = _answer(r, runs)
+        state, detail = _state(r, run, settings, now)
+        out.append({**{c: r.get(c) for c in _MESSAGE_COLUMNS}, "asked": _int(r.get("asked")),
+                    "still_open": _int(r.get("still_open")), "state": state, "detail": detail,
+                    "run_id": None if run is None else run["run_id"],
+                    "run_status": None if run is None else run["status"],
+                    "run_started_at": None if run is None else run["started_at"]})  # fmt: skip
+    frame = pd.DataFrame(out, columns=[*_FOLLOW_COLUMNS])
+    return frame.sort_values(
+        ["at", "request_id", "step", "data_date"], ascending=[False, True, True, True]
+    ).reset_index(drop=True)
+
+
+_MESSAGE_COLUMNS = ("request_id", "message_key", "correlation_id", "incident_id", "step", "stage", "kind",
+                    "processors", "data_date", "destination_type", "destination", "payload", "items", "outcome",
+                    "message_id", "error", "actor", "note", "at")  # fmt: skip
+_FOLLOW_COLUMNS = (*_MESSAGE_COLUMNS, "asked", "still_open", "state", "detail", "run_id", "run_status",
+                   "run_started_at")  # fmt: skip
+
+
+def _int(value: Any) -> int:
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+def _answer(r: Mapping[str, Any], runs: pd.DataFrame) -> Mapping[str, Any] | None:
+    """The run that answered a message: by message id, then correlation id, then a run of its processors for its
+    date that started after it (the latest)."""
+    if runs.empty or r["outcome"] not in ("sent", "recorded"):
+        return None
+    day = _date(r["data_date"])
+    same_day = runs[runs["data_date"].map(_date) == day]
+    if same_day.empty:
+        return None
+    for match in (
+        same_day["trigger_message_id"].astype("string") == (str(r["message_id"]) if r["message_id"] else "\0"),
+        same_day["correlation_id"].astype("string") == str(r["correlation_id"]),
+        same_day["processor_name"].isin(str(r["processors"]).split(","))
+        & (pd.to_datetime(same_day["started_at"], utc=True) >= r["at"]),
+    ):
+        hits = same_day[match.fillna(False).astype(bool)]
+        if len(hits):
+            return {str(k): v for k, v in hits.sort_values("started_at").iloc[-1].to_dict().items()}
+    return None
+
+
+def _state(r: Mapping[str, Any], run: Mapping[str, Any] | None, settings: RerunSettings, now: dt.datetime
+           ) -> tuple[str, str]:  # fmt: skip
+    outcome = r["outcome"]
+    if outcome == "failed":
+        return "failed", str(r.get("error") or "")
+    if outcome == "duplicate":
+        return "duplicate", str(r.get("error") or "")
+    if outcome == "claimed":
+        return "sending", "claimed, no outcome recorded yet"
+    asked, still_open = _int(r.get("asked")), _int(r.get("still_open"))
+    if asked and not still_open:
+        return "settled", f"all {asked} item(s) it should settle are settled"
+    if run is None:
+        waited = now - r["at"].to_pydatetime()
+        if waited > settings.stale_after:
+            hours = waited.total_seconds() / 3600
+            return "stale", f"no run of it after {hours:.0f} h"
+        return "pending", "waiting for a run"
+    status = str(run["status"])
+    if status == "running":
+        return "running", f"run {run['run_id']} started {pd.Timestamp(run['started_at']):%Y-%m-%d %H:%M} UTC"
+    if status in ("failed", "partial"):
+        errors = str(run.get("errors") or "") or str(run.get("skip_reason") or "")
+        return "still failing", f"run {run['run_id']} {status}: {errors[:300]}"
+    last_seen = r.get("last_seen")
+    if last_seen is not None and not pd.isna(last_seen) and pd.Timestamp(last_seen) > pd.Timestamp(run["started_at"]):
+        return "still failing", f"run {run['run_id']} recorded {still_open} of its item(s) again"
+    return "run seen", f"run {run['run_id']} {status}; {still_open} of {asked} item(s) still open"
+
+
+def request_state(states: Sequence[str]) -> str:
+    """A request's state from its messages'."""
+    live = [s for s in states if s != "duplicate"] or list(states)
+    if live and all(s == "settled" for s in live):
+        return "settled"
+    for state in ("still failing", "stale", "failed", "sending", "pending", "running", "run seen"):
+        if state in live:
+            return state
+    return live[0] if live else "duplicate"
+
+
+def requests(frame: pd.DataFrame) -> pd.DataFrame:
+    """``follow``'s messages, one row per request: who, when, what, its state."""
+    if frame.empty:
+        return pd.DataFrame(columns=["request_id", "at", "actor", "incident_id", "note", "messages", "sent",
+                                     "dates", "state"])  # fmt: skip
+    out = (
+        frame.groupby("request_id", sort=False)
+        .agg(at=("at", "min"), actor=("actor", "first"), incident_id=("incident_id", "first"),
+             note=("note", "first"), messages=("message_key", "size"),
+             sent=("outcome", lambda o: int(sum(x in ("sent", "recorded") for x in o))),
+             dates=("data_date", "nunique"), state=("state", lambda s: request_state(list(s))))
+        .reset_index()
+    )  # fmt: skip
+    return out.sort_values("at", ascending=False).reset_index(drop=True)
