@@ -34,7 +34,7 @@ import pandas as pd
 
 from lib import operations
 from lib.errors import BadInput
-from lib.model import PHASE4_PROCESSORS, Actor
+from lib.model import PHASE3_PROCESSORS, PHASE4_PROCESSORS, Actor
 from lib.names import player_lookup
 from lib.store.base import Store
 
@@ -1078,11 +1078,72 @@ def _write(store: Store, demo: Demo, progress: Progress) -> dict[str, int]:
         ("nba_analytics.player_game_summary", demo.analytics),
         *((f"nba_processing.{name}", frame) for name, frame in sorted(demo.failures.items())),
     ]
+    steps.append(("nba_reference.processor_run_history", run_history(demo)))
     for i, (ref, frame) in enumerate(steps):
         progress(0.5 + 0.5 * i / len(steps), f"Writing {len(frame):,} rows to {ref}")
         written[ref] = store.insert_frame(ref, frame, label="demo")
     progress(1.0, "Demo data written")
     return written
+
+
+def _phase(processor: str) -> str:
+    if processor in PHASE4_PROCESSORS:
+        return "phase_4_precompute"
+    if processor in PHASE3_PROCESSORS:
+        return "phase_3_analytics"
+    return "phase_5_predictions"
+
+
+def run_history(demo: Demo) -> pd.DataFrame:
+    """``nba_reference.processor_run_history`` as the pipeline writes it: one run per processor and date of the
+    season (those that recorded failures ended ``partial``, with their failures counted; the rest ``success``),
+    triggered over Pub/Sub with a message id, plus a few stale ``running`` rows that never finished."""
+    frames = []
+    for frame in demo.failures.values():
+        day = "prediction_date" if "prediction_date" in frame else "analysis_date"
+        frames.append(frame[["processor_name", "run_id", day, "created_at"]].rename(columns={day: "data_date"}))
+    failed = pd.concat(frames, ignore_index=True)
+    failed["created_at"] = pd.to_datetime(failed["created_at"], utc=True)
+    runs = failed.groupby(["processor_name", "run_id", "data_date"], as_index=False).agg(
+        failures=("created_at", "size"), first=("created_at", "min"), last=("created_at", "max")
+    )
+    seen = set(zip(runs["processor_name"], runs["data_date"], strict=True))
+    days = sorted({d for d in failed["data_date"] if d is not None and not pd.isna(d)})
+    rows: list[dict[str, object]] = []
+    for r in runs.to_dict("records"):
+        failures = int(r["failures"])
+        rows.append({"processor_name": r["processor_name"], "run_id": r["run_id"], "status": "partial",
+                     "data_date": r["data_date"], "started_at": r["first"] - pd.Timedelta(minutes=4),
+                     "processed_at": r["last"] + pd.Timedelta(seconds=30), "records_processed": 400 + failures,
+                     "errors": json.dumps([f"{failures} entities failed"])})  # fmt: skip
+    processors = sorted(set(runs["processor_name"]))
+    for day in days:
+        at = pd.Timestamp(dt.datetime.combine(day, dt.time(7, 0)), tz="UTC")  # the morning's runs, as the failures
+        for n, p in enumerate(processors):
+            if (p, day) not in seen:
+                rows.append({"processor_name": p, "run_id": f"{p[:12].lower()}-{day:%Y%m%d}", "status": "success",
+                             "data_date": day, "started_at": at + pd.Timedelta(minutes=3 * n),
+                             "processed_at": at + pd.Timedelta(minutes=3 * n + 2), "records_processed": 450,
+                             "errors": None})  # fmt: skip
+    for p, day in zip(processors[:3], days[-40::13], strict=False):  # runs that never said they ended
+        at = pd.Timestamp(dt.datetime.combine(day, dt.time(7, 30)), tz="UTC")
+        rows.append({"processor_name": p, "run_id": f"{p[:12].lower()}-{day:%Y%m%d}-stuck", "status": "running",
+                     "data_date": day, "started_at": at, "processed_at": None, "records_processed": None,
+                     "errors": None})  # fmt: skip
+    out = pd.DataFrame(rows).sort_values(["data_date", "started_at", "processor_name"]).reset_index(drop=True)
+    out["season_year"] = SEASON_YEAR
+    took = pd.to_datetime(out["processed_at"], utc=True) - pd.to_datetime(out["started_at"], utc=True)
+    out["duration_seconds"] = took.dt.total_seconds()
+    out["phase"] = out["processor_name"].map(_phase)
+    out["trigger_source"] = "pubsub"
+    out["trigger_message_id"] = [str(10_000_000 + n) for n in range(len(out))]
+    out["trigger_message_data"] = [
+        json.dumps({"processors": [p], "analysis_date": str(d), "trigger_source": "orchestrator"})
+        for p, d in zip(out["processor_name"], out["data_date"], strict=True)
+    ]
+    out["retry_attempt"] = 0
+    out["backfill_mode"] = False
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

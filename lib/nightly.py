@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from lib import briefing, classification, operations, resolution, webhook, workqueue
+from lib import briefing, classification, operations, reruns, resolution, webhook, workqueue
 from lib.classifier import ClassifierConfig
 from lib.errors import TriageError
 from lib.model import CHANGE_KINDS, Actor, Filters, Page
@@ -66,6 +66,8 @@ class Result:
     top_work: pd.DataFrame = field(default_factory=pd.DataFrame)
     mass_dates: pd.DataFrame = field(default_factory=pd.DataFrame)
     new_regressions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Re-run requests of the range, one row per request, with their states (lib/reruns.py).
+    rerun_requests: pd.DataFrame = field(default_factory=pd.DataFrame)
     exceeded: list[str] = field(default_factory=list)
     digest_files: list[str] = field(default_factory=list)
     posted: str = "not configured"
@@ -184,6 +186,11 @@ def run(
             )
             result.top_work = workqueue.plan(store, view).head(TOP_WORK)
             result.mass_dates = _mass_dates(store, view)
+            try:
+                rerun_settings = reruns.RerunSettings.from_env()
+            except ValueError as exc:
+                raise TriageError(str(exc), "Fix the TRIAGE_RERUN_* settings.") from None
+            result.rerun_requests = reruns.requests(reruns.follow(store, view, rerun_settings, now=now))
             result.exceeded = thresholds.exceeded(result.brief.counts)
             extent = q.bounds(store)
             result.link_from, result.link_to = since or extent.first_date, until or extent.last_date
@@ -239,9 +246,24 @@ def digest_json(result: Result, *, dashboard: str | None) -> dict[str, Any]:
             {"date": str(d), "items": int(n), "link": link(dashboard, "failures", _range_params(d, d))}
             for d, n in zip(result.mass_dates.get("item_date", []), result.mass_dates.get("items", []), strict=True)
         ],
+        "rerun_requests": _rerun_digest(result.rerun_requests),
         "thresholds_exceeded": result.exceeded,
         "dashboard": dashboard,
     }
+
+
+def _rerun_digest(frame: pd.DataFrame) -> dict[str, Any]:
+    """Re-run requests by state, and the ones that need a look (stale, still failing, failed) in full."""
+    counts = {str(k): int(v) for k, v in frame["state"].value_counts().items()} if len(frame) else {}
+    look = frame[frame["state"].isin(["stale", "still failing", "failed"])] if len(frame) else frame
+    return {
+        "by_state": counts,
+        "attention": [
+            {"request_id": str(r["request_id"]), "state": str(r["state"]), "incident_id": r["incident_id"],
+             "asked_by": str(r["actor"]), "asked_at": pd.Timestamp(r["at"]).isoformat(), "note": str(r["note"])}
+            for r in look.to_dict("records")
+        ],
+    }  # fmt: skip
 
 
 def _what(task: dict[str, Any]) -> str:
@@ -292,6 +314,19 @@ def digest_markdown(data: dict[str, Any]) -> str:
         for t in data["top_correctable_work"]:
             lines.append(f"| {_cell(str(t.get('step') or ''))} | {_cell(t['task'])} | {_cell(_what(t))} | "
                          f"{_cell(t.get('team') or '')} | {t['items']:,} |")  # fmt: skip
+    requests = data.get("rerun_requests") or {}
+    if requests.get("by_state"):
+        lines += [
+            "",
+            "## Re-run requests",
+            "",
+            "By state: " + ", ".join(f"{s} {n:,}" for s, n in sorted(requests["by_state"].items())) + ".",
+        ]
+        for r in requests["attention"][:20]:
+            lines.append(
+                f"- **{r['state']}**: {_cell(r['incident_id'] or 'processor re-run')}, asked by "
+                f"{_cell(r['asked_by'])} {r['asked_at'][:16].replace('T', ' ')} UTC ({_cell(r['note'])})"
+            )
     if data["mass_failure_dates"]:
         lines += ["", "## Mass-failure dates", ""]
         for d in data["mass_failure_dates"]:

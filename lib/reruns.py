@@ -192,13 +192,29 @@ class Plan:
     def frame(self) -> pd.DataFrame:
         """The preview as a table: what goes where, for which dates, and the items each should settle."""
         rows = [
-            {"step": m.step, "stage": m.stage, "date": m.data_date, "processors": ", ".join(m.processors),
+            {"step": m.step, "stage": m.stage, "date": m.data_date, "processors": shown(m.processors),
              "destination": m.destination.label, "items": len(m.items),
              "pending": ", ".join(m.pending), "payload": json.dumps(m.payload, sort_keys=True)}
             for m in self.messages
         ]  # fmt: skip
         return pd.DataFrame(rows, columns=["step", "stage", "date", "processors", "destination", "items", "pending",
                                            "payload"])  # fmt: skip
+
+
+def shown(processors: str | Sequence[str]) -> str:
+    """What a message asks for, for people: processors by name; a re-scrape or a registry fix in words."""
+    names = processors.split(",") if isinstance(processors, str) else list(processors)
+    out = []
+    for name in names:
+        kind, _, rest = name.partition(":")
+        subject, _, team = rest.partition(":")
+        if kind == "scrape" and rest:
+            out.append(f"box score of {subject} ({team})")
+        elif kind == "registry" and rest:
+            out.append(f"registry name {subject} ({team})")
+        else:
+            out.append(name)
+    return ", ".join(out)
 
 
 _STAGE_KIND = {"phase 3": "phase3", "predictions": "predictions"}

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from lib import briefing
+from lib import briefing, reruns
 from lib.errors import TriageError
 from lib.model import CHANGE_KINDS, Actor, Filters, parse_instant
 from lib.store import Store
@@ -144,6 +144,7 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
             icon=":material/crisis_alert:",
             query_params=filter_params(f),
         )
+        _rerun_line(store, f, now)
         if len(b.settled_by):
             who = ", ".join(f"**{md(r.who)}** {fmt_int(int(r['items']))} {str(r.status).lower()}"
                             for _, r in b.settled_by.iterrows())  # fmt: skip
@@ -155,6 +156,18 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
             st.caption(f":material/swap_horiz: Verdicts changed: {moves}" + (f" and {more} more moves." if more > 0
                                                                               else "."))  # fmt: skip
     return b
+
+
+def _rerun_line(store: Store, f: Filters, now: dt.datetime) -> None:
+    """Where the re-run requests of the view stand: pending and stale ones need a look, settled ones close the loop."""
+    messages = data.rerun_messages(store, f, now=now)
+    if messages.empty:
+        return
+    counts = reruns.requests(messages)["state"].value_counts()
+    order = ("stale", "still failing", "failed", "pending", "running", "run seen", "settled")
+    parts = [f"{fmt_int(int(counts[s]))} {s}" for s in order if s in counts]
+    icon = ":material/warning:" if any(s in counts for s in ("stale", "still failing", "failed")) else ":material/send:"
+    st.caption(f"{icon} Re-run requests: {', '.join(parts)} (the Incidents page follows each to its settlement).")
 
 
 #: A nightly job older than this is reported as late.

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from lib import activity, classification, export, incidents, operations, patterns, players, settling, workqueue
+from lib import activity, classification, export, incidents, operations, patterns, players, reruns, settling, workqueue
 from lib import briefing as briefing_mod
 from lib.model import Choices, DataBounds, Filters, ItemKey, Kpis, Page
 from lib.store import Store, index
@@ -181,6 +181,20 @@ def _incident_items(_store: Store, location: str, version: str, key: FilterKey, 
 def incident_items(store: Store, filters: Filters, incident: incidents.IncidentId) -> pd.DataFrame:
     """One incident's items with ``open_in_incident`` and the pipeline's verdict beside ours."""
     return _incident_items(store, store.location, store.data_version(), _key(filters), incident.text)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
+def _rerun_messages(_store: Store, location: str, version: str, key: FilterKey, now: dt.datetime,
+                    incident_id: str | None) -> pd.DataFrame:  # fmt: skip
+    from ui.rerun import settings
+
+    return reruns.follow(_store, _filters(key), settings(), now=now, incident_id=incident_id)
+
+
+def rerun_messages(store: Store, filters: Filters, *, now: dt.datetime, incident_id: str | None = None
+                   ) -> pd.DataFrame:  # fmt: skip
+    """Re-run requests' messages with their states (lib/reruns.py): the filters' dates, or one incident's."""
+    return _rerun_messages(store, store.location, store.data_version(), _key(filters), now, incident_id)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)

@@ -43,10 +43,10 @@ def server(demo_db_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield from serve(db, tmp_path_factory.mktemp("e2e-log"))
 
 
-def serve(db: Path, logs: Path) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port over the database ``db``; yields its URL, then stops it."""
+def serve(db: Path, logs: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port over the database ``db`` (and ``env``); yields its URL, then stops it."""
     port = free_port()
-    env = {**os.environ, "TRIAGE_DB": str(db)}
+    env = {**os.environ, "TRIAGE_DB": str(db), **(env or {})}
     log = open(logs / "streamlit.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

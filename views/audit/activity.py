@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import streamlit as st
 
+from lib import reruns
 from lib.activity import ActivityFilters
 from lib.model import TARGET_STATUSES
 from ui import context, data, filters
@@ -120,4 +123,34 @@ else:
             "summary": st.column_config.TextColumn("Summary", width="large"),
         },
         height=min(38 + 35 * len(ops), 400),
+    )
+
+st.subheader("Re-run requests")
+st.caption(
+    "Every request made from an incident or the command line: who asked, when, why, how many messages went where, "
+    "and where it stands now (pending, run seen, still failing, settled, stale; README, *Fixing from the console*). "
+    "Newest first; the item dates are the sidebar's."
+)
+now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+messages = context.guarded(lambda: data.rerun_messages(store, f, now=now))
+if messages.empty:
+    st.caption("No re-run requested in this range yet.")
+else:
+    asked = reruns.requests(messages)
+    st.dataframe(
+        blank_nulls(asked.drop(columns=["request_id"])),
+        hide_index=True,
+        width="stretch",
+        key="activity_reruns",
+        column_config={
+            "at": st.column_config.DatetimeColumn("Asked (UTC)", format="YYYY-MM-DD HH:mm"),
+            "actor": "Who",
+            "incident_id": st.column_config.TextColumn("Incident", width="medium"),
+            "note": st.column_config.TextColumn("Note", width="large"),
+            "messages": st.column_config.NumberColumn("Messages", width="small"),
+            "sent": st.column_config.NumberColumn("Sent or recorded", width="small"),
+            "dates": st.column_config.NumberColumn("Dates", width="small"),
+            "state": st.column_config.TextColumn("State", width="small"),
+        },
+        height=min(38 + 35 * len(asked), 400),
     )

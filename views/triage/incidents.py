@@ -16,6 +16,7 @@ from lib.model import ItemKey
 from lib.workqueue import compact_dates
 from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
+from ui import rerun as rerun_panel
 from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_int, md, processor_short
 
 K_INCIDENT, K_ITEM = "incident", "item"  # query parameters: deep links to an incident and one of its items
@@ -52,6 +53,9 @@ kind = (
 settled = top[1].toggle("Settled incidents too", key=K_SETTLED, help="Also the incidents whose every item is settled")
 
 every = context.guarded(lambda: data.incident_list(store, f, now=now, settled=bool(settled)))
+asked = context.guarded(lambda: rerun_panel.request_states(store, f))
+every = every.merge(asked, how="left", on="incident_id") if len(every) else every.assign(request=None)
+every["request"] = every["request"].fillna("")
 shown = every if kind == "all" else every[every["kind"] == kind]
 shown = shown.reset_index(drop=True)
 
@@ -88,7 +92,7 @@ if len(open_incidents):
             orientation="h",
             marker_color=["#c0392b", "#e67e22", "#8e44ad", "#7f8c8d"][: len(by_kind)],
             text=[
-                f"{fmt_int(int(c))} open · the biggest explains {fmt_int(int(t))} items"
+                f"{fmt_int(int(c))} open · the biggest explains {fmt_int(int(t))} item{'s' if int(t) != 1 else ''}"
                 for c, t in zip(by_kind["incidents"], by_kind["top"], strict=True)
             ],
             textposition="auto",
@@ -118,6 +122,7 @@ event = st.dataframe(
     column_order=(
         "root_cause",
         "state",
+        "request",
         "open_items",
         "settled_items",
         "players",
@@ -129,6 +134,7 @@ event = st.dataframe(
     column_config={
         "root_cause": st.column_config.TextColumn("Root cause", width=330),
         "state": st.column_config.TextColumn("State", width=70, help="open, settling (some items settled), settled"),
+        "request": st.column_config.TextColumn("Re-run", width=95, help="The state of its latest re-run request"),
         "open_items": st.column_config.NumberColumn("Open", width=55, help="Open items this cause still explains"),
         "settled_items": st.column_config.NumberColumn(
             "Settled", width=62, help="Items it explained that are settled, or whose evidence is back"
@@ -173,6 +179,9 @@ except TriageError as exc:
 
 st.divider()
 match = every[every["incident_id"] == which.text]
+if match.empty and not settled:  # a link to an incident settled since: it is still there to look at
+    match = context.guarded(lambda: data.incident_list(store, f, now=now, settled=True))
+    match = match[match["incident_id"] == which.text]
 head = match.iloc[0] if len(match) else None
 st.subheader(str(head["root_cause"]) if head is not None else f"Incident {which.text}")
 items = context.guarded(lambda: data.incident_items(store, f, which))
@@ -214,6 +223,10 @@ if head is not None:
         )
     else:
         st.caption("Nothing left to re-run: every item it explained is settled.")
+
+if head is not None:
+    with st.container(border=True):
+        rerun_panel.panel(store, f, which.text, actor)
 
 st.markdown(f"**Its items** ({fmt_int(len(items))}; open ones first)")
 if items.empty:
