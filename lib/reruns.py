@@ -795,3 +795,23 @@ def requests(frame: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )  # fmt: skip
     return out.sort_values("at", ascending=False).reset_index(drop=True)
+
+
+_ITEM_REQUESTS = """
+SELECT r.request_id, r.step, r.stage, r.data_date, r.processors, r.destination_type, r.outcome, r.message_id,
+  r.error, r.actor, r.note, r.at
+FROM nba_processing.rerun_request_items AS i
+JOIN nba_processing.rerun_requests AS r
+  ON r.request_id = i.request_id AND r.message_key = i.message_key
+WHERE i.item_date = @item_date AND i.source_table = @source_table AND i.processor_name = @processor_name
+  AND i.entity_id = @entity_id AND r.data_date BETWEEN @first AND @last AND r.outcome <> 'claimed'
+ORDER BY r.at DESC, r.step"""
+
+
+def item_requests(store: Store, key: ItemKey) -> pd.DataFrame:
+    """The re-run messages asked for one item (its history's "re-run requested by ..."), newest first."""
+    if "nba_processing.rerun_request_items" not in store.existing_tables():
+        return pd.DataFrame()
+    params = {"item_date": key.item_date, "source_table": key.source_table, "processor_name": key.processor_name,
+              "entity_id": key.entity_id, "first": dt.date(1, 1, 1), "last": dt.date(9999, 12, 31)}  # fmt: skip
+    return store.query(_ITEM_REQUESTS, params, label="reruns")

@@ -197,6 +197,16 @@ def rerun_messages(store: Store, filters: Filters, *, now: dt.datetime, incident
     return _rerun_messages(store, store.location, store.data_version(), _key(filters), now, incident_id)
 
 
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
+def _item_requests(_store: Store, location: str, version: str, key_text: str) -> pd.DataFrame:
+    return reruns.item_requests(_store, ItemKey.parse(key_text))
+
+
+def item_requests(store: Store, key: ItemKey) -> pd.DataFrame:
+    """The re-run messages asked for one item, newest first."""
+    return _item_requests(store, store.location, store.data_version(), key.text)
+
+
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
 def _backlog(_store: Store, location: str, version: str, key: FilterKey, now: dt.datetime) -> pd.DataFrame:
     return settling.backlog_age(_store, _filters(key), now=now)

@@ -167,6 +167,16 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
             )
         else:
             st.caption("No status change yet.")
+        asked = context.guarded(lambda: data.item_requests(store, key))
+        for r in asked.head(5).to_dict("records") if len(asked) else []:
+            how = {"sent": f"sent, message {r['message_id']}", "recorded": "recorded, to run by hand",
+                   "failed": f"not sent: {str(r['error'] or '')[:120]}",
+                   "duplicate": "not sent: someone asked first"}.get(str(r["outcome"]), str(r["outcome"]))  # fmt: skip
+            st.caption(
+                f":material/send: Re-run requested by {md(r['actor'])} on {pd.Timestamp(r['at']):%Y-%m-%d %H:%M} UTC: "
+                f"step {r['step']} {md(r['stage'])} for {pd.Timestamp(r['data_date']):%Y-%m-%d} ({md(how)}) · "
+                f"_{md(str(r['note'])[:120])}_"
+            )
         if item["recurred"]:
             st.caption(f":material/replay: Recorded again by a run after its status was set ({item['status_at']}).")
         resolve.buttons(store, lambda: resolution.Scope.of_keys([key]), actor, key="failures_item",

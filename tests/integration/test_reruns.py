@@ -205,6 +205,13 @@ def test_nothing_configured_records_the_request_and_says_how_to_send_it(store) -
     assert plan.messages[0].command().startswith("gcloud pubsub topics publish nba-phase4-trigger")
     sent = reruns.send(store, plan, ALICE, note="by hand", settings=settings, now=NOW)
     assert {o["outcome"] for o in sent.outcomes} == {"recorded"} and all(not o["message_id"] for o in sent.outcomes)
+    # Each item's history says who asked for its re-run, when and how it went.
+    first = plan.messages[0]
+    asked = reruns.item_requests(store, first.items[0])
+    assert list(asked["actor"]) == ["alice"] and list(asked["outcome"]) == ["recorded"]
+    assert asked.iloc[0]["stage"] == first.stage and asked.iloc[0]["note"] == "by hand"
+    other = next(m for m in plan.messages if m.data_date != first.data_date)
+    assert first.items[0] not in other.items and len(reruns.item_requests(store, other.items[0])) == 1
 
 
 def test_viewers_notes_and_the_cap_are_refused_in_lib_and_nothing_is_written(store) -> None:
