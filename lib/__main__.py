@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lib import classification, export, incidents, nightly, operations, reruns, resolution, webhook
 from lib import demo as demo_mod
-from lib.access import SYSTEM, require_person
+from lib.access import SYSTEM, require_person, require_resolver
 from lib.classifier import ClassifierConfig
 from lib.config import DEFAULT_WINDOW_KEY, Roles, Settings
 from lib.errors import TriageError
@@ -346,12 +346,15 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     _require_schema(store)
     _warn_unknown_names(store, filters)
     out = sys.stdout
-    if args.incident:
+    if args.incident is not None:
         try:
             which = incidents.IncidentId.parse(args.incident)
         except TriageError as exc:  # a bad argument, as a bad date is: exit 2
             raise ValueError(f"--incident: {exc}") from exc
         frame = incidents.incident_items(store, filters, which)
+        if frame.empty:
+            raise TriageError(f"No item in view belongs to incident {which.text[:120]!r}.",
+                              "Widen --since/--until or the filters, or copy an id from the list.")  # fmt: skip
         fields = [*ITEM_FIELDS, "open_in_incident"]
         frame = frame.reindex(columns=fields).assign(
             item_date=lambda f: f["item_date"].map(lambda d: d.isoformat() if hasattr(d, "isoformat") else d)
@@ -376,25 +379,31 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     """Preview the re-run messages of an incident (or of one processor over a range); send them with --send."""
-    if bool(args.incident) == bool(args.processor_only):
+    if (args.incident is not None) == bool(args.processor_only):
         raise ValueError("say what to re-run: --incident ID, or --processor P with --since and --until")
     if args.processor_only and not (args.since and args.until):
         raise ValueError("--processor needs --since and --until (the dates to re-run)")
     _check_range(args.since, args.until)
     if args.send and not (args.note or "").strip():
         raise ValueError("--send needs --note TEXT: why the re-run is asked for (kept with the request)")
-    settings = reruns.RerunSettings.from_env()
-    actor = _actor(args) if args.send else None
-    store = _store(args, create=False)
-    _require_schema(store)
-    store.init_schema(pipeline_tables=False)
-    now = dt.datetime.now(dt.UTC)
-    filters = Filters(date_from=args.since, date_to=args.until, hide_expected=False)
-    if args.incident:
+    if args.note and len(args.note.strip()) > 2000:
+        raise ValueError(f"--note is {len(args.note.strip()):,} characters long; keep it under 2,000")
+    if args.incident is not None:
         try:
             incidents.IncidentId.parse(args.incident)
         except TriageError as exc:
             raise ValueError(f"--incident: {exc}") from exc
+    settings = reruns.RerunSettings.from_env()
+    actor = require_resolver(_actor(args), what="request re-runs") if args.send else None
+    store = _store(args, create=False)
+    _require_schema(store)
+    filters = Filters(date_from=args.since, date_to=args.until, hide_expected=not args.include_expected)
+    if args.processor_only:
+        _warn_unknown_names(store, filters.with_(processors=(args.processor_only,)))
+    if args.send:
+        store.init_schema(pipeline_tables=False)  # the request tables, on a database from before them
+    now = dt.datetime.now(dt.UTC)
+    if args.incident is not None:
         plan = reruns.plan_incident(store, filters, args.incident, settings, now=now, force=args.force)
     else:
         plan = reruns.plan_processor(store, filters, args.processor_only, settings, now=now, force=args.force)
@@ -409,10 +418,14 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             print(f"  {m.step}. {m.stage:<12} {m.data_date}  {', '.join(m.processors)}  -> {m.destination.label}"
                   f"  ({len(m.items)} item(s))")  # fmt: skip
             print(f"     {m.command(settings.pubsub_project or 'PROJECT')}")
+        if len(plan.dates) > settings.max_dates:
+            print(f"warning: {len(plan.dates)} dates are more than the {settings.max_dates} one request may cover "
+                  "(TRIAGE_RERUN_MAX_DATES): narrow --since/--until before --send", file=sys.stderr)  # fmt: skip
         if not settings.configured:
             print("Nothing is configured to send these (TRIAGE_PUBSUB_PROJECT, TRIAGE_RERUN_*): --send records the "
                   "request, and the commands above send it by hand.")  # fmt: skip
-        print("Add --send --note TEXT to send them.")
+        if plan.messages:
+            print("Add --send --note TEXT to send them.")
         return 0
     sent = reruns.send(store, plan, actor, note=args.note, settings=settings, now=now)
     for o in sent.outcomes:
@@ -666,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send", action="store_true", help="send the messages (default: print the preview)")
     p.add_argument("--note", help="why (kept with the request; needed with --send)")
     p.add_argument("--force", action="store_true", help="ask again for processors and dates already pending")
+    p.add_argument("--include-expected", action="store_true", help="include INSUFFICIENT_DATA and the like")
     p.set_defaults(func=cmd_rerun)
 
     p = with_db(sub.add_parser("resolve", help="change the status of items (recorded in the audit trail)"))

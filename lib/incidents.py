@@ -46,7 +46,7 @@ STATES = ("open", "settling", "settled")
 COLUMNS = [
     "incident_id", "kind", "root_cause", "subject", "team", "run_date", "game_date", "last_game_date",
     "first_date", "last_date", "items", "open_items", "settled_items", "players", "processors", "processor_names",
-    "categories", "first_seen", "age_days", "state", "reruns", "rerun_steps",
+    "categories", "first_seen", "age_days", "state", "reruns", "rerun_steps", "game_dates",
 ]  # fmt: skip
 
 
@@ -71,7 +71,8 @@ linked AS (
     i.failure_category, e.cause AS kind,
     IF(e.cause = 'NAME_UNRESOLVED', i.entity_id, e.game_id) AS subject,
     IF(e.cause = 'ANALYTICS_GAP', '', e.team) AS team, CAST(NULL AS DATE) AS run_date,
-    MIN(e.game_date) AS game_date, MAX(e.game_date) AS last_game_date, LOGICAL_OR(e.current) AS current
+    MIN(e.game_date) AS game_date, MAX(e.game_date) AS last_game_date, LOGICAL_OR(e.current) AS current,
+    STRING_AGG(DISTINCT CAST(e.game_date AS STRING), ',') AS game_dates
   FROM filtered AS i
   JOIN evidence AS e
     ON e.source_table = i.source_table AND e.processor_name = i.processor_name AND e.item_date = i.item_date
@@ -82,11 +83,11 @@ linked AS (
 ),
 member AS (
   SELECT item_key, entity_id, entity_type, processor_name, item_date, failure_category, first_seen, kind, subject,
-    team, run_date, game_date, last_game_date, current AND status IN UNNEST(@open_statuses) AS is_open
+    team, run_date, game_date, last_game_date, game_dates, current AND status IN UNNEST(@open_statuses) AS is_open
   FROM linked
   UNION ALL
   SELECT i.item_key, i.entity_id, i.entity_type, i.processor_name, i.item_date, i.failure_category, i.first_seen,
-    'RUN', i.processor_name, '', i.item_date, CAST(NULL AS DATE), CAST(NULL AS DATE),
+    'RUN', i.processor_name, '', i.item_date, CAST(NULL AS DATE), CAST(NULL AS DATE), CAST(NULL AS STRING),
     i.status IN UNNEST(@open_statuses)
   FROM filtered AS i
   WHERE i.correctable_class = 'correctable' AND NOT EXISTS (
@@ -107,14 +108,15 @@ SELECT 'incident' AS grain, m.kind, m.subject, m.team, m.run_date, MIN(m.game_da
   COUNT(DISTINCT IF(m.entity_type = 'PLAYER', m.entity_id, NULL)) AS players,
   COUNT(DISTINCT m.processor_name) AS processors, MIN(m.first_seen) AS first_seen,
   STRING_AGG(DISTINCT COALESCE(m.failure_category, '(none)'), ', ') AS categories,
-  STRING_AGG(DISTINCT m.processor_name, ', ') AS processor_names
+  STRING_AGG(DISTINCT m.processor_name, ', ') AS processor_names,
+  STRING_AGG(DISTINCT IF(m.is_open, m.game_dates, NULL), ',') AS game_dates
 FROM member AS m
 JOIN incidents AS n ON n.kind = m.kind AND n.subject = m.subject AND n.team = m.team
   AND (n.run_date = m.run_date OR (n.run_date IS NULL AND m.run_date IS NULL))
 GROUP BY m.kind, m.subject, m.team, m.run_date
 UNION ALL
 SELECT 'step', m.kind, m.subject, m.team, m.run_date, NULL, NULL, m.processor_name, m.item_date, m.item_date,
-  COUNT(DISTINCT m.item_key), COUNT(DISTINCT m.item_key), NULL, NULL, NULL, NULL, NULL
+  COUNT(DISTINCT m.item_key), COUNT(DISTINCT m.item_key), NULL, NULL, NULL, NULL, NULL, NULL
 FROM member AS m
 JOIN incidents AS n ON n.kind = m.kind AND n.subject = m.subject AND n.team = m.team
   AND (n.run_date = m.run_date OR (n.run_date IS NULL AND m.run_date IS NULL))
@@ -156,6 +158,12 @@ class IncidentId:
                 raise BadInput(f"Bad date {day[:40]!r} in incident id.") from exc
         if (kind == RUN) != (run_date is not None):
             raise BadInput(f"Not an incident id: {text[:120]!r}.", "Only a processor run (RUN) names a date.")
+        if not subject or ((kind == "RAW_DATA_GAP") != bool(team) and kind != "NAME_UNRESOLVED"):
+            raise BadInput(
+                f"Not an incident id: {text[:120]!r}.",
+                "A box-score gap names its game and team side, a phase 3 gap its game, a name its player, a run its "
+                "processor: copy the id from the list (python -m lib incidents).",
+            )
         return cls(kind, decode_key_part(subject), decode_key_part(team), run_date)
 
 
@@ -237,7 +245,11 @@ def incidents(store: Store, filters: Filters, *, now: dt.datetime, settled: bool
         kind, subject, team = str(r["kind"]), str(r["subject"]), str(r["team"])
         run_date, game_date, last_game = _day(r["run_date"]), _day(r["game_date"]), _day(r["last_game_date"])
         runs = by_incident.get((kind, subject, team, run_date), steps.iloc[0:0])
-        games = sorted({d for d in (game_date, last_game) if d is not None})
+        listed = r["game_dates"] if isinstance(r["game_dates"], str) else ""
+        games = sorted(
+            {dt.date.fromisoformat(d[:10]) for d in listed.split(",") if d}
+            or {d for d in (game_date, last_game) if d is not None}
+        )
         open_items, items = int(r["open_items"]), int(r["items"])
         plan = _steps(kind, subject, team, games, runs) if open_items else []
         first_seen = None if pd.isna(r["first_seen"]) else pd.Timestamp(r["first_seen"])
@@ -253,7 +265,7 @@ def incidents(store: Store, filters: Filters, *, now: dt.datetime, settled: bool
             "processor_names": _sorted_list(r["processor_names"]), "categories": _sorted_list(r["categories"]),
             "first_seen": first_seen, "age_days": age,
             "state": "settled" if open_items == 0 else ("open" if open_items == items else "settling"),
-            "reruns": _steps_text(plan), "rerun_steps": plan,
+            "reruns": _steps_text(plan), "rerun_steps": plan, "game_dates": games,
         })  # fmt: skip
     out = pd.DataFrame(rows, columns=COLUMNS)
     out = out.sort_values(["open_items", "players", "items", "first_date", "incident_id"],

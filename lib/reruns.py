@@ -137,8 +137,10 @@ def _destination(kind: str, spec: str, project: str) -> Destination:
         if not project:
             return Destination("none", why_none="no Pub/Sub project is configured (TRIAGE_PUBSUB_PROJECT)")
         return Destination("pubsub", target.strip())
-    if scheme == "http" and target.strip().startswith(("http://", "https://")):
-        return Destination("http", target.strip())
+    url = target.strip()
+    if scheme == "http" and url.startswith(("http://", "https://")) and not any(c.isspace() or ord(c) < 32
+                                                                                  for c in url):  # fmt: skip
+        return Destination("http", url)
     raise ValueError(f"TRIAGE_RERUN_{kind.upper()}: {spec[:80]!r} is not pubsub:TOPIC, http:URL or none")
 
 
@@ -173,6 +175,8 @@ class Message:
             return f"curl -X POST -H 'Content-Type: application/json' {self.destination.target} -d '{body}'"
         if self.kind == "registry":
             return f"fix the registry: {self.payload.get('task', '')}"
+        if self.kind == "scrape":
+            return f"curl -X POST -H 'Content-Type: application/json' https://NBA-SCRAPERS-URL/scrape -d '{body}'"
         topic = self.destination.target or DEFAULT_DESTINATIONS.get(self.kind, "").partition(":")[2] or "TOPIC"
         return f"gcloud pubsub topics publish {topic} --project {project} --message '{body}'"
 
@@ -184,6 +188,8 @@ class Plan:
     title: str = ""
     #: Messages left out whole: every processor of theirs is pending already.
     skipped: tuple[Message, ...] = ()
+    #: Asked again for what is pending (a concurrent claim still wins; a finished earlier request does not).
+    forced: bool = False
 
     @property
     def dates(self) -> list[dt.date]:
@@ -269,7 +275,9 @@ def plan_incident(store: Store, filters: Filters, incident_id: str, settings: Re
     every = tuple(keys)
     reason = f"{info['root_cause']} ({which.text})"
     steps: list[tuple[str, str, tuple[str, ...], dt.date, tuple[ItemKey, ...], dict[str, Any]]] = []
-    game_days = sorted({d for d in (_maybe_date(info["game_date"]), _maybe_date(info["last_game_date"])) if d})
+    listed = info["game_dates"] if isinstance(info["game_dates"], list) else []
+    game_days = sorted(set(listed) or {d for d in (_maybe_date(info["game_date"]), _maybe_date(info["last_game_date"]))
+                                       if d})  # fmt: skip
     if which.kind == "RAW_DATA_GAP":
         for day in game_days[:1]:
             tag = f"scrape:{which.subject}:{which.team}"
@@ -371,7 +379,7 @@ def _finish(store: Store, plan: Plan, settings: RerunSettings, *, now: dt.dateti
         if cascade:
             msg = replace(msg, payload={**msg.payload, "skip_downstream_trigger": True})
         kept.append(msg)
-    return replace(plan, messages=tuple(kept), skipped=tuple(skipped))
+    return replace(plan, messages=tuple(kept), skipped=tuple(skipped), forced=force)
 
 
 # -- what is pending --------------------------------------------------------------------------------
@@ -466,31 +474,41 @@ def send(store: Store, plan: Plan, actor: Actor | None, *, note: str, settings: 
         tx.insert_frame("nba_processing.rerun_requests", _frame(rows))
         if len(items):
             tx.insert_frame("nba_processing.rerun_request_items", items)
-    lost = _lost_races(store, plan, request_id, claimed_at)
+    lost = _lost_races(store, plan, request_id, claimed_at, forced=plan.forced)
     result = Sent(request_id)
     finals: list[dict[str, Any]] = []
     stop = ""
-    for n, m in enumerate(plan.messages):
-        row = _row(request_id, plan, m, n, who, text, "", now)
-        if m.key in lost:
-            row.update(outcome="duplicate", error=f"request {lost[m.key]} claimed it first")
-        elif stop:
-            row.update(outcome="failed", error=f"not sent: {stop}")
-        else:
-            attributes = {"correlation_id": row["correlation_id"], "trigger_source": TRIGGER_SOURCE,
-                          "requested_by": who.name}  # fmt: skip
-            try:
-                if m.destination.type == "none":
-                    row.update(outcome="recorded")
-                else:
-                    message_id = (publish or _publish)(m, attributes, settings)
-                    row.update(outcome="sent", message_id=message_id)
-            except SendFailed as exc:
-                row.update(outcome="failed", error=str(exc)[:1000])
-                stop = f"step {m.step} ({m.stage}) failed"
-        finals.append(row)
-        result.outcomes.append(row)
-    store.insert_frame("nba_processing.rerun_requests", _frame(finals), label="reruns")
+    try:
+        for n, m in enumerate(plan.messages):
+            row = _row(request_id, plan, m, n, who, text, "", now)
+            if m.key in lost:
+                row.update(outcome="duplicate", error=f"request {lost[m.key]} claimed it first")
+            elif stop:
+                row.update(outcome="failed", error=f"not sent: {stop}")
+            else:
+                attributes = {"correlation_id": row["correlation_id"], "trigger_source": TRIGGER_SOURCE,
+                              "requested_by": who.name}  # fmt: skip
+                try:
+                    if m.destination.type == "none":
+                        row.update(outcome="recorded")
+                    else:
+                        message_id = (publish or _publish)(m, attributes, settings)
+                        row.update(outcome="sent", message_id=message_id)
+                except SendFailed as exc:
+                    row.update(outcome="failed", error=str(exc)[:1000])
+                    stop = f"step {m.step} ({m.stage}) failed"
+                except Exception as exc:  # whatever stops a send is its outcome, never a claim left hanging
+                    row.update(outcome="failed", error=f"{type(exc).__name__}: {str(exc)[:900]}")
+                    stop = f"step {m.step} ({m.stage}) failed"
+            finals.append(row)
+            result.outcomes.append(row)
+    finally:  # interrupted half way (Ctrl-C, a killed process): what was not sent says so
+        for n, m in enumerate(plan.messages[len(finals) :], start=len(finals)):
+            row = _row(request_id, plan, m, n, who, text, "failed", now)
+            row.update(error="not sent: the request was interrupted")
+            finals.append(row)
+            result.outcomes.append(row)
+        store.insert_frame("nba_processing.rerun_requests", _frame(finals), label="reruns")
     return result
 
 
@@ -518,14 +536,15 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 RACE_WINDOW = dt.timedelta(minutes=5)
 
 
-def _lost_races(store: Store, plan: Plan, request_id: str, at: dt.datetime) -> dict[str, str]:
+def _lost_races(store: Store, plan: Plan, request_id: str, at: dt.datetime, *, forced: bool = False
+                ) -> dict[str, str]:  # fmt: skip
     """Messages whose processor and date an earlier claim (another request, in flight or sent) holds: the earliest
     claim wins, whoever reads first (message key -> the winner's request id)."""
     first, last = min(plan.dates), max(plan.dates)
     claims = store.query(
         """
 SELECT request_id, processors, data_date, MIN(at) AS claimed_at,
-  LOGICAL_OR(outcome IN ('failed', 'duplicate')) AS dropped
+  LOGICAL_OR(outcome IN ('failed', 'duplicate')) AS dropped, LOGICAL_OR(outcome <> 'claimed') AS finished
 FROM nba_processing.rerun_requests
 WHERE data_date BETWEEN @date_from AND @date_to AND at >= @window
 GROUP BY request_id, processors, data_date""",
@@ -534,7 +553,7 @@ GROUP BY request_id, processors, data_date""",
     )
     held: dict[str, tuple[pd.Timestamp, str]] = {}
     for r in claims.itertuples(index=False):
-        if bool(r.dropped) or str(r.request_id) == request_id:
+        if bool(r.dropped) or str(r.request_id) == request_id or (forced and bool(r.finished)):
             continue
         stamp = pd.Timestamp(str(r.claimed_at))
         for p in str(r.processors).split(","):
@@ -573,13 +592,13 @@ def _to_pubsub(project: str, topic: str, body: bytes, attributes: dict[str, str]
                          "Grant the dashboard's account roles/pubsub.publisher on the topic.") from None  # fmt: skip
     except TimeoutError:
         raise SendFailed(f"Pub/Sub did not confirm the message to {topic} within {timeout:g} s.",
-                         "Nothing is marked as requested; try again.") from None  # fmt: skip
+                         "Recorded as failed: nothing is pending, so it can be asked again.") from None  # fmt: skip
     except gx.GoogleAPICallError as exc:
         raise SendFailed(f"Pub/Sub refused the message to {topic}: {str(exc)[:300]}") from None
     except Exception as exc:  # the client's futures raise their own timeout and transport errors
         if type(exc).__name__ == "TimeoutError":
             raise SendFailed(f"Pub/Sub did not confirm the message to {topic} within {timeout:g} s.",
-                             "Nothing is marked as requested; try again.") from None  # fmt: skip
+                             "Recorded as failed: nothing is pending, so it can be asked again.") from None  # fmt: skip
         raise SendFailed(f"Publishing to {topic} failed: {type(exc).__name__}: {str(exc)[:300]}") from None
 
 
@@ -603,10 +622,12 @@ def _to_http(url: str, body: bytes, settings: RerunSettings) -> str:
             text = answer.read(2000).decode(errors="replace")
     except urllib.error.HTTPError as exc:
         raise SendFailed(f"{url} answered {exc.code} {exc.reason}.",
-                         "Nothing is marked as requested; check the service and try again.") from None  # fmt: skip
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                         "Recorded as failed: nothing is pending, so it can be asked again.") from None  # fmt: skip
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise SendFailed(f"{url} did not answer: {reason}.", "Nothing is marked as requested; try again.") from None
+        raise SendFailed(
+            f"{url} did not answer: {reason}.", "Recorded as failed: nothing is pending, so it can be asked again."
+        ) from None
     try:
         answer_id = json.loads(text).get("message_id") or json.loads(text).get("execution_id") or ""
     except (ValueError, AttributeError):
@@ -748,6 +769,8 @@ def _state(r: Mapping[str, Any], run: Mapping[str, Any] | None, settings: RerunS
     if outcome == "duplicate":
         return "duplicate", str(r.get("error") or "")
     if outcome == "claimed":
+        if now - r["at"].to_pydatetime() > RACE_WINDOW * 3:
+            return "failed", "claimed but never sent: the sender stopped before it could say how it went"
         return "sending", "claimed, no outcome recorded yet"
     asked, still_open = _int(r.get("asked")), _int(r.get("still_open"))
     if asked and not still_open:

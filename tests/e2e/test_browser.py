@@ -7,6 +7,7 @@ import csv
 import re
 from urllib.parse import parse_qs, urlparse
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -163,10 +164,17 @@ def _sign(page: Page, who: str = "alice") -> None:
 def _click_point(page: Page, chart_index: int = 0, point_index: int = 0) -> None:
     chart = page.locator('[data-testid="stPlotlyChart"]').nth(chart_index)
     point = chart.locator("g.scatterlayer path.point").nth(point_index)
-    expect(point).to_be_visible()
-    point.scroll_into_view_if_needed()
-    page.wait_for_timeout(300)
-    box = point.bounding_box()
+    for attempt in range(3):  # a late rerun may draw the chart again under us: find the point again
+        try:
+            expect(point).to_be_visible(timeout=60_000)
+            point.scroll_into_view_if_needed(timeout=30_000)
+            page.wait_for_timeout(300)
+            box = point.bounding_box(timeout=30_000)
+            break
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == 2:
+                raise
+            _settled(page)
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_timeout(300)

@@ -124,7 +124,19 @@ def test_restoring_a_box_score_settles_its_incident_and_keeps_its_items(classifi
 
 
 @pytest.mark.parametrize(
-    "text", ["", "RAW_DATA_GAP", "BAD:1:2:", "RUN:PDC::", "RAW_DATA_GAP:1:2:2022-01-01", "RUN:P::not-a-date"]
+    "text",
+    [
+        "",
+        "RAW_DATA_GAP",
+        "BAD:1:2:",
+        "RUN:PDC::",
+        "RAW_DATA_GAP:1:2:2022-01-01",
+        "RUN:P::not-a-date",
+        "RAW_DATA_GAP:::",
+        "RAW_DATA_GAP:0022100815::",
+        "ANALYTICS_GAP:0022100722:ORL:",
+        "NAME_UNRESOLVED::NOP:",
+    ],
 )
 def test_a_bad_incident_id_is_refused_with_its_form(text: str) -> None:
     with pytest.raises(BadInput, match=r"incident id|date"):
@@ -132,7 +144,7 @@ def test_a_bad_incident_id_is_refused_with_its_form(text: str) -> None:
 
 
 def test_incident_ids_round_trip_whatever_the_names_hold() -> None:
-    for subject, team in (("a:b%3A", "x:y"), ("0022100815", "ORL"), ("", "")):
+    for subject, team in (("a:b%3A", "x:y"), ("0022100815", "ORL"), ("jdoe", "")):
         ident = incidents.IncidentId("NAME_UNRESOLVED", subject, team)
         assert incidents.IncidentId.parse(ident.text) == ident
     run = incidents.IncidentId("RUN", "PlayerDailyCacheProcessor", "", dt.date(2022, 3, 6))

@@ -282,3 +282,31 @@ def test_requests_are_kept_and_followed_on_the_bigquery_emulator(emulator: str) 
     followed = reruns.follow(store, window, settings, now=NOW + dt.timedelta(hours=7)).set_index("data_date")
     assert followed.loc[dt.date(2022, 1, 3), "state"] == "settled"
     assert followed.loc[dt.date(2022, 1, 4), "state"] == "stale"
+
+
+@pytest.mark.parametrize("error", [RuntimeError("socket closed"), KeyboardInterrupt()], ids=["crash", "interrupt"])
+def test_a_send_stopped_half_way_leaves_nothing_pending(store, error: BaseException) -> None:
+    settings = _settings()  # phase 4 goes to Pub/Sub; the publisher below fails on the second message
+    window = Filters(date_from=dt.date(2022, 2, 1), date_to=dt.date(2022, 2, 6))
+    plan = reruns.plan_processor(store, window, "PlayerDailyCacheProcessor", settings, now=NOW)
+    assert len(plan.messages) >= 2
+    calls: list[str] = []
+
+    def publish(m: reruns.Message, attributes: dict[str, str], _: reruns.RerunSettings) -> str:
+        calls.append(m.key)
+        if len(calls) == 2:
+            raise error
+        return f"id-{len(calls)}"
+
+    if isinstance(error, KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt):
+            reruns.send(store, plan, ALICE, note="x", settings=settings, now=NOW, publish=publish)
+    else:
+        sent = reruns.send(store, plan, ALICE, note="x", settings=settings, now=NOW, publish=publish)
+        assert sent.sent == 1 and "socket closed" in sent.failed[0]["error"]
+    states = reruns.follow(store, window, settings, now=NOW + dt.timedelta(minutes=1))
+    assert list(states["state"]) == ["pending"] + ["failed"] * (len(plan.messages) - 1)
+    again = reruns.plan_processor(
+        store, window, "PlayerDailyCacheProcessor", settings, now=NOW + dt.timedelta(minutes=1)
+    )
+    assert len(again.messages) == len(plan.messages) - 1  # all but the one sent may be asked again
