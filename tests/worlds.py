@@ -224,6 +224,8 @@ _DATE_COLUMN = {
     "player_game_summary": "game_date",
     "triage_operations": "DATE(started_at)",
     "triage_visits": "DATE(visited_at)",
+    "processor_run_history": "data_date",
+    "rerun_requests": "data_date",
 }
 
 
