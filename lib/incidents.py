@@ -167,7 +167,7 @@ class IncidentId:
         return cls(kind, decode_key_part(subject), decode_key_part(team), run_date)
 
 
-def _day(value: Any) -> dt.date | None:
+def as_date(value: Any) -> dt.date | None:
     """A date from what the engines return for a DATE (a date, a Timestamp, NaT or None)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
@@ -207,7 +207,7 @@ def _steps(kind: str, subject: str, team: str, game_dates: list[dt.date], runs: 
     stages: dict[tuple[int, str], dict[str, set[Any]]] = {}
     if kind in CAUSES:  # phase 3 re-reads the game whatever failed downstream
         stages[(1, "phase 3")] = {"processors": set(), "dates": set(game_dates)}
-    for processor, day in zip(runs["processor_name"], runs["first_date"].map(_day), strict=True):
+    for processor, day in zip(runs["processor_name"], runs["first_date"].map(as_date), strict=True):
         order = RECOVERY_STEP.get(processor, (6, "predictions"))
         stage = stages.setdefault(order, {"processors": set(), "dates": set()})
         stage["processors"].add(processor)
@@ -239,11 +239,11 @@ def incidents(store: Store, filters: Filters, *, now: dt.datetime, settled: bool
         return pd.DataFrame(columns=COLUMNS)
     steps = frame[frame["grain"] == "step"]
     key = ["kind", "subject", "team", "run_date"]
-    by_incident = {(k[0], k[1], k[2], _day(k[3])): g for k, g in steps.groupby(key, dropna=False)}
+    by_incident = {(k[0], k[1], k[2], as_date(k[3])): g for k, g in steps.groupby(key, dropna=False)}
     rows = []
     for r in heads.to_dict("records"):
         kind, subject, team = str(r["kind"]), str(r["subject"]), str(r["team"])
-        run_date, game_date, last_game = _day(r["run_date"]), _day(r["game_date"]), _day(r["last_game_date"])
+        run_date, game_date, last_game = as_date(r["run_date"]), as_date(r["game_date"]), as_date(r["last_game_date"])
         runs = by_incident.get((kind, subject, team, run_date), steps.iloc[0:0])
         listed = r["game_dates"] if isinstance(r["game_dates"], str) else ""
         games = sorted(
@@ -259,7 +259,7 @@ def incidents(store: Store, filters: Filters, *, now: dt.datetime, settled: bool
             "kind": kind,
             "root_cause": _words(kind, subject, team, game_date, run_date, _sorted_list(r["categories"])),
             "subject": subject, "team": team, "run_date": run_date, "game_date": game_date,
-            "last_game_date": last_game, "first_date": _day(r["first_date"]), "last_date": _day(r["last_date"]),
+            "last_game_date": last_game, "first_date": as_date(r["first_date"]), "last_date": as_date(r["last_date"]),
             "items": items, "open_items": open_items, "settled_items": items - open_items,
             "players": int(r["players"]), "processors": int(r["processors"]),
             "processor_names": _sorted_list(r["processor_names"]), "categories": _sorted_list(r["categories"]),

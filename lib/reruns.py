@@ -276,7 +276,7 @@ def plan_incident(store: Store, filters: Filters, incident_id: str, settings: Re
     reason = f"{info['root_cause']} ({which.text})"
     steps: list[tuple[str, str, tuple[str, ...], dt.date, tuple[ItemKey, ...], dict[str, Any]]] = []
     listed = info["game_dates"] if isinstance(info["game_dates"], list) else []
-    game_days = sorted(set(listed) or {d for d in (_maybe_date(info["game_date"]), _maybe_date(info["last_game_date"]))
+    game_days = sorted(set(listed) or {d for d in (inc.as_date(info["game_date"]), inc.as_date(info["last_game_date"]))
                                        if d})  # fmt: skip
     if which.kind == "RAW_DATA_GAP":
         for day in game_days[:1]:
@@ -345,18 +345,10 @@ def plan_processor(store: Store, filters: Filters, processor: str, settings: Rer
 
 
 def _date(value: Any) -> dt.date:
-    day = _maybe_date(value)
+    day = inc.as_date(value)
     if day is None:
         raise ValueError(f"not a date: {value!r}")
     return day
-
-
-def _maybe_date(value: Any) -> dt.date | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp | dt.datetime):
-        return value.date()
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
 def _finish(store: Store, plan: Plan, settings: RerunSettings, *, now: dt.datetime, force: bool) -> Plan:

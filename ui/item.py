@@ -56,6 +56,24 @@ def _as_on_his_strip(store: Store, lookup: str, games: pd.DataFrame) -> pd.DataF
     return games.assign(verdict=games["verdict"].where(~pd.Series(marks, index=games.index), "NOT_WITH_TEAM_YET"))
 
 
+def render_linked(store: Store, text: str, actor: Actor | None) -> None:
+    """The panel of the item a link names (``?item=KEY``): a key that cannot exist, or an item whose rows are gone,
+    is said so instead."""
+    try:
+        key = ItemKey.parse(text)
+    except ValueError as exc:
+        st.warning(f"The link names an item that cannot exist: {md(exc)}", icon=":material/link_off:")
+        return
+    item = context.guarded(lambda: data.item(store, key))
+    if item is None:
+        st.warning(
+            f"No failure rows are left for item {md(key.text)}: a processor rerun may have replaced them.",
+            icon=":material/search_off:",
+        )
+        return
+    render(store, item, key, actor)
+
+
 def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> None:
     """An item's evidence, the verdict of each missing game, its status history and its actions."""
     with st.container(border=True, key="failures_detail"):

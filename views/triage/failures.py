@@ -7,7 +7,7 @@ import math
 import streamlit as st
 
 from lib import resolution
-from lib.model import CHANGE_KINDS, SORTS, ItemKey, Page
+from lib.model import CHANGE_KINDS, SORTS, Page
 from ui import briefing as briefing_panel
 from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
@@ -146,19 +146,7 @@ with st.container():
                         label=f"{fmt_int(len(selected))} selected")  # fmt: skip
 chosen = st.query_params.get(K_ITEM)
 if chosen:
-    try:
-        key = ItemKey.parse(chosen)
-    except ValueError as exc:
-        st.warning(f"The link names an item that cannot exist: {md(exc)}", icon=":material/link_off:")
-        key = None
-    item = context.guarded(lambda: data.item(store, key)) if key else None
-    if key and item is None:
-        st.warning(
-            f"No failure rows are left for item {md(key.text)}: a processor rerun may have replaced them.",
-            icon=":material/search_off:",
-        )
-    if item is not None and key is not None:
-        item_panel.render(store, item, key, actor)
+    item_panel.render_linked(store, chosen, actor)
 else:
     st.caption("Select a row to see its evidence; the address bar then links to that item.")
 

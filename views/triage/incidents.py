@@ -12,7 +12,6 @@ import streamlit as st
 from lib import incidents as inc
 from lib import resolution
 from lib.errors import TriageError
-from lib.model import ItemKey
 from lib.workqueue import compact_dates
 from ui import context, data, filters, identity, resolve
 from ui import item as item_panel
@@ -266,14 +265,7 @@ if item_rows and item_rows[0] < len(items):
     st.query_params[K_ITEM] = str(items.iloc[item_rows[0]]["key"])
 chosen_item = st.query_params.get(K_ITEM)
 if chosen_item:
-    try:
-        key = ItemKey.parse(chosen_item)
-    except ValueError as exc:
-        st.warning(f"The link names an item that cannot exist: {md(exc)}", icon=":material/link_off:")
-        key = None
-    item = context.guarded(lambda: data.item(store, key)) if key else None
-    if item is not None and key is not None:
-        item_panel.render(store, item, key, actor)
+    item_panel.render_linked(store, chosen_item, actor)
 else:
     st.caption("Select an item to see its evidence and history.")
 
