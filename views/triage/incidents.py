@@ -37,6 +37,8 @@ st.caption(
 
 top = st.columns([3, 1.4], vertical_alignment="bottom")
 KIND_CHOICES = ("all", *inc.KINDS)
+#: One colour per root cause, whichever causes are in view.
+KIND_COLOURS = {"RAW_DATA_GAP": "#c0392b", "ANALYTICS_GAP": "#e67e22", "NAME_UNRESOLVED": "#8e44ad", inc.RUN: "#7f8c8d"}
 kind = (
     top[0].segmented_control(
         "Root cause",
@@ -89,7 +91,7 @@ if len(open_incidents):
             y=[inc.KIND_WORDS[k] for k in by_kind.index],
             x=by_kind["incidents"],
             orientation="h",
-            marker_color=["#c0392b", "#e67e22", "#8e44ad", "#7f8c8d"][: len(by_kind)],
+            marker_color=[KIND_COLOURS[k] for k in by_kind.index],
             text=[
                 f"{fmt_int(int(c))} open · the biggest explains {fmt_int(int(t))} item{'s' if int(t) != 1 else ''}"
                 for c, t in zip(by_kind["incidents"], by_kind["top"], strict=True)
