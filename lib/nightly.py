@@ -258,6 +258,7 @@ def _rerun_digest(frame: pd.DataFrame) -> dict[str, Any]:
     look = frame[frame["state"].isin(["stale", "still failing", "failed"])] if len(frame) else frame
     return {
         "by_state": counts,
+        "time_to_settle": reruns.settle_hours(frame) if len(frame) else {},
         "attention": [
             {"request_id": str(r["request_id"]), "state": str(r["state"]), "incident_id": r["incident_id"],
              "asked_by": str(r["actor"]), "asked_at": pd.Timestamp(r["at"]).isoformat(), "note": str(r["note"])}
@@ -322,6 +323,11 @@ def digest_markdown(data: dict[str, Any]) -> str:
             "",
             "By state: " + ", ".join(f"{s} {n:,}" for s, n in sorted(requests["by_state"].items())) + ".",
         ]
+        timed = requests.get("time_to_settle") or {}
+        if timed.get("timed"):
+            spread = f"median {timed['median']:.1f} h, 90th percentile {timed['p90']:.1f} h"
+            lines += ["", f"Settled by re-run: {timed['settled']:,}; from request to settlement, {spread} "
+                          f"({timed['timed']:,} timed)."]  # fmt: skip
         for r in requests["attention"][:20]:
             lines.append(
                 f"- **{r['state']}**: {_cell(r['incident_id'] or 'processor re-run')}, asked by "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import urllib.error
 import urllib.request
@@ -34,7 +35,7 @@ import pandas as pd
 from lib import incidents as inc
 from lib.access import require_resolver
 from lib.errors import BadInput, TriageError
-from lib.model import OPEN_STATUSES, PHASE3_PROCESSORS, Actor, Filters, ItemKey
+from lib.model import OPEN_STATUSES, PHASE3_PROCESSORS, SETTLED_STATUSES, Actor, Filters, ItemKey
 from lib.store import queries as q
 from lib.store.base import Store
 from lib.workqueue import RECOVERY_STEP
@@ -641,32 +642,69 @@ asked AS (
   SELECT request_id, message_key, source_table, processor_name, item_date, entity_id
   FROM nba_processing.rerun_request_items
   WHERE item_date BETWEEN @date_from AND @date_to AND request_id IN UNNEST(@requests)
+),
+evidence AS (
+  SELECT source_table, processor_name, analysis_date AS item_date, entity_id, verdict AS cause,
+    COALESCE(game_id, '') AS game_id, COALESCE(team_abbr, '') AS team, TRUE AS current
+  FROM nba_processing.failure_missing_games
+  WHERE analysis_date BETWEEN @date_from AND @date_to AND verdict IN UNNEST(@causes)
+  UNION ALL
+  SELECT source_table, processor_name, item_date, entity_id, cause, game_id, team_abbr, FALSE
+  FROM nba_processing.incident_links
+  WHERE item_date BETWEEN @date_from AND @date_to
 )
-SELECT a.request_id, a.message_key, l.item_key, l.status IN UNNEST(@open_statuses) AS is_open,
-  l.correctable_class = 'correctable' AS correctable, l.last_seen
+SELECT a.request_id, a.message_key, l.item_key, l.entity_id, l.status IN UNNEST(@open_statuses) AS is_open,
+  l.correctable_class = 'correctable' AS correctable, l.last_seen,
+  IF(l.status IN UNNEST(@settled_statuses), l.status_at, NULL) AS settled_at,
+  e.cause, e.game_id, e.team, e.current
 FROM asked AS a
 JOIN labelled AS l
   ON l.source_table = a.source_table AND l.processor_name = a.processor_name AND l.item_date = a.item_date
-  AND l.entity_id = a.entity_id"""
+  AND l.entity_id = a.entity_id
+LEFT JOIN evidence AS e
+  ON e.source_table = a.source_table AND e.processor_name = a.processor_name AND e.item_date = a.item_date
+  AND e.entity_id = a.entity_id"""
 
 
-def _still_open(store: Store, msgs: pd.DataFrame, asked: pd.DataFrame, f: Filters) -> pd.Series:
-    """Whether each asked item still waits for its request: open and, for a request made for an incident, still
-    explained by the incident's cause (its evidence names it); for any other, open and still correctable. An item
-    that the fix turned into a permanent did-not-play is the re-run's business no more."""
+def _still_open(msgs: pd.DataFrame, asked: pd.DataFrame) -> pd.DataFrame:
+    """One row per asked item (``asked`` has one per item and evidence row), with whether it still waits for its
+    request: open and, for a request made for an incident, still explained by the incident's cause (its current
+    evidence names it; for a processor run: still correctable, and no cause ever named); for any other request,
+    open and still correctable. An item that the fix turned into a permanent did-not-play is the re-run's business
+    no more. The rules of ``lib.incidents.incident_items``' ``open_in_incident``, for every request in one read."""
     incident_of = dict(zip(msgs["request_id"], msgs["incident_id"], strict=False))
-    waiting = pd.Series(False, index=asked.index)
-    for incident_id, rows in asked.groupby(asked["request_id"].map(incident_of).fillna(""), sort=False):
-        if incident_id:
-            try:
-                items = inc.incident_items(store, f, inc.IncidentId.parse(str(incident_id)))
-            except TriageError:
-                items = pd.DataFrame()
-            keys = set(items[items["open_in_incident"].astype(bool)]["key"]) if len(items) else set()
-            waiting[rows.index] = rows["item_key"].isin(keys)
-        else:
-            waiting[rows.index] = rows["is_open"].astype(bool) & rows["correctable"].fillna(False).astype(bool)
-    return waiting
+    parsed: dict[str, inc.IncidentId | None] = {}
+    for text in {str(v) for v in incident_of.values() if isinstance(v, str) and v}:
+        try:
+            parsed[text] = inc.IncidentId.parse(text)
+        except TriageError:
+            parsed[text] = None  # an id this version cannot read: its items wait while open and correctable
+    which = asked["request_id"].map(lambda r: parsed.get(str(incident_of.get(r) or "")))
+    kind = which.map(lambda i: i.kind if i else "")
+    subject = which.map(lambda i: i.subject if i else "")
+    team = which.map(lambda i: i.team if i else "")
+    current = asked["current"].astype("boolean").fillna(False).astype(bool)
+    cause = asked["cause"].astype("string").fillna("")
+    same_game = (asked["game_id"].astype("string").fillna("") == subject) & (
+        (team == "") | (asked["team"].astype("string").fillna("") == team)
+    )
+    same_name = (asked["entity_id"].astype("string") == subject) & (asked["team"].astype("string").fillna("") == team)
+    by_name = kind == "NAME_UNRESOLVED"
+    names_it = current & (cause == kind) & ((by_name & same_name) | (~by_name & same_game))
+    frame = asked.assign(names_it=names_it, has_cause=cause != "", kind=kind)
+    key = ["request_id", "message_key", "item_key"]
+    items = frame.groupby(key, sort=False).agg(
+        is_open=("is_open", "first"), correctable=("correctable", "first"), last_seen=("last_seen", "first"),
+        settled_at=("settled_at", "first"), names_it=("names_it", "any"), has_cause=("has_cause", "any"),
+        kind=("kind", "first"),
+    ).reset_index()  # fmt: skip
+    is_open = items["is_open"].astype("boolean").fillna(False).astype(bool)
+    correctable = items["correctable"].astype("boolean").fillna(False).astype(bool)
+    by_cause = items["kind"].isin(inc.CAUSES)
+    by_run = items["kind"] == inc.RUN
+    run_waits = by_run & correctable & ~items["has_cause"]
+    items["waiting"] = is_open & ((by_cause & items["names_it"]) | run_waits | (~by_cause & ~by_run & correctable))
+    return items
 
 
 def follow(store: Store, filters: Filters, settings: RerunSettings, *, now: dt.datetime,
@@ -691,30 +729,36 @@ def follow(store: Store, filters: Filters, settings: RerunSettings, *, now: dt.d
         {"x": dt.date(1, 1, 1), "y": dt.date(9999, 12, 31), "requests": sorted(set(msgs["request_id"]))},
         label="reruns",
     ).iloc[0]
-    states = pd.DataFrame(columns=["request_id", "message_key", "asked", "still_open", "last_seen"])
+    states = pd.DataFrame(columns=["request_id", "message_key", "asked", "still_open", "last_seen", "settled_at"])
     if not pd.isna(item_lo["a"]):
         f = Filters(date_from=_date(item_lo["a"]), date_to=_date(item_lo["b"]), hide_expected=False)
         sql, _ = q.labelled_sql(store, f)
-        asked = store.query(sql + _ITEM_STATE, {**q.params_of(f), "requests": sorted(set(msgs["request_id"])),
-                                                "open_statuses": list(OPEN_STATUSES)}, label="reruns")  # fmt: skip
+        state_params: dict[str, Any] = {**q.params_of(f), "requests": sorted(set(msgs["request_id"])),
+                                        "causes": list(inc.CAUSES), "open_statuses": list(OPEN_STATUSES),
+                                        "settled_statuses": list(SETTLED_STATUSES)}  # fmt: skip
+        asked = store.query(sql + _ITEM_STATE, state_params, label="reruns")
         if len(asked):
-            asked["waiting"] = _still_open(store, msgs, asked, f)
+            items = _still_open(msgs, asked)
+            items["settled_at"] = pd.to_datetime(items["settled_at"], utc=True)
             states = (
-                asked.groupby(["request_id", "message_key"])
-                .agg(asked=("item_key", "size"), still_open=("waiting", "sum"), last_seen=("last_seen", "max"))
+                items.groupby(["request_id", "message_key"])
+                .agg(asked=("item_key", "size"), still_open=("waiting", "sum"), last_seen=("last_seen", "max"),
+                     settled_at=("settled_at", "max"))
                 .reset_index()
-            )
+            )  # fmt: skip
     merged = msgs.merge(states, how="left", on=["request_id", "message_key"])
+    by_day = _runs_by_day(runs)
     out = []
     for record in merged.to_dict("records"):
         r = {str(k): v for k, v in record.items()}
-        run = _answer(r, runs)
+        run = _answer(r, by_day)
         state, detail = _state(r, run, settings, now)
         out.append({**{c: r.get(c) for c in _MESSAGE_COLUMNS}, "asked": _int(r.get("asked")),
                     "still_open": _int(r.get("still_open")), "state": state, "detail": detail,
                     "run_id": None if run is None else run["run_id"],
                     "run_status": None if run is None else run["status"],
-                    "run_started_at": None if run is None else run["started_at"]})  # fmt: skip
+                    "run_started_at": None if run is None else run["started_at"],
+                    "settled_at": _settled_at(r) if state == "settled" else None})  # fmt: skip
     frame = pd.DataFrame(out, columns=[*_FOLLOW_COLUMNS])
     return frame.sort_values(
         ["at", "request_id", "step", "data_date"], ascending=[False, True, True, True]
@@ -725,31 +769,59 @@ _MESSAGE_COLUMNS = ("request_id", "message_key", "correlation_id", "incident_id"
                     "processors", "data_date", "destination_type", "destination", "payload", "items", "outcome",
                     "message_id", "error", "actor", "note", "at")  # fmt: skip
 _FOLLOW_COLUMNS = (*_MESSAGE_COLUMNS, "asked", "still_open", "state", "detail", "run_id", "run_status",
-                   "run_started_at")  # fmt: skip
+                   "run_started_at", "settled_at")  # fmt: skip
+
+
+def _settled_at(r: Mapping[str, Any]) -> pd.Timestamp | None:
+    """When a settled message's last item was settled (None when its items settled before it was asked for, as a
+    request made from an old page would be, or when none of them carries a settling time)."""
+    value = r.get("settled_at")
+    if value is None or pd.isna(value):
+        return None
+    at = pd.Timestamp(value)
+    return at if at >= r["at"] else None
 
 
 def _int(value: Any) -> int:
     return 0 if value is None or pd.isna(value) else int(value)
 
 
-def _answer(r: Mapping[str, Any], runs: pd.DataFrame) -> Mapping[str, Any] | None:
+RunsByDay = dict[dt.date, list[dict[str, Any]]]
+
+
+def _runs_by_day(runs: pd.DataFrame) -> RunsByDay:
+    """The runs as records per data date, oldest start first (what ``_answer`` looks through)."""
+    out: RunsByDay = {}
+    if runs.empty:
+        return out
+    frame = runs.assign(started_at=pd.to_datetime(runs["started_at"], utc=True)).sort_values("started_at")
+    for record in frame.to_dict("records"):
+        out.setdefault(_date(record["data_date"]), []).append({str(k): v for k, v in record.items()})
+    return out
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _answer(r: Mapping[str, Any], runs: RunsByDay) -> Mapping[str, Any] | None:
     """The run that answered a message: by message id, then correlation id, then a run of its processors for its
-    date that started after it (the latest)."""
-    if runs.empty or r["outcome"] not in ("sent", "recorded"):
+    date that started after it (the latest of the first kind that matches)."""
+    if r["outcome"] not in ("sent", "recorded"):
         return None
-    day = _date(r["data_date"])
-    same_day = runs[runs["data_date"].map(_date) == day]
-    if same_day.empty:
+    same_day = runs.get(_date(r["data_date"]), [])
+    if not same_day:
         return None
+    message_id, correlation = _text(r["message_id"]), str(r["correlation_id"])
+    processors = set(str(r["processors"]).split(","))
     for match in (
-        same_day["trigger_message_id"].astype("string") == (str(r["message_id"]) if r["message_id"] else "\0"),
-        same_day["correlation_id"].astype("string") == str(r["correlation_id"]),
-        same_day["processor_name"].isin(str(r["processors"]).split(","))
-        & (pd.to_datetime(same_day["started_at"], utc=True) >= r["at"]),
+        lambda run: message_id is not None and _text(run["trigger_message_id"]) == message_id,
+        lambda run: _text(run["correlation_id"]) == correlation,
+        lambda run: run["processor_name"] in processors and run["started_at"] >= r["at"],
     ):
-        hits = same_day[match.fillna(False).astype(bool)]
-        if len(hits):
-            return {str(k): v for k, v in hits.sort_values("started_at").iloc[-1].to_dict().items()}
+        hits = [run for run in same_day if match(run)]
+        if hits:
+            return hits[-1]
     return None
 
 
@@ -796,20 +868,48 @@ def request_state(states: Sequence[str]) -> str:
     return live[0] if live else "duplicate"
 
 
+REQUEST_COLUMNS = ("request_id", "at", "actor", "incident_id", "note", "messages", "sent", "dates", "state",
+                   "settled_at", "hours_to_settle")  # fmt: skip
+
+
 def requests(frame: pd.DataFrame) -> pd.DataFrame:
-    """``follow``'s messages, one row per request: who, when, what, its state."""
-    if frame.empty:
-        return pd.DataFrame(columns=["request_id", "at", "actor", "incident_id", "note", "messages", "sent",
-                                     "dates", "state"])  # fmt: skip
-    out = (
-        frame.groupby("request_id", sort=False)
-        .agg(at=("at", "min"), actor=("actor", "first"), incident_id=("incident_id", "first"),
-             note=("note", "first"), messages=("message_key", "size"),
-             sent=("outcome", lambda o: int(sum(x in ("sent", "recorded") for x in o))),
-             dates=("data_date", "nunique"), state=("state", lambda s: request_state(list(s))))
-        .reset_index()
-    )  # fmt: skip
-    return out.sort_values("at", ascending=False).reset_index(drop=True)
+    """``follow``'s messages, one row per request, newest first: who, when, what, its state, and for a settled
+    request when the last of its items that were settled (RESOLVED or PERMANENT) was, and the hours from the
+    request to then. Items that stopped waiting because a new verdict no longer names the cause (they moved to
+    another incident) settle a request without a time of their own; a request with only those is untimed."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in frame.to_dict("records"):
+        groups.setdefault(str(record["request_id"]), []).append({str(k): v for k, v in record.items()})
+    rows = []
+    for request_id, msgs in groups.items():
+        at = min(m["at"] for m in msgs)
+        state = request_state([str(m["state"]) for m in msgs])
+        ends = [m.get("settled_at") for m in msgs if m["state"] == "settled"]
+        known = [pd.Timestamp(e) for e in ends if e is not None and not pd.isna(e)]
+        settled_at = max(known) if state == "settled" and known else None
+        rows.append({
+            "request_id": request_id, "at": at, "actor": msgs[0]["actor"], "incident_id": msgs[0]["incident_id"],
+            "note": msgs[0]["note"], "messages": len(msgs),
+            "sent": sum(m["outcome"] in ("sent", "recorded") for m in msgs),
+            "dates": len({m["data_date"] for m in msgs}), "state": state, "settled_at": settled_at,
+            "hours_to_settle": (settled_at - at).total_seconds() / 3600 if settled_at is not None else None,
+        })  # fmt: skip
+    out = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
+    out["hours_to_settle"] = pd.to_numeric(out["hours_to_settle"]).astype(float)
+    out["settled_at"] = pd.to_datetime(out["settled_at"], utc=True)
+    return out.sort_values("at", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def settle_hours(asked: pd.DataFrame) -> dict[str, Any]:
+    """Over ``requests``' settled requests: how many, how many timed, and the nearest-rank median and 90th
+    percentile of the hours from request to settlement (None without a timed one)."""
+    settled = asked[asked["state"] == "settled"] if len(asked) else asked
+    hours = sorted(float(h) for h in settled.get("hours_to_settle", pd.Series(dtype=float)).dropna())
+
+    def rank(share: float) -> float | None:
+        return hours[max(1, math.ceil(share * len(hours))) - 1] if hours else None
+
+    return {"settled": len(settled), "timed": len(hours), "median": rank(0.5), "p90": rank(0.9)}
 
 
 _ITEM_REQUESTS = """

@@ -12,7 +12,7 @@ from lib.errors import TriageError
 from lib.model import CHANGE_KINDS, Actor, Filters, parse_instant
 from lib.store import Store
 from ui import data
-from ui.widgets import fmt_int, md
+from ui.widgets import fmt_hours, fmt_int, md
 
 K_COMPARE = "compare"  # bound to the URL: a shared link keeps its comparison
 K_AT_DAY, K_AT_TIME = "compare_day", "compare_time"
@@ -160,12 +160,16 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
 
 def _rerun_line(store: Store, f: Filters, now: dt.datetime) -> None:
     """Where the re-run requests of the view stand: pending and stale ones need a look, settled ones close the loop."""
-    messages = data.rerun_messages(store, f, now=now)
-    if messages.empty:
+    asked = data.rerun_requests(store, f, now=now)
+    if asked.empty:
         return
-    counts = reruns.requests(messages)["state"].value_counts()
-    order = ("stale", "still failing", "failed", "pending", "running", "run seen", "settled")
+    counts = asked["state"].value_counts()
+    order = ("stale", "still failing", "failed", "pending", "running", "run seen")
     parts = [f"{fmt_int(int(counts[s]))} {s}" for s in order if s in counts]
+    if "settled" in counts:
+        hours = reruns.settle_hours(asked)
+        median = f", median {fmt_hours(hours['median'])} from request to settlement" if hours["timed"] else ""
+        parts.append(f"{fmt_int(int(counts['settled']))} settled by re-run{median}")
     icon = ":material/warning:" if any(s in counts for s in ("stale", "still failing", "failed")) else ":material/send:"
     st.caption(f"{icon} Re-run requests: {', '.join(parts)} (the Incidents page follows each to its settlement).")
 

@@ -167,9 +167,38 @@ def _incidents(_store: Store, location: str, version: str, key: FilterKey, now: 
     return incidents.incidents(_store, _filters(key), now=now, settled=settled)
 
 
+def _hour(now: dt.datetime) -> dt.datetime:
+    """The incident list's clock: ages are shown in days, so the list is computed again once an hour (or when the
+    data changes), not every minute."""
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
 def incident_list(store: Store, filters: Filters, *, now: dt.datetime, settled: bool = False) -> pd.DataFrame:
     """The incidents behind the view's items, most open items first (lib/incidents.py)."""
-    return _incidents(store, store.location, store.data_version(), _key(filters), now, settled)
+    return _incidents(store, store.location, store.data_version(), _key(filters), _hour(now), settled)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
+def _incident_board(_store: Store, location: str, version: str, key: FilterKey, now: dt.datetime, settled: bool
+                    ) -> pd.DataFrame:  # fmt: skip
+    every = _incidents(_store, location, version, key, _hour(now), settled)
+    every_date = _key(_filters(key).with_(date_from=None, date_to=None))
+    asked = _rerun_requests(_store, location, version, every_date, now).dropna(subset=["incident_id"])
+    latest: dict[str, str] = {}
+    for incident_id, state in zip(asked["incident_id"], asked["state"], strict=True):  # newest first
+        latest.setdefault(str(incident_id), str(state))
+    return every.assign(
+        request=[latest.get(i, "") for i in every["incident_id"]],
+        dates=[f"{a:%b %d}–{b:%b %d}" if a != b else f"{a:%b %d}"
+               for a, b in zip(every["first_date"], every["last_date"], strict=True)],
+        age=[None if pd.isna(d) else int(d) for d in every["age_days"]],
+    )  # fmt: skip
+
+
+def incident_board(store: Store, filters: Filters, *, now: dt.datetime, settled: bool = False) -> pd.DataFrame:
+    """The incident list as the page shows it: with each incident's latest re-run request state (``request``),
+    its item dates in words and its age in days."""
+    return _incident_board(store, store.location, store.data_version(), _key(filters), now, settled)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
@@ -195,6 +224,16 @@ def rerun_messages(store: Store, filters: Filters, *, now: dt.datetime, incident
                    ) -> pd.DataFrame:  # fmt: skip
     """Re-run requests' messages with their states (lib/reruns.py): the filters' dates, or one incident's."""
     return _rerun_messages(store, store.location, store.data_version(), _key(filters), now, incident_id)
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
+def _rerun_requests(_store: Store, location: str, version: str, key: FilterKey, now: dt.datetime) -> pd.DataFrame:
+    return reruns.requests(_rerun_messages(_store, location, version, key, now, None))
+
+
+def rerun_requests(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
+    """The re-run requests of the filters' dates, one row per request with its state, newest first."""
+    return _rerun_requests(store, store.location, store.data_version(), _key(filters), now)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)

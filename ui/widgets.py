@@ -64,6 +64,15 @@ def fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
+def fmt_hours(hours: float | None) -> str:
+    """A duration as people say it: minutes under an hour, hours under four days, days beyond."""
+    if hours is None or pd.isna(hours):
+        return "–"
+    if hours < 1:
+        return "under 1 min" if hours * 60 < 1 else f"{hours * 60:.0f} min"
+    return f"{hours:.1f} hours" if hours < 96 else f"{hours / 24:.1f} days"
+
+
 def tile(label: str, n: int, help_text: str) -> tuple[str, str, str]:
     """A count's tile for ``kpi_row``: millions shortened to fit a tile ("3.57M"), the exact count in its help."""
     if abs(n) < 1_000_000:

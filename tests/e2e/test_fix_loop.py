@@ -115,3 +115,13 @@ def test_from_an_incident_to_a_request_to_the_settlement(loop_server: str, loop_
         page.get_by_text(re.compile(r"Request settled · asked by alice .* message\(s\): \d+ settled ·"))
     ).to_be_visible(timeout=WAIT)
     _shot(page, "settled")
+
+    # Settling closes the loop: the request reads settled by re-run, with its time from request to settlement.
+    page.goto(f"{loop_server}/settling?{window}")
+    expect(page.get_by_role("heading", name="Re-run requests: from request to settlement")).to_be_visible(timeout=WAIT)
+    tile = page.get_by_test_id("stMetric").filter(has_text="Settled by re-run")
+    expect(tile).to_contain_text("1", timeout=WAIT)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Median to settle")).to_contain_text(
+        re.compile(r"under 1 min|\d+ min|\d+\.\d (hours|days)"), timeout=WAIT
+    )
+    _shot(page, "settling")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import classification, incidents, reruns, resolution
+from lib import classification, incidents, nightly, reruns, resolution
 from lib.access import SYSTEM, NotAllowed
 from lib.errors import BadInput
 from lib.model import Actor, Filters, Role
@@ -137,7 +137,29 @@ def test_a_request_goes_out_in_recovery_order_and_is_followed_until_settled(stor
     resolution.autoresolve(store, actor=SYSTEM, now=later + dt.timedelta(hours=1))
     followed = reruns.follow(store, SEASON, settings, now=later + dt.timedelta(hours=1, minutes=5))
     assert followed["state"].eq("settled").all(), followed[["stage", "data_date", "state", "detail"]]
-    assert reruns.requests(followed).iloc[0]["state"] == "settled"
+    asked_req = reruns.requests(followed).iloc[0]
+    assert asked_req["state"] == "settled"
+    # Time to settle: from the claim the sender wrote to the last settling event of an asked item, read from the
+    # audit trail's own rows (not from what follow computed).
+    claimed = store.query("SELECT MIN(at) AS t FROM nba_processing.rerun_requests WHERE data_date BETWEEN @a AND @b "
+                          "AND request_id = @r", {"a": dt.date(2000, 1, 1), "b": dt.date(2100, 1, 1),
+                                                  "r": sent.request_id}).iloc[0]["t"]  # fmt: skip
+    settled_events = store.query(
+        "SELECT item_key, MAX(at) AS t FROM nba_processing.failure_resolutions WHERE item_date BETWEEN @a AND @b "
+        "AND to_status IN ('RESOLVED', 'PERMANENT') GROUP BY item_key",
+        {"a": SEASON.date_from, "b": SEASON.date_to},
+    ).set_index("item_key")["t"]
+    settled_keys = [k for k in asked if k in settled_events.index]
+    assert settled_keys  # the others stopped waiting when their new verdict no longer named the cause
+    last_settled = max(pd.Timestamp(settled_events[k]) for k in settled_keys)
+    assert last_settled == pd.Timestamp(later + dt.timedelta(hours=1))  # the auto-resolve that settled them
+    assert pd.Timestamp(asked_req["settled_at"]) == last_settled
+    expected = (last_settled - pd.Timestamp(claimed)).total_seconds() / 3600
+    assert asked_req["hours_to_settle"] == pytest.approx(expected) and expected > 1
+    hours = reruns.settle_hours(reruns.requests(followed))
+    assert hours["settled"] == hours["timed"] == 1 and hours["median"] == pytest.approx(expected)
+    digest = nightly._rerun_digest(reruns.requests(followed))
+    assert digest["by_state"] == {"settled": 1} and digest["time_to_settle"]["median"] == pytest.approx(expected)
     row = incidents.incidents(store, SEASON, now=NOW, settled=True).set_index("incident_id").loc[incident]
     assert row["state"] == "settled" and row["settled_items"] == row["items"]
 

@@ -7,11 +7,10 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from lib import reruns
 from lib.activity import ActivityFilters
 from lib.model import TARGET_STATUSES
 from ui import context, data, filters
-from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_int, processor_short
+from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_hours, fmt_int, processor_short
 
 K_ACTORS, K_TO, K_TEXT, K_PAGE = "activity_actors", "activity_to", "activity_text", "activity_page"
 PAGE_SIZE = 200
@@ -132,25 +131,49 @@ st.caption(
     "Newest first; the item dates are the sidebar's."
 )
 now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-messages = context.guarded(lambda: data.rerun_messages(store, f, now=now))
-if messages.empty:
+asked = context.guarded(lambda: data.rerun_requests(store, f, now=now))
+if asked.empty:
     st.caption("No re-run requested in this range yet.")
 else:
-    asked = reruns.requests(messages)
     st.dataframe(
-        blank_nulls(asked.drop(columns=["request_id"])),
+        blank_nulls(
+            asked.drop(columns=["request_id"]).assign(
+                to_settle=[fmt_hours(h) if pd.notna(h) else "" for h in asked["hours_to_settle"]]
+            )
+        ),
         hide_index=True,
         width="stretch",
         key="activity_reruns",
+        column_order=(
+            "at",
+            "actor",
+            "state",
+            "hours_to_settle",
+            "incident_id",
+            "messages",
+            "sent",
+            "dates",
+            "note",
+            "settled_at",
+        ),  # the state first: it is what a reader looks for
         column_config={
             "at": st.column_config.DatetimeColumn("Asked (UTC)", format="YYYY-MM-DD HH:mm"),
             "actor": "Who",
-            "incident_id": st.column_config.TextColumn("Incident", width="medium"),
+            "incident_id": st.column_config.TextColumn("Incident", width=230),
             "note": st.column_config.TextColumn("Note", width="large"),
             "messages": st.column_config.NumberColumn("Messages", width="small"),
             "sent": st.column_config.NumberColumn("Sent or recorded", width="small"),
             "dates": st.column_config.NumberColumn("Dates", width="small"),
             "state": st.column_config.TextColumn("State", width="small"),
+            "settled_at": st.column_config.DatetimeColumn(
+                "Settled (UTC)", format="YYYY-MM-DD HH:mm", help="When the last of its settled items was settled"
+            ),
+            "hours_to_settle": st.column_config.NumberColumn(
+                "Hours to settle",
+                format="%.1f",
+                width="small",
+                help="From the request to the settlement of the last of its settled items",
+            ),
         },
         height=min(38 + 35 * len(asked), 400),
     )

@@ -8,8 +8,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from lib import incidents as inc
+from lib import reruns
+from lib.errors import TriageError
 from ui import context, data, filters
-from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_int, md
+from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_hours, fmt_int, md, processor_short
 
 store = context.get_store()
 f = filters.current()
@@ -123,6 +126,89 @@ with right:
         st.caption("A regression: a resolved item recorded again by a run before anyone decided on it again.")
     else:
         st.caption("No regressions in this range.")
+
+
+def _labels(requests: pd.DataFrame) -> list[str]:
+    """One distinct line per request: when, and what it was for (the incident's cause and subject)."""
+    out: list[str] = []
+    for at, incident_id in zip(requests["at"], requests["incident_id"], strict=True):
+        what = "processor run"
+        if isinstance(incident_id, str) and incident_id:
+            try:
+                which = inc.IncidentId.parse(incident_id)
+                subject = which.subject if which.kind != inc.RUN else processor_short(which.subject)
+                day = f"{which.run_date:%b %d}" if which.run_date else ""
+                what = " ".join(x for x in (inc.KIND_SHORT[which.kind], subject, which.team, day) if x)
+            except TriageError:
+                what = incident_id[:40]
+        label = f"{pd.Timestamp(at):%b %d %H:%M} · {what}"
+        while label in out:
+            label += " ·"
+        out.append(label)
+    return out
+
+
+st.subheader("Re-run requests: from request to settlement")
+asked = context.guarded(lambda: data.rerun_requests(store, f, now=now))
+#: How a request's state reads here: done, under way, or needing someone.
+STATE_GROUPS = {"settled": ("settled", "#3a8f5c"), "stale": ("needs a look", "#c43c0f"),
+                "still failing": ("needs a look", "#c43c0f"), "failed": ("needs a look", "#c43c0f")}  # fmt: skip
+if asked.empty:
+    st.caption("No re-run was requested for the items of this range: request one from an incident (*Incidents*).")
+else:
+    hours = reruns.settle_hours(asked)
+    groups = asked["state"].map(lambda x: STATE_GROUPS.get(str(x), ("under way", "#2f6db5"))[0])
+    cells = st.columns(4)
+    cells[0].metric("Requests", fmt_int(len(asked)), help="Re-run requests for the items of this range", border=True)
+    cells[1].metric("Settled by re-run", fmt_int(hours["settled"]), border=True,
+                    help="None of the items it asked for waits any more: settled, or its cause is gone")  # fmt: skip
+    cells[2].metric(
+        "Median to settle",
+        fmt_hours(hours["median"]),
+        help="From the request to the settlement of the last of its items that were settled (nearest rank over "
+        f"{fmt_int(hours['timed'])} timed requests; 90th percentile {fmt_hours(hours['p90'])})",
+        border=True,
+    )
+    cells[3].metric("Need a look", fmt_int(int((groups == "needs a look").sum())), border=True,
+                    help="Stale (no run in time), still failing after the run, or never sent")  # fmt: skip
+    recent = asked.head(25).iloc[::-1]
+    waited = [  # a settled request without a time of its own has no bar
+        h
+        if pd.notna(h)
+        else None
+        if s_ == "settled"
+        else (now - pd.Timestamp(a).to_pydatetime()).total_seconds() / 3600
+        for h, a, s_ in zip(recent["hours_to_settle"], recent["at"], recent["state"], strict=True)
+    ]
+    longest = max((w for w in waited if w is not None), default=0.0)
+    r_unit, r_per = ("days", 24.0) if longest > 96 else ("hours", 1.0) if longest > 2 else ("minutes", 1 / 60)
+    elapsed = [None if w is None else w / r_per for w in waited]
+    names = _labels(recent)
+    fig = go.Figure()
+    for group, colour in (("settled", "#3a8f5c"), ("under way", "#2f6db5"), ("needs a look", "#c43c0f")):
+        mask = [g == group for g in groups.loc[recent.index]]
+        if not any(mask):
+            continue
+        ys = [n for n, m in zip(names, mask, strict=True) if m]
+        fig.add_bar(
+            y=ys, x=[e for e, m in zip(elapsed, mask, strict=True) if m],
+            orientation="h", name=group, marker_color=colour,
+            customdata=[[st_, str(w), str(nt)[:80]] for st_, w, nt, m in
+                        zip(recent["state"], recent["actor"], recent["note"], mask, strict=True) if m],
+            hovertemplate="%{y}<br>%{customdata[0]} · asked by %{customdata[1]}<br>%{customdata[2]}<br>%{x:.1f} "
+            + r_unit + "<extra></extra>",
+        )  # fmt: skip
+    fig.update_layout(height=120 + 24 * len(recent), margin={"l": 10, "r": 10, "t": 40, "b": 50}, barmode="overlay",
+                      xaxis={"title": f"{r_unit}: to settle, or waiting so far", "rangemode": "tozero"},
+                      yaxis={"categoryorder": "array", "categoryarray": names},
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
+                      plot_bgcolor="white", dragmode=False)  # fmt: skip
+    st.plotly_chart(fig, key="settling_reruns", config={"displayModeBar": False})
+    st.caption(
+        (f"The latest {len(recent)} requests, newest on top" if len(recent) > 1 else "The request")
+        + ": settled ones by the time from the request to their last settled item's settlement, the others by the "
+        "time they have waited. The Incidents page follows each one."
+    )
 
 st.subheader("The numbers")
 tab_week, tab_proc, tab_oldest = st.tabs(["Per week", "Per week, processor and failure type", "Oldest open items"])
