@@ -109,11 +109,25 @@ def seed(path: Path, rows: int) -> float:
     return time.perf_counter() - started
 
 
+def _compile_once() -> None:
+    """Let AppTest keep the scripts' compiled code between runs, as the server does (one script cache per process;
+    AppTest makes a new one for every run, which would time compiling the page with every page load)."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+
+    if not isinstance(app_test.ScriptCache, type):
+        return
+    shared = ScriptCache()
+    app_test.ScriptCache = lambda: shared  # type: ignore[assignment,misc]
+
+
 def app_run_seconds(path: Path, warm: bool, page: str = "", params: dict[str, str] | None = None) -> float:
-    """One run of the app (``page``, with these URL ``params``) in AppTest: cold caches, or warm."""
+    """One run of the app (``page``, with these URL ``params``) in AppTest: cold caches, or warm. The scripts are
+    compiled once per process, as the server compiles them (``_compile_once``)."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
+    _compile_once()
     os.environ["TRIAGE_DB"] = str(path)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     if page:

@@ -94,12 +94,6 @@ member AS (
     SELECT 1 FROM evidence AS e
     WHERE e.source_table = i.source_table AND e.processor_name = i.processor_name AND e.item_date = i.item_date
       AND e.entity_id = i.entity_id)
-),
-incidents AS (
-  SELECT kind, subject, team, run_date
-  FROM member
-  GROUP BY kind, subject, team, run_date
-  HAVING @settled OR LOGICAL_OR(is_open)
 )
 SELECT 'incident' AS grain, m.kind, m.subject, m.team, m.run_date, MIN(m.game_date) AS game_date,
   MAX(m.last_game_date) AS last_game_date, CAST(NULL AS STRING) AS processor_name, MIN(m.item_date) AS first_date,
@@ -111,15 +105,12 @@ SELECT 'incident' AS grain, m.kind, m.subject, m.team, m.run_date, MIN(m.game_da
   STRING_AGG(DISTINCT m.processor_name, ', ') AS processor_names,
   STRING_AGG(DISTINCT IF(m.is_open, m.game_dates, NULL), ',') AS game_dates
 FROM member AS m
-JOIN incidents AS n ON n.kind = m.kind AND n.subject = m.subject AND n.team = m.team
-  AND (n.run_date = m.run_date OR (n.run_date IS NULL AND m.run_date IS NULL))
 GROUP BY m.kind, m.subject, m.team, m.run_date
+HAVING @settled OR LOGICAL_OR(m.is_open)
 UNION ALL
 SELECT 'step', m.kind, m.subject, m.team, m.run_date, NULL, NULL, m.processor_name, m.item_date, m.item_date,
   COUNT(DISTINCT m.item_key), COUNT(DISTINCT m.item_key), NULL, NULL, NULL, NULL, NULL, NULL
 FROM member AS m
-JOIN incidents AS n ON n.kind = m.kind AND n.subject = m.subject AND n.team = m.team
-  AND (n.run_date = m.run_date OR (n.run_date IS NULL AND m.run_date IS NULL))
 WHERE m.is_open
 GROUP BY m.kind, m.subject, m.team, m.run_date, m.processor_name, m.item_date"""
 
@@ -194,7 +185,8 @@ def _sorted_list(text: Any) -> str:
     return ", ".join(sorted(str(text or "").split(", ")))
 
 
-def _steps(kind: str, subject: str, team: str, game_dates: list[dt.date], runs: pd.DataFrame) -> list[dict[str, Any]]:
+def _steps(kind: str, subject: str, team: str, game_dates: list[dt.date], runs: list[tuple[str, dt.date | None]]
+           ) -> list[dict[str, Any]]:  # fmt: skip
     """The re-runs an incident needs, in the pipeline's recovery order: the fix at the source, then each stage of
     the processors whose items are still open, for the dates they failed."""
     steps: list[dict[str, Any]] = []
@@ -207,7 +199,7 @@ def _steps(kind: str, subject: str, team: str, game_dates: list[dt.date], runs: 
     stages: dict[tuple[int, str], dict[str, set[Any]]] = {}
     if kind in CAUSES:  # phase 3 re-reads the game whatever failed downstream
         stages[(1, "phase 3")] = {"processors": set(), "dates": set(game_dates)}
-    for processor, day in zip(runs["processor_name"], runs["first_date"].map(as_date), strict=True):
+    for processor, day in runs:
         order = RECOVERY_STEP.get(processor, (6, "predictions"))
         stage = stages.setdefault(order, {"processors": set(), "dates": set()})
         stage["processors"].add(processor)
@@ -238,13 +230,15 @@ def incidents(store: Store, filters: Filters, *, now: dt.datetime, settled: bool
     if heads.empty:
         return pd.DataFrame(columns=COLUMNS)
     steps = frame[frame["grain"] == "step"]
-    key = ["kind", "subject", "team", "run_date"]
-    by_incident = {(k[0], k[1], k[2], as_date(k[3])): g for k, g in steps.groupby(key, dropna=False)}
+    by_incident: dict[tuple[str, str, str, dt.date | None], list[tuple[str, dt.date | None]]] = {}
+    for k, s, t, r, p, d in zip(steps["kind"], steps["subject"], steps["team"], steps["run_date"],
+                                steps["processor_name"], steps["first_date"], strict=True):  # fmt: skip
+        by_incident.setdefault((str(k), str(s), str(t), as_date(r)), []).append((str(p), as_date(d)))
     rows = []
     for r in heads.to_dict("records"):
         kind, subject, team = str(r["kind"]), str(r["subject"]), str(r["team"])
         run_date, game_date, last_game = as_date(r["run_date"]), as_date(r["game_date"]), as_date(r["last_game_date"])
-        runs = by_incident.get((kind, subject, team, run_date), steps.iloc[0:0])
+        runs = by_incident.get((kind, subject, team, run_date), [])
         listed = r["game_dates"] if isinstance(r["game_dates"], str) else ""
         games = sorted(
             {dt.date.fromisoformat(d[:10]) for d in listed.split(",") if d}

@@ -229,15 +229,3 @@ def _command(row: dict[Any, Any], cfg: reruns.RerunSettings) -> str:
         return f"curl -X POST https://nba-scrapers-…/scrape -H 'Content-Type: application/json' -d '{payload}'"
     topic = reruns.DEFAULT_DESTINATIONS.get(str(row["kind"]), "").partition(":")[2] or "TOPIC"
     return f"gcloud pubsub topics publish {topic} --project {cfg.pubsub_project or 'PROJECT'} --message '{payload}'"
-
-
-def request_states(store: Store, f: Filters) -> pd.DataFrame:
-    """The latest request's state per incident, for the incident list."""
-    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-    followed = data.rerun_messages(store, f.with_(date_from=None, date_to=None), now=now)
-    if followed.empty:
-        return pd.DataFrame(columns=["incident_id", "request"])
-    summary = reruns.requests(followed).dropna(subset=["incident_id"])
-    latest = summary.sort_values("at").groupby("incident_id").tail(1)
-    return pd.DataFrame({"incident_id": latest["incident_id"],
-                         "request": list(latest["state"])})  # fmt: skip

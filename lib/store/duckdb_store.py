@@ -81,6 +81,8 @@ class _Shared:
 # the file in between.
 _instances: dict[Path, _Shared] = {}
 _instances_lock = threading.Lock()
+#: ``existing_tables`` per path, with the file version it was read at.
+_tables_seen: dict[Path, tuple[str, frozenset[str]]] = {}
 
 
 def _close(path: Path, shared: _Shared) -> None:
@@ -420,12 +422,20 @@ class DuckDBStore(Store):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(dataset, 'duckdb')}")
 
     def existing_tables(self) -> set[str]:
+        """The file's tables; remembered per path until the file changes (a page asks several times a run)."""
+        version = self.data_version()
+        known = _tables_seen.get(self.path)
+        if known is not None and known[0] == version:
+            return set(known[1])
         with self.connect() as con:
             rows = con.execute(
                 "SELECT table_schema, table_name FROM information_schema.tables "
                 "WHERE table_catalog = current_database()"
             ).fetchall()
-        return {f"{schema}.{name}" for schema, name in rows}
+        tables = frozenset(f"{schema}.{name}" for schema, name in rows)
+        if version == self.data_version():  # not changed while we looked
+            _tables_seen[self.path] = (version, tables)
+        return set(tables)
 
     def data_version(self) -> str:
         parts = []
@@ -433,7 +443,7 @@ class DuckDBStore(Store):
             try:
                 st = path.stat()
                 parts.append(f"{st.st_mtime_ns}:{st.st_size}")
-            except FileNotFoundError:
+            except OSError:  # missing, or a path through a file: opening it says what is wrong
                 parts.append("-")
         return "|".join(parts)
 

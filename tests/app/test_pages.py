@@ -417,7 +417,9 @@ def test_the_incidents_page_lists_the_root_causes_and_opens_one_from_its_link(ap
     listed = incidents.incidents(DuckDBStore(app_db), view, now=dt.datetime.now(dt.UTC))
     assert len(listed) > 0
     assert _metrics(at)["Open incidents"] == f"{(listed['open_items'] > 0).sum():,}"
-    assert list(at.dataframe[0].value["incident_id"]) == list(listed["incident_id"])
+    shown = at.dataframe[0].value
+    assert list(shown["root_cause"]) == list(listed["root_cause"])
+    assert list(shown["open_items"]) == list(listed["open_items"])
     top = listed.iloc[0]
     # A shared link to the biggest: its root cause, its counts and its items, open ones first.
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)

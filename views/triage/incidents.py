@@ -53,10 +53,7 @@ kind = (
 )
 settled = top[1].toggle("Settled incidents too", key=K_SETTLED, help="Also the incidents whose every item is settled")
 
-every = context.guarded(lambda: data.incident_list(store, f, now=now, settled=bool(settled)))
-asked = context.guarded(lambda: rerun_panel.request_states(store, f))
-every = every.merge(asked, how="left", on="incident_id") if len(every) else every.assign(request=None)
-every["request"] = every["request"].fillna("")
+every = context.guarded(lambda: data.incident_board(store, f, now=now, settled=bool(settled)))
 shown = every if kind == "all" else every[every["kind"] == kind]
 shown = shown.reset_index(drop=True)
 
@@ -105,33 +102,16 @@ if len(open_incidents):
                       plot_bgcolor="white", dragmode=False)  # fmt: skip
     st.plotly_chart(fig, key="incidents_by_kind", config={"displayModeBar": False})
 
-table = shown.assign(
-    dates=[
-        f"{a:%b %d}–{b:%b %d}" if a != b else f"{a:%b %d}"
-        for a, b in zip(shown["first_date"], shown["last_date"], strict=True)
-    ]
-    if len(shown)
-    else pd.Series(dtype="string"),
-    age=shown["age_days"].map(lambda d: None if pd.isna(d) else int(d)),
-)
+TABLE_ORDER = ("root_cause", "state", "request", "open_items", "settled_items", "players", "processors", "dates",
+               "age", "reruns")  # fmt: skip
+table = shown[list(TABLE_ORDER)]  # only what is shown goes to the browser
 event = st.dataframe(
     table,
     hide_index=True,
     key="incidents_table",
     on_select="rerun",
     selection_mode="single-row",
-    column_order=(
-        "root_cause",
-        "state",
-        "request",
-        "open_items",
-        "settled_items",
-        "players",
-        "processors",
-        "dates",
-        "age",
-        "reruns",
-    ),
+    column_order=TABLE_ORDER,
     column_config={
         "root_cause": st.column_config.TextColumn("Root cause", width=330),
         "state": st.column_config.TextColumn("State", width=70, help="open, settling (some items settled), settled"),
