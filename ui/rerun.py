@@ -184,23 +184,13 @@ def _requests(store: Store, f: Filters, incident_id: str, cfg: reruns.RerunSetti
             f"Request **{r['state']}** · asked by {md(r['actor'])} {pd.Timestamp(r['at']):%b %d %H:%M} UTC · "
             f"{fmt_int(int(r['messages']))} message(s): {tally} · _{md(str(r['note'])[:160])}_"
         )
-    shown = blank_nulls(followed.assign(processors=followed["processors"].map(reruns.shown)))
+    order = ("at", "actor", "step", "stage", "data_date", "processors", "state", "detail", "message_id", "destination")
+    shown = blank_nulls(followed[list(order)].assign(processors=followed["processors"].map(reruns.shown)))
     st.dataframe(
         shown,
         hide_index=True,
         key="rerun_requests_table",
-        column_order=(
-            "at",
-            "actor",
-            "step",
-            "stage",
-            "data_date",
-            "processors",
-            "state",
-            "detail",
-            "message_id",
-            "destination",
-        ),
+        column_order=order,
         column_config={
             "at": st.column_config.DatetimeColumn("Asked (UTC)", format="YYYY-MM-DD HH:mm", width=130),
             "actor": st.column_config.TextColumn("By", width=70),

@@ -217,7 +217,7 @@ if items.empty:
 ITEMS_ORDER = ("open_in_incident", "item_date", "processor_short", "entity_id", "status", "failure_type",
                "is_correctable", "pipeline_said", "failure_category")  # fmt: skip
 picked_items = st.dataframe(
-    blank_nulls(items),
+    blank_nulls(items[[c for c in ITEMS_ORDER if c in items.columns]]),  # only what is shown goes to the browser
     hide_index=True,
     key="incident_items",
     on_select="rerun",
