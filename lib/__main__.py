@@ -393,6 +393,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             incidents.IncidentId.parse(args.incident)
         except TriageError as exc:
             raise ValueError(f"--incident: {exc}") from exc
+    steps = _steps(args.steps)
     settings = reruns.RerunSettings.from_env()
     actor = require_resolver(_actor(args), what="request re-runs") if args.send else None
     store = _store(args, create=False)
@@ -407,6 +408,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         plan = reruns.plan_incident(store, filters, args.incident, settings, now=now, force=args.force)
     else:
         plan = reruns.plan_processor(store, filters, args.processor_only, settings, now=now, force=args.force)
+    if steps is not None:
+        plan = plan.only_steps(*steps)
     for m in plan.skipped:
         print(f"pending already, not asked again: step {m.step} {m.stage} {m.data_date} "
               f"({', '.join(m.processors)}; request {', '.join(m.pending)}); --force asks again",
@@ -434,6 +437,20 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     print(json.dumps({"request_id": sent.request_id, "sent": sent.sent, "failed": len(sent.failed),
                       "duplicates": sent.duplicates}))  # fmt: skip
     return 1 if sent.failed else 0
+
+
+def _steps(text: str | None) -> tuple[int, int] | None:
+    """``--steps``: ``N`` or ``FIRST-LAST``."""
+    if text is None:
+        return None
+    first, _, last = text.strip().partition("-")
+    try:
+        a, b = int(first), int(last or first)
+    except ValueError:
+        raise ValueError(f"--steps {text[:40]!r}: give a step or a range of steps, such as 2 or 1-2") from None
+    if a < 1 or b < a:
+        raise ValueError(f"--steps {text[:40]!r}: steps count from 1, and the first comes before the last")
+    return a, b
 
 
 def _require_schema(store: Store) -> None:
@@ -679,6 +696,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send", action="store_true", help="send the messages (default: print the preview)")
     p.add_argument("--note", help="why (kept with the request; needed with --send)")
     p.add_argument("--force", action="store_true", help="ask again for processors and dates already pending")
+    p.add_argument("--steps", metavar="FIRST-LAST", help="only these steps (e.g. 1-2: the source fix and phase 3; "
+                   "the pipeline then runs the rest in order)")  # fmt: skip
     p.add_argument("--include-expected", action="store_true", help="include INSUFFICIENT_DATA and the like")
     p.set_defaults(func=cmd_rerun)
 

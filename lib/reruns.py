@@ -196,6 +196,29 @@ class Plan:
     def dates(self) -> list[dt.date]:
         return sorted({m.data_date for m in self.messages})
 
+    @property
+    def steps(self) -> list[int]:
+        return sorted({m.step for m in self.messages})
+
+    def only_steps(self, first: int, last: int) -> Plan:
+        """The steps ``first`` to ``last`` only. When later steps are left out, the last one sent goes without
+        ``skip_downstream_trigger``: the pipeline then runs what follows in its own order, each stage once the one
+        before it has finished (what a request that lists every step cannot wait for)."""
+        steps = self.steps
+        if not steps or first > last or first not in steps or last not in steps:
+            raise BadInput(
+                f"No steps {first}-{last} in this plan: it has steps {', '.join(map(str, steps)) or 'none'}.",
+                "Choose a range of the steps the preview lists (--steps FIRST-LAST).",
+            )
+        kept = []
+        for m in self.messages:
+            if not first <= m.step <= last:
+                continue
+            if m.step == last and last < steps[-1] and "skip_downstream_trigger" in m.payload:
+                m = replace(m, payload={k: v for k, v in m.payload.items() if k != "skip_downstream_trigger"})
+            kept.append(m)
+        return replace(self, messages=tuple(kept))
+
     def frame(self) -> pd.DataFrame:
         """The preview as a table: what goes where, for which dates, and the items each should settle."""
         rows = [

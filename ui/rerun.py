@@ -18,6 +18,7 @@ from ui import context, data, resolve
 from ui.widgets import blank_nulls, fmt_int, md
 
 K_PLAN, K_FORCE, K_NOTE, K_DIALOG = "rerun_plan", "rerun_force", "rerun_note", "rerun_dialog"
+K_STEPS = "rerun_steps"
 
 
 def settings() -> reruns.RerunSettings:
@@ -79,14 +80,53 @@ def panel(store: Store, f: Filters, incident_id: str, actor: Actor | None) -> No
     _requests(store, f, incident_id, cfg)
     if st.session_state.get(K_DIALOG) == incident_id and actor is not None and wanted:
         try:
-            plan = reruns.plan_incident(store, f, incident_id, cfg, now=dt.datetime.now(dt.UTC), force=bool(force))
+            plan = _narrowed(reruns.plan_incident(store, f, incident_id, cfg, now=dt.datetime.now(dt.UTC),
+                                                  force=bool(force)))  # fmt: skip
         except TriageError as exc:
             context.show_error(exc)
             return
         _confirm(store, plan, cfg, actor)
 
 
+def _chosen_steps(plan: reruns.Plan) -> tuple[int, int] | None:
+    """The range of steps chosen for this plan (None: every step, or a range this plan does not have)."""
+    chosen = st.session_state.get(K_STEPS)
+    steps = plan.steps
+    if isinstance(chosen, tuple | list) and len(chosen) == 2 and chosen[0] in steps and chosen[1] in steps:
+        return int(chosen[0]), int(chosen[1])
+    return None
+
+
+def _narrowed(plan: reruns.Plan) -> reruns.Plan:
+    chosen = _chosen_steps(plan)
+    return plan.only_steps(*chosen) if chosen else plan
+
+
+def _step_choice(plan: reruns.Plan) -> reruns.Plan:
+    """With more than one step: which to send now. Sending the first steps only lets the pipeline run the rest in
+    its own order (the last step sent may cascade); sending every step runs each stage now, each told not to."""
+    steps = plan.steps
+    if len(steps) < 2 or not plan.messages:
+        return plan
+    if _chosen_steps(plan) is None:
+        st.session_state.pop(K_STEPS, None)
+    names = {m.step: m.stage for m in plan.messages}
+    st.select_slider(
+        "Steps to send",
+        options=steps,
+        value=(steps[0], steps[-1]),
+        key=K_STEPS,
+        format_func=lambda n: f"{n} {names[n]}",
+        help="Every step: each stage is asked for now and told not to cascade (skip_downstream_trigger). The first "
+        "steps only (say the re-scrape and phase 3): the last one sent may cascade, and the pipeline runs the rest "
+        "in order, each stage once the one before has finished; the request follows the items either way.",
+    )
+    return _narrowed(plan)
+
+
 def _preview(plan: reruns.Plan, cfg: reruns.RerunSettings, actor: Actor | None) -> None:
+    full = plan
+    plan = _step_choice(plan)
     if plan.skipped:
         st.info(
             f"{fmt_int(len(plan.skipped))} step(s) are pending from an earlier request and are not asked again "
@@ -99,8 +139,10 @@ def _preview(plan: reruns.Plan, cfg: reruns.RerunSettings, actor: Actor | None) 
         return
     frame = plan.frame()
     over = len(plan.dates) > cfg.max_dates
+    left = [n for n in full.steps if n > max(plan.steps)]
     st.markdown(
         f"{fmt_int(len(plan.messages))} message(s) over {fmt_int(len(plan.dates))} date(s), in recovery order"
+        + (f" · steps {left[0]}–{left[-1]} left to the pipeline's cascade" if left else "")
         + (f" · **more than the {cfg.max_dates} dates a request may cover**: narrow the dates in the sidebar"
            if over else "")
     )  # fmt: skip

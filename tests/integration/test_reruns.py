@@ -267,9 +267,26 @@ def test_the_command_line_previews_then_sends(store, pipeline, pubsub: str, demo
     assert pipeline.pull("nba-phase4-trigger", expect=0, timeout=3) == []  # a preview sends nothing
     refused = cli("--incident", incident, "--send", "--actor", "alice")
     assert refused.returncode == 2 and "--note" in refused.stderr
+    for bad in ("3-1", "x", "0-2"):
+        wrong = cli("--incident", incident, "--steps", bad)
+        assert wrong.returncode == 2 and "--steps" in wrong.stderr, (bad, wrong.stderr)
+    absent = cli("--incident", incident, "--steps", "1-40")
+    assert absent.returncode != 0 and "No steps 1-40" in absent.stderr
+
+    # The first two steps only (the re-scrape and phase 3): phase 3 may cascade, nothing goes to phase 4 yet.
+    first = cli("--incident", incident, "--steps", "1-2")
+    assert first.returncode == 0 and "re-scrape" in first.stdout and "nba-phase4-trigger" not in first.stdout
+    early = cli("--incident", incident, "--steps", "1-2", "--send", "--actor", "alice", "--note", "scrape first")
+    assert early.returncode == 0, early.stderr
+    (p3,) = pipeline.pull("nba-phase3-trigger", expect=1)
+    assert "skip_downstream_trigger" not in json.loads(p3.data)  # the pipeline cascades to phase 4 in its order
+    assert pipeline.pull("nba-phase4-trigger", expect=0, timeout=3) == []
+    # Asked for every step afterwards: phase 3 is pending and left out, phase 4 goes, told not to cascade.
     done = cli("--incident", incident, "--send", "--actor", "alice", "--note", "box score missing")
     assert done.returncode == 0, done.stderr
-    assert len(pipeline.pull("nba-phase4-trigger", expect=1)) >= 1
+    later = pipeline.pull("nba-phase4-trigger", expect=1)
+    assert later and all(json.loads(m.data)["skip_downstream_trigger"] for m in later)
+    assert pipeline.pull("nba-phase3-trigger", expect=0, timeout=3) == []  # pending from the first request
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["sent"] > 0 and summary["failed"] == 0 and summary["request_id"]
 
