@@ -91,6 +91,7 @@ lint: setup-dev
 bench: setup-dev
 	$(BIN)/python bench/overview.py
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/incidents.py
 
 clean:
 	rm -rf $(VENV) $(EMU) .pytest_cache .mypy_cache .ruff_cache test-artifacts
