@@ -17,7 +17,6 @@ noisy. The issue's bound: the latest 30 days at 10M rows, cold <= 1 s, warm <= 0
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import statistics
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.overview import BARE, app_run_seconds, median_seconds, seed  # noqa: E402
+from bench.overview import BARE, app_run_seconds, median_seconds, seed, sized_arguments  # noqa: E402
 from lib import demo, reruns  # noqa: E402
 from lib import incidents as inc  # noqa: E402
 from lib.model import Actor, Filters  # noqa: E402
@@ -58,13 +57,7 @@ def page_seconds(path: Path, f: Filters, *, warm: bool, incident: str = "") -> f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1M,10M")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--dir", default=str(ROOT / "bench" / "out"))
-    args = parser.parse_args()
-    out = Path(args.dir)
-    out.mkdir(parents=True, exist_ok=True)
+    args, out = sized_arguments(__doc__)
     lines, notes = [], []
     for label in args.sizes.split(","):
         rows = demo.parse_scale(label)

@@ -222,14 +222,20 @@ def overview_bytes(store: DuckDBStore, f: Filters) -> dict[str, int]:
     return {"before": before, "unchanged": rollups, "changed": prints + rollups}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def sized_arguments(doc: str | None) -> tuple[argparse.Namespace, Path]:
+    """The benchmarks' common options (--sizes, --repeat, --dir), and the folder of their databases."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1M,10M")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", default=str(ROOT / "bench" / "out"))
     args = parser.parse_args()
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
+    return args, out
+
+
+def main() -> None:
+    args, out = sized_arguments(__doc__)
     upkeep, bytes_rows = [], []
     heads = [
         ("rows", 6),
