@@ -377,7 +377,9 @@ def _date(value: Any) -> dt.date:
 
 def _finish(store: Store, plan: Plan, settings: RerunSettings, *, now: dt.datetime, force: bool) -> Plan:
     """Leave out what a pending request covers (unless forced); mark every message with downstream steps."""
-    pending = {} if force else pending_claims(store, plan.messages, settings, now=now)
+    source_fix = any(m.kind in ("scrape", "registry") for m in plan.messages)
+    pending = {} if force else pending_claims(store, plan.messages, settings, now=now, incident_id=plan.incident_id,
+                                              source_fix=source_fix)  # fmt: skip
     kept: list[Message] = []
     skipped: list[Message] = []
     cascade = len({m.step for m in plan.messages}) > 1
@@ -422,9 +424,11 @@ def _latest(store: Store, first: dt.date, last: dt.date, where: str = "", params
     return store.query(sql, {"date_from": first, "date_to": last, **(params or {})}, label="reruns")
 
 
-def pending_claims(store: Store, messages: Sequence[Message], settings: RerunSettings, *, now: dt.datetime
-                   ) -> dict[str, str]:  # fmt: skip
-    """``processor|date`` -> the request id of a pending (or in-flight) request covering it."""
+def pending_claims(store: Store, messages: Sequence[Message], settings: RerunSettings, *, now: dt.datetime,
+                   incident_id: str = "", source_fix: bool = False) -> dict[str, str]:  # fmt: skip
+    """``processor|date`` -> the request id of a pending (or in-flight) request covering it. With ``source_fix``
+    (the plan starts with a re-scrape or a registry fix), only this incident's own requests count: a run another
+    incident asked for may start before this incident's data is fixed."""
     if not messages:
         return {}
     first, last = min(m.data_date for m in messages), max(m.data_date for m in messages)
@@ -432,6 +436,8 @@ def pending_claims(store: Store, messages: Sequence[Message], settings: RerunSet
     out: dict[str, str] = {}
     for r in states.itertuples(index=False):
         if r.state in ("pending", "sending", "running"):
+            if source_fix and str(r.incident_id or "") != incident_id:
+                continue  # another incident's run may come before this one's own fix: it settles nothing here
             for p in str(r.processors).split(","):
                 out[f"{p}|{_date(r.data_date).isoformat()}"] = str(r.request_id)
     return out
@@ -555,22 +561,26 @@ RACE_WINDOW = dt.timedelta(minutes=5)
 def _lost_races(store: Store, plan: Plan, request_id: str, at: dt.datetime, *, forced: bool = False
                 ) -> dict[str, str]:  # fmt: skip
     """Messages whose processor and date an earlier claim (another request, in flight or sent) holds: the earliest
-    claim wins, whoever reads first (message key -> the winner's request id)."""
+    claim wins, whoever reads first (message key -> the winner's request id). A plan that starts with its own
+    source fix only yields to claims of the same incident."""
     first, last = min(plan.dates), max(plan.dates)
     claims = store.query(
         """
-SELECT request_id, processors, data_date, MIN(at) AS claimed_at,
+SELECT request_id, COALESCE(incident_id, '') AS incident_id, processors, data_date, MIN(at) AS claimed_at,
   LOGICAL_OR(outcome IN ('failed', 'duplicate')) AS dropped, LOGICAL_OR(outcome <> 'claimed') AS finished
 FROM nba_processing.rerun_requests
 WHERE data_date BETWEEN @date_from AND @date_to AND at >= @window
-GROUP BY request_id, processors, data_date""",
+GROUP BY request_id, COALESCE(incident_id, ''), processors, data_date""",
         {"date_from": first, "date_to": last, "window": at - RACE_WINDOW},
         label="reruns",
     )
     held: dict[str, tuple[pd.Timestamp, str]] = {}
+    source_fix = any(m.kind in ("scrape", "registry") for m in plan.messages)
     for r in claims.itertuples(index=False):
         if bool(r.dropped) or str(r.request_id) == request_id or (forced and bool(r.finished)):
             continue
+        if source_fix and str(r.incident_id) != plan.incident_id:
+            continue  # as pending_claims: another incident's run does not wait for this one's fix
         stamp = pd.Timestamp(str(r.claimed_at))
         for p in str(r.processors).split(","):
             c = f"{p}|{_date(r.data_date).isoformat()}"

@@ -124,6 +124,18 @@ def _step_choice(plan: reruns.Plan) -> reruns.Plan:
     return _narrowed(plan)
 
 
+def _left_words(plan: reruns.Plan, left: list[int]) -> str:
+    """What happens to the steps after the last one sent: the pipeline's cascade, except after a registry fix, which
+    a person makes and which starts no run."""
+    steps = f"step {left[0]}" if len(left) == 1 else f"steps {left[0]}–{left[-1]}"
+    last = [m for m in plan.messages if m.step == max(plan.steps)]
+    if all(m.kind == "registry" for m in last):
+        return f" · {steps} not asked for: a registry fix starts no run, so ask for them once the name is fixed"
+    if all(m.destination.type == "none" for m in last):
+        return f" · {steps} left to the pipeline's cascade once the step recorded here is run by hand"
+    return f" · {steps} left to the pipeline's cascade"
+
+
 def _preview(plan: reruns.Plan, cfg: reruns.RerunSettings, actor: Actor | None) -> None:
     full = plan
     plan = _step_choice(plan)
@@ -142,7 +154,7 @@ def _preview(plan: reruns.Plan, cfg: reruns.RerunSettings, actor: Actor | None) 
     left = [n for n in full.steps if n > max(plan.steps)]
     st.markdown(
         f"{fmt_int(len(plan.messages))} message(s) over {fmt_int(len(plan.dates))} date(s), in recovery order"
-        + (f" · steps {left[0]}–{left[-1]} left to the pipeline's cascade" if left else "")
+        + (_left_words(plan, left) if left else "")
         + (f" · **more than the {cfg.max_dates} dates a request may cover**: narrow the dates in the sidebar"
            if over else "")
     )  # fmt: skip

@@ -164,6 +164,29 @@ def test_a_request_goes_out_in_recovery_order_and_is_followed_until_settled(stor
     assert row["state"] == "settled" and row["settled_items"] == row["items"]
 
 
+def test_an_incident_with_its_own_fix_does_not_wait_for_another_requests_run(store, demo_season) -> None:
+    """A box-score gap needs its re-scrape before its processors run again: a run another request asked for may
+    start before that fix and settle nothing of it, so it is asked for again; a plan without a fix of its own
+    still leaves a pending processor and date out."""
+    _, _, incident = _side(demo_season)
+    settings = reruns.RerunSettings.from_mapping({})  # recorded: the claims are what is tested
+    plan = reruns.plan_incident(store, SEASON, incident, settings, now=NOW)
+    step = next(m for m in plan.messages if m.kind == "phase4")
+    processor, day = step.processors[0], step.data_date
+    one_day = Filters(date_from=day, date_to=day)
+    first = reruns.plan_processor(store, one_day, processor, settings, now=NOW)
+    reruns.send(store, first, BOB, note="the processor's own failures", settings=settings, now=NOW)
+
+    again = reruns.plan_incident(store, SEASON, incident, settings, now=NOW + dt.timedelta(minutes=1))
+    assert not again.skipped
+    assert any(processor in m.processors and m.data_date == day for m in again.messages)
+    sent = reruns.send(store, again, ALICE, note="ORL box score", settings=settings,
+                       now=NOW + dt.timedelta(minutes=2))  # fmt: skip
+    assert sent.duplicates == 0 and not sent.failed  # within the race window, yet not a duplicate
+    later = reruns.plan_processor(store, one_day, processor, settings, now=NOW + dt.timedelta(minutes=3))
+    assert not later.messages and later.skipped  # no fix of its own: the pending runs serve it
+
+
 def test_two_resolvers_pressing_at_once_send_one_message(store, pipeline) -> None:
     settings = _settings()
     plan = reruns.plan_processor(store, Filters(date_from=dt.date(2022, 2, 1), date_to=dt.date(2022, 2, 6)),

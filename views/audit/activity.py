@@ -148,7 +148,7 @@ else:
             "at",
             "actor",
             "state",
-            "hours_to_settle",
+            "to_settle",
             "incident_id",
             "messages",
             "sent",
@@ -168,11 +168,8 @@ else:
             "settled_at": st.column_config.DatetimeColumn(
                 "Settled (UTC)", format="YYYY-MM-DD HH:mm", help="When the last of its settled items was settled"
             ),
-            "hours_to_settle": st.column_config.NumberColumn(
-                "Hours to settle",
-                format="%.1f",
-                width="small",
-                help="From the request to the settlement of the last of its settled items",
+            "to_settle": st.column_config.TextColumn(
+                "To settle", width="small", help="From the request to the settlement of the last of its settled items"
             ),
         },
         height=min(38 + 35 * len(asked), 400),

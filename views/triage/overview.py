@@ -163,9 +163,9 @@ with right:
             hide_index=True,
             key="overview_phase_table",
             column_config={
-                "table": st.column_config.TextColumn("Phase · table"),
+                "table": st.column_config.TextColumn("Phase · table", width=105),  # the column is narrow at 1280 px
                 "items": st.column_config.ProgressColumn(
-                    "Items", format="%d", min_value=0, max_value=int(by_phase["items"].max() or 1)
+                    "Items", format="%d", min_value=0, max_value=int(by_phase["items"].max() or 1), width=105
                 ),
             },
         )

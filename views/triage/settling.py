@@ -35,7 +35,9 @@ def _week_axis(fig: go.Figure, title: str | None = None) -> None:
     span = (last - first).days // 7 + 1
     step = max(1, -(-span // 14))  # at most about 14 ticks, however long the span
     fmt = "%b %d" if span <= 52 else "%b %Y"
-    fig.update_xaxes(type="date", tickformat=fmt, dtick=WEEK_MS * step, range=[first, last], title=title)
+    monday = pd.Timestamp(weeks["week"].min())  # ticks on the weeks' Mondays, as the table's "Week of"
+    fig.update_xaxes(type="date", tickformat=fmt, dtick=WEEK_MS * step, range=[first, last], title=title,
+                     tick0=monday)  # fmt: skip
 
 
 settled_total = int(weeks["settled"].sum()) if len(weeks) else 0
