@@ -25,9 +25,14 @@ TYPE_ORDER = list(TYPE_COLOURS)
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
+#: Characters that reorder or hide the text around them (bidirectional controls): shown as their code instead.
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def md(text: object) -> str:
-    """Escape user or data text for Streamlit markdown (no links, no markup, no formatting)."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+    """Escape user or data text for Streamlit markdown (no links, no markup, no formatting, no reordering)."""
+    shown = _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+    return _MD_SPECIAL.sub(r"\\\1", shown)
 
 
 def kpi_row(tiles: list[tuple[str, str, str]], deltas: list[str | None] | None = None) -> None:

@@ -164,7 +164,7 @@ if match.empty and not settled:  # a link to an incident settled since: it is st
     match = context.guarded(lambda: data.incident_list(store, f, now=now, settled=True))
     match = match[match["incident_id"] == which.text]
 head = match.iloc[0] if len(match) else None
-st.subheader(str(head["root_cause"]) if head is not None else f"Incident {which.text}")
+st.subheader(str(head["root_cause"]) if head is not None else f"Incident {md(which.text[:120])}")
 items = context.guarded(lambda: data.incident_items(store, f, which))
 if head is None and items.empty:
     st.warning(
