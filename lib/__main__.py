@@ -409,7 +409,12 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     else:
         plan = reruns.plan_processor(store, filters, args.processor_only, settings, now=now, force=args.force)
     if steps is not None:
+        full = plan
         plan = plan.only_steps(*steps)
+        later = [n for n in full.steps if n > steps[1]]
+        if later and all(m.kind == "registry" for m in plan.messages if m.step == steps[1]):
+            print(f"note: a registry fix starts no run: ask for steps {later[0]}-{later[-1]} once the name is fixed",
+                  file=sys.stderr)  # fmt: skip
     for m in plan.skipped:
         print(f"pending already, not asked again: step {m.step} {m.stage} {m.data_date} "
               f"({', '.join(m.processors)}; request {', '.join(m.pending)}); --force asks again",

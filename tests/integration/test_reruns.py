@@ -296,6 +296,11 @@ def test_the_command_line_previews_then_sends(store, pipeline, pubsub: str, demo
     absent = cli("--incident", incident, "--steps", "1-40")
     assert absent.returncode != 0 and "No steps 1-40" in absent.stderr
 
+    # A registry fix sent alone: it starts no run, so the command says to ask for the rest once the name is fixed.
+    listed = incidents.incidents(store, SEASON, now=NOW)
+    name = str(listed[listed["kind"] == "NAME_UNRESOLVED"]["incident_id"].iloc[0])
+    registry = cli("--incident", name, "--steps", "1")
+    assert registry.returncode == 0 and "registry fix starts no run" in registry.stderr, registry.stderr
     # The first two steps only (the re-scrape and phase 3): phase 3 may cascade, nothing goes to phase 4 yet.
     first = cli("--incident", incident, "--steps", "1-2")
     assert first.returncode == 0 and "re-scrape" in first.stdout and "nba-phase4-trigger" not in first.stdout
