@@ -412,7 +412,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         full = plan
         plan = plan.only_steps(*steps)
         later = [n for n in full.steps if n > steps[1]]
-        if later and all(m.kind == "registry" for m in plan.messages if m.step == steps[1]):
+        if later and plan.ends_with_registry:
             print(f"note: a registry fix starts no run: ask for steps {later[0]}-{later[-1]} once the name is fixed",
                   file=sys.stderr)  # fmt: skip
     for m in plan.skipped:

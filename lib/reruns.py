@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import urllib.error
 import urllib.request
@@ -36,6 +35,7 @@ from lib import incidents as inc
 from lib.access import require_resolver
 from lib.errors import BadInput, TriageError
 from lib.model import OPEN_STATUSES, PHASE3_PROCESSORS, SETTLED_STATUSES, Actor, Filters, ItemKey
+from lib.settling import nearest_rank
 from lib.store import queries as q
 from lib.store.base import Store
 from lib.workqueue import RECOVERY_STEP
@@ -199,6 +199,16 @@ class Plan:
     @property
     def steps(self) -> list[int]:
         return sorted({m.step for m in self.messages})
+
+    @property
+    def fixes_its_source(self) -> bool:
+        """Whether it starts with its own re-scrape or registry fix (its runs must come after that fix)."""
+        return any(m.kind in ("scrape", "registry") for m in self.messages)
+
+    @property
+    def ends_with_registry(self) -> bool:
+        """Whether its last step is a registry fix: a person makes it, and it starts no run (nothing cascades)."""
+        return bool(self.messages) and all(m.kind == "registry" for m in self.messages if m.step == self.steps[-1])
 
     def only_steps(self, first: int, last: int) -> Plan:
         """The steps ``first`` to ``last`` only. When later steps are left out, the last one sent goes without
@@ -377,9 +387,8 @@ def _date(value: Any) -> dt.date:
 
 def _finish(store: Store, plan: Plan, settings: RerunSettings, *, now: dt.datetime, force: bool) -> Plan:
     """Leave out what a pending request covers (unless forced); mark every message with downstream steps."""
-    source_fix = any(m.kind in ("scrape", "registry") for m in plan.messages)
     pending = {} if force else pending_claims(store, plan.messages, settings, now=now, incident_id=plan.incident_id,
-                                              source_fix=source_fix)  # fmt: skip
+                                              source_fix=plan.fixes_its_source)  # fmt: skip
     kept: list[Message] = []
     skipped: list[Message] = []
     cascade = len({m.step for m in plan.messages}) > 1
@@ -575,7 +584,7 @@ GROUP BY request_id, COALESCE(incident_id, ''), processors, data_date""",
         label="reruns",
     )
     held: dict[str, tuple[pd.Timestamp, str]] = {}
-    source_fix = any(m.kind in ("scrape", "registry") for m in plan.messages)
+    source_fix = plan.fixes_its_source
     for r in claims.itertuples(index=False):
         if bool(r.dropped) or str(r.request_id) == request_id or (forced and bool(r.finished)):
             continue
@@ -935,14 +944,12 @@ def requests(frame: pd.DataFrame) -> pd.DataFrame:
 
 def settle_hours(asked: pd.DataFrame) -> dict[str, Any]:
     """Over ``requests``' settled requests: how many, how many timed, and the nearest-rank median and 90th
-    percentile of the hours from request to settlement (None without a timed one)."""
+    percentile of the hours from request to settlement (None without a timed one), as Settling computes them."""
     settled = asked[asked["state"] == "settled"] if len(asked) else asked
-    hours = sorted(float(h) for h in settled.get("hours_to_settle", pd.Series(dtype=float)).dropna())
-
-    def rank(share: float) -> float | None:
-        return hours[max(1, math.ceil(share * len(hours))) - 1] if hours else None
-
-    return {"settled": len(settled), "timed": len(hours), "median": rank(0.5), "p90": rank(0.9)}
+    hours = settled.get("hours_to_settle", pd.Series(dtype=float)).dropna().astype(float)
+    ones = pd.Series(1, index=hours.index)
+    return {"settled": len(settled), "timed": len(hours), "median": nearest_rank(hours, ones, 0.5),
+            "p90": nearest_rank(hours, ones, 0.9)}  # fmt: skip
 
 
 _ITEM_REQUESTS = """

@@ -129,7 +129,7 @@ def _left_words(plan: reruns.Plan, left: list[int]) -> str:
     a person makes and which starts no run."""
     steps = f"step {left[0]}" if len(left) == 1 else f"steps {left[0]}–{left[-1]}"
     last = [m for m in plan.messages if m.step == max(plan.steps)]
-    if all(m.kind == "registry" for m in last):
+    if plan.ends_with_registry:
         return f" · {steps} not asked for: a registry fix starts no run, so ask for them once the name is fixed"
     if all(m.destination.type == "none" for m in last):
         return f" · {steps} left to the pipeline's cascade once the step recorded here is run by hand"
