@@ -16,6 +16,7 @@ import pytest
 from lib import demo
 from lib.access import SYSTEM
 from lib.store import DuckDBStore
+from lib.store.duckdb_store import release_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,11 +131,21 @@ def app_db(demo_db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     return db
 
 
+@pytest.fixture(scope="session")
+def empty_db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database with every table, made once per test session (``init_schema`` is some forty statements)."""
+    path = tmp_path_factory.mktemp("empty") / "empty.duckdb"
+    DuckDBStore(path).init_schema()
+    release_idle(path)  # closed and checkpointed: the file is whole when copied
+    return path
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> DuckDBStore:
-    s = DuckDBStore(tmp_path / "empty.duckdb")
-    s.init_schema()
-    return s
+def store(empty_db_path: Path, tmp_path: Path) -> DuckDBStore:
+    """An empty database of the test's own (a copy of ``empty_db_path``)."""
+    target = tmp_path / "empty.duckdb"
+    shutil.copy(empty_db_path, target)
+    return DuckDBStore(target)
 
 
 def precompute_row(**overrides: Any) -> dict[str, Any]:
