@@ -71,7 +71,7 @@ def _serve(data_dir: Path, log_dir: Path) -> Iterator[str]:
     port, grpc = free_port(), free_port()
     log = open(log_dir / "emulator.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [str(EMULATOR), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
+        [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
          "--project", PROJECT, "--data-dir", str(data_dir)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -82,6 +82,31 @@ def _serve(data_dir: Path, log_dir: Path) -> Iterator[str]:
     finally:
         _made[:] = [m for m in _made if m[0] != endpoint]  # its datasets go with it
         stop(proc, log)
+
+
+#: DuckDB threads of each emulator (``TRIAGE_EMULATOR_THREADS``; 0 for DuckDB's default, every core). Each of
+#: ``make test``'s workers has an emulator of its own, and the emulator's statements read a few hundred rows: with
+#: every core, 150 reads and 50 updates cost the emulator 76-79 CPU-seconds on an idle machine, with one thread 61-65
+#: (and 12% more time, which a busy machine does not have to spare).
+THREADS = int(os.environ.get("TRIAGE_EMULATOR_THREADS", "1"))
+#: The emulator's own entry point (the installed ``local-bigquery`` script), with its DuckDB connection given
+#: ``threads``: DuckDB has no environment variable for it, and the emulator opens its one connection without it.
+_ENTRY = """
+import sys, duckdb
+_connect = duckdb.connect
+def connect(*args, config=None, **kwargs):
+    return _connect(*args, config={**(config or {}), "threads": %d}, **kwargs)
+duckdb.connect = connect
+from local_bigquery.cli import main
+sys.argv[0] = "local-bigquery"
+sys.exit(main())
+"""
+
+
+def _command() -> list[str]:
+    if THREADS <= 0:
+        return [str(EMULATOR)]
+    return [str(EMULATOR.parent / "python"), "-c", _ENTRY % THREADS]
 
 
 def datasets(tag: str) -> dict[str, str]:
