@@ -36,7 +36,7 @@ from tests.worlds import SEASONS, WIDE, build, load
 
 NOW = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.UTC)
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS = [int(s) for s in os.environ.get("TRIAGE_INDEX_SEEDS", "1,2,3,4").split(",")]
+SEEDS = [int(s) for s in os.environ.get("TRIAGE_INDEX_SEEDS", "1,4").split(",")]
 BIGQUERY_SEEDS = [int(s) for s in os.environ.get("TRIAGE_INDEX_BQ_SEEDS", "5").split(",")]
 STEPS = int(os.environ.get("TRIAGE_INDEX_STEPS", "10"))
 BIGQUERY_EVERY_VIEW_LAST = os.environ.get("TRIAGE_INDEX_BQ_EVERY_VIEW_LAST", "") == "1"
@@ -295,11 +295,12 @@ def test_every_page_reads_the_same_from_the_index_as_from_the_rows(duck: DuckDBS
     _drive(duck, seed, STEPS)
 
 
-#: The views compared on the emulator after the last step: four of the seven in ``make test`` (the whole range, a
-#: month's open items, a player's verdicts, what was settled since); with ``make test-long``, one view after every
-#: step and all seven after the last. A statement on the emulator costs 0.1 to 0.3 s on an idle machine, and each view
-#: is about seventy of them (every read twice, from the index and from the rows).
-BIGQUERY_VIEWS = None if BIGQUERY_EVERY_VIEW_LAST else (0, 2, 4, 6)
+#: The views compared on the emulator after the last step: two of the seven in ``make test`` (the whole range, and
+#: what was settled since, the one that reads the status events); with ``make test-long``, one view after every step
+#: and all seven after the last. The other views' filters (statuses, a player's failure types, ...) are rendered by
+#: the same dialect as these two, and compared on DuckDB in every run. A statement on the emulator costs 0.1 to 0.3 s
+#: on an idle machine, and each view is about seventy of them (every read twice, from the index and from the rows).
+BIGQUERY_VIEWS = None if BIGQUERY_EVERY_VIEW_LAST else (0, 6)
 
 
 @pytest.mark.bigquery
