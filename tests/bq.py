@@ -107,7 +107,7 @@ sys.exit(main())
 def _command() -> list[str]:
     if THREADS <= 0:
         return [str(EMULATOR)]
-    return [str(EMULATOR.parent / "python"), "-c", _ENTRY % THREADS]
+    return [str(EMULATOR.parent / "python"), "-P", "-c", _ENTRY % THREADS]  # -P: nothing imported from here
 
 
 def datasets(tag: str) -> dict[str, str]:

@@ -103,7 +103,7 @@ def duck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
     yield store
 
 
-@pytest.mark.heavy(45)
+@pytest.mark.heavy(20)
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 @given(world=worlds())
