@@ -208,7 +208,10 @@ class Plan:
     @property
     def ends_with_registry(self) -> bool:
         """Whether its last step is a registry fix: a person makes it, and it starts no run (nothing cascades)."""
-        return bool(self.messages) and all(m.kind == "registry" for m in self.messages if m.step == self.steps[-1])
+        if not self.messages:
+            return False
+        last = self.steps[-1]
+        return all(m.kind == "registry" for m in self.messages if m.step == last)
 
     def only_steps(self, first: int, last: int) -> Plan:
         """The steps ``first`` to ``last`` only. When later steps are left out, the last one sent goes without
@@ -391,7 +394,7 @@ def _finish(store: Store, plan: Plan, settings: RerunSettings, *, now: dt.dateti
                                               source_fix=plan.fixes_its_source)  # fmt: skip
     kept: list[Message] = []
     skipped: list[Message] = []
-    cascade = len({m.step for m in plan.messages}) > 1
+    cascade = len(plan.steps) > 1
     for m in plan.messages:
         waiting = [c for c in m.claims if c in pending]
         left = tuple(p for p, c in zip(m.processors, m.claims, strict=True) if c not in pending)
