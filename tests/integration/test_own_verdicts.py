@@ -40,7 +40,8 @@ def _pipeline_said(store: DuckDBStore) -> pd.DataFrame:
         t=latest["failure_type"].astype("string").fillna("<none>"),
         c=latest["is_correctable"].astype("string").fillna("<none>"),
     )
-    single = latest.groupby(KEY).filter(lambda g: g["t"].nunique() == 1 and g["c"].nunique() == 1)
+    groups = latest.groupby(KEY)
+    single = latest[(groups["t"].transform("nunique") == 1) & (groups["c"].transform("nunique") == 1)]
     return single.groupby(KEY, as_index=False).first()[[*KEY, "failure_type", "is_correctable"]]
 
 

@@ -319,6 +319,7 @@ def test_the_command_line_previews_then_sends(store, pipeline, pubsub: str, demo
     assert summary["sent"] > 0 and summary["failed"] == 0 and summary["request_id"]
 
 
+@pytest.mark.bigquery
 def test_requests_are_kept_and_followed_on_the_bigquery_emulator(emulator: str) -> None:
     from tests import bq
 
