@@ -45,11 +45,12 @@ def _snapshot(store: DuckDBStore) -> tuple[Any, ...]:
         if f"nba_processing.{t}" not in existing:
             out.append(None)
             continue
-        # Every row's every value as text, in a stable order, digested where the rows are (the same content
-        # compared as before, without carrying 48k rows into pandas twice per case).
+        # The columns, and every row's every value as text in a stable order, digested where the rows are
+        # (without carrying 48k rows into pandas twice per case).
+        columns = tuple(store.query(f"SELECT * FROM nba_processing.{t} WHERE FALSE").columns)
         frame = store.query(f"SELECT COUNT(*) AS n, md5(string_agg(CAST(r AS VARCHAR), chr(10) ORDER BY "
                             f"CAST(r AS VARCHAR))) AS digest FROM nba_processing.{t} AS r WHERE TRUE")  # fmt: skip
-        out.append((int(frame["n"].iloc[0]), str(frame["digest"].iloc[0])))
+        out.append((columns, int(frame["n"].iloc[0]), str(frame["digest"].iloc[0])))
     return tuple(out)
 
 
