@@ -751,8 +751,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _gather_items(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The ``--item KEY`` and ``--item=KEY`` of a ``resolve`` taken out of the command line, in order. argparse
+    takes time quadratic in the options it is given: 20,000 pasted keys took 15 s to parse before anything was
+    checked. Anything else (a missing value, a value that looks like an option, ``--``) is left to argparse."""
+    argv = list(argv)
+    if not argv or argv[0] != "resolve":  # the subcommand comes first (the parser has no options of its own)
+        return argv, []
+    resolve = build_parser()._subparsers._group_actions[0].choices["resolve"]  # type: ignore[union-attr,index]
+    takes_value = {o for a in resolve._actions if a.nargs != 0 for o in a.option_strings}
+    rest, items, i = argv[:1], [], 1
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            rest += argv[i:]
+            break
+        if rest[-1] in takes_value:  # the value of the option before (argparse says whether it may be one)
+            rest.append(token)
+        elif token == "--item" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            items.append(argv[i + 1])
+            i += 1
+        elif token.startswith("--item="):
+            items.append(token.removeprefix("--item="))
+        else:
+            rest.append(token)
+        i += 1
+    return rest, items
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    rest, items = _gather_items(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(rest)
+    if items:
+        args.item = [*items, *(args.item or [])]
     try:
         return int(args.func(args))
     except TriageError as exc:
