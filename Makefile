@@ -17,8 +17,8 @@ TEST_WORKERS ?= 3
 test: setup-dev browser emulator pubsub
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
-# The property-based suites at length: thousands of random worlds instead of the default run's fixed forty (forty on
-# the emulator instead of two); the item index against the rows over forty random histories instead of two, and over
+# The property-based suites at length: thousands of random worlds instead of the default run's fixed twenty (forty on
+# the emulator instead of one); the item index against the rows over forty random histories instead of one, and over
 # eight on the emulator with all seven views instead of one with two; resolves getting through a classification of a
 # million rows, not 120k.
 test-long: setup-dev emulator
