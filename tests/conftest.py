@@ -115,6 +115,23 @@ def demo_db_path(tmp_path_factory: pytest.TempPathFactory, demo_season: demo.Dem
     return path
 
 
+#: When the session's classified demo was judged (the day after the season's last date).
+CLASSIFIED_AT = dt.datetime(2022, 4, 11, 6, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="session")
+def classified_demo_path(demo_db_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo database with every item judged by the dashboard at ``CLASSIFIED_AT``, once per test session
+    (five to ten seconds); modules copy it (incidents, patterns, re-runs, the fix loop in the browser)."""
+    from lib import classification
+
+    path = tmp_path_factory.mktemp("classified") / "classified.duckdb"
+    shutil.copy(demo_db_path, path)
+    classification.run(DuckDBStore(path), actor=SYSTEM, now=CLASSIFIED_AT, include_classified=True)
+    release_idle(path)  # closed and checkpointed: the file is whole when copied
+    return path
+
+
 @pytest.fixture
 def demo_store(demo_db_path: Path, tmp_path: Path) -> DuckDBStore:
     target = tmp_path / "demo.duckdb"

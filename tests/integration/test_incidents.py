@@ -8,30 +8,28 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from lib import classification, incidents, resolution
-from lib.access import SYSTEM
+from lib import incidents, resolution
 from lib.errors import BadInput
 from lib.model import OPEN_STATUSES, Actor, Filters, ItemKey
 from lib.store import DuckDBStore
 from lib.store import queries as q
 from tests import gaps
-from tests.conftest import ROOT
+from tests.conftest import CLASSIFIED_AT, ROOT
 
 SEASON = Filters(date_from=dt.date(2021, 10, 19), date_to=dt.date(2022, 4, 10))
-NOW = dt.datetime(2022, 4, 11, 6, 0, tzinfo=dt.UTC)
+NOW = CLASSIFIED_AT  # when the session's classified demo was judged (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def classified(demo_db_path, tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
+def classified(classified_demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
     path = tmp_path_factory.mktemp("incidents") / "c.duckdb"
-    path.write_bytes(demo_db_path.read_bytes())
-    store = DuckDBStore(path)
-    classification.run(store, actor=SYSTEM, now=NOW, include_classified=True)
-    return store
+    path.write_bytes(classified_demo_path.read_bytes())  # judged at NOW
+    return DuckDBStore(path)
 
 
 @pytest.fixture(scope="module")

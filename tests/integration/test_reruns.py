@@ -16,27 +16,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import classification, incidents, nightly, reruns, resolution
+from lib import incidents, nightly, reruns, resolution
 from lib.access import SYSTEM, NotAllowed
 from lib.errors import BadInput
 from lib.model import Actor, Filters, Role
 from lib.store import DuckDBStore, Store
 from tests import gaps
-from tests.conftest import ROOT, precompute_row
+from tests.conftest import CLASSIFIED_AT, ROOT, precompute_row
 from tests.pubsub import PROJECT, Pipeline
 from tests.servers import HookServer
 
 SEASON = Filters(date_from=dt.date(2021, 10, 19), date_to=dt.date(2022, 4, 10))
-NOW = dt.datetime(2022, 4, 11, 6, 0, tzinfo=dt.UTC)
+NOW = CLASSIFIED_AT  # when the session's classified demo was judged (tests/conftest.py)
 ALICE, BOB = Actor("alice"), Actor("bob")
 
 
 @pytest.fixture(scope="module")
-def classified(demo_db_path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("reruns") / "c.duckdb"
-    path.write_bytes(demo_db_path.read_bytes())
-    classification.run(DuckDBStore(path), actor=SYSTEM, now=NOW, include_classified=True)
-    return path
+def classified(classified_demo_path: Path) -> Path:
+    return classified_demo_path  # judged at NOW; each test copies it
 
 
 @pytest.fixture
