@@ -751,39 +751,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _gather_items(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+def _gather_items(argv: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
     """The ``--item KEY`` and ``--item=KEY`` of a ``resolve`` taken out of the command line, in order. argparse
     takes time quadratic in the options it is given: 20,000 pasted keys took 15 s to parse before anything was
-    checked. Anything else (a missing value, a value that looks like an option, ``--``) is left to argparse."""
+    checked. Only a command line made of the options' exact names and values that cannot be taken for options
+    is gathered; anything else (an abbreviation, a value starting with '-', a missing value, ``--``) is left
+    whole to argparse, which judges it as it always did."""
     argv = list(argv)
     if not argv or argv[0] != "resolve":  # the subcommand comes first (the parser has no options of its own)
         return argv, []
-    resolve = build_parser()._subparsers._group_actions[0].choices["resolve"]  # type: ignore[union-attr,index]
-    takes_value = {o for a in resolve._actions if a.nargs != 0 for o in a.option_strings}
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = [a for a in subparsers.choices["resolve"]._actions if a.option_strings]
+    if any(a.nargs not in (None, 0) for a in options):
+        return argv, []
+    takes_value = {o for a in options if a.nargs is None for o in a.option_strings}
+    known = {o for a in options for o in a.option_strings}
     rest, items, i = argv[:1], [], 1
     while i < len(argv):
         token = argv[i]
-        if token == "--":
-            rest += argv[i:]
-            break
-        if rest[-1] in takes_value:  # the value of the option before (argparse says whether it may be one)
+        if not token.startswith("-"):
             rest.append(token)
-        elif token == "--item" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
-            items.append(argv[i + 1])
             i += 1
-        elif token.startswith("--item="):
-            items.append(token.removeprefix("--item="))
+            continue
+        inline = token.startswith("--") and "=" in token
+        name = token.split("=", 1)[0] if inline else token
+        if name not in known:
+            return argv, []
+        taken = [token]
+        if name in takes_value and not inline:
+            if i + 1 == len(argv) or argv[i + 1].startswith("-"):
+                return argv, []  # argparse decides whether that may be a value
+            taken.append(argv[i + 1])
+        i += len(taken)
+        if name == "--item":
+            items.append(taken[1] if len(taken) == 2 else token.split("=", 1)[1])
         else:
-            rest.append(token)
-        i += 1
+            rest += taken
     return rest, items
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    rest, items = _gather_items(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(rest)
+    parser = build_parser()
+    rest, items = _gather_items(sys.argv[1:] if argv is None else argv, parser)
+    args = parser.parse_args(rest)
     if items:
-        args.item = [*items, *(args.item or [])]
+        args.item = items  # argparse saw no --item: every one was gathered
     try:
         return int(args.func(args))
     except TriageError as exc:
