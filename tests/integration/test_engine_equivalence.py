@@ -74,7 +74,7 @@ def _verdicts(store: Store) -> tuple[Counter[tuple[object, ...]], Counter[tuple[
 
 def _both(store: Store, world: World, *, engine_batch: int) -> None:
     # The classifiers are compared, not the item index (tests/integration/test_item_index.py): both read items
-    # from the failure rows, and the index is not kept up to date between the hundred worlds.
+    # from the failure rows, and the index is not kept up to date between the worlds.
     with index.bypassed(store):
         _compare(store, world, engine_batch=engine_batch)
 
