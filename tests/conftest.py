@@ -132,6 +132,14 @@ def classified_demo_path(demo_db_path: Path, tmp_path_factory: pytest.TempPathFa
     return path
 
 
+@pytest.fixture(scope="module")
+def classified(classified_demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
+    """A module's own copy of the classified demo (its tests may write to it; other modules never see that)."""
+    path = tmp_path_factory.mktemp("classified") / "c.duckdb"
+    shutil.copy(classified_demo_path, path)
+    return DuckDBStore(path)
+
+
 @pytest.fixture
 def demo_store(demo_db_path: Path, tmp_path: Path) -> DuckDBStore:
     target = tmp_path / "demo.duckdb"

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,13 +22,6 @@ from tests.conftest import CLASSIFIED_AT, ROOT
 
 SEASON = Filters(date_from=dt.date(2021, 10, 19), date_to=dt.date(2022, 4, 10))
 NOW = CLASSIFIED_AT  # when the session's classified demo was judged (tests/conftest.py)
-
-
-@pytest.fixture(scope="module")
-def classified(classified_demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
-    path = tmp_path_factory.mktemp("incidents") / "c.duckdb"
-    path.write_bytes(classified_demo_path.read_bytes())  # judged at NOW
-    return DuckDBStore(path)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-
-import pytest
 
 from lib import classification, patterns, players, workqueue
 from lib.model import Filters
@@ -13,13 +10,6 @@ from lib.store import DuckDBStore
 from lib.store import queries as q
 
 SEASON = Filters(date_from=dt.date(2021, 10, 19), date_to=dt.date(2022, 4, 10))
-
-
-@pytest.fixture(scope="module")
-def classified(classified_demo_path: Path, tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
-    path = tmp_path_factory.mktemp("classified") / "c.duckdb"
-    path.write_bytes(classified_demo_path.read_bytes())  # judged on 2022-04-11
-    return DuckDBStore(path)
 
 
 def test_injected_raw_gaps_are_the_games_to_rescrape(classified: DuckDBStore, demo_season) -> None:

@@ -31,15 +31,10 @@ NOW = CLASSIFIED_AT  # when the session's classified demo was judged (tests/conf
 ALICE, BOB = Actor("alice"), Actor("bob")
 
 
-@pytest.fixture(scope="module")
-def classified(classified_demo_path: Path) -> Path:
-    return classified_demo_path  # judged at NOW; each test copies it
-
-
 @pytest.fixture
-def store(classified: Path, tmp_path: Path) -> DuckDBStore:
+def store(classified_demo_path: Path, tmp_path: Path) -> DuckDBStore:
     copy = tmp_path / "r.duckdb"
-    copy.write_bytes(classified.read_bytes())
+    copy.write_bytes(classified_demo_path.read_bytes())  # judged at NOW
     s = DuckDBStore(copy)
     s.init_schema(pipeline_tables=False)
     return s
