@@ -22,10 +22,10 @@ from lib.errors import BadInput
 
 __all__ = ["BadInput", "Briefing", "NotAllowed", "brief", "comparison_point", "last_visit", "record_visit"]
 from lib.model import CHANGE_KINDS, OPEN_STATUSES, SETTLED_STATUSES, UNCLASSIFIED, Actor, Filters, Kpis
+from lib.store import changes
 from lib.store import queries as q
 from lib.store.base import Store
 from lib.store.history import history_ctes
-from lib.store.relation import indexed_cte
 
 #: The instants every briefing query names, as parameters.
 _THEN, _BEFORE = "since_at", "before_at"
@@ -54,26 +54,26 @@ class Briefing:
 def _cube(store: Store, filters: Filters, now: dt.datetime, since: dt.datetime, before: dt.datetime) -> pd.DataFrame:
     scope = filters.with_(categories=(), failure_types=(), correctable=(), statuses=(), changed="",
                           changed_since=None)  # fmt: skip
+    params = {**q.params_of(scope), _THEN: since, _BEFORE: before}
+    if q.indexed(store, scope):
+        # From the index and its change log: aggregates, whatever changed and whenever (lib/store/changes.py).
+        cube = store.query(changes.cube_sql(scope), params, label="briefing")
+    else:
+        cube = store.query(_rebuilt_sql(scope), params, label="briefing")
+    cube["is_expected"] = cube["is_expected"].astype(bool)
+    cube["exists_now"] = True
+    for p in (_THEN, _BEFORE):
+        cube[f"exists_{p}"] = cube[f"exists_{p}"].fillna(False).astype(bool)
+    return cube
+
+
+def _rebuilt_sql(scope: Filters) -> str:
+    """The cube rebuilt from the failure rows and the append-only history (lib/store/history.py): where the index
+    cannot be kept, and the reference the change log is tested against."""
     instants = [_THEN, _BEFORE]
     states = ", ".join(f"h.exists_{p}, h.status_{p}, h.type_{p}, h.correctable_{p}" for p in instants)
-    # From the index, the history is rebuilt only for the dates where something may have changed since the
-    # earliest instant; every other item stood then as it stands now, and is counted from the index as it is.
-    base, use_index = q.labelled_sql(store, scope, rows=True, since=_BEFORE)
-    unchanged = ", ".join("TRUE, status, failure_type_label, correctable_class" for _ in instants)
-    static = (
-        f"""
-UNION ALL
-SELECT failure_category, is_expected, status, failure_type_label, correctable_class, {unchanged},
-  CAST(NULL AS STRING), COUNT(*), CAST(SUM(occurrences) AS INT64), CAST(SUM(occurrences) AS INT64),
-  CAST(SUM(occurrences) AS INT64)
-FROM unchanged_items
-GROUP BY failure_category, is_expected, status, failure_type_label, correctable_class"""
-        if use_index
-        else ""
-    )
-    sql = (
-        base
-        + ("," + indexed_cte(scope, within="active_dates", name="unchanged_items", outside=True) if use_index else "")
+    return (
+        q.base_sql(scope, rows=True)
         + history_ctes(instants)
         + f"""
 SELECT l.failure_category, l.is_expected, l.status AS status_now, l.failure_type_label AS type_now,
@@ -86,15 +86,8 @@ JOIN item_history AS h
   ON h.source_table = l.source_table AND h.processor_name = l.processor_name AND h.item_date = l.item_date
   AND h.entity_id = l.entity_id
 GROUP BY l.failure_category, l.is_expected, l.status, l.failure_type_label, l.correctable_class, {states},
-  h.last_actor{static}"""
+  h.last_actor"""
     )
-    params = {**q.params_of(scope), _THEN: since, _BEFORE: before}
-    cube = store.query(sql, params, label="briefing")
-    cube["is_expected"] = cube["is_expected"].astype(bool)
-    cube["exists_now"] = True
-    for p in instants:
-        cube[f"exists_{p}"] = cube[f"exists_{p}"].fillna(False).astype(bool)
-    return cube
 
 
 def _matching(cube: pd.DataFrame, filters: Filters, at: str, *, hide_expected: bool) -> pd.Series:

@@ -37,7 +37,7 @@ _DATE_COLUMNS = (
     "plausible_last",
 )
 _TIMESTAMP_COLUMNS = (
-    "first_seen", "last_seen", "created_at", "resolved_at", "classified_at", "at", "started_at", "finished_at",
+    "first_seen", "last_seen", "born", "created_at", "resolved_at", "classified_at", "at", "started_at", "finished_at",
 )  # fmt: skip
 
 

@@ -38,13 +38,14 @@ import pandas as pd
 from lib.access import require_resolver
 from lib.errors import TriageError
 from lib.model import EARLIEST, EXPECTED_CATEGORIES, LATEST, UNCLASSIFIED, Actor, Filters
+from lib.store import changes
 from lib.store.base import Store
 from lib.store.relation import LABELLED_COLUMNS, STALE_DATES, items_cte, rows_cte
 from lib.store.schema import FAILURE_INDEX_DATES, FAILURE_ITEMS, FAILURE_ROLLUPS, INDEX_TABLES
 
 #: Bumped whenever what the index stores changes (a column, a rule of the relation, the expected categories):
 #: every stored fingerprint then differs and each date is rebuilt on first use.
-INDEX_VERSION = "2"
+INDEX_VERSION = "3"
 
 Progress = Callable[[float, str], None]
 
@@ -65,13 +66,23 @@ _ROLLUP_DIMENSIONS = (
 
 
 def _insert_items(table: str) -> str:
+    """The items of the dates ``@dates``, with their last change from the change log written just before."""
     columns = ", ".join(LABELLED_COLUMNS)
+    keys = ("source_table", "processor_name", "item_date", "entity_id")
     return (
-        f"INSERT INTO {_ITEMS} ({columns})\nWITH "
+        f"INSERT INTO {_ITEMS} ({columns}, changed_at)\nWITH "
         + rows_cte(Filters(tables=(table,)))
         + ","
         + items_cte(detail=True)
-        + f"\nSELECT {columns} FROM labelled WHERE item_date IN UNNEST(@dates)"
+        + f""",
+last_change AS (
+  SELECT {", ".join(keys)}, MAX(at) AS changed_at FROM {changes.CHANGES} WHERE {_IN_CHUNK}
+  GROUP BY {", ".join(keys)}
+)
+SELECT {", ".join("l." + c for c in LABELLED_COLUMNS)}, c.changed_at
+FROM labelled AS l
+LEFT JOIN last_change AS c ON {" AND ".join(f"c.{k} = l.{k}" for k in keys)}
+WHERE l.item_date IN UNNEST(@dates)"""
     )
 
 
@@ -177,6 +188,8 @@ def _rebuild(store: Store, table: str, dates: Sequence[dt.date], pairs: pd.DataF
         tx.execute(f"DELETE FROM {_DATES} WHERE {_IN_CHUNK}", params)
         tx.execute(f"DELETE FROM {_ITEMS} WHERE {_IN_CHUNK}", params)
         tx.execute(f"DELETE FROM {_ROLLUPS} WHERE {_IN_CHUNK}", params)
+        tx.execute(f"DELETE FROM {changes.CHANGES} WHERE {_IN_CHUNK}", params)
+        tx.execute(changes.insert_sql(table), params)
         written = tx.execute(_insert_items(table), params)
         tx.execute(_INSERT_ROLLUPS, params)
         mine = pairs[(pairs["source_table"] == table) & pairs["item_date"].isin(set(dates))]
@@ -223,13 +236,24 @@ def _rebuild_all(store: Store, pairs: pd.DataFrame, progress: Progress | None) -
 
 def _usable(store: Store, memo: _Memo) -> str:
     """Why the index cannot be used on this store ('' when it can). Its tables are looked for once per process;
-    they are never created here (a read creates no table): the dashboard's start, ``init`` and every writer do."""
+    they are never created here (a read creates no table): the dashboard's start, ``init`` and every writer do.
+    Tables of an older layout (derived data) are dropped and made again, where the store can be written."""
     if memo.tables_ready:
         return ""
     existing = store.existing_tables()
     missing = [t.ref for t in INDEX_TABLES if t.ref not in existing]
     if missing:
         return f"the item index's tables ({', '.join(missing)}) do not exist yet: `python -m lib init` creates them"
+    probe = store.query(f"SELECT * FROM {_ITEMS} WHERE item_date IS NULL", label="index-layout")
+    if not {*LABELLED_COLUMNS, "changed_at"} <= set(probe.columns):
+        if getattr(store, "read_only", False):
+            return "the item index's tables are of an older layout and the database is read-only"
+        try:
+            for table in INDEX_TABLES:  # derived data: rebuilt date by date on first use
+                store.execute(f"DROP TABLE IF EXISTS {table.ref}", label="index-layout")
+                store.execute(table.ddl, label="index-layout")
+        except TriageError as exc:
+            return f"the item index's tables are of an older layout and could not be made again: {exc.what}"
     memo.tables_ready = True
     return ""
 

@@ -247,6 +247,12 @@ def labelled_sql(store: Store, filters: Filters, *, rows: bool = False, since: s
     return _base(filters, detail=False, indexed=use_index, rows=rows, since=since if use_index else ""), use_index
 
 
+def base_sql(filters: Filters, *, rows: bool = False) -> str:
+    """``WITH ... labelled AS (...)`` computed from the failure rows (with ``failure_rows`` too when ``rows``), never
+    from the index: the reference the index's reads are held to."""
+    return _base(filters, detail=False, indexed=False, rows=rows)
+
+
 def relation(store: Store, filters: Filters, *, detail: bool = False, rows: bool = False) -> str:
     """``filtered_items_sql`` for this store: from the item index, brought up to date first, where it can be."""
     return filtered_items_sql(filters, detail=detail, indexed=indexed(store, filters), rows=rows)

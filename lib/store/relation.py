@@ -96,6 +96,8 @@ _ITEM_DETAIL = {
     "missing_json": _latest("missing_json"),
     "raw_data_checked": _latest("raw_data_checked"),
     "resolved_at": "MAX(resolved_at)",
+    # When the item first existed (lib/store/history.py): its first row; a row with no created_at was always there.
+    "born": "MIN(COALESCE(created_at, TIMESTAMP '1970-01-01 00:00:00+00'))",
 }
 
 
@@ -106,6 +108,7 @@ def decisions_sql(where: str = "TRUE") -> str:
   SELECT source_table, processor_name, item_date, entity_id,
     ANY_VALUE(to_status HAVING MAX event_order) AS decided_status,
     MAX(at) AS decided_at,
+    ANY_VALUE(actor HAVING MAX event_order) AS decided_by,
     COUNT(*) AS events
   FROM (
     SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), event_id) AS event_order
@@ -142,6 +145,7 @@ labelled AS (
       ELSE d.decided_status
     END AS status,
     d.decided_at AS status_at,
+    d.decided_by AS last_actor,
     COALESCE(d.events, 0) AS events,
     COALESCE(d.decided_at IS NOT NULL AND i.last_seen > d.decided_at, FALSE) AS recurred,
     COALESCE(i.failure_type, @unclassified) AS failure_type_label,
@@ -177,7 +181,8 @@ def rows_cte(filters: Filters, *, within: str = "") -> str:
 #: The columns of ``labelled`` (with the detail aggregates), in order: the item index's columns.
 LABELLED_COLUMNS: tuple[str, ...] = (
     "source_table", "processor_name", "item_date", "entity_id", *_ITEM_SUMMARY, *_ITEM_DETAIL,
-    "item_key", "status", "status_at", "events", "recurred", "failure_type_label", "correctable_class", "is_expected",
+    "item_key", "status", "status_at", "last_actor", "events", "recurred", "failure_type_label", "correctable_class",
+    "is_expected",
 )  # fmt: skip
 
 #: Row filters on the stored items: the same meaning as ``_ROW_FILTERS`` (the index holds the coalesced values).
@@ -197,7 +202,7 @@ def indexed_cte(filters: Filters, *, within: str = "", name: str = "labelled", o
         extra += f"\n    AND item_date {'NOT IN' if outside else 'IN'} (SELECT item_date FROM {within})"
     return f"""
 {name} AS (
-  SELECT * FROM nba_processing.failure_items
+  SELECT {", ".join(LABELLED_COLUMNS)} FROM nba_processing.failure_items
   WHERE item_date BETWEEN @date_from AND @date_to{extra}
 )"""
 

@@ -484,14 +484,17 @@ FAILURE_ITEMS = TableDef(
   missing_json STRING,
   raw_data_checked BOOL,
   resolved_at TIMESTAMP,
+  born TIMESTAMP,
   item_key STRING NOT NULL,
   status STRING NOT NULL,
   status_at TIMESTAMP,
+  last_actor STRING,
   events INT64,
   recurred BOOL,
   failure_type_label STRING,
   correctable_class STRING,
-  is_expected BOOL
+  is_expected BOOL,
+  changed_at TIMESTAMP
 )
 PARTITION BY item_date
 CLUSTER BY source_table, processor_name, status, entity_id""",
@@ -538,8 +541,44 @@ CLUSTER BY source_table""",
     False,
 )
 
+# The change log (lib/store/changes.py): every instant after an item's first row at which its state as the
+# history rebuilds it (lib/store/history.py) changed, with the state before and after, kept with the item index.
+# An item whose present state differs from the state its history ends in has one more row, at 9999-12-31.
+FAILURE_ITEM_CHANGES = TableDef(
+    "nba_processing",
+    "failure_item_changes",
+    """CREATE TABLE IF NOT EXISTS nba_processing.failure_item_changes (
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  item_date DATE NOT NULL,
+  entity_id STRING NOT NULL,
+  failure_category STRING,
+  is_expected BOOL,
+  last_actor STRING,
+  status STRING,
+  failure_type_label STRING,
+  correctable_class STRING,
+  occurrences INT64,
+  born TIMESTAMP NOT NULL,
+  at TIMESTAMP NOT NULL,
+  prev_at TIMESTAMP,
+  next_at TIMESTAMP,
+  from_status STRING,
+  from_type STRING,
+  from_correctable STRING,
+  from_occurrences INT64,
+  to_status STRING,
+  to_type STRING,
+  to_correctable STRING,
+  to_occurrences INT64
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name, entity_id""",
+    False,
+)
+
 #: The item index's tables: derived, never part of the data version that invalidates caches on BigQuery.
-INDEX_TABLES: tuple[TableDef, ...] = (FAILURE_ITEMS, FAILURE_ROLLUPS, FAILURE_INDEX_DATES)
+INDEX_TABLES: tuple[TableDef, ...] = (FAILURE_ITEMS, FAILURE_ROLLUPS, FAILURE_INDEX_DATES, FAILURE_ITEM_CHANGES)
 
 #: Tables the dashboard owns, beside the pipeline's.
 DASHBOARD_TABLES: tuple[TableDef, ...] = (

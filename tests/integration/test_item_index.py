@@ -42,6 +42,9 @@ BIGQUERY_SEEDS = [int(s) for s in os.environ.get("TRIAGE_INDEX_BQ_SEEDS", "5").s
 STEPS = int(os.environ.get("TRIAGE_INDEX_STEPS", "10"))
 BIGQUERY_EVERY_VIEW_LAST = os.environ.get("TRIAGE_INDEX_BQ_EVERY_VIEW_LAST", "") == "1"
 ALICE = Actor("alice")
+#: The briefings compared: since 24 hours before NOW (the default), 30 hours (the period before then starts with the
+#: steps) and 60 hours (steps on both sides of each instant).
+BRIEFING_HOURS = (24, 30, 60)
 FIRST, LAST = SEASONS[0][1], SEASONS[1][1] + dt.timedelta(days=90)
 
 
@@ -105,9 +108,12 @@ def _pages(store: Store, f: Filters) -> dict[str, Any]:
         "player": _frame(players.items(store, "playera", f)),
     }
     if not f.changed:
-        b = briefing.brief(store, f, now=NOW, since=NOW - dt.timedelta(days=1))
-        out["briefing"] = (b.counts, b.previous, b.kpis_now, b.kpis_then, _sorted(b.settled_by),
-                           _sorted(b.reclassified))  # fmt: skip
+        # Comparison points around the steps' clock (it starts three days back and moves 1-12 hours a step), so that
+        # items fall in every part the change log splits them into: quiet, one change, several (lib/store/changes.py).
+        for hours in BRIEFING_HOURS:
+            b = briefing.brief(store, f, now=NOW, since=NOW - dt.timedelta(hours=hours))
+            out[f"briefing {hours} h"] = (b.counts, b.previous, b.kpis_now, b.kpis_then, _sorted(b.settled_by),
+                                          _sorted(b.reclassified))  # fmt: skip
     return out
 
 
@@ -297,6 +303,45 @@ def duck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_page_reads_the_same_from_the_index_as_from_the_rows(duck: DuckDBStore, seed: int) -> None:
     _drive(duck, seed, STEPS)
+    # The briefings compared above met both parts of the change log that are not the index's: items with one change
+    # and items with several after the earliest instant (the third, a present apart from its history, is below).
+    parts = _log_parts(duck)
+    assert parts["single"] > 0 and parts["several"] > 0, parts
+
+
+def _log_parts(store: Store) -> dict[str, int]:
+    """Over the briefings ``_pages`` compares: the change log's rows of items with one change after the earliest
+    instant, of items with several, and rows that take a history to a present that differs from it."""
+    frame = store.query(
+        """SELECT COUNTIF(next_at IS NULL AND (prev_at IS NULL OR prev_at <= b)) AS single,
+          COUNTIF(NOT (next_at IS NULL AND (prev_at IS NULL OR prev_at <= b))) AS several,
+          COUNTIF(at > TIMESTAMP '9000-01-01 00:00:00+00') AS far
+        FROM nba_processing.failure_item_changes
+        CROSS JOIN UNNEST(@befores) AS b
+        WHERE at > b AND born <= TIMESTAMP_ADD(b, INTERVAL DIV(TIMESTAMP_DIFF(@now, b, SECOND), 2) SECOND)""",
+        {"befores": [NOW - dt.timedelta(hours=2 * h) for h in BRIEFING_HOURS], "now": NOW},
+    )
+    return {k: int(v) for k, v in frame.iloc[0].items()}
+
+
+def test_a_present_apart_from_its_history_is_briefed_from_the_log_as_from_the_rows(tmp_path: Path) -> None:
+    """A hand edit of a classified item's verdict (no verdict change recorded): the history still ends at the
+    classifier's verdict, the item shows the edited one. The briefing must count both as the rows do."""
+    store = DuckDBStore(tmp_path / "apart.duckdb")
+    store.init_schema()
+    load(store, build(21))
+    classification.run(store, actor=SYSTEM, now=NOW - dt.timedelta(hours=200))  # before every instant compared
+    rng = random.Random(21)
+    for _ in range(4):
+        _update_behind(store, rng, NOW)
+    f = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    got = _pages(store, f)
+    assert index.ensure(store, FIRST, LAST).usable
+    with index.bypassed(store):
+        want = _pages(store, f)
+    briefed = [k for k in got if k.startswith("briefing")]
+    assert [got[k] for k in briefed] == [want[k] for k in briefed]
+    assert _log_parts(store)["far"] > 0
 
 
 #: The views compared on the emulator after the last step: two of the seven in ``make test`` (the whole range, and a
