@@ -1,9 +1,10 @@
 """The morning briefing: what changed since a comparison point, with KPIs then and now.
 
-One grouped query rebuilds every item in range at three instants (now, the comparison point ``since``, and
-the point as far before it, ``before``) from the append-only history (lib/store/history.py); the panel's
-counts, their deltas against the period before and the KPIs at each instant are all cut from that one
-small frame. An item counts in a change the way the failure list's ``changed`` filter selects it, so each
+One grouped query counts every item in range at three instants (now, the comparison point ``since``, and
+the point as far before it, ``before``): from the item index and its change log where the index can be kept
+(lib/store/changes.py: aggregates, whatever changed), else rebuilt from the append-only history
+(lib/store/history.py), the definition the change log is tested against. The panel's counts, their deltas
+against the period before and the KPIs at each instant are all cut from that one small frame. An item counts in a change the way the failure list's ``changed`` filter selects it, so each
 count's link opens exactly those items.
 
 Filters on the item's state (status, failure type, correctability, the expected categories) apply at the
