@@ -4,8 +4,9 @@ One grouped query counts every item in range at three instants (now, the compari
 the point as far before it, ``before``): from the item index and its change log where the index can be kept
 (lib/store/changes.py: aggregates, whatever changed), else rebuilt from the append-only history
 (lib/store/history.py), the definition the change log is tested against. The panel's counts, their deltas
-against the period before and the KPIs at each instant are all cut from that one small frame. An item counts in a change the way the failure list's ``changed`` filter selects it, so each
-count's link opens exactly those items.
+against the period before and the KPIs at each instant are all cut from that one small frame. An item counts
+in a change the way the failure list's ``changed`` filter selects it, so each count's link opens exactly those
+items.
 
 Filters on the item's state (status, failure type, correctability, the expected categories) apply at the
 later instant of each comparison: "settled since yesterday" with a status filter of UNRESOLVED is empty.
