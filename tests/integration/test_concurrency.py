@@ -179,3 +179,68 @@ def test_a_file_replaced_while_this_process_keeps_it_open_is_read_afresh(tmp_pat
                             "read_only=True).execute('SELECT COUNT(*) FROM t').fetchone()[0])"],
                            capture_output=True, text=True, timeout=60)  # fmt: skip
     assert check.stdout.strip() == "8", check.stderr  # the write went into the new file, and reached the disk
+
+
+def test_eight_sessions_reading_at_once_each_see_what_they_read_alone(classified: DuckDBStore) -> None:
+    """Eight people open the dashboard together on the morning the item index must be rebuilt (its fingerprints
+    dropped): each thread's pages (the overview's cube, a list page, what changed, a player's items) equal what
+    that view reads alone from the failure rows, however the threads interleave on the one database instance."""
+    import datetime as dt
+    import random
+
+    from lib import briefing, players
+    from lib.store import index
+
+    now = dt.datetime(2022, 4, 11, 12, 0, tzinfo=dt.UTC)
+    every = q.list_items(classified, Filters(hide_expected=False), Page(1, 1000, "most occurrences"))
+    rng = random.Random(8)
+    dates = sorted(every["item_date"].unique())
+    views = []
+    for n in range(8):
+        first = rng.choice(dates[: len(dates) // 2])
+        views.append(
+            (
+                Filters(date_from=first, date_to=first + dt.timedelta(days=rng.choice((7, 30, 120))),
+                        hide_expected=n % 2 == 0, processors=tuple(rng.sample(sorted(set(every["processor_name"])),
+                                                                                 2)) if n % 3 == 0 else ()),
+                str(rng.choice(list(every["entity_id"]))),
+                now - dt.timedelta(hours=rng.choice((24, 72, 24 * 30))),
+            )
+        )  # fmt: skip
+
+    def pages(f: Filters, player: str, since: dt.datetime) -> tuple[object, ...]:
+        b = briefing.brief(classified, f, now=now, since=since)
+        cube = q.summary(classified, f)
+        return (
+            cube.sort_values(list(cube.columns)).to_csv(index=False),
+            q.list_items(classified, f, Page(2, 25, "most occurrences")).to_csv(index=False),
+            (b.counts, b.previous, b.kpis_now, b.kpis_then, b.settled_by.to_csv(index=False)),
+            players.items(classified, player, f).to_csv(index=False),
+        )
+
+    with index.bypassed(classified):
+        alone = [pages(*view) for view in views]
+    classified.execute("DELETE FROM nba_processing.failure_index_dates WHERE TRUE")
+    index.forget(classified)
+    got: dict[int, list[tuple[object, ...]]] = {n: [] for n in range(8)}
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def session(n: int) -> None:
+        try:
+            start.wait(timeout=60)
+            for _ in range(3):
+                got[n].append(pages(*views[n]))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert errors == []
+    for n in range(8):
+        assert got[n] == [alone[n]] * 3, f"session {n} read something else than its view alone"
+    index.forget(classified)  # each view's dates were rebuilt once, by whichever session came first, and left fresh
+    assert [index.ensure(classified, f.date_from, f.date_to).refreshed_dates for f, _, _ in views] == [0] * 8
