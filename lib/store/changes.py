@@ -70,7 +70,10 @@ def _differs(a: str, b: str, columns: tuple[str, ...] = _STATE) -> str:
 def insert_sql(table: str) -> str:
     """The log rows of the dates ``@dates`` of one failure table (``@source_table``): the statement the index's
     upkeep runs before it writes the items (which read each item's last change from it). The rules are
-    lib/store/history.py's, evaluated at every instant of an item's rows, events and verdict changes."""
+    lib/store/history.py's, evaluated at every instant of an item's rows, events and verdict changes: ``t_at`` holds,
+    per item and instant, the rows recorded then (and the latest), the last event and verdict change then;
+    ``t_run`` runs over each item's instants in order (rows by then, the latest row, the last event and verdict
+    change by then, the first verdict change after), so that each instant's state is a lookup by order key."""
     chunk = "source_table = @source_table AND item_date BETWEEN @date_from AND @date_to AND item_date IN UNNEST(@dates)"
     return f"""
 INSERT INTO {CHANGES} ({", ".join(COLUMNS)})
@@ -94,64 +97,53 @@ t_first AS (
   SELECT {_KEY_LIST}, ANY_VALUE(from_status HAVING MIN o) AS pre, ANY_VALUE(actor HAVING MAX o) AS last_actor
   FROM t_events GROUP BY {_KEY_LIST}
 ),
-t_inst AS (
-  SELECT DISTINCT {_ks("i")}, i.t
+t_at AS (
+  SELECT {_KEY_LIST}, t, SUM(r) AS r, MAX(seen) AS seen, MAX(eo) AS eo, MAX(vo) AS vo, MIN(vo) AS first_vo
   FROM (
-    SELECT {_KEY_LIST}, COALESCE(created_at, {EPOCH_SQL}) AS t FROM t_rows
-    UNION ALL SELECT {_KEY_LIST}, at FROM t_events
-    UNION ALL SELECT {_KEY_LIST}, at FROM t_verdicts
-  ) AS i
-  JOIN t_born AS b ON {_on("b", "i")}
-  WHERE i.t >= b.born
+    SELECT {_KEY_LIST}, COALESCE(created_at, {EPOCH_SQL}) AS t, 1 AS r, created_at AS seen,
+      CAST(NULL AS STRING) AS eo, CAST(NULL AS STRING) AS vo
+    FROM t_rows
+    UNION ALL SELECT {_KEY_LIST}, at, 0, CAST(NULL AS TIMESTAMP), o, CAST(NULL AS STRING) FROM t_events
+    UNION ALL SELECT {_KEY_LIST}, at, 0, CAST(NULL AS TIMESTAMP), CAST(NULL AS STRING), o FROM t_verdicts
+  ) AS u
+  GROUP BY {_KEY_LIST}, t
 ),
-t_occ AS (
-  SELECT {_ks("i")}, i.t, COUNTIF(COALESCE(r.created_at, {EPOCH_SQL}) <= i.t) AS occ,
-    MAX(IF(r.created_at <= i.t, r.created_at, NULL)) AS seen
-  FROM t_inst AS i JOIN t_rows AS r ON {_on("r", "i")}
-  GROUP BY {_ks("i")}, i.t
-),
-t_ev AS (
-  SELECT {_ks("i")}, i.t, ANY_VALUE(e.to_status HAVING MAX e.o) AS st, MAX(e.at) AS at
-  FROM t_inst AS i JOIN t_events AS e ON {_on("e", "i")} AND e.at <= i.t
-  GROUP BY {_ks("i")}, i.t
-),
-t_ver AS (
-  SELECT {_ks("i")}, i.t, ANY_VALUE(v.to_type HAVING MAX v.o) AS ty, ANY_VALUE(v.to_correctable HAVING MAX v.o) AS co
-  FROM t_inst AS i JOIN t_verdicts AS v ON {_on("v", "i")} AND v.at <= i.t
-  GROUP BY {_ks("i")}, i.t
-),
-t_rep AS (
-  SELECT {_ks("i")}, i.t, ANY_VALUE(v.from_type HAVING MIN v.o) AS ty,
-    ANY_VALUE(v.from_correctable HAVING MIN v.o) AS co, COUNT(*) AS n
-  FROM t_inst AS i JOIN t_verdicts AS v ON {_on("v", "i")} AND v.at > i.t
-  GROUP BY {_ks("i")}, i.t
+t_run AS (
+  SELECT {_KEY_LIST}, t,
+    SUM(r) OVER (PARTITION BY {_KEY_LIST} ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS occ,
+    MAX(seen) OVER (PARTITION BY {_KEY_LIST} ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS seen,
+    MAX(eo) OVER (PARTITION BY {_KEY_LIST} ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS eo,
+    MAX(vo) OVER (PARTITION BY {_KEY_LIST} ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS vo,
+    MIN(first_vo) OVER (PARTITION BY {_KEY_LIST} ORDER BY t ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+      AS next_vo
+  FROM t_at
 ),
 t_state AS (
   SELECT {_ks("i")}, i.t, b.born,
     CASE
-      WHEN e.st IS NULL THEN IF(f.last_actor IS NULL, c.status, COALESCE(f.pre, 'UNRESOLVED'))
-      WHEN e.st = 'RESOLVED' AND o.seen > e.at THEN 'REGRESSED'
-      ELSE e.st
+      WHEN e.to_status IS NULL THEN IF(f.last_actor IS NULL, c.status, COALESCE(f.pre, 'UNRESOLVED'))
+      WHEN e.to_status = 'RESOLVED' AND i.seen > e.at THEN 'REGRESSED'
+      ELSE e.to_status
     END AS status,
     CASE
-      WHEN v.ty IS NOT NULL THEN v.ty
-      WHEN r.n IS NOT NULL THEN COALESCE(r.ty, @unclassified)
+      WHEN v.to_type IS NOT NULL THEN v.to_type
+      WHEN i.next_vo IS NOT NULL THEN COALESCE(n.from_type, @unclassified)
       ELSE c.failure_type_label
     END AS type,
     CASE
-      WHEN v.ty IS NOT NULL THEN {_correctable("v.co")}
-      WHEN r.n IS NOT NULL THEN {_correctable("r.co")}
+      WHEN v.to_type IS NOT NULL THEN {_correctable("v.to_correctable")}
+      WHEN i.next_vo IS NOT NULL THEN {_correctable("n.from_correctable")}
       ELSE c.correctable_class
     END AS correctable,
-    o.occ AS occurrences
-  FROM t_inst AS i
+    i.occ AS occurrences
+  FROM t_run AS i
   JOIN t_born AS b ON {_on("b", "i")}
   JOIN cur AS c ON {_on("c", "i")}
-  JOIN t_occ AS o ON {_on("o", "i", at=True)}
   LEFT JOIN t_first AS f ON {_on("f", "i")}
-  LEFT JOIN t_ev AS e ON {_on("e", "i", at=True)}
-  LEFT JOIN t_ver AS v ON {_on("v", "i", at=True)}
-  LEFT JOIN t_rep AS r ON {_on("r", "i", at=True)}
+  LEFT JOIN t_events AS e ON {_on("e", "i")} AND e.o = i.eo
+  LEFT JOIN t_verdicts AS v ON {_on("v", "i")} AND v.o = i.vo
+  LEFT JOIN t_verdicts AS n ON {_on("n", "i")} AND n.o = i.next_vo
+  WHERE i.t >= b.born
 ),
 t_seq AS (
   SELECT *,
