@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.async_api import Page, async_playwright  # noqa: E402
 from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
-from lib.model import Filters  # noqa: E402
+from lib.model import Filters, ItemKey  # noqa: E402
 from lib.model import Page as ListPage  # noqa: E402
 from lib.store import DuckDBStore  # noqa: E402
 from lib.store import queries as q  # noqa: E402
@@ -74,38 +75,46 @@ async def acting_as(page: Page) -> str:
     return " ".join(text.split())
 
 
-async def session(n: int, browser, url: str, plan: dict, rounds: int, times: dict, errors: list) -> str:
+async def session(
+    n: int, browser, url: str, plan: dict, rounds: int, times: dict, errors: list, together: asyncio.Barrier
+) -> str:
     name = f"load-{n + 1}"
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
     span = f"from={plan['from']}&to={plan['to']}"
     seen = ""
     try:
-        for r in range(rounds):
+        for _ in range(rounds):
             times["overview"].append(await timed_goto(page, f"{url}/?{span}", "Failure overview"))
             times["failure list"].append(await timed_goto(page, f"{url}/failures?{span}", "Failure list"))
-            player = plan["players"][n % len(plan["players"])]
+            player = quote(plan["players"][n % len(plan["players"])], safe="")
             times["player"].append(await timed_goto(page, f"{url}/player?player={player}&{span}", "Player"))
-            if r == 0:
-                key = plan["keys"][n]
-                times["item panel"].append(await timed_goto(page, f"{url}/failures?item={key}&{span}", "Failure list"))
-                # Each address typed is a new Streamlit session: say who you are on this one.
-                field = page.locator('[data-testid="stSidebar"]').get_by_label("Your name, for the audit trail")
-                await field.fill(name, timeout=TIMEOUT)
-                await field.press("Enter")
-                await settled(page)
-                started = time.perf_counter()
-                detail = page.locator(".st-key-failures_detail")
-                await detail.get_by_role("button", name="Resolve").click(timeout=TIMEOUT)
-                dialog = page.get_by_role("dialog")
-                await dialog.get_by_label("Note (required): why?").fill(f"load test, session {n + 1}", timeout=TIMEOUT)
-                await dialog.get_by_role("button", name="Confirm: RESOLVED").click(timeout=TIMEOUT)
-                await dialog.wait_for(state="detached", timeout=TIMEOUT)
-                await settled(page)
-                times["resolution"].append(time.perf_counter() - started)
+        key = quote(plan["keys"][n], safe="")
+        times["item panel"].append(await timed_goto(page, f"{url}/failures?item={key}&{span}", "Failure list"))
+        # Each address typed is a new Streamlit session: say who you are on this one.
+        field = page.locator('[data-testid="stSidebar"]').get_by_label("Your name, for the audit trail")
+        await field.fill(name, timeout=TIMEOUT)
+        await field.press("Enter")
+        await settled(page)
+        started = time.perf_counter()
+        detail = page.locator(".st-key-failures_detail")
+        await detail.get_by_role("button", name="Resolve").click(timeout=TIMEOUT)
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_label("Note (required): why?").fill(f"load test, session {n + 1}", timeout=TIMEOUT)
+        await dialog.get_by_role("button", name="Confirm: RESOLVED").click(timeout=TIMEOUT)
+        await dialog.wait_for(state="detached", timeout=TIMEOUT)
+        await settled(page)
+        times["resolution"].append(time.perf_counter() - started)
+        # Once every session has signed in under its name and resolved, each moves to another page within its own
+        # session (the sidebar's link) and must still act under its own name, not the last one given.
+        await asyncio.wait_for(together.wait(), timeout=TIMEOUT / 1000)
+        await page.locator('[data-testid="stSidebarNav"]').get_by_text("Overview", exact=True).click(timeout=TIMEOUT)
+        await page.get_by_role("heading", name="Failure overview").first.wait_for(timeout=TIMEOUT)
+        await settled(page)
         seen = await acting_as(page)
     except Exception as exc:  # reported, never hidden: one session's failure must not stop the others
         errors.append(f"session {n + 1}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        await together.abort()
     finally:
         await context.close()
     return seen
@@ -137,18 +146,21 @@ def plan_for(store: DuckDBStore, sessions: int) -> dict:
 
 def check_writes(store: DuckDBStore, plan: dict, sessions: int) -> list[str]:
     events = store.query(
-        "SELECT actor, CONCAT(source_table, ':', processor_name, ':', CAST(item_date AS STRING), ':', entity_id) AS k, "
-        "to_status FROM nba_processing.failure_resolutions WHERE STARTS_WITH(actor, 'load-') "
-        "AND item_date BETWEEN @a AND @b",
+        "SELECT actor, source_table, processor_name, item_date, entity_id, to_status "
+        "FROM nba_processing.failure_resolutions WHERE STARTS_WITH(actor, 'load-') AND item_date BETWEEN @a AND @b",
         {"a": plan["from"], "b": plan["to"]},
     )
     problems = []
     for n in range(sessions):
         mine = events[events["actor"] == f"load-{n + 1}"]
+        want = ItemKey.parse(plan["keys"][n])
         if len(mine) != 1 or mine["to_status"].iloc[0] != "RESOLVED":
             problems.append(f"load-{n + 1} recorded {len(mine)} event(s), not one RESOLVED")
-        elif mine["k"].iloc[0] != plan["keys"][n].replace("%3A", ":").replace("%25", "%"):
-            problems.append(f"load-{n + 1} changed {mine['k'].iloc[0]}, not its item {plan['keys'][n]}")
+            continue
+        got = mine.iloc[0]
+        if (got["source_table"], got["processor_name"], got["item_date"], got["entity_id"]) != (
+            want.source_table, want.processor_name, want.item_date, want.entity_id):  # fmt: skip
+            problems.append(f"load-{n + 1} changed another item than its own {plan['keys'][n]}")
     return problems
 
 
@@ -194,9 +206,35 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
-def browser_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "chromium"], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out]
+def descendants(pid: int) -> list[int]:
+    """The processes started, directly or not, by ``pid`` (this bench's browsers, never another's)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def browser_pids(server: int) -> list[int]:
+    """This bench's chromium processes (the browser, its zygotes and renderers: renderers that end are counted in
+    the process that reaps them)."""
+    mine = set(descendants(os.getpid())) - {server, *descendants(server)}
+    out = []
+    for p in mine:
+        try:
+            if "chrom" in Path(f"/proc/{p}/comm").read_text():
+                out.append(p)
+        except OSError:
+            pass
+    return out
 
 
 def quantile(values: list[float], share: float) -> float:
@@ -243,13 +281,14 @@ async def main_async(args: argparse.Namespace) -> int:
                                                              "resolution")}  # fmt: skip
             errors: list[str] = []
             started = time.perf_counter()
-            server_cpu, browsers = cpu_seconds([server.pid]), browser_pids()
+            server_cpu, browsers = cpu_seconds([server.pid]), browser_pids(server.pid)
             browser_cpu = cpu_seconds(browsers)
-            seen = await asyncio.gather(*(session(n, browser, url, plan, args.rounds, times, errors)
+            together = asyncio.Barrier(args.sessions)
+            seen = await asyncio.gather(*(session(n, browser, url, plan, args.rounds, times, errors, together)
                                           for n in range(args.sessions)))  # fmt: skip
             wall = time.perf_counter() - started
             server_cpu = cpu_seconds([server.pid]) - server_cpu
-            browser_cpu = cpu_seconds(browsers) - browser_cpu
+            browser_cpu = cpu_seconds(browsers) - browser_cpu  # the same processes: renderers that ended, reaped
             await browser.close()
         nightly_rc = nightly.wait(timeout=3600) if nightly else None
         peak = peak_rss_mb(server.pid)

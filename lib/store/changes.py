@@ -63,7 +63,8 @@ def _correctable(value: str) -> str:
 def _differs(a: str, b: str, columns: tuple[str, ...] = _STATE) -> str:
     """States ``a.{s}`` and ``b.{t}`` differ (NULLs equal each other): ``a`` and ``b`` are prefixes."""
     return " OR ".join(
-        f"NOT ({a}{s} = {b}{t} OR ({a}{s} IS NULL AND {b}{t} IS NULL))" for s, t in zip(_STATE, columns, strict=True)
+        f"NOT (COALESCE({a}{s} = {b}{t}, FALSE) OR ({a}{s} IS NULL AND {b}{t} IS NULL))"
+        for s, t in zip(_STATE, columns, strict=True)
     )
 
 
@@ -247,7 +248,8 @@ def cube_sql(filters: Filters) -> str:
       WHERE {in_range} AND born <= @{_THEN} AND at > @{_BEFORE}
         AND EXISTS (
           SELECT 1 FROM {CHANGES} AS m
-          WHERE m.item_date = c.item_date AND m.source_table = c.source_table
+          WHERE m.item_date BETWEEN @date_from AND @date_to AND m.item_date = c.item_date
+            AND m.source_table = c.source_table
             AND m.processor_name = c.processor_name AND m.entity_id = c.entity_id
             AND m.at > @{_BEFORE} AND NOT (m.next_at IS NULL AND (m.prev_at IS NULL OR m.prev_at <= @{_BEFORE}))
         )
