@@ -130,10 +130,12 @@ def drop_since(point: frozenset[tuple[str, str]]) -> None:
             client.delete_dataset(real, delete_contents=True, not_found_ok=True)
 
 
-def store(endpoint: str, tag: str | None = None, **kw: object) -> BigQueryStore:
+def store(
+    endpoint: str, tag: str | None = None, *, cls: type[BigQueryStore] = BigQueryStore, **kw: object
+) -> BigQueryStore:
     tag = tag or f"t{next(_tags)}"
     _made.append((endpoint, tag))
-    return BigQueryStore(PROJECT, endpoint=endpoint, datasets=datasets(tag), timeout=120, **kw)  # type: ignore[arg-type]
+    return cls(PROJECT, endpoint=endpoint, datasets=datasets(tag), timeout=120, **kw)  # type: ignore[arg-type]
 
 
 # -- the partition-filter proof ---------------------------------------------------------------------

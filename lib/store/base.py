@@ -7,6 +7,7 @@ Reads and writes used by the rest of ``lib`` are plain functions over these prim
 from __future__ import annotations
 
 import abc
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -38,6 +39,7 @@ _DATE_COLUMNS = (
 )
 _TIMESTAMP_COLUMNS = (
     "first_seen", "last_seen", "born", "created_at", "resolved_at", "classified_at", "at", "started_at", "finished_at",
+    "checked_at",
 )  # fmt: skip
 
 
@@ -60,6 +62,18 @@ _BOUNDS = {
     f"WHERE {t.date_column} BETWEEN @lo AND @hi OR {t.date_column} IS NULL"
     for t in SourceTable
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionTimes:
+    """When each date partition of some tables was last written, as the engine's metadata says (BigQuery's
+    ``INFORMATION_SCHEMA.PARTITIONS``), read at ``now`` (the engine's clock)."""
+
+    now: pd.Timestamp
+    #: (``dataset.table`` in production spelling, partition date) -> last written.
+    modified: Mapping[tuple[str, dt.date], pd.Timestamp]
+    #: Tables with rows in no date partition yet (BigQuery's streaming buffer): any of their dates may have changed.
+    unsettled: frozenset[str] = frozenset()
 
 
 class Transaction(abc.ABC):
@@ -132,6 +146,15 @@ class Store(abc.ABC):
             undated += int(row["undated"] or 0)
         return (min(firsts) if firsts else None, max(lasts) if lasts else None, total,
                 max(plausible) if plausible else None, undated)  # fmt: skip
+
+    #: Whether ``partition_times`` may have an answer (the item index then reads it beside its stored fingerprints).
+    keeps_partition_times: bool = False
+
+    def partition_times(self, tables: Sequence[TableDef], lo: dt.date, hi: dt.date) -> PartitionTimes | None:
+        """When the date partitions of ``tables`` between ``lo`` and ``hi`` were last written, from metadata that
+        costs no scan of the data; None where the engine keeps no such metadata (the item index then fingerprints
+        every date in range)."""
+        return None
 
     @property
     @abc.abstractmethod

@@ -15,16 +15,16 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pandas as pd
 
 from lib.errors import QueryFailed, StoreUnavailable, TriageError
-from lib.store.base import Params, Store, Transaction, normalise_frame
+from lib.store.base import Params, PartitionTimes, Store, Transaction, normalise_frame
 from lib.store.dialect import Dialect
-from lib.store.schema import DATASETS, FAILURE_TABLES
+from lib.store.schema import DATASETS, FAILURE_TABLES, TableDef
 
 T = TypeVar("T")
 
@@ -113,8 +113,36 @@ class _BqTransaction(Transaction):
         return self._store.insert_frame(table_ref, frame, label=self._label)
 
 
+def read_partitions(frame: pd.DataFrame) -> PartitionTimes:
+    """``PartitionTimes`` from rows of ``INFORMATION_SCHEMA.PARTITIONS`` (columns ``dataset``, ``table_name``,
+    ``partition_id``, ``last_modified_time``, and ``now``, the query's clock, on every row; a row with no table
+    only brings ``now``). Day partitions are named ``YYYYMMDD``; ``__NULL__`` holds rows without a date (in no
+    item); ``__UNPARTITIONED__`` holds streamed rows not yet in their partition, so any date of that table may
+    have changed."""
+    modified: dict[tuple[str, dt.date], pd.Timestamp] = {}
+    unsettled: set[str] = set()
+    for dataset, table, partition, at in zip(frame["dataset"], frame["table_name"], frame["partition_id"],
+                                             frame["last_modified_time"], strict=True):  # fmt: skip
+        if not isinstance(table, str) or not isinstance(partition, str):
+            continue
+        ref = f"{dataset}.{table}"
+        if partition == "__UNPARTITIONED__" or pd.isna(at):
+            unsettled.add(ref)
+        elif partition.isdigit() and len(partition) == 8:
+            modified[(ref, dt.datetime.strptime(partition, "%Y%m%d").date())] = _utc(at)
+    return PartitionTimes(now=_utc(frame["now"].iloc[0]), modified=modified, unsettled=frozenset(unsettled))
+
+
+def _utc(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 class BigQueryStore(Store):
     engine = "bigquery"
+    #: After partition metadata could not be read (a view without ``last_modified_time``, as in the local emulator,
+    #: or a refused call), the item index fingerprints every date for this long before asking again.
+    METADATA_RETRY_SECONDS = 600.0
 
     def __init__(
         self,
@@ -140,6 +168,7 @@ class BigQueryStore(Store):
         #: Writes made through this store object: part of the data version at once, so that this process never
         #: serves a page or an index state from before its own write (the tables' stamps are looked up lazily).
         self._writes = 0
+        self._metadata_off_until = 0.0
 
     @property
     def location(self) -> str:
@@ -290,6 +319,38 @@ class BigQueryStore(Store):
                 raise
             found |= {f"{dataset}.{t.table_id}" for t in tables}
         return found
+
+    @property
+    def keeps_partition_times(self) -> bool:  # type: ignore[override]
+        return time.monotonic() >= self._metadata_off_until
+
+    def partition_times(self, tables: Sequence[TableDef], lo: dt.date, hi: dt.date) -> PartitionTimes | None:
+        """``INFORMATION_SCHEMA.PARTITIONS`` of each table's dataset: metadata, no scan of the tables (billed as
+        the 10 MB minimum of a metadata query). None where it cannot be read."""
+        if time.monotonic() < self._metadata_off_until:
+            return None
+        by_dataset: dict[str, list[str]] = {}
+        for table in tables:
+            by_dataset.setdefault(table.dataset, []).append(table.name)
+        params: dict[str, Any] = {"lo_id": lo.strftime("%Y%m%d"), "hi_id": hi.strftime("%Y%m%d")}
+        selects = []
+        for i, (dataset, names) in enumerate(sorted(by_dataset.items())):
+            params[f"names_{i}"] = names
+            selects.append(
+                f"SELECT '{dataset}' AS dataset, table_name, partition_id, last_modified_time\n"
+                f"  FROM {dataset}.INFORMATION_SCHEMA.PARTITIONS\n"
+                f"  WHERE table_name IN UNNEST(@names_{i})\n"
+                f"    AND (partition_id BETWEEN @lo_id AND @hi_id OR partition_id = '__UNPARTITIONED__')"
+            )
+        sql = (
+            "WITH p AS (\n" + "\n  UNION ALL\n".join(selects) + "\n)\n"
+            "SELECT p.*, CURRENT_TIMESTAMP() AS now FROM (SELECT 1 AS one) AS o LEFT JOIN p ON TRUE"
+        )
+        try:
+            return read_partitions(self.query(sql, params, label="index-partitions"))
+        except TriageError:
+            self._metadata_off_until = time.monotonic() + self.METADATA_RETRY_SECONDS
+            return None
 
     def _api(self) -> dict[str, Any]:
         """Deadlines for the non-query API calls (the client's default retries for 10 minutes)."""

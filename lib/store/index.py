@@ -26,12 +26,14 @@ the reads then compute items from the failure rows, as before the index existed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -40,8 +42,15 @@ from lib.errors import TriageError
 from lib.model import EARLIEST, EXPECTED_CATEGORIES, LATEST, UNCLASSIFIED, Actor, Filters
 from lib.store import changes
 from lib.store.base import Store
-from lib.store.relation import LABELLED_COLUMNS, STALE_DATES, items_cte, rows_cte
-from lib.store.schema import FAILURE_INDEX_DATES, FAILURE_ITEMS, FAILURE_ROLLUPS, INDEX_TABLES
+from lib.store.relation import LABELLED_COLUMNS, items_cte, rows_cte, stale_dates_sql
+from lib.store.schema import (
+    FAILURE_INDEX_DATES,
+    FAILURE_ITEMS,
+    FAILURE_RESOLUTIONS,
+    FAILURE_ROLLUPS,
+    FAILURE_TABLES,
+    INDEX_TABLES,
+)
 
 #: Bumped whenever what the index stores changes (a column, a rule of the relation, the expected categories):
 #: every stored fingerprint then differs and each date is rebuilt on first use.
@@ -103,6 +112,8 @@ class Refresh:
     refreshed_dates: int = 0
     items: int = 0
     seconds: float = 0.0
+    #: Dates whose fingerprints were taken (None: every date in range, for want of partition metadata).
+    fingerprinted_dates: int | None = None
     #: False when the index could not be used (missing tables on a read-only store, or no write access).
     usable: bool = True
     reason: str = ""
@@ -143,17 +154,109 @@ def _remember(memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> None:
     memo.fresh.append((lo, hi))
 
 
-def stale(store: Store, date_from: dt.date, date_to: dt.date, *, every: bool = False) -> tuple[pd.DataFrame, int]:
+#: A write that began before a read of the partition metadata can carry a modification time a little before that
+#: read's clock: dates written within this margin before a check are fingerprinted again at the next one.
+METADATA_MARGIN = dt.timedelta(minutes=10)
+
+_STORED = f"""
+SELECT source_table, item_date, MIN(fingerprint) AS fingerprint, MIN(checked_at) AS checked_at, COUNT(*) AS copies
+FROM {_DATES}
+WHERE item_date BETWEEN @date_from AND @date_to
+GROUP BY source_table, item_date"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Which dates a refresh must fingerprint, decided from the engine's partition metadata (``_plan``)."""
+
+    #: The time stored with the fingerprints taken now: any later write to their partitions is later than it.
+    checked_at: pd.Timestamp
+    #: The dates to fingerprint (every source table of each).
+    dates: list[dt.date]
+    #: (source table, date) pairs found unchanged from the metadata alone.
+    skipped: int
+
+
+def _counts(fingerprint: str) -> tuple[int, int]:
+    """The failure rows and status events a stored fingerprint counted (``version/rows/hash/events/hash``)."""
+    _, rows, _, events, _ = fingerprint.rsplit("/", 4)
+    return int(rows), int(events)
+
+
+def _unchanged(stored: Mapping[Any, Any] | None, partition: pd.Timestamp | None, events: pd.Timestamp | None) -> bool:
+    """Whether one (source table, date) is as it was when its fingerprint was last found current, from metadata
+    alone: its fingerprint stored once, by this index version, with a check time; each partition it is built from
+    (its failure rows, the date's status events) written before that time; and a partition of rows (of events)
+    where, and only where, the fingerprint counted some."""
+    if stored is None:
+        return partition is None
+    fingerprint, checked_at = str(stored["fingerprint"]), stored["checked_at"]
+    if int(stored["copies"]) != 1 or pd.isna(checked_at) or not fingerprint.startswith(f"{INDEX_VERSION}/"):
+        return False
+    rows, counted_events = _counts(fingerprint)
+    if (partition is not None) != (rows > 0) or (events is None and counted_events > 0):
+        return False
+    return all(at is None or at < checked_at for at in (partition, events))
+
+
+def _plan(store: Store, lo: dt.date, hi: dt.date) -> Plan | None:
+    """The dates whose fingerprints must be taken, where the engine says when each partition was last written
+    (BigQuery): a date none of whose partitions (its failure rows in each table, its status events) was written
+    since its fingerprints were last found current is skipped, with no scan of its rows. None where the engine
+    keeps no such metadata: every date in range is fingerprinted."""
+    if not store.keeps_partition_times:
+        return None
+    # Both at once: on BigQuery each is a round trip, and a refresh waits for both.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        asked = pool.submit(store.partition_times, [*FAILURE_TABLES, FAILURE_RESOLUTIONS], lo, hi)
+        read = pool.submit(store.query, _STORED, {"date_from": lo, "date_to": hi}, label="index-stored")
+        meta, stored = asked.result(), read.result()
+    if meta is None:
+        return None
+    kept = {(str(r["source_table"]), r["item_date"]): r for r in stored.to_dict("records")}
+    tables = [(t.name, t.ref) for t in FAILURE_TABLES]
+    unsettled = bool(meta.unsettled & {*(ref for _, ref in tables), FAILURE_RESOLUTIONS.ref})
+    dates = {d for (_, d) in meta.modified if lo <= d <= hi} | {d for (_, d) in kept}
+    checks, skipped = [], 0
+    for day in sorted(dates):
+        events = meta.modified.get((FAILURE_RESOLUTIONS.ref, day))
+        here = [kept.get((name, day)) for name, _ in tables]
+        fine = (
+            not unsettled
+            # Events there: each was written before the check of every pair stored that date, and a check takes
+            # every table of its date, so events of a table without a stored pair would have been seen by it.
+            and (events is None or any(row is not None for row in here))
+            and all(_unchanged(row, meta.modified.get((ref, day)), events) for (_, ref), row in zip(tables, here,
+                                                                                                  strict=True))
+        )  # fmt: skip
+        if fine:
+            skipped += sum(row is not None for row in here)
+        else:
+            checks.append(day)
+    return Plan(checked_at=meta.now - METADATA_MARGIN, dates=checks, skipped=skipped)
+
+
+def stale(
+    store: Store, date_from: dt.date, date_to: dt.date, *, every: bool = False, plan: Plan | None = None
+) -> tuple[pd.DataFrame, int]:
     """The (source_table, item_date) pairs in range whose index is out of date (changed, new, gone, or written
     twice by two refreshes at once), with their fingerprint now and failure row count; and how many pairs with
-    rows or events the range holds. One statement: a pass over the rows and events in range, and the stored
-    fingerprints."""
-    params = {"date_from": date_from, "date_to": date_to, "index_version": INDEX_VERSION, "every": every}
-    frame = store.query(STALE_DATES, params, label="index-fingerprints")
+    rows or events the range holds. One statement: a pass over the rows and events in range (with a ``plan``,
+    of its dates only), and the stored fingerprints."""
+    params: dict[str, object] = {"date_from": date_from, "date_to": date_to, "index_version": INDEX_VERSION,
+                                 "every": every}  # fmt: skip
+    if plan is not None:
+        if not plan.dates:
+            return pd.DataFrame(columns=_PAIR_COLUMNS), plan.skipped
+        params |= {"date_from": min(plan.dates), "date_to": max(plan.dates), "checked_dates": plan.dates}
+    frame = store.query(stale_dates_sql(only_checked=plan is not None), params, label="index-fingerprints")
     total = frame["source_table"].isna()
-    checked = int(frame.loc[total, "checked"].iloc[0])
+    checked = int(frame.loc[total, "checked"].iloc[0]) + (plan.skipped if plan else 0)
     pairs = frame[~total].drop(columns=["checked"]).sort_values(["source_table", "item_date"], ignore_index=True)
     return pairs, checked
+
+
+_PAIR_COLUMNS = ["source_table", "item_date", "row_count", "fingerprint", "stored", "changed_at"]
 
 
 def _chunks(pairs: pd.DataFrame, rows: dict[tuple[str, dt.date], int]) -> Iterable[tuple[str, list[dt.date]]]:
@@ -172,7 +275,9 @@ def _chunks(pairs: pd.DataFrame, rows: dict[tuple[str, dt.date], int]) -> Iterab
             yield str(table), chunk
 
 
-def _rebuild(store: Store, table: str, dates: Sequence[dt.date], pairs: pd.DataFrame) -> int:
+def _rebuild(
+    store: Store, table: str, dates: Sequence[dt.date], pairs: pd.DataFrame, checked_at: pd.Timestamp | None
+) -> int:
     """Replace the items, rollups and fingerprints of these dates of one failure table; returns items written."""
     params = {
         "source_table": table,
@@ -195,7 +300,7 @@ def _rebuild(store: Store, table: str, dates: Sequence[dt.date], pairs: pd.DataF
         mine = pairs[(pairs["source_table"] == table) & pairs["item_date"].isin(set(dates))]
         mine = mine[mine["fingerprint"].notna()]  # a date with nothing left keeps no fingerprint
         if len(mine):
-            tx.insert_frame(_DATES, _state_rows(mine, pd.Timestamp.now(tz="UTC")))
+            tx.insert_frame(_DATES, _state_rows(mine, pd.Timestamp.now(tz="UTC"), checked_at))
     return written
 
 
@@ -204,19 +309,26 @@ def _body(fingerprint: object) -> str:
     return str(fingerprint).split("/", 1)[-1]
 
 
-def _state_rows(pairs: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+def _state_rows(pairs: pd.DataFrame, now: pd.Timestamp, checked_at: pd.Timestamp | None = None) -> pd.DataFrame:
     """The fingerprints to store. ``changed_at`` is now where a stored fingerprint said otherwise (the rows or
     events changed); it is kept where only the index was rebuilt (a new version, a reindex) or unknown where the
-    date was never indexed: "what changed since" needs to know when a date's content last changed."""
+    date was never indexed: "what changed since" needs to know when a date's content last changed. ``checked_at``
+    (from partition metadata; unknown without) is when the fingerprint was known to be current."""
     changed = [
         now if isinstance(old, str) and _body(old) != _body(new) else (None if pd.isna(at) else at)
         for new, old, at in zip(pairs["fingerprint"], pairs["stored"], pairs["changed_at"], strict=True)
     ]
     rows = pairs[["source_table", "item_date", "fingerprint"]].reset_index(drop=True)
-    return rows.assign(indexed_at=now, changed_at=pd.to_datetime(pd.Series(changed, dtype=object), utc=True))
+    return rows.assign(
+        indexed_at=now,
+        changed_at=pd.to_datetime(pd.Series(changed, dtype=object), utc=True),
+        checked_at=pd.to_datetime(pd.Series([checked_at] * len(rows), dtype=object), utc=True),
+    )
 
 
-def _rebuild_all(store: Store, pairs: pd.DataFrame, progress: Progress | None) -> int:
+def _rebuild_all(
+    store: Store, pairs: pd.DataFrame, progress: Progress | None, checked_at: pd.Timestamp | None = None
+) -> int:
     rows = {(str(t), d): int(n) for t, d, n in zip(pairs["source_table"], pairs["item_date"], pairs["row_count"],
                                                       strict=True)}  # fmt: skip
     chunks = list(_chunks(pairs, rows))
@@ -226,7 +338,7 @@ def _rebuild_all(store: Store, pairs: pd.DataFrame, progress: Progress | None) -
     for table, dates in chunks:
         if progress:
             progress(done / total, f"Indexing {table}: {dates[0]} to {dates[-1]} ({done:,} of {total:,} dates)")
-        written += _rebuild(store, table, dates, pairs)
+        written += _rebuild(store, table, dates, pairs, checked_at)
         done += len(dates)
         store.let_waiters_in()
     if progress:
@@ -244,8 +356,9 @@ def _usable(store: Store, memo: _Memo) -> str:
     missing = [t.ref for t in INDEX_TABLES if t.ref not in existing]
     if missing:
         return f"the item index's tables ({', '.join(missing)}) do not exist yet: `python -m lib init` creates them"
-    probe = store.query(f"SELECT * FROM {_ITEMS} WHERE item_date IS NULL", label="index-layout")
-    if not {*LABELLED_COLUMNS, "changed_at"} <= set(probe.columns):
+    items = store.query(f"SELECT * FROM {_ITEMS} WHERE item_date IS NULL", label="index-layout")
+    dates = store.query(f"SELECT * FROM {_DATES} WHERE item_date IS NULL", label="index-layout")
+    if not ({*LABELLED_COLUMNS, "changed_at"} <= set(items.columns) and "checked_at" in dates.columns):
         if getattr(store, "read_only", False):
             return "the item index's tables are of an older layout and the database is read-only"
         try:
@@ -285,7 +398,8 @@ def ensure(
         if reason:
             return _unusable(memo, store.data_version(), reason)
         try:
-            pairs, checked = stale(store, lo, hi)
+            plan = _plan(store, lo, hi)
+            pairs, checked = stale(store, lo, hi, plan=plan)
         except TriageError:
             memo.tables_ready = False  # dropped since they were seen? then say so; else the failure stands
             reason = _usable(store, memo)
@@ -298,14 +412,36 @@ def ensure(
                 why = f"{len(pairs):,} date(s) of the item index are out of date and the database is read-only"
                 return _unusable(memo, version, why, checked)
             try:
-                result.items = _rebuild_all(store, pairs, progress)
+                result.items = _rebuild_all(store, pairs, progress, plan.checked_at if plan else None)
             except TriageError as exc:
                 why = f"the item index could not be brought up to date: {exc.what}"
                 return _unusable(memo, store.data_version(), why, checked)
             result.refreshed_dates = len(pairs)
+        if plan is not None and plan.dates and checked - plan.skipped > int(pairs["fingerprint"].notna().sum()):
+            _checked(store, plan, pairs)  # some fingerprints taken were found current: stamp them
+        result.fingerprinted_dates = len(plan.dates) if plan is not None else None
         _remember(memo, store.data_version(), lo, hi)
         result.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
         return result
+
+
+def _checked(store: Store, plan: Plan, rebuilt: pd.DataFrame) -> None:
+    """Store that the fingerprints just taken and found current were current at ``plan.checked_at`` (those rebuilt
+    have it already): until their partitions are written again, the next refreshes skip them. Where this cannot be
+    written, the next refreshes take those fingerprints again, and nothing else follows."""
+    if getattr(store, "read_only", False):
+        return
+    done = {f"{t}|{d}" for t, d in zip(rebuilt["source_table"], rebuilt["item_date"], strict=True)}
+    params = {"checked_at": plan.checked_at, "date_from": min(plan.dates), "date_to": max(plan.dates),
+              "dates": plan.dates, "rebuilt": sorted(done)}  # fmt: skip
+    with contextlib.suppress(TriageError):
+        store.execute(
+            f"UPDATE {_DATES} SET checked_at = @checked_at WHERE item_date BETWEEN @date_from AND @date_to"
+            " AND item_date IN UNNEST(@dates) AND (checked_at IS NULL OR checked_at < @checked_at)"
+            " AND CONCAT(source_table, '|', CAST(item_date AS STRING)) NOT IN UNNEST(@rebuilt)",
+            params,
+            label="index",
+        )
 
 
 def after_write(store: Store, date_from: dt.date | None, date_to: dt.date | None) -> Refresh:

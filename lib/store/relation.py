@@ -238,16 +238,23 @@ _FINGERPRINTED = (
     "UNIX_MICROS(resolved_at), UNIX_MICROS(created_at)"
 )
 
-#: Per source table and date: a fingerprint of its failure rows and of its items' status events, and the index's
-#: version. Cheap (one pass over the rows in range, no sort) and sensitive to any insert, delete or update: the
-#: row count, and the sum and the XOR of the rows' hashes (a sum, because two identical rows cancel in a XOR); of
-#: the events, their count and the sum of their hashes (id, status and time: an event edited in place shows).
-#: ``ROW_HASH`` is spelled per engine by lib/store/dialect.py.
-#: Then each (table, date) whose fingerprint differs from the one stored when it was indexed, is not stored, is
-#: gone (stored, but no row or event left), or was stored twice (two refreshes at once): the dates to rebuild
-#: (every date with ``@every``), with what was stored; and a last row without a table that counts the pairs.
-STALE_DATES = f"""
-WITH {rows_cte(Filters())},
+
+# Per source table and date: a fingerprint of its failure rows and of its items' status events, and the index's
+# version. Cheap (one pass over the rows in range, no sort) and sensitive to any insert, delete or update: the
+# row count, and the sum and the XOR of the rows' hashes (a sum, because two identical rows cancel in a XOR); of
+# the events, their count and the sum of their hashes (id, status and time: an event edited in place shows).
+# ``ROW_HASH`` is spelled per engine by lib/store/dialect.py.
+# Then each (table, date) whose fingerprint differs from the one stored when it was indexed, is not stored, is
+# gone (stored, but no row or event left), or was stored twice (two refreshes at once): the dates to rebuild
+# (every date with ``@every``), with what was stored; and a last row without a table that counts the pairs.
+def stale_dates_sql(*, only_checked: bool = False) -> str:
+    """The statement described above. With ``only_checked``, only the dates of the array parameter ``@checked_dates``
+    are fingerprinted and compared (the others were found unchanged by the engine's partition metadata: see
+    lib/store/index.py ``_plan``), and the last row counts those."""
+    checks = "checks AS (SELECT d AS item_date FROM UNNEST(@checked_dates) AS d),\n" if only_checked else ""
+    only = "\n    AND item_date IN (SELECT item_date FROM checks)" if only_checked else ""
+    return f"""
+WITH {checks}{rows_cte(Filters(), within="checks" if only_checked else "")},
 row_prints AS (
   SELECT source_table, item_date, COUNT(*) AS n,
     CONCAT(CAST(SUM(MOD(h, 4294967291)) AS STRING), '.', CAST(BIT_XOR(h) AS STRING)) AS h
@@ -258,7 +265,7 @@ event_prints AS (
   SELECT source_table, item_date, COUNT(*) AS n,
     CAST(SUM(MOD(ROW_HASH(event_id, to_status, UNIX_MICROS(at)), 4294967291)) AS STRING) AS h
   FROM nba_processing.failure_resolutions
-  WHERE item_date BETWEEN @date_from AND @date_to
+  WHERE item_date BETWEEN @date_from AND @date_to{only}
   GROUP BY source_table, item_date
 ),
 prints AS (
@@ -272,7 +279,7 @@ prints AS (
 stored AS (
   SELECT source_table, item_date, MIN(fingerprint) AS fingerprint, MAX(changed_at) AS changed_at, COUNT(*) AS copies
   FROM nba_processing.failure_index_dates
-  WHERE item_date BETWEEN @date_from AND @date_to
+  WHERE item_date BETWEEN @date_from AND @date_to{only}
   GROUP BY source_table, item_date
 )
 SELECT COALESCE(p.source_table, s.source_table) AS source_table, COALESCE(p.item_date, s.item_date) AS item_date,
@@ -285,3 +292,6 @@ UNION ALL
 SELECT CAST(NULL AS STRING), CAST(NULL AS DATE), 0, CAST(NULL AS STRING), CAST(NULL AS STRING),
   CAST(NULL AS TIMESTAMP), COUNT(*)
 FROM prints"""
+
+
+STALE_DATES = stale_dates_sql()

@@ -525,7 +525,9 @@ CLUSTER BY source_table, processor_name, failure_category""",
 
 # What each date of each failure table looked like when it was indexed: a fingerprint of its failure rows and
 # status events. A date whose fingerprint differs now (a rerun, rows streamed in) is refreshed before it is read;
-# changed_at is when a refresh last found its content changed (not a first build, a reindex or a new version).
+# changed_at is when a refresh last found its content changed (not a first build, a reindex or a new version);
+# checked_at, where the engine keeps partition metadata (BigQuery), is when the fingerprint was last known current:
+# a date none of whose partitions was written since is not fingerprinted again (lib/store/index.py ``_plan``).
 FAILURE_INDEX_DATES = TableDef(
     "nba_processing",
     "failure_index_dates",
@@ -534,7 +536,8 @@ FAILURE_INDEX_DATES = TableDef(
   item_date DATE NOT NULL,
   fingerprint STRING NOT NULL,
   indexed_at TIMESTAMP NOT NULL,
-  changed_at TIMESTAMP
+  changed_at TIMESTAMP,
+  checked_at TIMESTAMP
 )
 PARTITION BY item_date
 CLUSTER BY source_table""",
