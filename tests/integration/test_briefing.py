@@ -185,6 +185,45 @@ def test_nearest_rank_quantiles() -> None:
     assert settling.nearest_rank(pd.Series([], dtype=float), pd.Series([], dtype=int), 0.5) is None
 
 
+def _time_to_settle_group_by_group(settled: pd.DataFrame, by: tuple[str, ...]) -> list[tuple[object, ...]]:
+    """The definition, one group at a time: settlements, auto ones, and ``nearest_rank`` of the timed ones."""
+    frame = settled.assign(week=settled["day"].map(settling.week_of))
+    out = []
+    for key, g in frame.groupby(["week", *by], sort=True, dropna=False):
+        timed = g.dropna(subset=["seconds"])
+        ranks = [settling.nearest_rank(timed["seconds"], timed["n"], share) for share in (0.5, 0.9)]
+        out.append((*(key if isinstance(key, tuple) else (key,)), int(g["n"].sum()), int(g.loc[g["auto"], "n"].sum()),
+                    *(None if r is None else r / 3600 for r in ranks)))  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_time_to_settle_for_every_group_at_once_equals_the_definition_group_by_group(seed: int) -> None:
+    """The Settling page's weekly quantiles are computed for all groups at once (hundreds over a whole history);
+    they must equal ``nearest_rank`` applied to each group: ties, untimed settlements, zero weights, one-row groups,
+    NULL processors and failure types, and shares that land exactly on a cumulative weight."""
+    import random
+
+    rng = random.Random(seed)
+    days = [dt.date(2022, 1, 3) + dt.timedelta(days=rng.randint(0, 40)) for _ in range(8)]
+    rows = [
+        {"day": rng.choice(days), "processor_name": rng.choice(["P1", "P2", None]),
+         "failure_type": rng.choice(["DATA_GAP", "PLAYER_DNP", None]), "auto": rng.random() < 0.3,
+         "seconds": rng.choice([None, 0, 60, 3600, 3600, 7200, float(rng.randint(1, 10**6))]),
+         "n": rng.choice([0, 1, 1, 2, 5, 10])}
+        for _ in range(rng.randint(1, 300))
+    ]  # fmt: skip
+    settled = pd.DataFrame(rows).astype({"seconds": float})
+    for by in (("processor_name", "failure_type"), ()):
+        got = settling.time_to_settle(settled, by=by)
+        mine = [tuple(None if (v is None or (isinstance(v, float) and pd.isna(v))) else v for v in row)
+                for row in got.itertuples(index=False)]  # fmt: skip
+        want = [tuple(None if (v is None or (isinstance(v, float) and pd.isna(v))) else v for v in row)
+                for row in _time_to_settle_group_by_group(settled, by)]  # fmt: skip
+        assert mine == want
+    assert settling.time_to_settle(settled.iloc[:0]).empty
+
+
 def test_a_comparison_point_in_the_future_is_refused(history: Store) -> None:
     with pytest.raises(briefing.BadInput, match="not in the past"):
         briefing.brief(history, ALL, now=NOW, since=NOW + dt.timedelta(hours=1))
