@@ -288,6 +288,9 @@ def count_to_classify(
     if include_classified or "nba_processing.item_judgements" not in store.existing_tables():
         # (without the table, nothing was judged yet: every item is to judge)
         return q.count_items(store, Filters(date_from=since, date_to=until, hide_expected=False))
+    from_index = q.count_to_judge(store, since, until)  # the items keep their latest verdict of ours
+    if from_index is not None:
+        return from_index
     days = engine_verdicts.batches(store, since=since, until=until, overwrite=False, size=1)
     return sum(n for _, _, n in days)
 

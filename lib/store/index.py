@@ -42,7 +42,7 @@ from lib.errors import TriageError
 from lib.model import EARLIEST, EXPECTED_CATEGORIES, LATEST, UNCLASSIFIED, Actor, Filters
 from lib.store import changes
 from lib.store.base import Store
-from lib.store.relation import LABELLED_COLUMNS, items_cte, rows_cte, stale_dates_sql
+from lib.store.relation import JUDGEMENT_COLUMNS, LABELLED_COLUMNS, items_cte, judged_cte, rows_cte, stale_dates_sql
 from lib.store.schema import (
     FAILURE_INDEX_DATES,
     FAILURE_ITEMS,
@@ -50,11 +50,12 @@ from lib.store.schema import (
     FAILURE_ROLLUPS,
     FAILURE_TABLES,
     INDEX_TABLES,
+    ITEM_JUDGEMENTS,
 )
 
 #: Bumped whenever what the index stores changes (a column, a rule of the relation, the expected categories):
 #: every stored fingerprint then differs and each date is rebuilt on first use.
-INDEX_VERSION = "3"
+INDEX_VERSION = "4"
 
 Progress = Callable[[float, str], None]
 
@@ -75,22 +76,26 @@ _ROLLUP_DIMENSIONS = (
 
 
 def _insert_items(table: str) -> str:
-    """The items of the dates ``@dates``, with their last change from the change log written just before."""
+    """The items of the dates ``@dates``, with their last change from the change log written just before, and their
+    latest verdict of ours."""
     columns = ", ".join(LABELLED_COLUMNS)
     keys = ("source_table", "processor_name", "item_date", "entity_id")
     return (
-        f"INSERT INTO {_ITEMS} ({columns}, changed_at)\nWITH "
+        f"INSERT INTO {_ITEMS} ({columns}, changed_at, {', '.join(JUDGEMENT_COLUMNS)})\nWITH "
         + rows_cte(Filters(tables=(table,)))
         + ","
         + items_cte(detail=True)
+        + ","
+        + judged_cte(" AND source_table = @source_table AND item_date IN UNNEST(@dates)")
         + f""",
 last_change AS (
   SELECT {", ".join(keys)}, MAX(at) AS changed_at FROM {changes.CHANGES} WHERE {_IN_CHUNK}
   GROUP BY {", ".join(keys)}
 )
-SELECT {", ".join("l." + c for c in LABELLED_COLUMNS)}, c.changed_at
+SELECT {", ".join("l." + c for c in LABELLED_COLUMNS)}, c.changed_at, {", ".join("j." + c for c in JUDGEMENT_COLUMNS)}
 FROM labelled AS l
 LEFT JOIN last_change AS c ON {" AND ".join(f"c.{k} = l.{k}" for k in keys)}
+LEFT JOIN judged AS j ON {" AND ".join(f"j.{k} = l.{k}" for k in keys)}
 WHERE l.item_date IN UNNEST(@dates)"""
     )
 
@@ -177,26 +182,36 @@ class Plan:
     skipped: int
 
 
-def _counts(fingerprint: str) -> tuple[int, int]:
-    """The failure rows and status events a stored fingerprint counted (``version/rows/hash/events/hash``)."""
-    _, rows, _, events, _ = fingerprint.rsplit("/", 4)
-    return int(rows), int(events)
+#: The tables partitioned by item date whose rows of a date belong to every source table's items of that date: the
+#: status events and our verdicts, in the order their counts come in a fingerprint.
+_DATE_WIDE = (FAILURE_RESOLUTIONS, ITEM_JUDGEMENTS)
 
 
-def _unchanged(stored: Mapping[Any, Any] | None, partition: pd.Timestamp | None, events: pd.Timestamp | None) -> bool:
+def _counts(fingerprint: str) -> tuple[int, ...]:
+    """What a stored fingerprint counted: failure rows, then each of ``_DATE_WIDE``
+    (``version/rows/hash/events/hash/verdicts/hash``)."""
+    parts = fingerprint.rsplit("/", 2 * (1 + len(_DATE_WIDE)))
+    return tuple(int(n) for n in parts[1::2])
+
+
+def _unchanged(
+    stored: Mapping[Any, Any] | None, partition: pd.Timestamp | None, wide: Sequence[pd.Timestamp | None]
+) -> bool:
     """Whether one (source table, date) is as it was when its fingerprint was last found current, from metadata
     alone: its fingerprint stored once, by this index version, with a check time; each partition it is built from
-    (its failure rows, the date's status events) written before that time; and a partition of rows (of events)
-    where, and only where, the fingerprint counted some."""
+    (its failure rows; the date's status events and verdicts, ``wide``) written before that time; and a partition
+    where, and only where, the fingerprint counted rows of it."""
     if stored is None:
         return partition is None
     fingerprint, checked_at = str(stored["fingerprint"]), stored["checked_at"]
     if int(stored["copies"]) != 1 or pd.isna(checked_at) or not fingerprint.startswith(f"{INDEX_VERSION}/"):
         return False
-    rows, counted_events = _counts(fingerprint)
-    if (partition is not None) != (rows > 0) or (events is None and counted_events > 0):
+    counted = _counts(fingerprint)
+    if (partition is not None) != (counted[0] > 0):
         return False
-    return all(at is None or at < checked_at for at in (partition, events))
+    if any(at is None and n > 0 for at, n in zip(wide, counted[1:], strict=True)):
+        return False
+    return all(at is None or at < checked_at for at in (partition, *wide))
 
 
 def _plan(store: Store, lo: dt.date, hi: dt.date) -> Plan | None:
@@ -208,26 +223,26 @@ def _plan(store: Store, lo: dt.date, hi: dt.date) -> Plan | None:
         return None
     # Both at once: on BigQuery each is a round trip, and a refresh waits for both.
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        asked = pool.submit(store.partition_times, [*FAILURE_TABLES, FAILURE_RESOLUTIONS], lo, hi)
+        asked = pool.submit(store.partition_times, [*FAILURE_TABLES, *_DATE_WIDE], lo, hi)
         read = pool.submit(store.query, _STORED, {"date_from": lo, "date_to": hi}, label="index-stored")
         meta, stored = asked.result(), read.result()
     if meta is None:
         return None
     kept = {(str(r["source_table"]), r["item_date"]): r for r in stored.to_dict("records")}
     tables = [(t.name, t.ref) for t in FAILURE_TABLES]
-    unsettled = bool(meta.unsettled & {*(ref for _, ref in tables), FAILURE_RESOLUTIONS.ref})
+    unsettled = bool(meta.unsettled & {*(ref for _, ref in tables), *(t.ref for t in _DATE_WIDE)})
     dates = {d for (_, d) in meta.modified if lo <= d <= hi} | {d for (_, d) in kept}
     checks, skipped = [], 0
     for day in sorted(dates):
-        events = meta.modified.get((FAILURE_RESOLUTIONS.ref, day))
+        wide = [meta.modified.get((t.ref, day)) for t in _DATE_WIDE]
         here = [kept.get((name, day)) for name, _ in tables]
         fine = (
             not unsettled
-            # Events there: each was written before the check of every pair stored that date, and a check takes
-            # every table of its date, so events of a table without a stored pair would have been seen by it.
-            and (events is None or any(row is not None for row in here))
-            and all(_unchanged(row, meta.modified.get((ref, day)), events) for (_, ref), row in zip(tables, here,
-                                                                                                  strict=True))
+            # Events or verdicts there: each was written before the check of every pair stored that date, and a
+            # check takes every table of its date, so those of a table without a stored pair would have been seen.
+            and (all(at is None for at in wide) or any(row is not None for row in here))
+            and all(_unchanged(row, meta.modified.get((ref, day)), wide) for (_, ref), row in zip(tables, here,
+                                                                                                strict=True))
         )  # fmt: skip
         if fine:
             skipped += sum(row is not None for row in here)
@@ -358,7 +373,9 @@ def _usable(store: Store, memo: _Memo) -> str:
         return f"the item index's tables ({', '.join(missing)}) do not exist yet: `python -m lib init` creates them"
     items = store.query(f"SELECT * FROM {_ITEMS} WHERE item_date IS NULL", label="index-layout")
     dates = store.query(f"SELECT * FROM {_DATES} WHERE item_date IS NULL", label="index-layout")
-    if not ({*LABELLED_COLUMNS, "changed_at"} <= set(items.columns) and "checked_at" in dates.columns):
+    if not (
+        {*LABELLED_COLUMNS, *JUDGEMENT_COLUMNS, "changed_at"} <= set(items.columns) and "checked_at" in dates.columns
+    ):
         if getattr(store, "read_only", False):
             return "the item index's tables are of an older layout and the database is read-only"
         try:

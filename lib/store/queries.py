@@ -9,6 +9,7 @@ its partition column.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +31,7 @@ from lib.model import (
 from lib.store import index
 from lib.store.base import Store
 from lib.store.history import change_condition, history_ctes
-from lib.store.relation import active_dates_cte, indexed_cte, items_cte, rows_cte
+from lib.store.relation import active_dates_cte, indexed_cte, items_cte, judged_cte, rows_cte
 
 
 def _differs(judgement: str, judged_at: str, item: str) -> str:
@@ -97,7 +98,9 @@ def indexed(store: Store, filters: Filters) -> bool:
     return index.ensure(store, filters.date_from, filters.date_to).usable
 
 
-def _base(filters: Filters, *, detail: bool, indexed: bool, rows: bool, since: str = "") -> str:
+def _base(
+    filters: Filters, *, detail: bool, indexed: bool, rows: bool, since: str = "", judgements: bool = False
+) -> str:
     """``WITH ... labelled AS (...)``: from the index (with ``failure_rows`` too when ``rows``), or computed. With
     ``since`` (a timestamp parameter; from the index only), the rows and items of the dates where something may
     have changed after it (``active_dates``): what a history since then needs, and nothing more."""
@@ -108,15 +111,21 @@ def _base(filters: Filters, *, detail: bool, indexed: bool, rows: bool, since: s
             + ","
             + rows_cte(filters, within="active_dates")
             + ","
-            + indexed_cte(filters, within="active_dates")
+            + indexed_cte(filters, within="active_dates", judgements=judgements)
         )
     if indexed:
-        return "WITH " + (rows_cte(filters) + "," if rows else "") + indexed_cte(filters)
+        return "WITH " + (rows_cte(filters) + "," if rows else "") + indexed_cte(filters, judgements=judgements)
     return "WITH " + rows_cte(filters) + "," + items_cte(detail=detail)
 
 
 def _filtered_items_sql(
-    filters: Filters, *, include_expected_filter: bool, detail: bool = False, indexed: bool = False, rows: bool = False
+    filters: Filters,
+    *,
+    include_expected_filter: bool,
+    detail: bool = False,
+    indexed: bool = False,
+    rows: bool = False,
+    judgements: bool = False,
 ) -> str:
     """``WITH ... filtered AS (...)``: the items matching every filter (optionally but the toggle)."""
     conditions = [frag for name, frag in _ITEM_FILTERS.items() if getattr(filters, name)]
@@ -125,7 +134,7 @@ def _filtered_items_sql(
     where = " AND ".join(conditions) if conditions else "TRUE"
     if filters.changed:  # only the items that changed this way since the instant (lib/store/history.py)
         return (
-            _base(filters, detail=detail, indexed=indexed, rows=True, since="changed_since")
+            _base(filters, detail=detail, indexed=indexed, rows=True, since="changed_since", judgements=judgements)
             + history_ctes(["changed_since"])
             + ",\nfiltered AS (SELECT labelled.* FROM labelled JOIN item_history AS h"
             + "\n  ON h.source_table = labelled.source_table AND h.processor_name = labelled.processor_name"
@@ -136,7 +145,7 @@ def _filtered_items_sql(
             + ")\n"
         )
     return (
-        _base(filters, detail=detail, indexed=indexed, rows=rows)
+        _base(filters, detail=detail, indexed=indexed, rows=rows, judgements=judgements)
         + ",\nfiltered AS (SELECT * FROM labelled WHERE "
         + where
         + ")\n"
@@ -400,25 +409,24 @@ def with_pipeline_verdicts(store: Store, items: pd.DataFrame) -> pd.DataFrame:
     return merged.drop(columns=["judged_at"])
 
 
-_DISAGREEMENT = f"""
-{{base}},
-judged AS (
-  SELECT source_table, processor_name, item_date, entity_id,
-    ANY_VALUE(pipeline_type HAVING MAX at) AS pipeline_type,
-    ANY_VALUE(pipeline_correctable HAVING MAX at) AS pipeline_correctable, MAX(at) AS judged_at
-  FROM nba_processing.item_judgements
-  WHERE item_date BETWEEN @date_from AND @date_to
-  GROUP BY source_table, processor_name, item_date, entity_id
-),
+def _disagreement_sql(base: str, *, indexed: bool) -> str:
+    """Per failure type of ``filtered``: items, judged by us since their rows were written, with a verdict of the
+    pipeline's before ours, and of those, different. Our latest verdicts come with the items from the index, or
+    are read from item_judgements (``judged_cte``, the same rule)."""
+    j = "f" if indexed else "j"
+    join = "" if indexed else (
+        "\n  LEFT JOIN judged AS j ON j.source_table = f.source_table AND j.processor_name = f.processor_name"
+        "\n    AND j.item_date = f.item_date AND j.entity_id = f.entity_id"
+    )  # fmt: skip
+    return f"""
+{base}{"" if indexed else "," + judged_cte()},
 flags AS (
   SELECT f.failure_type_label AS failure_type,
-    COALESCE(j.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00'), FALSE) AS is_judged,
-    COALESCE(j.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
-      AND j.pipeline_type IS NOT NULL, FALSE) AS compared,
-    {_differs("j", "j.judged_at", "f")} AS differs
-  FROM filtered AS f
-  LEFT JOIN judged AS j ON j.source_table = f.source_table AND j.processor_name = f.processor_name
-    AND j.item_date = f.item_date AND j.entity_id = f.entity_id
+    COALESCE({j}.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00'), FALSE) AS is_judged,
+    COALESCE({j}.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
+      AND {j}.pipeline_type IS NOT NULL, FALSE) AS compared,
+    {_differs(j, f"{j}.judged_at", "f")} AS differs
+  FROM filtered AS f{join}
 )
 SELECT failure_type, COUNT(*) AS items, COUNTIF(is_judged) AS judged, COUNTIF(compared) AS pipeline_judged,
   COUNTIF(differs) AS disagree
@@ -433,8 +441,26 @@ def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
     columns = ["failure_type", "items", "judged", "pipeline_judged", "disagree"]
     if "nba_processing.item_judgements" not in store.existing_tables():
         return pd.DataFrame(columns=columns)
-    sql = _DISAGREEMENT.format(base=relation(store, filters).rstrip())
-    return store.query(sql, _params(filters), label="disagreement")[columns]
+    use_index = indexed(store, filters)
+    base = _filtered_items_sql(filters, include_expected_filter=True, indexed=use_index, judgements=use_index)
+    return store.query(_disagreement_sql(base.rstrip(), indexed=use_index), _params(filters),
+                       label="disagreement")[columns]  # fmt: skip
+
+
+_TO_JUDGE = """
+SELECT COUNT(*) AS n FROM nba_processing.failure_items
+WHERE item_date BETWEEN @date_from AND @date_to
+  AND (failure_type IS NULL OR judged_at IS NULL
+    OR judged_at < COALESCE(last_seen, TIMESTAMP '1970-01-01 00:00:00+00'))"""
+
+
+def count_to_judge(store: Store, date_from: dt.date | None, date_to: dt.date | None) -> int | None:
+    """From the item index: the items of these dates a classification run would judge (no verdict, or none of ours
+    since their rows were written: lib/engine_verdicts.py ``TO_JUDGE``); None where the index cannot be used."""
+    scope = Filters(date_from=date_from, date_to=date_to, hide_expected=False)
+    if not indexed(store, scope):
+        return None
+    return int(store.query(_TO_JUDGE, _params(scope), label="to-classify")["n"].iloc[0])
 
 
 _MISSING_GAMES = """

@@ -194,15 +194,41 @@ _INDEX_FILTERS = {
 }
 
 
-def indexed_cte(filters: Filters, *, within: str = "", name: str = "labelled", outside: bool = False) -> str:
-    """``labelled`` read from the item index (lib/store/index.py): what ``items_cte(detail=True)`` computes. With
-    ``within``, only the items of the dates that CTE lists (``outside``: only the others), under ``name``."""
+#: The item index's columns beyond the relation: each item's latest verdict of ours (``judged_cte``).
+JUDGEMENT_COLUMNS: tuple[str, ...] = ("judged_at", "pipeline_type", "pipeline_correctable")
+
+
+def judged_cte(where: str = "") -> str:
+    """``judged``: each item's latest verdict of ours (item_judgements, in the range's dates; ``where``: more fixed
+    conditions): when (``judged_at``), and what the pipeline had said before it. The latest is the last by time,
+    then batch id, so that two judgements at one instant give the same answer every time."""
+    return f"""
+judged AS (
+  SELECT source_table, processor_name, item_date, entity_id, MAX(at) AS judged_at,
+    ANY_VALUE(pipeline_type HAVING MAX judgement_order) AS pipeline_type,
+    ANY_VALUE(pipeline_correctable HAVING MAX judgement_order) AS pipeline_correctable
+  FROM (
+    SELECT *, CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), batch_id) AS judgement_order
+    FROM nba_processing.item_judgements
+    WHERE item_date BETWEEN @date_from AND @date_to{where}
+  ) AS j
+  GROUP BY source_table, processor_name, item_date, entity_id
+)"""
+
+
+def indexed_cte(
+    filters: Filters, *, within: str = "", name: str = "labelled", outside: bool = False, judgements: bool = False
+) -> str:
+    """``labelled`` read from the item index (lib/store/index.py): what ``items_cte(detail=True)`` computes (and,
+    with ``judgements``, the ``JUDGEMENT_COLUMNS``). With ``within``, only the items of the dates that CTE lists
+    (``outside``: only the others), under ``name``."""
     extra = "".join(f"\n    AND {frag}" for key, frag in _INDEX_FILTERS.items() if _restricts(filters, key))
     if within:
         extra += f"\n    AND item_date {'NOT IN' if outside else 'IN'} (SELECT item_date FROM {within})"
+    columns = (*LABELLED_COLUMNS, *(JUDGEMENT_COLUMNS if judgements else ()))
     return f"""
 {name} AS (
-  SELECT {", ".join(LABELLED_COLUMNS)} FROM nba_processing.failure_items
+  SELECT {", ".join(columns)} FROM nba_processing.failure_items
   WHERE item_date BETWEEN @date_from AND @date_to{extra}
 )"""
 
@@ -239,14 +265,14 @@ _FINGERPRINTED = (
 )
 
 
-# Per source table and date: a fingerprint of its failure rows and of its items' status events, and the index's
-# version. Cheap (one pass over the rows in range, no sort) and sensitive to any insert, delete or update: the
-# row count, and the sum and the XOR of the rows' hashes (a sum, because two identical rows cancel in a XOR); of
-# the events, their count and the sum of their hashes (id, status and time: an event edited in place shows).
-# ``ROW_HASH`` is spelled per engine by lib/store/dialect.py.
+# Per source table and date: a fingerprint of its failure rows, of its items' status events and of our verdicts on
+# them (item_judgements), and the index's version. Cheap (one pass over the rows in range, no sort) and sensitive
+# to any insert, delete or update: the row count, and the sum and the XOR of the rows' hashes (a sum, because two
+# identical rows cancel in a XOR); of the events and the verdicts, their count and the sum of their hashes (an
+# event or verdict edited in place shows). ``ROW_HASH`` is spelled per engine by lib/store/dialect.py.
 # Then each (table, date) whose fingerprint differs from the one stored when it was indexed, is not stored, is
-# gone (stored, but no row or event left), or was stored twice (two refreshes at once): the dates to rebuild
-# (every date with ``@every``), with what was stored; and a last row without a table that counts the pairs.
+# gone (stored, but nothing left), or was stored twice (two refreshes at once): the dates to rebuild (every date
+# with ``@every``), with what was stored; and a last row without a table that counts the pairs.
 def stale_dates_sql(*, only_checked: bool = False) -> str:
     """The statement described above. With ``only_checked``, only the dates of the array parameter ``@checked_dates``
     are fingerprinted and compared (the others were found unchanged by the engine's partition metadata: see
@@ -268,13 +294,28 @@ event_prints AS (
   WHERE item_date BETWEEN @date_from AND @date_to{only}
   GROUP BY source_table, item_date
 ),
-prints AS (
+judgement_prints AS (
+  SELECT source_table, item_date, COUNT(*) AS n,
+    CAST(SUM(MOD(ROW_HASH(batch_id, processor_name, entity_id, UNIX_MICROS(at), pipeline_type, pipeline_correctable),
+      4294967291)) AS STRING) AS h
+  FROM nba_processing.item_judgements
+  WHERE item_date BETWEEN @date_from AND @date_to{only}
+  GROUP BY source_table, item_date
+),
+row_event_prints AS (
   SELECT COALESCE(r.source_table, e.source_table) AS source_table, COALESCE(r.item_date, e.item_date) AS item_date,
-    COALESCE(r.n, 0) AS row_count,
-    CONCAT(@index_version, '/', CAST(COALESCE(r.n, 0) AS STRING), '/', COALESCE(r.h, '-'),
-      '/', CAST(COALESCE(e.n, 0) AS STRING), '/', COALESCE(e.h, '-')) AS fingerprint
+    r.n AS row_n, r.h AS row_h, e.n AS event_n, e.h AS event_h
   FROM row_prints AS r
   FULL OUTER JOIN event_prints AS e ON e.source_table = r.source_table AND e.item_date = r.item_date
+),
+prints AS (
+  SELECT COALESCE(p.source_table, j.source_table) AS source_table, COALESCE(p.item_date, j.item_date) AS item_date,
+    COALESCE(p.row_n, 0) AS row_count,
+    CONCAT(@index_version, '/', CAST(COALESCE(p.row_n, 0) AS STRING), '/', COALESCE(p.row_h, '-'),
+      '/', CAST(COALESCE(p.event_n, 0) AS STRING), '/', COALESCE(p.event_h, '-'),
+      '/', CAST(COALESCE(j.n, 0) AS STRING), '/', COALESCE(j.h, '-')) AS fingerprint
+  FROM row_event_prints AS p
+  FULL OUTER JOIN judgement_prints AS j ON j.source_table = p.source_table AND j.item_date = p.item_date
 ),
 stored AS (
   SELECT source_table, item_date, MIN(fingerprint) AS fingerprint, MAX(changed_at) AS changed_at, COUNT(*) AS copies

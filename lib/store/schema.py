@@ -457,7 +457,9 @@ CLUSTER BY operator""",
 )
 
 # The item index (lib/store/index.py): the item relation (lib/store/relation.py) stored, one row per item, kept
-# up to date per date and source table. Derived data: rebuilt from the failure rows and events at any time.
+# up to date per date and source table. Derived data: rebuilt from the failure rows and events at any time. Beyond
+# the relation: the item's last change (the change log) and its latest verdict of ours (item_judgements: when, and
+# what the pipeline had said before it), for the first morning's panels.
 FAILURE_ITEMS = TableDef(
     "nba_processing",
     "failure_items",
@@ -494,7 +496,10 @@ FAILURE_ITEMS = TableDef(
   failure_type_label STRING,
   correctable_class STRING,
   is_expected BOOL,
-  changed_at TIMESTAMP
+  changed_at TIMESTAMP,
+  judged_at TIMESTAMP,
+  pipeline_type STRING,
+  pipeline_correctable BOOL
 )
 PARTITION BY item_date
 CLUSTER BY source_table, processor_name, status, entity_id""",

@@ -106,6 +106,8 @@ def _pages(store: Store, f: Filters) -> dict[str, Any]:
         "settlements": _sorted(settling.settlements(store, f)),
         "regressions": _sorted(settling.regressions(store, f)),
         "player": _frame(players.items(store, "playera", f)),
+        "disagreement": _frame(q.disagreement(store, f)),
+        "to classify": classification.count_to_classify(store, since=f.date_from, until=f.date_to),
     }
     if not f.changed:
         # Comparison points around the steps' clock (it starts three days back and moves 1-12 hours a step), so that

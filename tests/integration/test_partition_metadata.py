@@ -38,7 +38,7 @@ START = pd.Timestamp("2026-11-27 06:00", tz="UTC")
 
 
 def _date_column(table: TableDef) -> str:
-    return "item_date" if table is FAILURE_RESOLUTIONS else SourceTable(table.name).date_column
+    return SourceTable(table.name).date_column if table in FAILURE_TABLES else "item_date"
 
 
 class Metadata:
