@@ -25,9 +25,10 @@ import pytest
 from lib.model import EARLIEST, LATEST, SourceTable
 from lib.store import DuckDBStore, Store, index
 from lib.store.base import PartitionTimes
-from lib.store.bigquery_store import BigQueryStore, read_partitions
+from lib.store.bigquery_store import BigQueryStore, extent_of_partitions, read_partitions
 from lib.store.schema import FAILURE_RESOLUTIONS, FAILURE_TABLES, TableDef
 from tests import bq
+from tests.conftest import precompute_row
 from tests.integration import test_item_index as ix
 from tests.worlds import build, load
 
@@ -279,3 +280,33 @@ def test_on_the_emulator_without_the_metadata_every_date_is_fingerprinted_and_wi
     stored = kept.query("SELECT checked_at FROM nba_processing.failure_index_dates WHERE item_date = @d", {"d": day})
     assert len(stored) and (stored["checked_at"] >= START).all()
     assert _full_pass(kept).empty
+
+
+def test_bounds_from_partition_rows_count_undated_rows_apart_and_give_way_to_streamed_rows() -> None:
+    frame = pd.DataFrame({
+        "partition_id": ["20211005", "20211007", "31000101", "__NULL__", None],
+        "total_rows": [3, 0, 1, 2, None],
+    })  # fmt: skip
+    plausible = dt.date(2027, 12, 1)
+    assert extent_of_partitions(frame, plausible=plausible) == (
+        dt.date(2021, 10, 5), dt.date(3100, 1, 1), 4, dt.date(2021, 10, 5), 2)  # fmt: skip
+    streamed = pd.concat([frame, pd.DataFrame({"partition_id": ["__UNPARTITIONED__"], "total_rows": [5]})])
+    assert extent_of_partitions(streamed, plausible=plausible) is None  # their dates are unknown: scan instead
+    empty = extent_of_partitions(frame.tail(1), plausible=plausible)
+    assert empty == (None, None, 0, None, 0)
+
+
+@pytest.mark.bigquery
+def test_on_the_emulator_the_bounds_from_partition_metadata_equal_the_scans(emulator: str) -> None:
+    """The emulator's PARTITIONS view has ``total_rows``: the bounds every page starts from come from it in one
+    metadata query, and equal what a scan of each failure table finds (three tables, a date in 3100). Our tables
+    refuse undated rows; the unit test above reads the partition that holds them elsewhere."""
+    store = bq.store(emulator)
+    store.init_schema()
+    assert store.date_extent() == (None, None, 0, None, 0)
+    load(store, build(4))
+    far = pd.DataFrame([precompute_row(analysis_date=dt.date(3100, 1, 1), entity_id="far")])
+    store.insert_frame("nba_processing.precompute_failures", far)
+    scanned = Store.date_extent(store)
+    assert store.date_extent() == scanned
+    assert scanned[1] == dt.date(3100, 1, 1) and scanned[3] is not None and scanned[3] < scanned[1] and scanned[2] > 10
