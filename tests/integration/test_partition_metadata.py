@@ -266,12 +266,10 @@ def test_on_the_emulator_without_the_metadata_every_date_is_fingerprinted_and_wi
     """The emulator's PARTITIONS view has no last_modified_time: the real store says so (None) and the index takes
     every fingerprint. With metadata the test keeps, the statements only the metadata path runs (the fingerprints
     of some dates, the check times) run on BigQuery's dialect and leave nothing the full pass finds."""
-    plain = bq.store(emulator)
-    plain.init_schema()
-    assert plain.partition_times([*FAILURE_TABLES, FAILURE_RESOLUTIONS], FIRST, LAST) is None
     kept: Any = bq.store(emulator, cls=MetadataBigQuery)
     kept.start_metadata()
     kept.init_schema()
+    assert BigQueryStore.partition_times(kept, [*FAILURE_TABLES, FAILURE_RESOLUTIONS], FIRST, LAST) is None
     _world(kept)
     day = _touch(kept)
     index.forget(kept)
