@@ -209,9 +209,8 @@ if t.empty:
 else:
     t = t.assign(item_date=pd.to_datetime(t["item_date"]))
     fig = go.Figure()
-    for failure_type in [ft for ft in TYPE_ORDER if ft in set(t["failure_type"])] + sorted(
-        set(t["failure_type"]) - set(TYPE_ORDER)
-    ):
+    present = {str(v) for v in t["failure_type"].dropna().unique()}  # once: a whole history is thousands of rows
+    for failure_type in [ft for ft in TYPE_ORDER if ft in present] + sorted(present - set(TYPE_ORDER)):
         part = t[t["failure_type"] == failure_type]
         fig.add_bar(
             x=part["item_date"],

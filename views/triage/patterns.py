@@ -106,7 +106,8 @@ with left:
         st.caption("No permanent missing game in this range yet.")
     else:
         fig = go.Figure()
-        for reason in [r for r in REASON_COLOURS if r in set(reasons["reason"])]:
+        shown = {str(v) for v in reasons["reason"].dropna().unique()}
+        for reason in [r for r in REASON_COLOURS if r in shown]:
             part = reasons[reasons["reason"] == reason]
             fig.add_bar(
                 x=pd.to_datetime(part["week"]), y=part["games"], name=reason, marker_color=REASON_COLOURS[reason]
