@@ -12,7 +12,7 @@ from lib.errors import TriageError
 from lib.model import CHANGE_KINDS, Actor, Filters, parse_instant
 from lib.store import Store
 from ui import data
-from ui.widgets import fmt_hours, fmt_int, md
+from ui.widgets import fmt_hours, fmt_int, md, short_count
 
 K_COMPARE = "compare"  # bound to the URL: a shared link keeps its comparison
 K_AT_DAY, K_AT_TIME = "compare_day", "compare_time"
@@ -128,8 +128,10 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
             with col:
                 shown = b.counts[kind] or b.previous[kind]
                 arrow = "auto" if b.delta(kind) else "off"
-                st.metric(label, fmt_int(b.counts[kind]), delta=_delta(b.delta(kind)) if shown else None,
-                          delta_color="off", delta_arrow=arrow, help=HELP[kind])  # fmt: skip
+                n = b.counts[kind]
+                exact = "" if short_count(n) == fmt_int(n) else f" Exactly {fmt_int(n)}."
+                st.metric(label, short_count(n), delta=_delta(b.delta(kind)) if shown else None,
+                          delta_color="off", delta_arrow=arrow, help=HELP[kind] + exact)  # fmt: skip
                 st.page_link(
                     "views/triage/failures.py",
                     label="List them" if b.counts[kind] else "Nothing to list",

@@ -78,11 +78,35 @@ def fmt_hours(hours: float | None) -> str:
     return f"{hours:.1f} hours" if hours < 96 else f"{hours / 24:.1f} days"
 
 
+def short_count(n: int) -> str:
+    """A count in at most five characters and a sign: exact below 100,000 ("56,430"), then thousands to one
+    decimal ("343.5k") and millions to two ("3.57M"); six figures do not fit a tile of a six-tile row at 1280 px."""
+    if abs(n) < 100_000:
+        return fmt_int(n)
+    if abs(n) < 999_950:  # 999,950 would round to "1000.0k"
+        return f"{n / 1_000:.1f}k"
+    return f"{n / 1_000_000:.2f}M"
+
+
+def cell_count(n: int) -> str:
+    """A count in at most four characters, for a cell of a chart (the exact count is in its hover): exact below
+    1,000, then "4.1k", "40k", "1.2M"; five figures overlapped their neighbours at 1280 px."""
+    if abs(n) < 1_000:
+        return str(n)
+    if abs(n) < 9_950:
+        return f"{n / 1_000:.1f}k"
+    if abs(n) < 999_500:
+        return f"{n / 1_000:.0f}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
 def tile(label: str, n: int, help_text: str) -> tuple[str, str, str]:
-    """A count's tile for ``kpi_row``: millions shortened to fit a tile ("3.57M"), the exact count in its help."""
-    if abs(n) < 1_000_000:
-        return label, fmt_int(n), help_text
-    return label, f"{n / 1_000_000:.2f}M", f"{help_text}. Exactly {fmt_int(n)}."
+    """A count's tile for ``kpi_row``: large counts shortened to fit a tile (``short_count``), the exact count
+    in its help."""
+    shown = short_count(n)
+    if shown == fmt_int(n):
+        return label, shown, help_text
+    return label, shown, f"{help_text}. Exactly {fmt_int(n)}."
 
 
 #: Page-wide layout rules, applied once by app.py: on a 1280 px laptop a metric's label and delta wrap instead of

@@ -11,7 +11,7 @@ import streamlit as st
 from lib.model import UNCLASSIFIED, SourceTable
 from ui import actions, context, data, filters, identity, resolve
 from ui import briefing as briefing_panel
-from ui.widgets import TYPE_COLOURS, TYPE_ORDER, fmt_int, kpi_row, md, tile
+from ui.widgets import TYPE_COLOURS, TYPE_ORDER, cell_count, fmt_int, kpi_row, md, tile
 
 K_MATRIX = "overview_matrix"
 K_TREND = "overview_trend"
@@ -118,9 +118,9 @@ with left:
                 x=m["failure_category"],
                 y=m["processor_name"],
                 mode="markers+text",
-                text=[fmt_int(v) for v in m["items"]],
+                text=[cell_count(int(v)) for v in m["items"]],
                 textfont={"size": 11, "color": "#1f2430"},
-                customdata=m[["occurrences"]].to_numpy(),
+                customdata=m[["occurrences", "items"]].to_numpy(),
                 marker={
                     "symbol": "square",
                     "size": size,
@@ -129,7 +129,8 @@ with left:
                     "line": {"width": 0},
                 },
                 hovertemplate=(
-                    "<b>%{y}</b><br>%{x}<br>%{text} items · %{customdata[0]:,} rows<extra>click to list</extra>"
+                    "<b>%{y}</b><br>%{x}<br>%{customdata[1]:,} items · %{customdata[0]:,} rows"
+                    "<extra>click to list</extra>"
                 ),
             )
         )
