@@ -89,7 +89,7 @@ def short_count(n: int) -> str:
 
 
 def cell_count(n: int) -> str:
-    """A count in at most four characters, for a cell of a chart (the exact count is in its hover): exact below
+    """A count in at most five characters, for a cell of a chart (the exact count is in its hover): exact below
     1,000, then "4.1k", "40k", "1.2M"; five figures overlapped their neighbours at 1280 px."""
     if abs(n) < 1_000:
         return str(n)
