@@ -12,7 +12,7 @@ from lib.errors import TriageError
 from lib.model import CHANGE_KINDS, Actor, Filters, parse_instant
 from lib.store import Store
 from ui import data
-from ui.widgets import fmt_hours, fmt_int, md, short_count
+from ui.widgets import fmt_hours, fmt_int, md, tile
 
 K_COMPARE = "compare"  # bound to the URL: a shared link keeps its comparison
 K_AT_DAY, K_AT_TIME = "compare_day", "compare_time"
@@ -128,10 +128,9 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
             with col:
                 shown = b.counts[kind] or b.previous[kind]
                 arrow = "auto" if b.delta(kind) else "off"
-                n = b.counts[kind]
-                exact = "" if short_count(n) == fmt_int(n) else f" Exactly {fmt_int(n)}."
-                st.metric(label, short_count(n), delta=_delta(b.delta(kind)) if shown else None,
-                          delta_color="off", delta_arrow=arrow, help=HELP[kind] + exact)  # fmt: skip
+                _, value, help_text = tile(label, b.counts[kind], HELP[kind])
+                st.metric(label, value, delta=_delta(b.delta(kind)) if shown else None, delta_color="off",
+                          delta_arrow=arrow, help=help_text)  # fmt: skip
                 st.page_link(
                     "views/triage/failures.py",
                     label="List them" if b.counts[kind] else "Nothing to list",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import streamlit as st
@@ -321,18 +321,15 @@ def _from_cube(store: Store, filters: Filters, what: str) -> Any:
 
 
 def kpis(store: Store, filters: Filters) -> Kpis:
-    kpis_: Kpis = _from_cube(store, filters, "kpis")
-    return kpis_
+    return cast(Kpis, _from_cube(store, filters, "kpis"))
 
 
 def matrix(store: Store, filters: Filters) -> pd.DataFrame:
-    frame: pd.DataFrame = _from_cube(store, filters, "matrix")
-    return frame
+    return cast(pd.DataFrame, _from_cube(store, filters, "matrix"))
 
 
 def trend(store: Store, filters: Filters) -> pd.DataFrame:
-    frame: pd.DataFrame = _from_cube(store, filters, "trend")
-    return frame
+    return cast(pd.DataFrame, _from_cube(store, filters, "trend"))
 
 
 def count(store: Store, filters: Filters) -> int:
@@ -416,13 +413,11 @@ def player_items(store: Store, lookup: str, filters: Filters) -> pd.DataFrame:
 
 
 def mass_dates(store: Store, filters: Filters) -> pd.DataFrame:
-    frame: pd.DataFrame = _from_cube(store, filters, "mass_dates")
-    return frame
+    return cast(pd.DataFrame, _from_cube(store, filters, "mass_dates"))
 
 
 def permanent_share(store: Store, filters: Filters) -> pd.DataFrame:
-    frame: pd.DataFrame = _from_cube(store, filters, "permanent_share")
-    return frame
+    return cast(pd.DataFrame, _from_cube(store, filters, "permanent_share"))
 
 
 #: Page queries that take (store, filters), cached like every other read (key: data version + filters).

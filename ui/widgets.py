@@ -106,7 +106,7 @@ def tile(label: str, n: int, help_text: str) -> tuple[str, str, str]:
     shown = short_count(n)
     if shown == fmt_int(n):
         return label, shown, help_text
-    return label, shown, f"{help_text}. Exactly {fmt_int(n)}."
+    return label, shown, f"{help_text.rstrip('.')}. Exactly {fmt_int(n)}."
 
 
 #: Page-wide layout rules, applied once by app.py: on a 1280 px laptop a metric's label and delta wrap instead of

@@ -30,6 +30,8 @@ def test_a_count_fits_a_tile(n: int, shown: str) -> None:
 def test_a_shortened_count_keeps_the_exact_figure_in_its_help() -> None:
     assert tile("Items", 343_512, "Failure items shown") == ("Items", "343.5k", "Failure items shown. Exactly 343,512.")
     assert tile("Items", 56_430, "Failure items shown") == ("Items", "56,430", "Failure items shown")
+    said = tile("New items", 1_234_567, "Items first recorded after the comparison point.")[2]
+    assert said == "Items first recorded after the comparison point. Exactly 1,234,567."
 
 
 @pytest.mark.parametrize(
