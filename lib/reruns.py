@@ -22,6 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
+import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -495,20 +498,29 @@ def send(store: Store, plan: Plan, actor: Actor | None, *, note: str, settings: 
             f"This request spans {len(plan.dates)} dates; at most {settings.max_dates} go in one request.",
             "Narrow the dates (the sidebar, or --since/--until), or raise TRIAGE_RERUN_MAX_DATES.",
         )
-    request_id = uuid.uuid4().hex
     claimed_at = now
-    rows = [_row(request_id, plan, m, n, who, text, "claimed", claimed_at) for n, m in enumerate(plan.messages)]
-    items = pd.DataFrame(
-        [{"request_id": request_id, "message_key": m.key, "source_table": k.source_table,
-          "processor_name": k.processor_name, "item_date": k.item_date, "entity_id": k.entity_id}
-         for m in plan.messages for k in m.items],
-        columns=["request_id", "message_key", "source_table", "processor_name", "item_date", "entity_id"],
-    )  # fmt: skip
+    started = time.monotonic()
     with store.transaction(label="reruns") as tx:
+        # Taken inside the write: on DuckDB one writer of a file at a time, so the ids follow the order the claims
+        # became visible in, and a claim that another one's look missed sorts after it.
+        request_id = claim_id()
+        rows = [_row(request_id, plan, m, n, who, text, "claimed", claimed_at) for n, m in enumerate(plan.messages)]
+        items = pd.DataFrame(
+            [{"request_id": request_id, "message_key": m.key, "source_table": k.source_table,
+              "processor_name": k.processor_name, "item_date": k.item_date, "entity_id": k.entity_id}
+             for m in plan.messages for k in m.items],
+            columns=["request_id", "message_key", "source_table", "processor_name", "item_date", "entity_id"],
+        )  # fmt: skip
         tx.insert_frame("nba_processing.rerun_requests", _frame(rows))
         if len(items):
             tx.insert_frame("nba_processing.rerun_request_items", items)
+    took = time.monotonic() - started
     lost = _lost_races(store, plan, request_id, claimed_at, forced=plan.forced)
+    if len(lost) < len(plan.messages):
+        # A second look, once a claim taken just before ours but still being written would have landed (twice our
+        # own write's time): it wins, and it sees ours as the later one, so of the two exactly one sends.
+        time.sleep(min(max(SETTLE_FLOOR, 2 * took), SETTLE_CAP))
+        lost = _lost_races(store, plan, request_id, claimed_at, forced=plan.forced)
     result = Sent(request_id)
     finals: list[dict[str, Any]] = []
     stop = ""
@@ -568,17 +580,32 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 #: How long a claim may take to be sent: claims older than this are pending requests (``pending_claims``), not races.
 RACE_WINDOW = dt.timedelta(minutes=5)
+#: The wait before a claim's second look: twice its own write's time, within these bounds (seconds).
+SETTLE_FLOOR, SETTLE_CAP = 0.05, 15.0
+_last_claim = 0
+_claim_guard = threading.Lock()
+
+
+def claim_id() -> str:
+    """A request id that sorts in the order it was taken: 16 hex digits of the clock in nanoseconds (strictly
+    increasing within the process, whatever the clock does), then 16 random ones. Claims race by these ids, never by
+    the caller's ``now``: two resolvers pressing in the same second still have an order."""
+    global _last_claim
+    with _claim_guard:
+        _last_claim = max(time.time_ns(), _last_claim + 1)
+        stamp = _last_claim
+    return f"{stamp:016x}{secrets.token_hex(8)}"
 
 
 def _lost_races(store: Store, plan: Plan, request_id: str, at: dt.datetime, *, forced: bool = False
                 ) -> dict[str, str]:  # fmt: skip
     """Messages whose processor and date an earlier claim (another request, in flight or sent) holds: the earliest
-    claim wins, whoever reads first (message key -> the winner's request id). A plan that starts with its own
-    source fix only yields to claims of the same incident."""
+    claim by request id (``claim_id``) wins, whoever reads first (message key -> the winner's request id). A plan
+    that starts with its own source fix only yields to claims of the same incident."""
     first, last = min(plan.dates), max(plan.dates)
     claims = store.query(
         """
-SELECT request_id, COALESCE(incident_id, '') AS incident_id, processors, data_date, MIN(at) AS claimed_at,
+SELECT request_id, COALESCE(incident_id, '') AS incident_id, processors, data_date,
   LOGICAL_OR(outcome IN ('failed', 'duplicate')) AS dropped, LOGICAL_OR(outcome <> 'claimed') AS finished
 FROM nba_processing.rerun_requests
 WHERE data_date BETWEEN @date_from AND @date_to AND at >= @window
@@ -586,24 +613,21 @@ GROUP BY request_id, COALESCE(incident_id, ''), processors, data_date""",
         {"date_from": first, "date_to": last, "window": at - RACE_WINDOW},
         label="reruns",
     )
-    held: dict[str, tuple[pd.Timestamp, str]] = {}
+    held: dict[str, str] = {}
     source_fix = plan.fixes_its_source
     for r in claims.itertuples(index=False):
         if bool(r.dropped) or str(r.request_id) == request_id or (forced and bool(r.finished)):
             continue
         if source_fix and str(r.incident_id) != plan.incident_id:
             continue  # as pending_claims: another incident's run does not wait for this one's fix
-        stamp = pd.Timestamp(str(r.claimed_at))
         for p in str(r.processors).split(","):
             c = f"{p}|{_date(r.data_date).isoformat()}"
-            if c not in held or (stamp, str(r.request_id)) < held[c]:
-                held[c] = (stamp, str(r.request_id))
-    mine = pd.Timestamp(at)
+            held[c] = min(held.get(c, str(r.request_id)), str(r.request_id))
     lost: dict[str, str] = {}
     for m in plan.messages:
         for c in m.claims:
-            if c in held and held[c] < (mine, request_id):
-                lost[m.key] = held[c][1]
+            if c in held and held[c] < request_id:
+                lost[m.key] = held[c]
     return lost
 
 

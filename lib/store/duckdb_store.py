@@ -81,6 +81,9 @@ class _Shared:
 # the file in between.
 _instances: dict[Path, _Shared] = {}
 _instances_lock = threading.Lock()
+#: One writer at a time per file in this process, whichever store object writes (other processes are kept out by
+#: DuckDB's file lock): what a transaction read is then still true when it commits.
+_write_locks: dict[Path, threading.RLock] = {}
 #: ``existing_tables`` per path, with the file version it was read at.
 _tables_seen: dict[Path, tuple[str, frozenset[str]]] = {}
 
@@ -185,8 +188,8 @@ class DuckDBStore(Store):
         self.create = create  # False: a read that must not create a file or a folder
         self.read_only = False
         self.dialect = Dialect("duckdb")
-        # Serialises writers inside this process; other processes are kept out by DuckDB's file lock.
-        self._write_lock = threading.RLock()
+        with _instances_lock:
+            self._write_lock = _write_locks.setdefault(self.path, threading.RLock())
 
     @property
     def location(self) -> str:

@@ -207,6 +207,49 @@ def test_two_resolvers_pressing_at_once_send_one_message(store, pipeline) -> Non
     assert results["alice"].duplicates + results["bob"].duplicates == len(plan.messages)
 
 
+class _LateClaimStore(DuckDBStore):
+    """The real DuckDB file, with the worst interleaving made certain: another resolver's claim, taken (its id
+    drawn) before ours, lands just after our first look at the claims."""
+
+    def __init__(self, path: Path, late: pd.DataFrame) -> None:
+        super().__init__(path)
+        self.late, self.looks = late, 0
+
+    def query(self, sql, params=None, *, label=""):  # type: ignore[no-untyped-def]
+        out = super().query(sql, params, label=label)
+        if "LOGICAL_OR(outcome IN ('failed', 'duplicate'))" in sql:
+            self.looks += 1
+            if self.looks == 1:
+                self.insert_frame("nba_processing.rerun_requests", self.late)
+        return out
+
+
+@pytest.mark.parametrize("late_is_earlier", [True, False], ids=["earlier-claim-lands-late", "later-claim"])
+def test_a_claim_that_lands_after_the_first_look_still_decides_one_sender(store, late_is_earlier: bool) -> None:
+    settings = reruns.RerunSettings.from_mapping({})  # recorded, not published: the claims are what is tested
+    window = Filters(date_from=dt.date(2022, 2, 1), date_to=dt.date(2022, 2, 6))
+    plan = reruns.plan_processor(store, window, "PlayerDailyCacheProcessor", settings, now=NOW)
+    assert plan.messages
+    other = reruns.claim_id() if late_is_earlier else "f" * 32  # drawn before ours, or sorting after it
+    late = reruns._frame([reruns._row(other, plan, m, n, BOB, "bob pressed too", "claimed", NOW)
+                          for n, m in enumerate(plan.messages)])  # fmt: skip
+    racing = _LateClaimStore(store.path, late)
+    sent = reruns.send(racing, plan, ALICE, note="alice pressed", settings=settings, now=NOW)
+    assert racing.looks == 2  # the second look happened
+    if late_is_earlier:  # bob's claim was first: alice yields on every message although her first look missed it
+        assert sent.sent == 0 and sent.duplicates == len(plan.messages)
+        assert all(other in o["error"] for o in sent.outcomes)
+    else:  # bob's claim sorts after alice's: she sends, and bob, looking, would yield to her
+        assert sent.sent == len(plan.messages) and sent.duplicates == 0
+        assert reruns._lost_races(store, plan, other, NOW) == {m.key: sent.request_id for m in plan.messages}
+
+
+def test_claim_ids_sort_in_the_order_they_were_taken() -> None:
+    ids = [reruns.claim_id() for _ in range(2000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
 @pytest.mark.parametrize("answer", [403, 500, ("slow", 5, 200)], ids=["forbidden", "server-error", "timeout"])
 def test_a_refused_request_is_recorded_failed_and_nothing_is_marked_requested(store, answer) -> None:
     with HookServer([answer]) as hook:
