@@ -102,6 +102,11 @@ class Store(abc.ABC):
     def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
         """Run one BigQuery-dialect DML statement; return the number of rows it changed."""
 
+    def write_script(self, sql: str, params: Params | None = None, *, label: str = "") -> pd.DataFrame:
+        """Run a multi-statement BigQuery script that writes and return the rows of its last statement. Only
+        BigQuery runs scripts: the other engines write in ``transaction`` blocks."""
+        raise NotImplementedError(f"{type(self).__name__} runs no multi-statement scripts")
+
     @abc.abstractmethod
     def transaction(self, *, label: str = "") -> AbstractContextManager[Transaction]:
         """A unit of work: commits on a clean exit, rolls back on an exception."""

@@ -276,6 +276,20 @@ class BigQueryStore(Store):
         finally:
             self._wrote(label)
 
+    def write_script(self, sql: str, params: Params | None = None, *, label: str = "") -> pd.DataFrame:
+        """Run a multi-statement script that writes (a write, as ``execute``: no bytes cap) and return the rows of
+        its last statement."""
+
+        def run() -> pd.DataFrame:
+            job = self._run(sql, params, label, dml=True)
+            frame: pd.DataFrame = job.result().to_dataframe(create_bqstorage_client=False)
+            return frame
+
+        try:
+            return normalise_frame(self._guard(run, f"the {label or 'script'}"))
+        finally:
+            self._wrote(label)
+
     def _wrote(self, label: str) -> None:
         if label not in _UNVERSIONED_LABELS:
             self._writes += 1
