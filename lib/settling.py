@@ -155,7 +155,7 @@ def week_of(day: object) -> dt.date:
 def weeks_of(days: pd.Series) -> pd.Series:
     """``week_of`` of every day at once (dates, or their text)."""
     stamps = pd.to_datetime(days.astype(str))
-    return (stamps - pd.to_timedelta(stamps.dt.weekday, unit="D")).dt.date
+    return (stamps - pd.to_timedelta(stamps.dt.day_of_week, unit="D")).dt.date
 
 
 def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
