@@ -98,6 +98,106 @@ def _open_day() -> None:
         st.session_state[K_GOTO] = True
 
 
+def _matrix_figure(m: pd.DataFrame) -> go.Figure:
+    """Items by processor and category: a cell per pair, its colour and number the items."""
+    phase_of = {p: int(ph) for p, ph in zip(m["processor_name"], m["phase"], strict=True)}
+    processors = sorted(phase_of, key=lambda p: (phase_of[p], p), reverse=True)
+    totals = m.groupby("failure_category")["items"].sum().sort_values(ascending=False)
+    categories = list(totals.index)
+    row_px = 50
+    height = max(300, row_px * len(processors) + 170)
+    size = max(16, min(row_px - 6, int(600 / max(len(categories), 1)) - 6))
+    fig = go.Figure(
+        go.Scatter(
+            x=m["failure_category"],
+            y=m["processor_name"],
+            mode="markers+text",
+            text=[cell_count(int(v)) for v in m["items"]],
+            textfont={"size": 11, "color": "#1f2430"},
+            customdata=m[["occurrences", "items"]].to_numpy(),
+            marker={
+                "symbol": "square",
+                "size": size,
+                "color": m["items"].clip(lower=1).map(float).pipe(lambda s: s.apply(lambda v: v**0.5)),
+                "colorscale": [[0, "#fde8d7"], [0.5, "#f59c5b"], [1, "#c43c0f"]],
+                "line": {"width": 0},
+            },
+            hovertemplate=(
+                "<b>%{y}</b><br>%{x}<br>%{customdata[1]:,} items · %{customdata[0]:,} rows<extra>click to list</extra>"
+            ),
+        )
+    )
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={
+            "categoryorder": "array",
+            "categoryarray": categories,
+            "side": "top",
+            "tickangle": -35,
+            "showgrid": False,
+        },
+        yaxis={"categoryorder": "array", "categoryarray": processors, "showgrid": False},
+        plot_bgcolor="white",
+        dragmode=False,
+    )
+    return fig
+
+
+def _trend_figure(t: pd.DataFrame) -> go.Figure:
+    """Items per date, stacked by failure type."""
+    t = t.assign(item_date=pd.to_datetime(t["item_date"]))
+    fig = go.Figure()
+    present = {str(v) for v in t["failure_type"].dropna().unique()}  # once: a whole history is thousands of rows
+    for failure_type in [ft for ft in TYPE_ORDER if ft in present] + sorted(present - set(TYPE_ORDER)):
+        part = t[t["failure_type"] == failure_type]
+        fig.add_bar(
+            x=part["item_date"],
+            y=part["items"],
+            name=failure_type,
+            legendgroup=failure_type,
+            marker_color=TYPE_COLOURS.get(failure_type, "#999999"),
+            customdata=part[["failure_type", "occurrences"]].to_numpy(),
+            hovertemplate=(
+                "%{x|%Y-%m-%d}<br><b>%{customdata[0]}</b>: %{y:,} items (%{customdata[1]:,} rows)<extra></extra>"
+            ),
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        xaxis={"title": None},
+        yaxis={"title": "items"},
+        dragmode=False,
+    )
+    return fig
+
+
+def _age_figure(ages: pd.DataFrame) -> go.Figure:
+    """Open items by how long they have waited."""
+    age_fig = go.Figure(
+        go.Bar(
+            x=ages["items"],
+            y=ages["age"],
+            orientation="h",
+            marker_color=AGE_COLOURS[: len(ages)],
+            text=[fmt_int(int(v)) for v in ages["items"]],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:,} open items<extra></extra>",
+        )
+    )
+    age_fig.update_layout(
+        height=230,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        yaxis={"autorange": "reversed", "title": None},
+        xaxis={"title": "open items"},
+        plot_bgcolor="white",
+        dragmode=False,
+    )
+    return age_fig
+
+
 left, right = st.columns([3, 1.2], gap="large")
 
 with left:
@@ -106,48 +206,7 @@ with left:
     if m.empty:
         st.info("No failure items match these filters.", icon=":material/check_circle:")
     else:
-        phase_of = {p: int(ph) for p, ph in zip(m["processor_name"], m["phase"], strict=True)}
-        processors = sorted(phase_of, key=lambda p: (phase_of[p], p), reverse=True)
-        totals = m.groupby("failure_category")["items"].sum().sort_values(ascending=False)
-        categories = list(totals.index)
-        row_px = 50
-        height = max(300, row_px * len(processors) + 170)
-        size = max(16, min(row_px - 6, int(600 / max(len(categories), 1)) - 6))
-        fig = go.Figure(
-            go.Scatter(
-                x=m["failure_category"],
-                y=m["processor_name"],
-                mode="markers+text",
-                text=[cell_count(int(v)) for v in m["items"]],
-                textfont={"size": 11, "color": "#1f2430"},
-                customdata=m[["occurrences", "items"]].to_numpy(),
-                marker={
-                    "symbol": "square",
-                    "size": size,
-                    "color": m["items"].clip(lower=1).map(float).pipe(lambda s: s.apply(lambda v: v**0.5)),
-                    "colorscale": [[0, "#fde8d7"], [0.5, "#f59c5b"], [1, "#c43c0f"]],
-                    "line": {"width": 0},
-                },
-                hovertemplate=(
-                    "<b>%{y}</b><br>%{x}<br>%{customdata[1]:,} items · %{customdata[0]:,} rows"
-                    "<extra>click to list</extra>"
-                ),
-            )
-        )
-        fig.update_layout(
-            height=height,
-            margin={"l": 10, "r": 10, "t": 10, "b": 10},
-            xaxis={
-                "categoryorder": "array",
-                "categoryarray": categories,
-                "side": "top",
-                "tickangle": -35,
-                "showgrid": False,
-            },
-            yaxis={"categoryorder": "array", "categoryarray": processors, "showgrid": False},
-            plot_bgcolor="white",
-            dragmode=False,
-        )
+        fig = data.figure(store, f, "overview-matrix", lambda: _matrix_figure(m))
         st.plotly_chart(
             fig, key=K_MATRIX, on_select=_open_cell, selection_mode="points", config={"displayModeBar": False}
         )
@@ -179,25 +238,7 @@ with right:
     if int(ages["items"].sum()) == 0:
         st.caption("No open items: nothing is waiting.")
     else:
-        age_fig = go.Figure(
-            go.Bar(
-                x=ages["items"],
-                y=ages["age"],
-                orientation="h",
-                marker_color=AGE_COLOURS[: len(ages)],
-                text=[fmt_int(int(v)) for v in ages["items"]],
-                textposition="auto",
-                hovertemplate="%{y}: %{x:,} open items<extra></extra>",
-            )
-        )
-        age_fig.update_layout(
-            height=230,
-            margin={"l": 10, "r": 10, "t": 10, "b": 10},
-            yaxis={"autorange": "reversed", "title": None},
-            xaxis={"title": "open items"},
-            plot_bgcolor="white",
-            dragmode=False,
-        )
+        age_fig = data.figure(store, f, "overview-age", lambda: _age_figure(ages), now_minute)
         st.plotly_chart(age_fig, key="overview_backlog_age", config={"displayModeBar": False})
         waiting = int(ages["items"].sum())
         st.caption(f"{fmt_int(waiting)} open items: {fmt_int(k.unresolved)} UNRESOLVED (the tile above) and "
@@ -208,31 +249,7 @@ t = context.guarded(lambda: data.trend(store, f))
 if t.empty:
     st.info("Nothing to chart for these filters.")
 else:
-    t = t.assign(item_date=pd.to_datetime(t["item_date"]))
-    fig = go.Figure()
-    present = {str(v) for v in t["failure_type"].dropna().unique()}  # once: a whole history is thousands of rows
-    for failure_type in [ft for ft in TYPE_ORDER if ft in present] + sorted(present - set(TYPE_ORDER)):
-        part = t[t["failure_type"] == failure_type]
-        fig.add_bar(
-            x=part["item_date"],
-            y=part["items"],
-            name=failure_type,
-            legendgroup=failure_type,
-            marker_color=TYPE_COLOURS.get(failure_type, "#999999"),
-            customdata=part[["failure_type", "occurrences"]].to_numpy(),
-            hovertemplate=(
-                "%{x|%Y-%m-%d}<br><b>%{customdata[0]}</b>: %{y:,} items (%{customdata[1]:,} rows)<extra></extra>"
-            ),
-        )
-    fig.update_layout(
-        barmode="stack",
-        height=340,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        xaxis={"title": None},
-        yaxis={"title": "items"},
-        dragmode=False,
-    )
+    fig = data.figure(store, f, "overview-trend", lambda: _trend_figure(t))
     st.plotly_chart(fig, key=K_TREND, on_select=_open_day, selection_mode="points", config={"displayModeBar": False})
     st.caption("Click a bar to list that date's items of that type.")
 
