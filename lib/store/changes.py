@@ -209,13 +209,22 @@ def cube_sql(filters: Filters) -> str:
     now_cols = "status AS status_now, failure_type_label AS type_now, correctable_class AS correctable_now"
     current = {"status": "status", "type": "failure_type_label", "correctable": "correctable_class",
                "occurrences": "occurrences"}  # fmt: skip
+    # Items with no change after before_at are nearly all of them: counted by their few distinct states first, and
+    # only then given their state at each instant (per group, not per item).
     quiet = f"""
   SELECT failure_category, is_expected, {now_cols},
-    {_state_at(_THEN, f"born <= @{_THEN}", current)},
-    {_state_at(_BEFORE, f"born <= @{_BEFORE}", current)},
-    last_actor, occurrences AS occurrences_now, 1 AS n
-  FROM nba_processing.failure_items
-  WHERE {in_range} AND (born > @{_THEN} OR changed_at IS NULL OR changed_at <= @{_BEFORE})"""
+    {_state_at(_THEN, f"born_{_THEN}", current)},
+    {_state_at(_BEFORE, f"born_{_BEFORE}", current)},
+    last_actor, occurrences AS occurrences_now, n
+  FROM (
+    SELECT failure_category, is_expected, status, failure_type_label, correctable_class, last_actor,
+      born <= @{_THEN} AS born_{_THEN}, born <= @{_BEFORE} AS born_{_BEFORE},
+      CAST(SUM(occurrences) AS INT64) AS occurrences, COUNT(*) AS n
+    FROM nba_processing.failure_items
+    WHERE {in_range} AND (born > @{_THEN} OR changed_at IS NULL OR changed_at <= @{_BEFORE})
+    GROUP BY failure_category, is_expected, status, failure_type_label, correctable_class, last_actor,
+      born_{_THEN}, born_{_BEFORE}
+  ) AS q"""
     before = {s: f"from_{s}" for s in _STATE}
     then = {s: f"IF(at <= @{_THEN}, to_{s}, from_{s})" for s in _STATE}
     single = f"""
