@@ -97,6 +97,7 @@ def sidebar(store: Store) -> Filters:
             K_STATUS: ([s.value for s in ResolutionStatus], "no such status"),
         }
     )
+    _repair_switches_and_text()
     _show_ignored(side)
 
     # No format_func: Streamlit would put the formatted label in the URL, and a link naming the table
@@ -148,7 +149,7 @@ def sidebar(store: Store) -> Filters:
         "Entity contains",
         key=K_ENTITY,
         bind="query-params",
-        max_chars=200,
+        max_chars=MAX_ENTITY,
         placeholder="player lookup, team, game id…",
     )
     hide_expected = side.toggle(
@@ -246,6 +247,22 @@ def _repair_dates(lo: dt.date, hi: dt.date) -> None:
             edge = lo if day < lo else hi
             _note(key, raw[-1], f"outside the data ({lo} to {hi}); {edge} is used")
             st.session_state[key] = edge
+
+
+#: The longest "Entity contains" text searched for (the rest of a longer one from a link is not).
+MAX_ENTITY = 200
+
+
+def _repair_switches_and_text() -> None:
+    """A switch's value that is neither true nor false (Streamlit drops it), and an entity text longer than the
+    box takes (Streamlit cuts it), are named, as every other value a link brings and the page cannot use."""
+    for key, default in ((K_HIDE_EXPECTED, "on"), (K_DISAGREE, "off")):
+        raw = _raw(key)
+        if raw and raw[-1] != "" and raw[-1].lower() not in ("true", "false"):
+            _note(key, raw[-1], f"not true or false; the switch stays {default}")
+    raw = _raw(K_ENTITY)
+    if raw and len(raw[-1]) > MAX_ENTITY:
+        _note(K_ENTITY, raw[-1], f"{len(raw[-1]):,} characters; only the first {MAX_ENTITY} are searched for")
 
 
 def _show_ignored(side: Any) -> None:

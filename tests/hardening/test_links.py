@@ -72,3 +72,13 @@ def test_a_clean_link_shows_no_notice(app_db: Path) -> None:
     at = _open({"table": ["analytics_failures"], "from": "2022-01-01", "to": "2022-01-31"})
     assert _ignored(at) == ""
     assert at.sidebar.multiselect(key="table").value == ["analytics_failures"]
+
+
+def test_a_switch_that_is_neither_true_nor_false_and_an_overlong_entity_are_named(app_db: Path) -> None:
+    at = _open({"hide_expected": "maybe", "disagree": "sometimes", "entity": "a" * 5000})
+    notice = _ignored(at)
+    assert "maybe" in notice and "sometimes" in notice and "not true or false" in notice, notice
+    assert "5,000 characters" in notice and "first 200" in notice, notice
+    assert at.sidebar.toggle(key="hide_expected").value is True and at.sidebar.toggle(key="disagree").value is False
+    clean = _open({"hide_expected": "FALSE", "entity": "zach"})  # Streamlit reads either case: nothing to name
+    assert _ignored(clean) == "" and clean.sidebar.toggle(key="hide_expected").value is False
