@@ -50,12 +50,18 @@ def _vs_then(name: str) -> str | None:
     return f"{change:+,} vs then" if change else "same as then"
 
 
+neither = max(k.items - k.correctable - k.uncorrectable, 0)
+items_help = (
+    f"Failure items shown ({fmt_int(k.occurrences)} rows recorded for them). {fmt_int(neither)} of them are in "
+    "neither Correctable nor Not correctable: their correctability is unknown (not judged yet, or judged UNKNOWN)"
+)
+permanent_help = "Judged permanent: no re-run brings the data (the player did not play, too little history, …)"
 kpi_row(
     [
-        tile("Items", k.items, f"Failure items shown ({fmt_int(k.occurrences)} rows recorded for them)"),
+        tile("Items", k.items, items_help),
         tile("Unresolved", k.unresolved, "Items whose status is UNRESOLVED (or NULL)"),
-        tile("Correctable", k.correctable, "Classified as fixable by re-ingesting or re-processing"),
-        tile("Not correctable", k.uncorrectable, "Classified as permanent (the player did not play)"),
+        tile("Correctable", k.correctable, "Judged fixable: re-ingesting or re-processing brings the data"),
+        tile("Not correctable", k.uncorrectable, permanent_help),
         tile("Unclassified", k.unclassified, "No failure_type yet"),
         (
             "Expected share",
