@@ -103,6 +103,9 @@ WHERE l.item_date IN UNNEST(@dates)"""
     )
 
 
+#: What a chunk's rebuild removes first (the fingerprints first: a rebuild cut short leaves its dates unindexed).
+_DELETES = tuple(f"DELETE FROM {t} WHERE {_IN_CHUNK}" for t in (_DATES, _ITEMS, _ROLLUPS, changes.CHANGES))
+
 _INSERT_ROLLUPS = f"""
 INSERT INTO {_ROLLUPS} (item_date, source_table, processor_name, failure_category, failure_type, correctable_class,
   status, is_expected, phase, items, occurrences)
@@ -312,10 +315,8 @@ def _rebuild(
         return _rebuild_in_one_job(store, params, _state_rows(mine, pd.Timestamp.now(tz="UTC"), checked_at), checked_at)
     with store.transaction(label="index") as tx:
         # The fingerprint goes first and comes back last: a refresh cut short leaves its dates unindexed.
-        tx.execute(f"DELETE FROM {_DATES} WHERE {_IN_CHUNK}", params)
-        tx.execute(f"DELETE FROM {_ITEMS} WHERE {_IN_CHUNK}", params)
-        tx.execute(f"DELETE FROM {_ROLLUPS} WHERE {_IN_CHUNK}", params)
-        tx.execute(f"DELETE FROM {changes.CHANGES} WHERE {_IN_CHUNK}", params)
+        for sql in _DELETES:
+            tx.execute(sql, params)
         tx.execute(changes.insert_sql(table), params)
         written = tx.execute(_insert_items(table), params)
         tx.execute(_INSERT_ROLLUPS, params)
@@ -348,13 +349,10 @@ def _rebuild_in_one_job(
 
     rows = [f"{d.isoformat()}|{micros(c)}|{f}" for d, c, f in zip(state["item_date"], state["changed_at"],
                                                                  state["fingerprint"], strict=True)]  # fmt: skip
-    if any(str(f).count("|") for f in state["fingerprint"]):
+    if any("|" in str(f) for f in state["fingerprint"]):
         raise TriageError("An item index fingerprint holds a '|'; it cannot be stored in one job.")
     statements = [
-        f"DELETE FROM {_DATES} WHERE {_IN_CHUNK}",
-        f"DELETE FROM {_ITEMS} WHERE {_IN_CHUNK}",
-        f"DELETE FROM {_ROLLUPS} WHERE {_IN_CHUNK}",
-        f"DELETE FROM {changes.CHANGES} WHERE {_IN_CHUNK}",
+        *_DELETES,
         changes.insert_sql(str(params["source_table"])),
         _insert_items(str(params["source_table"])),
         "SET written = @@row_count",
