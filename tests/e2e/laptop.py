@@ -88,6 +88,10 @@ def check_page(browser: Browser, url: str, path: str, width: int = 1280) -> list
         wanted = PAGES.get(path, {})
         if wanted:
             expect(page.locator('[data-testid="stDataFrame"]').nth(max(wanted))).to_be_visible(timeout=WAIT)
+            for n in wanted:  # a grid draws its header cells after it is shown: slowly on a busy machine
+                expect(page.locator('[data-testid="stDataFrame"]').nth(n).locator("th").first).to_be_attached(
+                    timeout=WAIT
+                )
         page.wait_for_timeout(1_500)  # the grids draw after their data arrives
         problems += [f"/{path}: metric text cut: {t!r}" for t in page.evaluate(_MEASURE)]
         tables = page.evaluate(_TABLES, FIXED)
