@@ -15,7 +15,9 @@ A briefing at three instants (``before_at`` < ``since_at`` < now) then splits th
 an aggregate:
 
 * **quiet** (from the index): no change after ``before_at``, or first recorded after ``since_at``. Their state at
-  each instant is their state now where they existed then (``born``), and nothing before.
+  each instant is their state now where they existed then (``born``), and nothing before. Most of them settled
+  long before: their counts per date and state are stored (``failure_settled``, with the instant they had all
+  settled by) and read as such when ``before_at`` is later; only the rest are read item by item.
 * **one change** (from the log): the item's only change after ``before_at``: the state before it holds until
   its instant, the state after it from then on.
 * **several changes** (from the log, grouped per item: the only per-item work, and only for these items): the
@@ -27,7 +29,7 @@ from __future__ import annotations
 from lib.model import Filters
 from lib.store.history import EPOCH_SQL
 from lib.store.relation import _INDEX_FILTERS, _restricts, items_cte, rows_cte
-from lib.store.schema import FAILURE_ITEM_CHANGES
+from lib.store.schema import FAILURE_ITEM_CHANGES, FAILURE_SETTLED
 
 __all__ = ["CHANGES", "FAR_FUTURE_SQL", "cube_sql", "insert_sql"]
 
@@ -210,20 +212,35 @@ def cube_sql(filters: Filters) -> str:
     current = {"status": "status", "type": "failure_type_label", "correctable": "correctable_class",
                "occurrences": "occurrences"}  # fmt: skip
     # Items with no change after before_at are nearly all of them: counted by their few distinct states first, and
-    # only then given their state at each instant (per group, not per item).
+    # only then given their state at each instant (per group, not per item). Those settled by before_at (first row
+    # and last change at or before their date's horizon, itself at or before before_at) existed at both instants
+    # as they are now: their counts per date and state are stored (``failure_settled``), and only the other items
+    # are read one by one. An entity filter needs the items themselves.
+    state = "failure_category, is_expected, status, failure_type_label, correctable_class, last_actor"
+    by_group = not (_restricts(filters, "entity") or _restricts(filters, "entity_exact"))
+    settled = (
+        f"""
+    SELECT {state}, TRUE AS born_{_THEN}, TRUE AS born_{_BEFORE},
+      CAST(SUM(occurrences) AS INT64) AS occurrences, CAST(SUM(items) AS INT64) AS n
+    FROM {FAILURE_SETTLED.ref}
+    WHERE {in_range} AND settled_at <= @{_BEFORE}
+    GROUP BY {state}
+    UNION ALL"""
+        if by_group
+        else ""
+    )
+    unsettled = f" AND NOT COALESCE(settled_at <= @{_BEFORE}, FALSE)" if by_group else ""
     quiet = f"""
   SELECT failure_category, is_expected, {now_cols},
     {_state_at(_THEN, f"born_{_THEN}", current)},
     {_state_at(_BEFORE, f"born_{_BEFORE}", current)},
     last_actor, occurrences AS occurrences_now, n
-  FROM (
-    SELECT failure_category, is_expected, status, failure_type_label, correctable_class, last_actor,
-      born <= @{_THEN} AS born_{_THEN}, born <= @{_BEFORE} AS born_{_BEFORE},
+  FROM ({settled}
+    SELECT {state}, born <= @{_THEN} AS born_{_THEN}, born <= @{_BEFORE} AS born_{_BEFORE},
       CAST(SUM(occurrences) AS INT64) AS occurrences, COUNT(*) AS n
     FROM nba_processing.failure_items
-    WHERE {in_range} AND (born > @{_THEN} OR changed_at IS NULL OR changed_at <= @{_BEFORE})
-    GROUP BY failure_category, is_expected, status, failure_type_label, correctable_class, last_actor,
-      born_{_THEN}, born_{_BEFORE}
+    WHERE {in_range} AND (born > @{_THEN} OR changed_at IS NULL OR changed_at <= @{_BEFORE}){unsettled}
+    GROUP BY {state}, born_{_THEN}, born_{_BEFORE}
   ) AS q"""
     before = {s: f"from_{s}" for s in _STATE}
     then = {s: f"IF(at <= @{_THEN}, to_{s}, from_{s})" for s in _STATE}

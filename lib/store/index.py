@@ -51,6 +51,7 @@ from lib.store.schema import (
     FAILURE_ITEMS,
     FAILURE_RESOLUTIONS,
     FAILURE_ROLLUPS,
+    FAILURE_SETTLED,
     FAILURE_TABLES,
     INDEX_TABLES,
     ITEM_JUDGEMENTS,
@@ -58,7 +59,7 @@ from lib.store.schema import (
 
 #: Bumped whenever what the index stores changes (a column, a rule of the relation, the expected categories):
 #: every stored fingerprint then differs and each date is rebuilt on first use.
-INDEX_VERSION = "4"
+INDEX_VERSION = "5"
 
 Progress = Callable[[float, str], None]
 
@@ -69,6 +70,11 @@ CHUNK_DATES = 400
 _ITEMS = FAILURE_ITEMS.ref
 _ROLLUPS = FAILURE_ROLLUPS.ref
 _DATES = FAILURE_INDEX_DATES.ref
+_SETTLED = FAILURE_SETTLED.ref
+
+#: How long before a rebuild its items count as settled, at most: a briefing compares now with 24 hours ago and the
+#: 24 hours before (lib/briefing.py), so its earlier instant is never before a rebuild's horizon of 48 hours.
+SETTLED_LAG = dt.timedelta(hours=48)
 
 _IN_CHUNK = "source_table = @source_table AND item_date BETWEEN @date_from AND @date_to AND item_date IN UNNEST(@dates)"
 
@@ -79,12 +85,14 @@ _ROLLUP_DIMENSIONS = (
 
 
 def _insert_items(table: str) -> str:
-    """The items of the dates ``@dates``, with their last change from the change log written just before, and their
-    latest verdict of ours."""
+    """The items of the dates ``@dates``, with their last change from the change log written just before, their
+    latest verdict of ours, and when they settled: an item whose first row and last change are both at or before
+    its date's horizon (its date's last instant, and never later than ``@horizon``) has ``settled_at`` = that
+    horizon. An item whose present differs from where its history ends (a change at ``FAR_FUTURE``) never settles."""
     columns = ", ".join(LABELLED_COLUMNS)
     keys = ("source_table", "processor_name", "item_date", "entity_id")
     return (
-        f"INSERT INTO {_ITEMS} ({columns}, changed_at, {', '.join(JUDGEMENT_COLUMNS)})\nWITH "
+        f"INSERT INTO {_ITEMS} ({columns}, changed_at, {', '.join(JUDGEMENT_COLUMNS)}, settled_at)\nWITH "
         + rows_cte(Filters(tables=(table,)))
         + ","
         + items_cte(detail=True)
@@ -95,16 +103,24 @@ last_change AS (
   SELECT {", ".join(keys)}, MAX(at) AS changed_at FROM {changes.CHANGES} WHERE {_IN_CHUNK}
   GROUP BY {", ".join(keys)}
 )
-SELECT {", ".join("l." + c for c in LABELLED_COLUMNS)}, c.changed_at, {", ".join("j." + c for c in JUDGEMENT_COLUMNS)}
-FROM labelled AS l
-LEFT JOIN last_change AS c ON {" AND ".join(f"c.{k} = l.{k}" for k in keys)}
-LEFT JOIN judged AS j ON {" AND ".join(f"j.{k} = l.{k}" for k in keys)}
-WHERE l.item_date IN UNNEST(@dates)"""
+SELECT {columns}, changed_at, {", ".join(JUDGEMENT_COLUMNS)}, IF(last_at <= horizon, horizon, NULL) AS settled_at
+FROM (
+  SELECT *, LEAST(@horizon, MAX(real_at) OVER (PARTITION BY item_date)) AS horizon
+  FROM (
+    SELECT {", ".join("l." + c for c in LABELLED_COLUMNS)}, c.changed_at,
+      {", ".join("j." + c for c in JUDGEMENT_COLUMNS)}, GREATEST(l.born, COALESCE(c.changed_at, l.born)) AS last_at,
+      GREATEST(l.born, IF(c.changed_at < {changes.FAR_FUTURE_SQL}, c.changed_at, l.born)) AS real_at
+    FROM labelled AS l
+    LEFT JOIN last_change AS c ON {" AND ".join(f"c.{k} = l.{k}" for k in keys)}
+    LEFT JOIN judged AS j ON {" AND ".join(f"j.{k} = l.{k}" for k in keys)}
+    WHERE l.item_date IN UNNEST(@dates)
+  ) AS a
+) AS h"""
     )
 
 
 #: What a chunk's rebuild removes first (the fingerprints first: a rebuild cut short leaves its dates unindexed).
-_DELETES = tuple(f"DELETE FROM {t} WHERE {_IN_CHUNK}" for t in (_DATES, _ITEMS, _ROLLUPS, changes.CHANGES))
+_DELETES = tuple(f"DELETE FROM {t} WHERE {_IN_CHUNK}" for t in (_DATES, _ITEMS, _ROLLUPS, changes.CHANGES, _SETTLED))
 
 _INSERT_ROLLUPS = f"""
 INSERT INTO {_ROLLUPS} (item_date, source_table, processor_name, failure_category, failure_type, correctable_class,
@@ -113,6 +129,18 @@ SELECT {_ROLLUP_DIMENSIONS}, MIN(phase), COUNT(*), CAST(SUM(occurrences) AS INT6
 FROM {_ITEMS}
 WHERE {_IN_CHUNK}
 GROUP BY {_ROLLUP_DIMENSIONS}"""
+
+_SETTLED_DIMENSIONS = (
+    "item_date, source_table, processor_name, failure_category, is_expected, status, failure_type_label, "
+    "correctable_class, last_actor, settled_at"
+)
+#: The settled items per date and state (lib/store/changes.py ``cube_sql`` counts them without reading the items).
+_INSERT_SETTLED = f"""
+INSERT INTO {_SETTLED} ({_SETTLED_DIMENSIONS}, items, occurrences)
+SELECT {_SETTLED_DIMENSIONS}, COUNT(*), CAST(SUM(occurrences) AS INT64)
+FROM {_ITEMS}
+WHERE {_IN_CHUNK} AND settled_at IS NOT NULL
+GROUP BY {_SETTLED_DIMENSIONS}"""
 
 
 @dataclasses.dataclass
@@ -308,6 +336,7 @@ def _rebuild(
         "dates": list(dates),
         "expected_categories": list(EXPECTED_CATEGORIES),
         "unclassified": UNCLASSIFIED,
+        "horizon": pd.Timestamp.now(tz="UTC") - SETTLED_LAG,
     }
     mine = pairs[(pairs["source_table"] == table) & pairs["item_date"].isin(set(dates))]
     mine = mine[mine["fingerprint"].notna()]  # a date with nothing left keeps no fingerprint
@@ -320,6 +349,7 @@ def _rebuild(
         tx.execute(changes.insert_sql(table), params)
         written = tx.execute(_insert_items(table), params)
         tx.execute(_INSERT_ROLLUPS, params)
+        tx.execute(_INSERT_SETTLED, params)
         if len(mine):
             tx.insert_frame(_DATES, _state_rows(mine, pd.Timestamp.now(tz="UTC"), checked_at))
     return written
@@ -357,6 +387,7 @@ def _rebuild_in_one_job(
         _insert_items(str(params["source_table"])),
         "SET written = @@row_count",
         _INSERT_ROLLUPS,
+        _INSERT_SETTLED,
         *([_INSERT_DATES] if rows else []),
     ]
     script = (
@@ -429,13 +460,15 @@ def _usable(store: Store, memo: _Memo) -> str:
     if memo.tables_ready:
         return ""
     existing = store.existing_tables()
-    missing = [t.ref for t in INDEX_TABLES if t.ref not in existing]
-    if missing:
+    missing = [t.ref for t in INDEX_TABLES if t.ref not in existing and t is not FAILURE_SETTLED]
+    if missing:  # (the settled items came later: an index without them is of an older layout, made again below)
         return f"the item index's tables ({', '.join(missing)}) do not exist yet: `python -m lib init` creates them"
     items = store.query(f"SELECT * FROM {_ITEMS} WHERE item_date IS NULL", label="index-layout")
     dates = store.query(f"SELECT * FROM {_DATES} WHERE item_date IS NULL", label="index-layout")
     if not (
-        {*LABELLED_COLUMNS, *JUDGEMENT_COLUMNS, "changed_at"} <= set(items.columns) and "checked_at" in dates.columns
+        {*LABELLED_COLUMNS, *JUDGEMENT_COLUMNS, "changed_at", "settled_at"} <= set(items.columns)
+        and "checked_at" in dates.columns
+        and _SETTLED in existing
     ):
         if getattr(store, "read_only", False):
             return "the item index's tables are of an older layout and the database is read-only"

@@ -499,7 +499,8 @@ FAILURE_ITEMS = TableDef(
   changed_at TIMESTAMP,
   judged_at TIMESTAMP,
   pipeline_type STRING,
-  pipeline_correctable BOOL
+  pipeline_correctable BOOL,
+  settled_at TIMESTAMP
 )
 PARTITION BY item_date
 CLUSTER BY source_table, processor_name, status, entity_id""",
@@ -585,8 +586,35 @@ CLUSTER BY source_table, processor_name, entity_id""",
     False,
 )
 
+# The settled items (lib/store/index.py ``_INSERT_SETTLED``): items whose first row and last change are both at or
+# before their date's ``settled_at`` (a rebuild's horizon), counted per date and state. A briefing whose earlier
+# instant is at or after ``settled_at`` counts them as they are now, without reading the items one by one.
+FAILURE_SETTLED = TableDef(
+    "nba_processing",
+    "failure_settled",
+    """CREATE TABLE IF NOT EXISTS nba_processing.failure_settled (
+  item_date DATE NOT NULL,
+  source_table STRING NOT NULL,
+  processor_name STRING NOT NULL,
+  failure_category STRING,
+  is_expected BOOL,
+  status STRING,
+  failure_type_label STRING,
+  correctable_class STRING,
+  last_actor STRING,
+  settled_at TIMESTAMP NOT NULL,
+  items INT64,
+  occurrences INT64
+)
+PARTITION BY item_date
+CLUSTER BY source_table, processor_name""",
+    False,
+)
+
 #: The item index's tables: derived, never part of the data version that invalidates caches on BigQuery.
-INDEX_TABLES: tuple[TableDef, ...] = (FAILURE_ITEMS, FAILURE_ROLLUPS, FAILURE_INDEX_DATES, FAILURE_ITEM_CHANGES)
+INDEX_TABLES: tuple[TableDef, ...] = (
+    FAILURE_ITEMS, FAILURE_ROLLUPS, FAILURE_INDEX_DATES, FAILURE_ITEM_CHANGES, FAILURE_SETTLED,
+)  # fmt: skip
 
 #: Tables the dashboard owns, beside the pipeline's.
 DASHBOARD_TABLES: tuple[TableDef, ...] = (

@@ -355,6 +355,41 @@ def test_a_present_apart_from_its_history_is_briefed_from_the_log_as_from_the_ro
     assert _log_parts(store)["far"] > 0
 
 
+def test_settled_counts_hold_only_items_settled_by_their_horizon_and_brief_as_the_rows_do(tmp_path: Path) -> None:
+    """The stored counts of settled items (``failure_settled``) stand for exactly the items the index marks settled,
+    none of them first seen or changed after its date's horizon, and no horizon within 48 hours of the rebuild
+    (the default briefing's earlier instant): rows a processor wrote an hour ago are read item by item. Briefings
+    whose earlier instant falls before, between and after the horizons count what the rows count."""
+    store = DuckDBStore(tmp_path / "settled.duckdb")
+    store.init_schema()
+    load(store, build(21))
+    classification.run(store, actor=SYSTEM, now=NOW)
+    wall = dt.datetime.now(dt.UTC)
+    rng = random.Random(8)
+    for _ in range(6):
+        _processor_run(store, rng, wall - dt.timedelta(hours=1))
+    rebuilt = dt.datetime.now(dt.UTC)
+    assert index.ensure(store, FIRST, LAST).usable
+    items = store.query("SELECT item_date, born, changed_at, settled_at, occurrences FROM nba_processing.failure_items")
+    settled = items[items["settled_at"].notna()]
+    recent = items[items["born"] >= pd.Timestamp(wall - dt.timedelta(hours=2))]
+    assert len(settled) > 0 and len(recent) > 0 and recent["settled_at"].isna().all()
+    assert (settled["born"] <= settled["settled_at"]).all()
+    assert (settled["changed_at"].isna() | (settled["changed_at"] <= settled["settled_at"])).all()
+    assert (settled["settled_at"] <= pd.Timestamp(rebuilt - index.SETTLED_LAG)).all()
+    stored = store.query("SELECT SUM(items) AS n, SUM(occurrences) AS o FROM nba_processing.failure_settled").iloc[0]
+    assert (int(stored["n"]), int(stored["o"])) == (len(settled), int(settled["occurrences"].sum()))
+
+    f = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    later = rebuilt + dt.timedelta(minutes=1)
+    for since in (None, later - dt.timedelta(hours=30), pd.Timestamp(settled["settled_at"].median()).to_pydatetime()):
+        got = briefing.brief(store, f, now=later, since=since)
+        with index.bypassed(store):
+            want = briefing.brief(store, f, now=later, since=since)
+        assert (got.counts, got.previous, got.kpis_now, got.kpis_then) == (
+            want.counts, want.previous, want.kpis_now, want.kpis_then)  # fmt: skip
+
+
 #: The views compared on the emulator after the last step: two of the seven in ``make test`` (the whole range, and a
 #: player's verdicts, which reads the items without the rollups); the index is built after loading, not compared
 #: then (the whole range after the last step holds the dates no step touched, as they were built); with ``make
