@@ -45,7 +45,15 @@ from lib.errors import TriageError
 from lib.model import EARLIEST, EXPECTED_CATEGORIES, LATEST, UNCLASSIFIED, Actor, Filters
 from lib.store import changes
 from lib.store.base import Store
-from lib.store.relation import JUDGEMENT_COLUMNS, LABELLED_COLUMNS, items_cte, judged_cte, rows_cte, stale_dates_sql
+from lib.store.relation import (
+    JUDGEMENT_COLUMNS,
+    LABELLED_COLUMNS,
+    differs_sql,
+    items_cte,
+    judged_cte,
+    rows_cte,
+    stale_dates_sql,
+)
 from lib.store.schema import (
     FAILURE_INDEX_DATES,
     FAILURE_ITEMS,
@@ -122,11 +130,13 @@ FROM (
 #: What a chunk's rebuild removes first (the fingerprints first: a rebuild cut short leaves its dates unindexed).
 _DELETES = tuple(f"DELETE FROM {t} WHERE {_IN_CHUNK}" for t in (_DATES, _ITEMS, _ROLLUPS, changes.CHANGES, _SETTLED))
 
+_JUDGED = "COALESCE(i.judged_at >= COALESCE(i.last_seen, TIMESTAMP '1970-01-01 00:00:00+00'), FALSE)"
 _INSERT_ROLLUPS = f"""
 INSERT INTO {_ROLLUPS} (item_date, source_table, processor_name, failure_category, failure_type, correctable_class,
-  status, is_expected, phase, items, occurrences)
-SELECT {_ROLLUP_DIMENSIONS}, MIN(phase), COUNT(*), CAST(SUM(occurrences) AS INT64)
-FROM {_ITEMS}
+  status, is_expected, phase, items, occurrences, judged, pipeline_judged, disagree)
+SELECT {_ROLLUP_DIMENSIONS}, MIN(phase), COUNT(*), CAST(SUM(occurrences) AS INT64), COUNTIF({_JUDGED}),
+  COUNTIF({_JUDGED} AND i.pipeline_type IS NOT NULL), COUNTIF({differs_sql("i", "i.judged_at", "i")})
+FROM {_ITEMS} AS i
 WHERE {_IN_CHUNK}
 GROUP BY {_ROLLUP_DIMENSIONS}"""
 
@@ -465,9 +475,11 @@ def _usable(store: Store, memo: _Memo) -> str:
         return f"the item index's tables ({', '.join(missing)}) do not exist yet: `python -m lib init` creates them"
     items = store.query(f"SELECT * FROM {_ITEMS} WHERE item_date IS NULL", label="index-layout")
     dates = store.query(f"SELECT * FROM {_DATES} WHERE item_date IS NULL", label="index-layout")
+    rollups = store.query(f"SELECT * FROM {_ROLLUPS} WHERE item_date IS NULL", label="index-layout")
     if not (
         {*LABELLED_COLUMNS, *JUDGEMENT_COLUMNS, "changed_at", "settled_at"} <= set(items.columns)
         and "checked_at" in dates.columns
+        and "disagree" in rollups.columns
         and _SETTLED in existing
     ):
         if getattr(store, "read_only", False):

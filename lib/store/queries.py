@@ -31,19 +31,9 @@ from lib.model import (
 from lib.store import index
 from lib.store.base import Store
 from lib.store.history import change_condition, history_ctes
-from lib.store.relation import active_dates_cte, indexed_cte, items_cte, judged_cte, rows_cte
+from lib.store.relation import active_dates_cte, differs_sql, indexed_cte, items_cte, judged_cte, rows_cte
 
-
-def _differs(judgement: str, judged_at: str, item: str) -> str:
-    """The dashboard judged the item since its rows were written (``judged_at``), and the pipeline had said another
-    type or correctability: the one rule behind the 'disagree' filter and the overview's counts (aliases only)."""
-    return (
-        f"COALESCE({judged_at} >= COALESCE({item}.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')"
-        f" AND {judgement}.pipeline_type IS NOT NULL"
-        f" AND ({judgement}.pipeline_type != COALESCE({item}.failure_type, '')"
-        f" OR COALESCE(CAST({judgement}.pipeline_correctable AS STRING), '-')"
-        f" != COALESCE(CAST({item}.is_correctable AS STRING), '-')), FALSE)"
-    )
+_differs = differs_sql
 
 
 _ITEM_FILTERS = {
@@ -442,9 +432,26 @@ def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
     if "nba_processing.item_judgements" not in store.existing_tables():
         return pd.DataFrame(columns=columns)
     use_index = indexed(store, filters)
+    if use_index and not (filters.entity or filters.entity_exact is not None or filters.changed or filters.disagree):
+        return store.query(_rollup_disagreement_sql(filters), _params(filters), label="disagreement")[columns]
     base = _filtered_items_sql(filters, include_expected_filter=True, indexed=use_index, judgements=use_index)
     return store.query(_disagreement_sql(base.rstrip(), indexed=use_index), _params(filters),
                        label="disagreement")[columns]  # fmt: skip
+
+
+def _rollup_disagreement_sql(filters: Filters) -> str:
+    """``_disagreement_sql`` from the daily rollups, which count each group's judged, compared and differing items
+    when the index is built (the same flags, lib/store/index.py ``_INSERT_ROLLUPS``)."""
+    extra = "".join(f"\n  AND {frag}" for name, frag in _ROLLUP_FILTERS.items() if getattr(filters, name))
+    if filters.hide_expected:
+        extra += "\n  AND NOT is_expected"
+    return f"""
+SELECT failure_type, CAST(SUM(items) AS INT64) AS items, CAST(SUM(judged) AS INT64) AS judged,
+  CAST(SUM(pipeline_judged) AS INT64) AS pipeline_judged, CAST(SUM(disagree) AS INT64) AS disagree
+FROM nba_processing.failure_rollups
+WHERE item_date BETWEEN @date_from AND @date_to{extra}
+GROUP BY failure_type
+ORDER BY items DESC, failure_type"""
 
 
 _TO_JUDGE = """

@@ -194,6 +194,18 @@ _INDEX_FILTERS = {
 }
 
 
+def differs_sql(judgement: str, judged_at: str, item: str) -> str:
+    """The dashboard judged the item since its rows were written (``judged_at``), and the pipeline had said another
+    type or correctability: the one rule behind the 'disagree' filter and the overview's counts (aliases only)."""
+    return (
+        f"COALESCE({judged_at} >= COALESCE({item}.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')"
+        f" AND {judgement}.pipeline_type IS NOT NULL"
+        f" AND ({judgement}.pipeline_type != COALESCE({item}.failure_type, '')"
+        f" OR COALESCE(CAST({judgement}.pipeline_correctable AS STRING), '-')"
+        f" != COALESCE(CAST({item}.is_correctable AS STRING), '-')), FALSE)"
+    )
+
+
 #: The item index's columns beyond the relation: each item's latest verdict of ours (``judged_cte``).
 JUDGEMENT_COLUMNS: tuple[str, ...] = ("judged_at", "pipeline_type", "pipeline_correctable")
 

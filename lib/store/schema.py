@@ -507,7 +507,9 @@ CLUSTER BY source_table, processor_name, status, entity_id""",
     False,
 )
 
-# Item counts per date and every dimension the overview, the trend, the KPIs and the patterns group by.
+# Item counts per date and every dimension the overview, the trend, the KPIs and the patterns group by; of them, the
+# items we judged since their rows were written, those the pipeline had a verdict on before ours, and those it
+# disagreed with (the overview's disagreement panel).
 FAILURE_ROLLUPS = TableDef(
     "nba_processing",
     "failure_rollups",
@@ -522,7 +524,10 @@ FAILURE_ROLLUPS = TableDef(
   status STRING,
   is_expected BOOL,
   items INT64,
-  occurrences INT64
+  occurrences INT64,
+  judged INT64,
+  pipeline_judged INT64,
+  disagree INT64
 )
 PARTITION BY item_date
 CLUSTER BY source_table, processor_name, failure_category""",
