@@ -20,9 +20,9 @@ ALL = Filters(hide_expected=False)
 def test_init_creates_the_production_schemas_exactly_and_is_idempotent(tmp_path) -> None:
     s = DuckDBStore(tmp_path / "x.duckdb")
     first = s.init_schema()
-    # seven pipeline tables (failures, evidence, processor runs) and the dashboard's sixteen (four of them the item
-    # index and its change log; incident links; re-run requests and their items)
-    assert len(first) == 23
+    # seven pipeline tables (failures, evidence, processor runs) and the dashboard's seventeen (five of them the item
+    # index, its change log and its settled counts; incident links; re-run requests and their items)
+    assert len(first) == 24
     assert s.init_schema() == []
     with s.connect() as con:  # DuckDB's own catalogue, not a BigQuery-dialect query
         cols = con.execute(
