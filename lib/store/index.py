@@ -48,9 +48,11 @@ from lib.store.base import Store
 from lib.store.relation import (
     JUDGEMENT_COLUMNS,
     LABELLED_COLUMNS,
+    compared_sql,
     differs_sql,
     items_cte,
     judged_cte,
+    judged_sql,
     rows_cte,
     stale_dates_sql,
 )
@@ -130,12 +132,12 @@ FROM (
 #: What a chunk's rebuild removes first (the fingerprints first: a rebuild cut short leaves its dates unindexed).
 _DELETES = tuple(f"DELETE FROM {t} WHERE {_IN_CHUNK}" for t in (_DATES, _ITEMS, _ROLLUPS, changes.CHANGES, _SETTLED))
 
-_JUDGED = "COALESCE(i.judged_at >= COALESCE(i.last_seen, TIMESTAMP '1970-01-01 00:00:00+00'), FALSE)"
 _INSERT_ROLLUPS = f"""
 INSERT INTO {_ROLLUPS} (item_date, source_table, processor_name, failure_category, failure_type, correctable_class,
   status, is_expected, phase, items, occurrences, judged, pipeline_judged, disagree)
-SELECT {_ROLLUP_DIMENSIONS}, MIN(phase), COUNT(*), CAST(SUM(occurrences) AS INT64), COUNTIF({_JUDGED}),
-  COUNTIF({_JUDGED} AND i.pipeline_type IS NOT NULL), COUNTIF({differs_sql("i", "i.judged_at", "i")})
+SELECT {_ROLLUP_DIMENSIONS}, MIN(phase), COUNT(*), CAST(SUM(occurrences) AS INT64),
+  COUNTIF({judged_sql("i.judged_at", "i")}), COUNTIF({compared_sql("i", "i.judged_at", "i")}),
+  COUNTIF({differs_sql("i", "i.judged_at", "i")})
 FROM {_ITEMS} AS i
 WHERE {_IN_CHUNK}
 GROUP BY {_ROLLUP_DIMENSIONS}"""

@@ -31,10 +31,16 @@ from lib.model import (
 from lib.store import index
 from lib.store.base import Store
 from lib.store.history import change_condition, history_ctes
-from lib.store.relation import active_dates_cte, differs_sql, indexed_cte, items_cte, judged_cte, rows_cte
-
-_differs = differs_sql
-
+from lib.store.relation import (
+    active_dates_cte,
+    compared_sql,
+    differs_sql,
+    indexed_cte,
+    items_cte,
+    judged_cte,
+    judged_sql,
+    rows_cte,
+)
 
 _ITEM_FILTERS = {
     "categories": "failure_category IN UNNEST(@categories)",
@@ -45,7 +51,7 @@ _ITEM_FILTERS = {
     SELECT 1 FROM nba_processing.item_judgements AS jd
     WHERE jd.item_date = labelled.item_date AND jd.source_table = labelled.source_table
       AND jd.processor_name = labelled.processor_name AND jd.entity_id = labelled.entity_id
-      AND {_differs("jd", "jd.at", "labelled")})""",
+      AND {differs_sql("jd", "jd.at", "labelled")})""",
 }
 
 _SORTS = {
@@ -165,8 +171,17 @@ _CUBE_COLUMNS = ("slice", "processor_name", "failure_category", "phase", "item_d
                  "correctable_class", "is_expected", "items", "occurrences")  # fmt: skip
 
 
+def _from_rollups(filters: Filters) -> bool:
+    """The filters can be answered from the daily rollups (none needs the items themselves)."""
+    return not (filters.entity or filters.entity_exact is not None or filters.changed or filters.disagree)
+
+
+def _rollup_conditions(filters: Filters) -> str:
+    return "".join(f"\n  AND {frag}" for name, frag in _ROLLUP_FILTERS.items() if getattr(filters, name))
+
+
 def _rollup_sql(filters: Filters) -> str:
-    extra = "".join(f"\n  AND {frag}" for name, frag in _ROLLUP_FILTERS.items() if getattr(filters, name))
+    extra = _rollup_conditions(filters)
     return f"""
 WITH r AS (
   SELECT * FROM nba_processing.failure_rollups
@@ -202,8 +217,7 @@ def summary(store: Store, filters: Filters) -> pd.DataFrame:
     processors and categories per date, so a season costs little more than a month.
     """
     use_index = indexed(store, filters)
-    from_rollups = not (filters.entity or filters.entity_exact is not None or filters.changed or filters.disagree)
-    if use_index and from_rollups:
+    if use_index and _from_rollups(filters):
         frame = store.query(_rollup_sql(filters), _params(filters), label="summary")
     else:
         sql = _filtered_items_sql(filters, include_expected_filter=False, indexed=use_index) + _SUMMARY
@@ -412,10 +426,9 @@ def _disagreement_sql(base: str, *, indexed: bool) -> str:
 {base}{"" if indexed else "," + judged_cte()},
 flags AS (
   SELECT f.failure_type_label AS failure_type,
-    COALESCE({j}.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00'), FALSE) AS is_judged,
-    COALESCE({j}.judged_at >= COALESCE(f.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')
-      AND {j}.pipeline_type IS NOT NULL, FALSE) AS compared,
-    {_differs(j, f"{j}.judged_at", "f")} AS differs
+    {judged_sql(f"{j}.judged_at", "f")} AS is_judged,
+    {compared_sql(j, f"{j}.judged_at", "f")} AS compared,
+    {differs_sql(j, f"{j}.judged_at", "f")} AS differs
   FROM filtered AS f{join}
 )
 SELECT failure_type, COUNT(*) AS items, COUNTIF(is_judged) AS judged, COUNTIF(compared) AS pipeline_judged,
@@ -432,7 +445,7 @@ def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
     if "nba_processing.item_judgements" not in store.existing_tables():
         return pd.DataFrame(columns=columns)
     use_index = indexed(store, filters)
-    if use_index and not (filters.entity or filters.entity_exact is not None or filters.changed or filters.disagree):
+    if use_index and _from_rollups(filters):
         return store.query(_rollup_disagreement_sql(filters), _params(filters), label="disagreement")[columns]
     base = _filtered_items_sql(filters, include_expected_filter=True, indexed=use_index, judgements=use_index)
     return store.query(_disagreement_sql(base.rstrip(), indexed=use_index), _params(filters),
@@ -442,7 +455,7 @@ def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
 def _rollup_disagreement_sql(filters: Filters) -> str:
     """``_disagreement_sql`` from the daily rollups, which count each group's judged, compared and differing items
     when the index is built (the same flags, lib/store/index.py ``_INSERT_ROLLUPS``)."""
-    extra = "".join(f"\n  AND {frag}" for name, frag in _ROLLUP_FILTERS.items() if getattr(filters, name))
+    extra = _rollup_conditions(filters)
     if filters.hide_expected:
         extra += "\n  AND NOT is_expected"
     return f"""

@@ -194,11 +194,25 @@ _INDEX_FILTERS = {
 }
 
 
+def _judged(judged_at: str, item: str) -> str:
+    return f"{judged_at} >= COALESCE({item}.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')"
+
+
+def judged_sql(judged_at: str, item: str) -> str:
+    """The dashboard judged the item (alias ``item``) since its rows were written (aliases only)."""
+    return f"COALESCE({_judged(judged_at, item)}, FALSE)"
+
+
+def compared_sql(judgement: str, judged_at: str, item: str) -> str:
+    """Judged since its rows were written, and the pipeline had given a verdict before ours (aliases only)."""
+    return f"COALESCE({_judged(judged_at, item)} AND {judgement}.pipeline_type IS NOT NULL, FALSE)"
+
+
 def differs_sql(judgement: str, judged_at: str, item: str) -> str:
     """The dashboard judged the item since its rows were written (``judged_at``), and the pipeline had said another
     type or correctability: the one rule behind the 'disagree' filter and the overview's counts (aliases only)."""
     return (
-        f"COALESCE({judged_at} >= COALESCE({item}.last_seen, TIMESTAMP '1970-01-01 00:00:00+00')"
+        f"COALESCE({_judged(judged_at, item)}"
         f" AND {judgement}.pipeline_type IS NOT NULL"
         f" AND ({judgement}.pipeline_type != COALESCE({item}.failure_type, '')"
         f" OR COALESCE(CAST({judgement}.pipeline_correctable AS STRING), '-')"
