@@ -49,9 +49,9 @@ def _free(path: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
-def start(log_dir: Path) -> Iterator[str]:
-    """Start the emulator on free loopback ports, its data in memory where possible and its log in ``log_dir``;
-    yield its endpoint; stop it and remove its data."""
+def start(log_dir: Path, memo: str | None = None) -> Iterator[str]:
+    """Start the emulator on free loopback ports, its data in memory where possible and its log in ``log_dir``
+    (``memo``: see ``MEMO``); yield its endpoint; stop it and remove its data."""
     if not EMULATOR.exists():
         raise RuntimeError("The BigQuery emulator is not installed: run `make emulator` (part of `make test`).")
     usable = MEMORY.is_dir() and os.access(MEMORY, os.W_OK) and _free(MEMORY) >= MEMORY_NEEDED
@@ -62,16 +62,16 @@ def start(log_dir: Path) -> Iterator[str]:
                     shutil.rmtree(old, ignore_errors=True)
     data_dir = Path(tempfile.mkdtemp(prefix="bigquery-emulator-", dir=MEMORY if usable else log_dir))
     try:
-        yield from _serve(data_dir, log_dir)
+        yield from _serve(data_dir, log_dir, memo)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _serve(data_dir: Path, log_dir: Path) -> Iterator[str]:
+def _serve(data_dir: Path, log_dir: Path, memo: str | None) -> Iterator[str]:
     port, grpc = free_port(), free_port()
     log = open(log_dir / "emulator.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
+        [*_command(memo), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
          "--project", PROJECT, "--data-dir", str(data_dir)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -90,24 +90,15 @@ def _serve(data_dir: Path, log_dir: Path) -> Iterator[str]:
 #: (and 12% more time, which a busy machine does not have to spare). Every BigQuery test (``-n 3 -m bigquery``) took
 #: 14 min 09 s and 1,579 CPU-seconds with every core, 9 min 45 s and 1,062 with one thread.
 THREADS = int(os.environ.get("TRIAGE_EMULATOR_THREADS", "1"))
-#: The emulator's own entry point (the installed ``local-bigquery`` script), with its DuckDB connection given
-#: ``threads``: DuckDB has no environment variable for it, and the emulator opens its one connection without it.
-_ENTRY = """
-import sys, duckdb
-_connect = duckdb.connect
-def connect(*args, config=None, **kwargs):
-    return _connect(*args, config={**(config or {}), "threads": %d}, **kwargs)
-duckdb.connect = connect
-from local_bigquery.cli import main
-sys.argv[0] = "local-bigquery"
-sys.exit(main())
-"""
+#: The emulator's catalog reads kept while its DuckLake catalog has not changed (tests/emulator_entry.py):
+#: ``TRIAGE_EMULATOR_MEMO`` ``on`` (the default), ``off``, or ``verify`` (each kept read checked against DuckDB).
+MEMO = os.environ.get("TRIAGE_EMULATOR_MEMO", "on")
+ENTRY = Path(__file__).resolve().parent / "emulator_entry.py"
 
 
-def _command() -> list[str]:
-    if THREADS <= 0:
-        return [str(EMULATOR)]
-    return [str(EMULATOR.parent / "python"), "-P", "-c", _ENTRY % THREADS]  # -P: nothing imported from here
+def _command(memo: str | None = None) -> list[str]:
+    """The emulator's entry point (tests/emulator_entry.py), run by its own Python; -P: nothing imported from here."""
+    return [str(EMULATOR.parent / "python"), "-P", str(ENTRY), str(THREADS), memo or MEMO]
 
 
 def datasets(tag: str) -> dict[str, str]:

@@ -20,7 +20,9 @@ figure below is worked out from that timeline in the comments, not from the code
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -107,6 +109,20 @@ def write_history(store: Store) -> None:
         ]
     ).astype({"from_correctable": "boolean", "to_correctable": "boolean"})  # fmt: skip
     store.insert_frame("nba_processing.classification_changes", verdicts)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This module's emulator checks every catalog read it answers from memory against DuckDB's own (the ``verify``
+    mode of tests/emulator_entry.py: a difference fails the statement). The other modules' emulators keep those reads
+    while their DuckLake catalog has not changed; here, after the history is written, indexed and read, the log must
+    show kept reads checked and no difference."""
+    log_dir = tmp_path_factory.mktemp("bigquery-emulator")
+    yield from bq.start(log_dir, memo="verify")
+    log = (log_dir / "emulator.log").read_text()
+    assert "MISMATCH" not in log, log[-2000:]
+    checked = [int(n) for n in re.findall(r"catalog memo: (\d+) kept reads verified", log)]
+    assert checked and max(checked) >= 101, f"too few kept catalog reads were checked: {checked}"
 
 
 @pytest.fixture(scope="module", params=ENGINES)

@@ -216,6 +216,28 @@ def test_the_emulator_computes_the_row_hash_as_bigquery_defines_it(emulator: str
 
 
 @pytest.mark.bigquery
+def test_the_emulator_still_finds_a_sessions_temporary_tables(emulator: str) -> None:
+    """tests/emulator_entry.py lists each job's temporary tables from ``duckdb_columns()`` less ``duckdb_views()``
+    instead of ``duckdb_tables()`` (which sizes every table to name a few). The emulator resolves an unqualified name
+    to a temporary table only if that list has it: a session's temporary table must still be read by the next job
+    (without the list, the name is looked up in the default dataset, which has no such table)."""
+    from google.cloud import bigquery
+
+    client = bq.store(emulator, "session").client()
+    dataset = client.create_dataset(bq.datasets("session")["nba_processing"]).reference
+    first = client.query(
+        "CREATE TEMP TABLE kept AS SELECT 7 AS n", job_config=bigquery.QueryJobConfig(create_session=True)
+    )
+    first.result()
+    session = [bigquery.ConnectionProperty("session_id", first.session_info.session_id)]
+    again = bigquery.QueryJobConfig(connection_properties=session, default_dataset=dataset)
+    assert [row.n for row in client.query("SELECT n FROM kept", job_config=again).result()] == [7]
+    alone = bigquery.QueryJobConfig(default_dataset=dataset)
+    with pytest.raises(Exception, match="kept"):
+        client.query("SELECT n FROM kept", job_config=alone).result()
+
+
+@pytest.mark.bigquery
 def test_bigquery_errors_say_what_happened_and_what_to_do(emulator: str) -> None:
     missing = bq.store(emulator, "nothing_here")
     with pytest.raises(StoreUnavailable) as caught:
