@@ -1,24 +1,27 @@
 """The BigQuery emulator as the tests start it: ``local-bigquery`` from PyPI (in .venv-emulator), run by its own
 Python 3.13, never imported by the tests (tests/bq.py starts ``python -P tests/emulator_entry.py THREADS MEMO serve
-...``). Two things differ from its installed entry point, neither what any statement answers:
+...``). Two things differ from its installed entry point, neither of them what any statement answers:
 
 * **DuckDB threads.** DuckDB has no environment variable for them and the emulator opens its one connection without
   them; ``THREADS`` (0: DuckDB's default, every core) is given to every connection it opens.
-* **Catalog reads kept while nothing changed** (``MEMO``: ``on``, ``off`` or ``verify``). For every statement the
-  emulator lists DuckDB's catalog several times (does the table exist, which columns are required, does the dataset
-  exist), and DuckDB's ``duckdb_tables()`` computes the size of every table of every DuckLake catalog to answer
-  about one: 21 ms each with one test's 24 tables, most of the emulator's time. DuckLake numbers every committed
-  change of a catalog (its snapshots), so those reads are kept per snapshot and read again once it has moved:
+* **Cheaper reads of DuckDB's catalog** (``MEMO``: ``on``, ``off`` or ``verify``). For every statement the emulator
+  reads DuckDB's catalog several times (does the table exist and how many rows has it, which columns are required,
+  does the dataset exist, which temporary tables are there), and ``duckdb_tables()`` computes the size of every table
+  of every DuckLake catalog to answer about one: 21 ms each with one test's 24 tables, more with every table a module
+  keeps, and a quarter of the emulator's time. So, for the tests' datasets (a DuckLake catalog):
 
-  - a kept answer is only used while the catalog's latest snapshot is the one it was read at; it is kept only if
-    the snapshot was the same before and after the read (nothing committed in between);
-  - the emulator's own catalog and its result tables (plain DuckDB) are always read afresh;
-  - each job's list of temporary tables (per connection, no snapshot) is read from ``duckdb_columns()`` and
-    ``duckdb_views()`` instead of ``duckdb_tables()``: the same names, without the sizes it never uses.
+  - which tables and views a dataset has, and their sizes, are read from DuckLake's metadata (the rows not ended,
+    and each table's row count as DuckLake keeps it, which is what ``duckdb_tables()`` reports): 2.4 ms;
+  - the other three reads are kept while the catalog's latest snapshot (DuckLake numbers every committed change) is
+    the one they were read at, and kept only if it was the same before and after the read;
+  - each job's list of temporary tables (per connection) is read from ``duckdb_columns()`` less ``duckdb_views()``:
+    the same names, without the sizes it never uses.
 
-  ``verify`` reads every kept answer afresh as well and fails the statement if the two differ; each job's temporary
-  tables are listed both ways and the statement fails if the lists differ. tests/integration/test_engines.py runs a
-  module in that mode.
+  The emulator's own catalog and its result tables (plain DuckDB) are read as before.
+
+  ``verify`` also reads every such answer from DuckDB as before and fails the statement if the two differ while
+  nothing was committed (each job's temporary tables likewise, in SQL). tests/integration/test_briefing.py runs its
+  module in that mode; the whole BigQuery half passed in it, 15,820 reads compared.
 """
 
 from __future__ import annotations
@@ -73,26 +76,53 @@ _lock = threading.Lock()
 _verified = [0]
 
 
-def _snapshot(name: object) -> int | None:
-    """The latest committed snapshot of a DuckLake catalog; None for any other database."""
-    if name not in database._attached:
-        return None
-    metadata = database.quote(f"__ducklake_metadata_{name}")
-    return _fetch(f"SELECT max(snapshot_id) FROM {metadata}.ducklake_snapshot")[0][0]
+def _snapshot(name: object) -> int:
+    """The latest committed snapshot of a DuckLake catalog."""
+    return _fetch(f"SELECT max(snapshot_id) FROM {_metadata(name)}.ducklake_snapshot")[0][0]
+
+
+OBJECTS = next(c for c in database.objects.__code__.co_consts if isinstance(c, str) and "FROM duckdb_" in c)
+#: ``objects()`` (a dataset's tables and views, or one of them, with each table's size) for a DuckLake catalog, read
+#: from its metadata: the tables and views not ended, in the dataset not ended, and each table's row count as DuckLake
+#: keeps it (what ``duckdb_tables()`` reports as its size; 0 before its first insert). 2.4 ms instead of 26 ms with
+#: 50 tables, and it does not grow with the other datasets' tables.
+_OBJECTS = """
+SELECT t.table_name, 'TABLE', coalesce(st.record_count, 0) FROM {m}.ducklake_table AS t
+JOIN {m}.ducklake_schema AS s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL AND s.schema_name = $1
+LEFT JOIN {m}.ducklake_table_stats AS st ON st.table_id = t.table_id
+WHERE t.end_snapshot IS NULL AND t.table_name = coalesce($2, t.table_name)
+UNION ALL SELECT v.view_name, 'VIEW', 0 FROM {m}.ducklake_view AS v
+JOIN {m}.ducklake_schema AS s ON s.schema_id = v.schema_id AND s.end_snapshot IS NULL AND s.schema_name = $1
+WHERE v.end_snapshot IS NULL AND v.view_name = coalesce($2, v.view_name) ORDER BY 1
+"""
+
+
+def _metadata(name: object) -> str:
+    return database.quote(f"__ducklake_metadata_{name}")
+
+
+def _objects(sql: str, params: list) -> list[tuple]:
+    """``objects()`` from DuckLake's metadata; in ``verify`` mode also from DuckDB, and the statement fails if the two
+    differ while nothing was committed."""
+    before = _snapshot(params[0]) if MEMO == "verify" else None
+    rows = _fetch(_OBJECTS.format(m=_metadata(params[0])), [params[1], params[2]])
+    if MEMO == "verify":
+        _compare(sql, params, before, rows, "read from DuckLake's metadata")
+    return rows
 
 
 def fetch(sql: str, params: list | None = None) -> list[tuple]:
-    if sql not in CATALOG_READS or not params:
+    if sql not in CATALOG_READS or not params or params[0] not in database._attached:
         return _fetch(sql, params)
+    if sql == OBJECTS:
+        return _objects(sql, params)
     before = _snapshot(params[0])
-    if before is None:
-        return _fetch(sql, params)
     key = (sql, tuple(params))
     with _lock:
         kept = _kept.get(key)
     if kept is not None and kept[0] == before:
         if MEMO == "verify":
-            _verify(sql, params, before, kept[1])
+            _compare(sql, params, before, kept[1], "kept")
         return list(kept[1])
     rows = _fetch(sql, params)
     if _snapshot(params[0]) == before:
@@ -103,17 +133,17 @@ def fetch(sql: str, params: list | None = None) -> list[tuple]:
     return list(rows)
 
 
-def _verify(sql: str, params: list, snapshot: int, kept: list[tuple]) -> None:
+def _compare(sql: str, params: list, snapshot: int | None, answer: list[tuple], how: str) -> None:
     fresh = _fetch(sql, params)
     if _snapshot(params[0]) != snapshot:
         return  # something was committed meanwhile: nothing to compare with
-    if fresh != kept:
-        print(f"catalog memo MISMATCH: {sql} {params}: kept {kept}, read {fresh}", file=sys.stderr, flush=True)
-        raise RuntimeError(f"the emulator's kept catalog read differs from DuckDB's: {sql} {params}")
+    if fresh != answer:
+        print(f"catalog memo MISMATCH: {sql} {params}: {how} {answer}, read {fresh}", file=sys.stderr, flush=True)
+        raise RuntimeError(f"the emulator's {how} catalog read differs from DuckDB's: {sql} {params}")
     with _lock:
         _verified[0] += 1
         if _verified[0] % 100 == 1:
-            print(f"catalog memo: {_verified[0]} kept reads verified", file=sys.stderr, flush=True)
+            print(f"catalog memo: {_verified[0]} reads verified", file=sys.stderr, flush=True)
 
 
 TEMPORARY = "SELECT table_name FROM duckdb_tables() WHERE temporary"
