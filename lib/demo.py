@@ -1301,7 +1301,8 @@ def seed(
     if history:
         from lib import resolution
 
-        resolution.sync_statuses(store, actor=actor, origin=origin)
+        # Not the item index: a new demo is classified next (or read first), and either rebuilds every date anyway.
+        resolution.sync_statuses(store, actor=actor, origin=origin, refresh_index=False)
     return demo
 
 

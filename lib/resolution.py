@@ -274,12 +274,16 @@ def sync_statuses(
     since: dt.date | None = None,
     until: dt.date | None = None,
     origin: str = "lib",
+    refresh_index: bool = True,
 ) -> int:
     """Write each item's decided status into its failure rows (rows recorded after the decision keep theirs,
-    unless the item is PERMANENT). Idempotent: run it again after a failure. Recorded in the operations log."""
+    unless the item is PERMANENT). Idempotent: run it again after a failure. Recorded in the operations log.
+    ``refresh_index=False`` leaves the item index to the next write that refreshes it or to the first read (a new
+    demo, whose classification rebuilds every date again at once)."""
     with operations.logged(store, "sync-status", actor, origin=origin, date_from=since, date_to=until) as op:
         changed = _sync(store, since=since, until=until)
-        index.after_write(store, since, until)
+        if refresh_index:
+            index.after_write(store, since, until)
         op.summary = [f"{changed:,} failure row(s) brought in step."]
     return changed
 
