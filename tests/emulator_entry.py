@@ -1,27 +1,27 @@
 """The BigQuery emulator as the tests start it: ``local-bigquery`` from PyPI (in .venv-emulator), run by its own
-Python 3.13, never imported by the tests (tests/bq.py starts ``python -P tests/emulator_entry.py THREADS MEMO serve
-...``). Two things differ from its installed entry point, neither of them what any statement answers:
+Python 3.13, never imported by the tests (tests/bq.py starts ``python -P tests/emulator_entry.py THREADS CATALOG
+serve ...``). Two things differ from its installed entry point, neither of them what any statement answers:
 
 * **DuckDB threads.** DuckDB has no environment variable for them and the emulator opens its one connection without
   them; ``THREADS`` (0: DuckDB's default, every core) is given to every connection it opens.
-* **Cheaper reads of DuckDB's catalog** (``MEMO``: ``on``, ``off`` or ``verify``). For every statement the emulator
-  reads DuckDB's catalog several times (does the table exist and how many rows has it, which columns are required,
-  does the dataset exist, which temporary tables are there), and ``duckdb_tables()`` computes the size of every table
-  of every DuckLake catalog to answer about one: 21 ms each with one test's 24 tables, more with every table a module
-  keeps, and a quarter of the emulator's time. So, for the tests' datasets (a DuckLake catalog):
+* **Its reads of DuckDB's catalog** (``CATALOG``: ``on``, ``off`` or ``verify``). For every statement the emulator
+  reads DuckDB's catalog several times: which tables a dataset has and their sizes, which columns of a table are
+  required, whether a table has the ingestion-time column, whether a dataset exists, which temporary tables there
+  are. ``duckdb_tables()`` computes the size of every table of every DuckLake catalog to answer about one (21 ms with
+  one test's 24 tables, more with every table a module keeps), ``duckdb_columns()`` lists every column; together a
+  third of the emulator's time. So:
 
-  - which tables and views a dataset has, and their sizes, are read from DuckLake's metadata (the rows not ended,
-    and each table's row count as DuckLake keeps it, which is what ``duckdb_tables()`` reports): 2.4 ms;
-  - the other three reads are kept while the catalog's latest snapshot (DuckLake numbers every committed change) is
-    the one they were read at, and kept only if it was the same before and after the read;
+  - for the tests' datasets (a DuckLake catalog) the first four are answered from DuckLake's metadata: the rows not
+    ended (DuckLake writes them when a transaction commits, as a new connection sees the catalog), and each table's
+    row count as DuckLake keeps it, which is what ``duckdb_tables()`` reports as its size. A view's columns are not
+    in the metadata: for a view the emulator reads DuckDB's catalog as before;
   - each job's list of temporary tables (per connection) is read from ``duckdb_columns()`` less ``duckdb_views()``:
-    the same names, without the sizes it never uses.
+    the same names, without the sizes it never uses;
+  - the emulator's own catalog and its result tables (plain DuckDB) are read as before.
 
-  The emulator's own catalog and its result tables (plain DuckDB) are read as before.
-
-  ``verify`` also reads every such answer from DuckDB as before and fails the statement if the two differ while
-  nothing was committed (each job's temporary tables likewise, in SQL). tests/integration/test_briefing.py runs its
-  module in that mode; the whole BigQuery half passed in it, 15,820 reads compared.
+  ``verify`` also reads every answer from DuckDB as before and fails the statement if the two differ while nothing
+  was committed (each job's temporary tables likewise, in SQL). tests/integration/test_briefing.py runs its module in
+  that mode; the whole BigQuery half passed in it (``TRIAGE_EMULATOR_CATALOG=verify pytest -m bigquery``).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import threading
 
 import duckdb
 
-THREADS, MEMO = int(sys.argv[1]), sys.argv[2]
-if MEMO not in ("on", "off", "verify"):
-    raise SystemExit(f"MEMO must be on, off or verify, not {MEMO!r}")
+THREADS, CATALOG = int(sys.argv[1]), sys.argv[2]
+if CATALOG not in ("on", "off", "verify"):
+    raise SystemExit(f"CATALOG must be on, off or verify, not {CATALOG!r}")
 del sys.argv[1:3]
 sys.argv[0] = "local-bigquery"
 
@@ -55,37 +55,23 @@ from local_bigquery.jobs import query  # noqa: E402
 from local_bigquery.sql.rules import partitions  # noqa: E402
 
 
-def _catalog_reads() -> frozenset[str]:
-    """The emulator's four reads of DuckDB's catalog functions, taken from its code: each one's first parameter is
-    the database (for the tests' tables, a DuckLake catalog) and its answer depends on nothing else."""
-    found = {
-        const
-        for function in (database.objects, tables.columns, datasets.exists, partitions._hidden)
-        for const in function.__code__.co_consts
-        if isinstance(const, str) and "FROM duckdb_" in const
-    }
-    if len(found) != 4:
-        raise SystemExit(f"tests/emulator_entry.py: the emulator's catalog reads changed ({sorted(found)})")
-    return frozenset(found)
+def _catalog_read(function) -> str:  # type: ignore[no-untyped-def]
+    """The one read of DuckDB's catalog functions in one of the emulator's functions, taken from its code."""
+    found = [c for c in function.__code__.co_consts if isinstance(c, str) and "FROM duckdb_" in c]
+    if len(found) != 1:
+        raise SystemExit(f"tests/emulator_entry.py: the emulator's catalog reads changed ({function.__name__})")
+    return found[0]
 
 
-CATALOG_READS = _catalog_reads()
-_fetch = database.fetch
-_kept: dict[tuple[str, tuple], tuple[int, list[tuple]]] = {}
-_lock = threading.Lock()
-_verified = [0]
+#: The emulator's four catalog reads. Each one's first parameter is the database: for the tests' datasets a
+#: DuckLake catalog, whose metadata answers them below.
+OBJECTS = _catalog_read(database.objects)  # [db, dataset, table or None]: (name, 'TABLE' or 'VIEW', size)
+REQUIRED = _catalog_read(tables.columns)  # [db, dataset, table]: (column,) for each NOT NULL column
+HIDDEN = _catalog_read(partitions._hidden)  # [db, dataset, table, column]: (1,) if the table has that column
+EXISTS = _catalog_read(datasets.exists)  # [db, dataset]: (1,) if the dataset exists
 
-
-def _snapshot(name: object) -> int:
-    """The latest committed snapshot of a DuckLake catalog."""
-    return _fetch(f"SELECT max(snapshot_id) FROM {_metadata(name)}.ducklake_snapshot")[0][0]
-
-
-OBJECTS = next(c for c in database.objects.__code__.co_consts if isinstance(c, str) and "FROM duckdb_" in c)
-#: ``objects()`` (a dataset's tables and views, or one of them, with each table's size) for a DuckLake catalog, read
-#: from its metadata: the tables and views not ended, in the dataset not ended, and each table's row count as DuckLake
-#: keeps it (what ``duckdb_tables()`` reports as its size; 0 before its first insert). 2.4 ms instead of 26 ms with
-#: 50 tables, and it does not grow with the other datasets' tables.
+#: The current rows of DuckLake's metadata (``end_snapshot IS NULL``: not dropped, renamed or replaced). DuckLake writes
+#: them when a transaction commits, as ``duckdb_tables()`` and the others see them from a new connection.
 _OBJECTS = """
 SELECT t.table_name, 'TABLE', coalesce(st.record_count, 0) FROM {m}.ducklake_table AS t
 JOIN {m}.ducklake_schema AS s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL AND s.schema_name = $1
@@ -95,55 +81,74 @@ UNION ALL SELECT v.view_name, 'VIEW', 0 FROM {m}.ducklake_view AS v
 JOIN {m}.ducklake_schema AS s ON s.schema_id = v.schema_id AND s.end_snapshot IS NULL AND s.schema_name = $1
 WHERE v.end_snapshot IS NULL AND v.view_name = coalesce($2, v.view_name) ORDER BY 1
 """
+#: A table's top-level columns in order, with whether each allows NULLs; a view's name alone (its columns are not in
+#: the metadata: the emulator's own read answers for views).
+_COLUMNS = """
+SELECT c.column_name, c.nulls_allowed, c.column_order FROM {m}.ducklake_column AS c
+JOIN {m}.ducklake_table AS t ON t.table_id = c.table_id AND t.end_snapshot IS NULL AND t.table_name = $2
+JOIN {m}.ducklake_schema AS s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL AND s.schema_name = $1
+WHERE c.end_snapshot IS NULL AND c.parent_column IS NULL
+UNION ALL SELECT NULL, NULL, NULL FROM {m}.ducklake_view AS v
+JOIN {m}.ducklake_schema AS s ON s.schema_id = v.schema_id AND s.end_snapshot IS NULL AND s.schema_name = $1
+WHERE v.end_snapshot IS NULL AND v.view_name = $2
+ORDER BY 3
+"""
+_SCHEMA = "SELECT 1 FROM {m}.ducklake_schema WHERE end_snapshot IS NULL AND schema_name = $1"
+
+_fetch = database.fetch
+_lock = threading.Lock()
+_verified = [0]
 
 
 def _metadata(name: object) -> str:
     return database.quote(f"__ducklake_metadata_{name}")
 
 
-def _objects(sql: str, params: list) -> list[tuple]:
-    """``objects()`` from DuckLake's metadata; in ``verify`` mode also from DuckDB, and the statement fails if the two
-    differ while nothing was committed."""
-    before = _snapshot(params[0]) if MEMO == "verify" else None
-    rows = _fetch(_OBJECTS.format(m=_metadata(params[0])), [params[1], params[2]])
-    if MEMO == "verify":
-        _compare(sql, params, before, rows, "read from DuckLake's metadata")
-    return rows
+def _snapshot(name: object) -> int:
+    """The latest committed snapshot of a DuckLake catalog."""
+    return _fetch(f"SELECT max(snapshot_id) FROM {_metadata(name)}.ducklake_snapshot")[0][0]
+
+
+def _from_metadata(sql: str, params: list) -> list[tuple] | None:
+    """The answer of one of the four reads from DuckLake's metadata; None for a view's columns."""
+    m = _metadata(params[0])
+    if sql == OBJECTS:
+        return _fetch(_OBJECTS.format(m=m), [params[1], params[2]])
+    if sql == EXISTS:
+        return _fetch(_SCHEMA.format(m=m), [params[1]])
+    columns = _fetch(_COLUMNS.format(m=m), [params[1], params[2]])
+    if any(name is None for name, _, _ in columns):
+        return None
+    if sql == REQUIRED:
+        return [(name,) for name, nulls, _ in columns if not nulls]
+    return [(1,) for name, _, _ in columns if name == params[3]]
 
 
 def fetch(sql: str, params: list | None = None) -> list[tuple]:
-    if sql not in CATALOG_READS or not params or params[0] not in database._attached:
+    if sql not in (OBJECTS, REQUIRED, HIDDEN, EXISTS) or not params or params[0] not in database._attached:
         return _fetch(sql, params)
-    if sql == OBJECTS:
-        return _objects(sql, params)
-    before = _snapshot(params[0])
-    key = (sql, tuple(params))
-    with _lock:
-        kept = _kept.get(key)
-    if kept is not None and kept[0] == before:
-        if MEMO == "verify":
-            _compare(sql, params, before, kept[1], "kept")
-        return list(kept[1])
-    rows = _fetch(sql, params)
-    if _snapshot(params[0]) == before:
-        with _lock:
-            if len(_kept) > 50_000:
-                _kept.clear()
-            _kept[key] = (before, rows)
-    return list(rows)
+    before = _snapshot(params[0]) if CATALOG == "verify" else None
+    rows = _from_metadata(sql, params)
+    if rows is None:
+        return _fetch(sql, params)
+    if CATALOG == "verify":
+        _compare(sql, params, before, rows)
+    return rows
 
 
-def _compare(sql: str, params: list, snapshot: int | None, answer: list[tuple], how: str) -> None:
+def _compare(sql: str, params: list, snapshot: int | None, answer: list[tuple]) -> None:
+    """In ``verify`` mode: the statement fails if DuckDB's own read differs from the metadata's answer while nothing
+    was committed."""
     fresh = _fetch(sql, params)
     if _snapshot(params[0]) != snapshot:
         return  # something was committed meanwhile: nothing to compare with
     if fresh != answer:
-        print(f"catalog memo MISMATCH: {sql} {params}: {how} {answer}, read {fresh}", file=sys.stderr, flush=True)
-        raise RuntimeError(f"the emulator's {how} catalog read differs from DuckDB's: {sql} {params}")
+        print(f"catalog read MISMATCH: {sql} {params}: metadata {answer}, DuckDB {fresh}", file=sys.stderr, flush=True)
+        raise RuntimeError(f"the emulator's catalog read from DuckLake's metadata differs: {sql} {params}")
     with _lock:
         _verified[0] += 1
         if _verified[0] % 100 == 1:
-            print(f"catalog memo: {_verified[0]} reads verified", file=sys.stderr, flush=True)
+            print(f"catalog reads: {_verified[0]} verified", file=sys.stderr, flush=True)
 
 
 TEMPORARY = "SELECT table_name FROM duckdb_tables() WHERE temporary"
@@ -170,8 +175,8 @@ def _swap_temporary_listing(replacement: str) -> None:
     query.execute.__code__ = code.replace(co_consts=consts)
 
 
-if MEMO != "off":
+if CATALOG != "off":
     database.fetch = fetch
-    _swap_temporary_listing(CHECKED_TEMPORARY if MEMO == "verify" else CHEAP_TEMPORARY)
+    _swap_temporary_listing(CHECKED_TEMPORARY if CATALOG == "verify" else CHEAP_TEMPORARY)
 
 sys.exit(main())
