@@ -9,17 +9,23 @@ render time so that nobody writes them by accident.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import importlib.metadata
+import os
 import re
+import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import cast
-
-import sqlglot
-from sqlglot import exp
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from lib.store.schema import DATASETS
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 #: Constructs that sqlglot turns into silently different DuckDB SQL: never write them.
 _FORBIDDEN = (
@@ -76,6 +82,22 @@ class Dialect:
 @functools.lru_cache(maxsize=512)
 def _render(dialect: Dialect, sql: str) -> str:
     check_portable(sql)
+    cache = _disk_cache()
+    key = hashlib.sha256(
+        "\0".join((dialect.engine, dialect.project or "", repr(sorted(dialect.datasets.items())), sql)).encode()
+    ).hexdigest()
+    if cache is not None and (kept := cache.get(key)) is not None:
+        return kept
+    rendered = _transpile(dialect, sql)
+    if cache is not None:
+        cache.put(key, rendered)
+    return rendered
+
+
+def _transpile(dialect: Dialect, sql: str) -> str:
+    import sqlglot  # here, not at the top: a process whose statements are all in the disk cache never needs it
+    from sqlglot import exp
+
     # The tree is this call's own (parsed just now): transformed in place, not copied node by node first.
     tree = sqlglot.parse_one(sql, read="bigquery").transform(_row_hash(dialect.engine), copy=False)
     for table in tree.find_all(exp.Table):
@@ -102,6 +124,95 @@ def _render(dialect: Dialect, sql: str) -> str:
                 prop.pop()
         return tree.sql(dialect="duckdb")
     return tree.sql(dialect="bigquery")
+
+
+# -- the rendered statements kept on disk ------------------------------------------------------------------------
+
+#: Where rendered statements are kept between processes (``TRIAGE_SQL_CACHE``, or the user's cache folder; an empty
+#: value keeps them in memory only). Rendering parses and writes every statement with sqlglot, about two seconds of a
+#: nightly job and of a dashboard's first page (the index's statements are long), and every process rendered the same
+#: statements again: the command line, each dashboard server, each test worker.
+CACHE_ENV = "TRIAGE_SQL_CACHE"
+#: A folder of an older version (another sqlglot, or another version of this module) not used for this long is removed.
+CACHE_STALE_DAYS = 14
+
+
+class DiskCache:
+    """Rendered statements, one file each, named by the hash of what was rendered and for which engine, in a folder
+    named by what renders them (sqlglot's version and this module's text), so that a change of either renders
+    afresh. A file is written whole (a temporary file renamed into place) and starts with its own key: a file that
+    does not is ignored and rendered again. A folder that cannot be written only means no keeping."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.folder = root / _version()
+        self.writable = True
+
+    def get(self, key: str) -> str | None:
+        try:
+            text = (self.folder / key[:2] / key).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        head, sep, body = text.partition("\n")
+        return body if sep and head == f"-- {key}" else None
+
+    def put(self, key: str, rendered: str) -> None:
+        if not self.writable:
+            return
+        folder = self.folder / key[:2]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(f"-- {key}\n{rendered}")
+            os.replace(tmp, folder / key)
+        except OSError:
+            self.writable = False  # a read-only or full disk: render in memory from now on
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.unlink(tmp)
+
+    def prune(self, now: float | None = None) -> list[Path]:
+        """Remove the folders of other versions not used for ``CACHE_STALE_DAYS``; returns them."""
+        now = time.time() if now is None else now
+        removed = []
+        with contextlib.suppress(OSError):
+            for other in self.root.iterdir():
+                if other != self.folder and other.is_dir() and now - other.stat().st_mtime > CACHE_STALE_DAYS * 86400:
+                    _remove_tree(other)
+                    removed.append(other)
+        return removed
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@functools.cache
+def _version() -> str:
+    """What renders a statement: sqlglot's version and this module's own text."""
+    mine = Path(__file__).read_bytes()
+    return hashlib.sha256(importlib.metadata.version("sqlglot").encode() + b"\0" + mine).hexdigest()[:16]
+
+
+_caches: dict[str, DiskCache | None] = {}
+
+
+def _disk_cache() -> DiskCache | None:
+    configured = os.environ.get(CACHE_ENV)
+    if configured is None:
+        try:
+            base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        except RuntimeError:  # no home folder: nowhere to keep them
+            base = ""
+        configured = str(Path(base) / "nba-failure-triage" / "sql") if base else ""
+    if configured not in _caches:
+        cache = DiskCache(Path(configured)) if configured else None
+        if cache is not None:
+            cache.prune()
+        _caches[configured] = cache
+    return _caches[configured]
 
 
 #: ``ROW_HASH(a, b, ...)``: a 60-bit, non-negative hash of a row's values, for the item index's fingerprints. It is
@@ -132,6 +243,9 @@ def row_hash(values: Iterable[str | int | bool | None]) -> int:
 
 
 def _row_hash(engine: str) -> Callable[[exp.Expression], exp.Expression]:
+    import sqlglot
+    from sqlglot import exp
+
     def transform(node: exp.Expression) -> exp.Expression:
         if not (isinstance(node, exp.Anonymous) and str(node.this).upper() == ROW_HASH):
             return node

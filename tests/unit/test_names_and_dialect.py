@@ -1,13 +1,16 @@
 import ast
 import datetime as dt
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from lib.demo import parse_scale
 from lib.names import player_lookup
+from lib.store import dialect
 from lib.store.dialect import Dialect, SqlError, quote_identifier, row_hash
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +155,82 @@ def test_the_csv_export_writes_counts_as_integers_and_lists_as_text() -> None:
     lines = out.getvalue().splitlines()
     assert lines[1] == "4,1,2022-01-01; 2022-01-03"
     assert lines[2] == ",2,not json [" and lines[3] == '12,3,"[[""nested""]]"'
+
+
+# -- rendered statements kept on disk between processes (lib/store/dialect.py) -------------------------------------
+
+_STATEMENTS = [
+    "SELECT COUNTIF(x > 1) AS n FROM nba_processing.precompute_failures WHERE analysis_date = @d",
+    "SELECT ROW_HASH(a, b) AS h FROM nba_raw.t",
+    "CREATE TABLE IF NOT EXISTS nba_raw.t (d DATE) PARTITION BY d CLUSTER BY d",
+]
+_DIALECTS = [Dialect("duckdb"), Dialect("bigquery", "proj", {"nba_processing": "proc_eu", "nba_raw": "raw"})]
+
+
+def _cold() -> None:
+    dialect._render.cache_clear()
+    dialect._caches.clear()
+
+
+def test_a_rendered_statement_is_kept_on_disk_and_read_back_as_rendered_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(dialect.CACHE_ENV, str(tmp_path))
+    fresh = {(d.engine, s): dialect._transpile(d, s) for d in _DIALECTS for s in _STATEMENTS}
+    _cold()
+    first = {(d.engine, s): d.render(s) for d in _DIALECTS for s in _STATEMENTS}
+    kept = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert first == fresh and len(kept) == len(fresh)  # one file per statement and engine, nothing else left
+    # A new process (nothing in memory) reads them: no sqlglot needed, the same text.
+    _cold()
+    monkeypatch.setattr(dialect, "_transpile", lambda d, s: pytest.fail(f"rendered again: {s}"))
+    assert {(d.engine, s): d.render(s) for d in _DIALECTS for s in _STATEMENTS} == fresh
+    # The same statement for another project is another file, never the first project's text.
+    monkeypatch.undo()
+    monkeypatch.setenv(dialect.CACHE_ENV, str(tmp_path))
+    _cold()
+    other = Dialect("bigquery", "elsewhere").render(_STATEMENTS[0])
+    assert "elsewhere" in other and "proj" not in other
+
+
+def test_a_damaged_kept_statement_is_rendered_again_and_an_unwritable_folder_only_means_no_keeping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(dialect.CACHE_ENV, str(tmp_path))
+    _cold()
+    duck = Dialect("duckdb")
+    want = duck.render(_STATEMENTS[0])
+    (kept,) = (p for p in tmp_path.rglob("*") if p.is_file())
+    for damage in ("", "-- another key\nSELECT 1", kept.read_text()[:20], "\udcff"):
+        kept.write_text(damage, errors="surrogateescape")
+        _cold()
+        assert duck.render(_STATEMENTS[0]) == want, damage
+        assert kept.read_text().startswith(f"-- {kept.name}\n")  # written again, whole
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    monkeypatch.setenv(dialect.CACHE_ENV, str(blocked))
+    _cold()
+    assert duck.render(_STATEMENTS[1]) == dialect._transpile(duck, _STATEMENTS[1])
+    monkeypatch.setenv(dialect.CACHE_ENV, "")  # empty: in memory only
+    _cold()
+    assert duck.render(_STATEMENTS[2]) == dialect._transpile(duck, _STATEMENTS[2])
+    with pytest.raises(SqlError):  # a forbidden construct is refused whether or not anything is kept
+        duck.render("SELECT x FROM UNNEST([1]) AS x WITH OFFSET")
+
+
+def test_another_version_renders_into_its_own_folder_and_stale_ones_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(dialect.CACHE_ENV, str(tmp_path))
+    _cold()
+    Dialect("duckdb").render(_STATEMENTS[0])
+    (mine,) = tmp_path.iterdir()
+    assert mine.name == dialect._version()
+    old, recent = tmp_path / "0123456789abcdef", tmp_path / "fedcba9876543210"
+    for folder, days in ((old, dialect.CACHE_STALE_DAYS + 1), (recent, 1)):
+        (folder / "ab").mkdir(parents=True)
+        (folder / "ab" / "abc").write_text("-- abc\nSELECT 1")
+        os.utime(folder, (time.time() - days * 86400,) * 2)
+    os.utime(mine, (time.time() - 100 * 86400,) * 2)  # this version's own folder is never removed
+    cache = dialect.DiskCache(tmp_path)
+    assert cache.prune() == [old] and sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, recent.name])
