@@ -49,9 +49,10 @@ def _free(path: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
-def start(log_dir: Path, catalog: str | None = None) -> Iterator[str]:
+def start(log_dir: Path, catalog: str | None = None, translations: str | None = None) -> Iterator[str]:
     """Start the emulator on free loopback ports, its data in memory where possible and its log in ``log_dir``
-    (``catalog``: see ``CATALOG``); yield its endpoint; stop it and remove its data."""
+    (``catalog``, ``translations``: see ``CATALOG`` and ``TRANSLATIONS``); yield its endpoint; stop it and remove its
+    data."""
     if not EMULATOR.exists():
         raise RuntimeError("The BigQuery emulator is not installed: run `make emulator` (part of `make test`).")
     usable = MEMORY.is_dir() and os.access(MEMORY, os.W_OK) and _free(MEMORY) >= MEMORY_NEEDED
@@ -62,16 +63,16 @@ def start(log_dir: Path, catalog: str | None = None) -> Iterator[str]:
                     shutil.rmtree(old, ignore_errors=True)
     data_dir = Path(tempfile.mkdtemp(prefix="bigquery-emulator-", dir=MEMORY if usable else log_dir))
     try:
-        yield from _serve(data_dir, log_dir, catalog)
+        yield from _serve(data_dir, log_dir, _command(catalog, translations))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _serve(data_dir: Path, log_dir: Path, catalog: str | None) -> Iterator[str]:
+def _serve(data_dir: Path, log_dir: Path, command: list[str]) -> Iterator[str]:
     port, grpc = free_port(), free_port()
     log = open(log_dir / "emulator.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [*_command(catalog), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
+        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc),
          "--project", PROJECT, "--data-dir", str(data_dir)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -93,12 +94,17 @@ THREADS = int(os.environ.get("TRIAGE_EMULATOR_THREADS", "1"))
 #: The emulator's reads of DuckDB's catalog answered from DuckLake's metadata (tests/emulator_entry.py):
 #: ``TRIAGE_EMULATOR_CATALOG`` ``on`` (the default), ``off``, or ``verify`` (each answer checked against DuckDB's).
 CATALOG = os.environ.get("TRIAGE_EMULATOR_CATALOG", "on")
+#: The emulator's translations of a statement into DuckDB's SQL kept and used again for the same statement, parameter
+#: types and schema (tests/emulator_entry.py): ``TRIAGE_EMULATOR_TRANSLATIONS`` ``on`` (the default), ``off``, or
+#: ``verify`` (each kept translation checked against a fresh one).
+TRANSLATIONS = os.environ.get("TRIAGE_EMULATOR_TRANSLATIONS", "on")
 ENTRY = Path(__file__).resolve().parent / "emulator_entry.py"
 
 
-def _command(catalog: str | None = None) -> list[str]:
+def _command(catalog: str | None = None, translations: str | None = None) -> list[str]:
     """The emulator's entry point (tests/emulator_entry.py), run by its own Python; -P: nothing imported from here."""
-    return [str(EMULATOR.parent / "python"), "-P", str(ENTRY), str(THREADS), catalog or CATALOG]
+    modes = [catalog or CATALOG, translations or TRANSLATIONS]
+    return [str(EMULATOR.parent / "python"), "-P", str(ENTRY), str(THREADS), *modes]
 
 
 def datasets(tag: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The BigQuery emulator as the tests start it: ``local-bigquery`` from PyPI (in .venv-emulator), run by its own
 Python 3.13, never imported by the tests (tests/bq.py starts ``python -P tests/emulator_entry.py THREADS CATALOG
-serve ...``). Two things differ from its installed entry point, neither of them what any statement answers:
+TRANSLATIONS serve ...``). Three things differ from its installed entry point, none of them what any statement
+answers:
 
 * **DuckDB threads.** DuckDB has no environment variable for them and the emulator opens its one connection without
   them; ``THREADS`` (0: DuckDB's default, every core) is given to every connection it opens.
@@ -22,19 +23,33 @@ serve ...``). Two things differ from its installed entry point, neither of them 
   ``verify`` also reads every answer from DuckDB as before and fails the statement if the two differ while nothing
   was committed (each job's temporary tables likewise, in SQL). tests/integration/test_briefing.py runs its module in
   that mode; the whole BigQuery half passed in it (``TRIAGE_EMULATOR_CATALOG=verify pytest -m bigquery``).
+* **Its translations** (``TRANSLATIONS``: ``on``, ``off`` or ``verify``). Every statement of every job is translated
+  from BigQuery's SQL into DuckDB's with sqlglot (parsed, typed against the tables' columns, rewritten): 40% of the
+  emulator's time, and most statements are the same ones again with other parameter values (the app's statements
+  are fixed text; values are bound, not written into the translation). A translation is kept for the statement's
+  text with its dataset, its parameters' names and types, its temporary tables, the script variables it names and
+  the schema version of every DuckLake catalog (any CREATE, ALTER or DROP moves it) and of the emulator's own
+  catalog of resources; used again, it replays what translating did to the job's context (the parameters used, the
+  tables referenced, temporary tables, positional parameters). Not kept: DDL, statements that depend on the clock,
+  on system variables or on INFORMATION_SCHEMA, and jobs with session settings or temporary functions. ``verify``
+  translates again each time a kept one is used and fails the statement if the two differ; the whole BigQuery half
+  passed in that mode (``TRIAGE_EMULATOR_TRANSLATIONS=verify pytest -m bigquery``).
 """
 
 from __future__ import annotations
 
+import collections
+import re
 import sys
 import threading
 
 import duckdb
 
-THREADS, CATALOG = int(sys.argv[1]), sys.argv[2]
-if CATALOG not in ("on", "off", "verify"):
-    raise SystemExit(f"CATALOG must be on, off or verify, not {CATALOG!r}")
-del sys.argv[1:3]
+THREADS, CATALOG, TRANSLATIONS = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+for _mode in (CATALOG, TRANSLATIONS):
+    if _mode not in ("on", "off", "verify"):
+        raise SystemExit(f"CATALOG and TRANSLATIONS must be on, off or verify, not {_mode!r}")
+del sys.argv[1:4]
 sys.argv[0] = "local-bigquery"
 
 _connect = duckdb.connect
@@ -48,11 +63,13 @@ def connect(*args, config=None, **kwargs):  # type: ignore[no-untyped-def]
 
 duckdb.connect = connect  # type: ignore[assignment]
 
-from local_bigquery.catalog import datasets, tables  # noqa: E402 - after DuckDB's connect is set
+from local_bigquery.catalog import datasets, metadata, tables  # noqa: E402 - after DuckDB's connect is set
 from local_bigquery.cli import main  # noqa: E402
 from local_bigquery.engine import database  # noqa: E402
 from local_bigquery.jobs import query  # noqa: E402
+from local_bigquery.sql.dialect import BigQueryDialect  # noqa: E402
 from local_bigquery.sql.rules import partitions  # noqa: E402
+from sqlglot import exp  # noqa: E402
 
 
 def _catalog_read(function) -> str:  # type: ignore[no-untyped-def]
@@ -175,8 +192,105 @@ def _swap_temporary_listing(replacement: str) -> None:
     query.execute.__code__ = code.replace(co_consts=consts)
 
 
+# -- translations kept ------------------------------------------------------------------------------------------------
+
+#: Statements whose translation depends on more than the statement, its parameters' types and the catalog's schema:
+#: the clock (time travel, table decorators), the session's system variables, the catalog's contents.
+_UNKEPT = re.compile(r"SYSTEM_TIME|INFORMATION_SCHEMA|@@|@-?\d", re.I)
+_kept: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
+_KEPT_MAX = 4096
+_generation = [0]  # bumped by every change to the emulator's own catalog of resources (options, policies, routines)
+_translate = query.translate
+_translated = [0, 0]  # kept translations used, and (verify) compared
+
+
+def _schema_versions() -> tuple:
+    """The schema version of every DuckLake catalog (any CREATE, ALTER or DROP moves it; a write of rows does not)."""
+    return tuple(
+        (name, _fetch(f"SELECT max(schema_version) FROM {_metadata(name)}.ducklake_snapshot")[0][0])
+        for name in sorted(database._attached)
+    )
+
+
+def _key(part, context) -> tuple | None:  # type: ignore[no-untyped-def]
+    if isinstance(part, (*query.DDL, exp.Command)) or context.functions or context.settings:
+        return None
+    text = part.sql(dialect=BigQueryDialect)
+    if _UNKEPT.search(text):
+        return None
+    variables = ()
+    if context.variables:  # a script's variables are read where a column names one: those are part of the key
+        named = {n for c in part.find_all(exp.Column) for n in (c.name.lower(), c.table.lower()) if n}
+        variables = tuple(sorted((n, t) for n, t in context.variables.items() if n in named))
+    return (
+        text, context.project_id, context.dataset_id, tuple(sorted(context.parameters.items())),
+        tuple(sorted(context.values)), tuple(sorted(context.temporary)), variables, context.position,
+        _schema_versions(), _generation[0],
+    )  # fmt: skip
+
+
+def _effects(context, before: tuple) -> tuple:  # type: ignore[no-untyped-def]
+    """What a translation changed in its context besides its answer."""
+    referenced, temporary = before
+    return (
+        tuple(sorted(context.used)), tuple(sorted(context.referenced - referenced)),
+        tuple(sorted(context.temporary - temporary)), context.position,
+    )  # fmt: skip
+
+
+def _fresh(part, context) -> tuple:  # type: ignore[no-untyped-def]
+    before = (set(context.referenced), set(context.temporary))
+    sql, _ = _translate(part, context)
+    return sql, _effects(context, before)
+
+
+def translate(part, context) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
+    key = _key(part, context)
+    kept = _kept.get(key) if key is not None else None
+    if kept is None:
+        sql, effects = _fresh(part, context)
+        if key is not None:
+            _kept[key] = (sql, effects)
+            while len(_kept) > _KEPT_MAX:
+                _kept.popitem(last=False)
+    else:
+        sql, effects = kept
+        if TRANSLATIONS == "verify":
+            position, referenced, temporary = context.position, set(context.referenced), set(context.temporary)
+            fresh = _fresh(part, context)
+            if fresh != kept:
+                print(f"translation MISMATCH: {key[0]}: kept {kept}, fresh {fresh}", file=sys.stderr, flush=True)
+                raise RuntimeError("the emulator's kept translation differs from a fresh one")
+            context.position, context.referenced, context.temporary = position, referenced, temporary
+            with _lock:
+                _translated[1] += 1
+                if _translated[1] % 100 == 1:
+                    print(f"translations: {_translated[1]} verified", file=sys.stderr, flush=True)
+        used, referenced_added, temporary_added, position = effects
+        context.used.clear()
+        context.used.update(used)
+        context.referenced.update(referenced_added)
+        context.temporary.update(temporary_added)
+        context.position = position
+        _translated[0] += 1
+    return sql, {name: context.values[name] for name in context.used}
+
+
+def _bumping(function):  # type: ignore[no-untyped-def]
+    def bumped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _generation[0] += 1
+
+    return bumped
+
+
 if CATALOG != "off":
     database.fetch = fetch
     _swap_temporary_listing(CHECKED_TEMPORARY if CATALOG == "verify" else CHEAP_TEMPORARY)
+if TRANSLATIONS != "off":
+    query.translate = translate
+    metadata.save, metadata.delete = _bumping(metadata.save), _bumping(metadata.delete)
 
 sys.exit(main())

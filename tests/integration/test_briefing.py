@@ -113,12 +113,12 @@ def write_history(store: Store) -> None:
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """This module's emulator checks every catalog read it answers from DuckLake's metadata against DuckDB's own
-    (the ``verify`` mode of tests/emulator_entry.py: a difference fails the statement). The other modules' emulators
-    answer from the metadata alone; here, after the history is written, indexed and read, the log must show reads
-    checked and no difference."""
+    """This module's emulator checks every catalog read it answers from DuckLake's metadata against DuckDB's own, and
+    every translation it uses again against a fresh one (the ``verify`` modes of tests/emulator_entry.py: a
+    difference fails the statement). The other modules' emulators use them unchecked; here, after the history is
+    written, indexed and read, the log must show catalog reads checked and no difference."""
     log_dir = tmp_path_factory.mktemp("bigquery-emulator")
-    yield from bq.start(log_dir, catalog="verify")
+    yield from bq.start(log_dir, catalog="verify", translations="verify")
     log = (log_dir / "emulator.log").read_text()
     assert "MISMATCH" not in log, log[-2000:]
     checked = [int(n) for n in re.findall(r"catalog reads: (\d+) verified", log)]

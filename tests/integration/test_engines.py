@@ -238,6 +238,33 @@ def test_the_emulator_still_finds_a_sessions_temporary_tables(emulator: str) -> 
 
 
 @pytest.mark.bigquery
+def test_the_emulator_uses_a_kept_translation_only_for_the_same_statement_and_schema(tmp_path: Path) -> None:
+    """tests/emulator_entry.py keeps each statement's translation into DuckDB's SQL and uses it again for the same
+    statement, parameter types and schema. Here in its ``verify`` mode (each kept translation compared with a fresh
+    one, a difference fails the statement): the same statement with other values is answered from the kept
+    translation; after the table is made again with another column type (a NUMERIC times a decimal literal is
+    translated with a cast that a FLOAT64 is not), and with a parameter of another type, it is translated afresh."""
+    emulator = bq.start(tmp_path, translations="verify")
+    endpoint = next(emulator)
+    try:
+        store = bq.store(endpoint, "kept")
+        store.client().create_dataset(bq.datasets("kept")["nba_processing"])
+        sql = "SELECT a * 1.5 AS x, b FROM nba_processing.t WHERE a >= @least ORDER BY a"
+        for kind in ("NUMERIC", "FLOAT64"):
+            store.execute(f"CREATE OR REPLACE TABLE nba_processing.t (a {kind}, b STRING)")
+            store.execute("INSERT INTO nba_processing.t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')")
+            answers = [store.query(sql, {"least": n}) for n in (1, 2, 3)]
+            assert [list(a["b"]) for a in answers] == [["x", "y", "z"], ["y", "z"], ["z"]], kind
+            assert [float(v) for v in answers[0]["x"]] == [1.5, 3.0, 4.5], kind
+        assert list(store.query(sql, {"least": 2.5})["b"]) == ["z"]  # a FLOAT64 parameter: another translation
+    finally:
+        emulator.close()
+    log = (tmp_path / "emulator.log").read_text()
+    assert "MISMATCH" not in log, log[-2000:]
+    assert "translations: 1 verified" in log  # kept translations were used (and each compared with a fresh one)
+
+
+@pytest.mark.bigquery
 def test_bigquery_errors_say_what_happened_and_what_to_do(emulator: str) -> None:
     missing = bq.store(emulator, "nothing_here")
     with pytest.raises(StoreUnavailable) as caught:
