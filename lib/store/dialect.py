@@ -161,7 +161,8 @@ class DiskCache:
             return
         folder = self.folder / key[:2]
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # statements this account's processes run
+            folder.mkdir(exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(f"-- {key}\n{rendered}")
