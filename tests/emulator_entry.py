@@ -195,13 +195,16 @@ def _swap_temporary_listing(replacement: str) -> None:
 # -- translations kept ------------------------------------------------------------------------------------------------
 
 #: Statements whose translation depends on more than the statement, its parameters' types and the catalog's schema:
-#: the clock (time travel, table decorators), the session's system variables, the catalog's contents.
-_UNKEPT = re.compile(r"SYSTEM_TIME|INFORMATION_SCHEMA|@@|@-?\d", re.I)
+#: the clock (time travel, table decorators), the session's system variables, the catalog's contents (row counts of
+#: ``__TABLES__``), the caller (row access), parameter values written in (an external query's connection).
+_UNKEPT = re.compile(
+    r"SYSTEM_TIME|INFORMATION_SCHEMA|__TABLES__|@@|@-?\d|SESSION_USER|CURRENT_USER|EXTERNAL_QUERY", re.I
+)
 _kept: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
 _KEPT_MAX = 4096
 _generation = [0]  # bumped by every change to the emulator's own catalog of resources (options, policies, routines)
 _translate = query.translate
-_translated = [0, 0]  # kept translations used, and (verify) compared
+_translations_verified = [0]  # (verify) kept translations compared with a fresh one
 
 
 def _schema_versions() -> tuple:
@@ -229,19 +232,19 @@ def _key(part, context) -> tuple | None:  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
-def _effects(context, before: tuple) -> tuple:  # type: ignore[no-untyped-def]
-    """What a translation changed in its context besides its answer."""
-    referenced, temporary = before
-    return (
-        tuple(sorted(context.used)), tuple(sorted(context.referenced - referenced)),
-        tuple(sorted(context.temporary - temporary)), context.position,
-    )  # fmt: skip
-
-
 def _fresh(part, context) -> tuple:  # type: ignore[no-untyped-def]
-    before = (set(context.referenced), set(context.temporary))
-    sql, _ = _translate(part, context)
-    return sql, _effects(context, before)
+    """A translation, and what it did to its context besides its answer: the parameters it used, every table it
+    referenced (all of them, not only those the job had not referenced yet), the temporary tables it added, the
+    positional index after it."""
+    referenced, temporary = context.referenced, set(context.temporary)
+    context.referenced = set()
+    try:
+        sql, _ = _translate(part, context)
+        mine = context.referenced
+    finally:
+        context.referenced = referenced | context.referenced
+    return sql, (tuple(sorted(context.used)), tuple(sorted(mine)), tuple(sorted(context.temporary - temporary)),
+                 context.position)  # fmt: skip
 
 
 def translate(part, context) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
@@ -263,16 +266,15 @@ def translate(part, context) -> tuple[str, dict]:  # type: ignore[no-untyped-def
                 raise RuntimeError("the emulator's kept translation differs from a fresh one")
             context.position, context.referenced, context.temporary = position, referenced, temporary
             with _lock:
-                _translated[1] += 1
-                if _translated[1] % 100 == 1:
-                    print(f"translations: {_translated[1]} verified", file=sys.stderr, flush=True)
+                _translations_verified[0] += 1
+                if _translations_verified[0] % 100 == 1:
+                    print(f"translations: {_translations_verified[0]} verified", file=sys.stderr, flush=True)
         used, referenced_added, temporary_added, position = effects
         context.used.clear()
         context.used.update(used)
         context.referenced.update(referenced_added)
         context.temporary.update(temporary_added)
         context.position = position
-        _translated[0] += 1
     return sql, {name: context.values[name] for name in context.used}
 
 

@@ -15,6 +15,7 @@ import hashlib
 import importlib.metadata
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -150,7 +151,8 @@ class DiskCache:
 
     def get(self, key: str) -> str | None:
         try:
-            text = (self.folder / key[:2] / key).read_text(encoding="utf-8")
+            with open(self.folder / key[:2] / key, encoding="utf-8", newline="") as kept:  # \r kept as written
+                text = kept.read()
         except (OSError, UnicodeDecodeError):
             return None
         head, sep, body = text.partition("\n")
@@ -164,30 +166,30 @@ class DiskCache:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # statements this account's processes run
             folder.mkdir(exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
                 out.write(f"-- {key}\n{rendered}")
             os.replace(tmp, folder / key)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: text that cannot be encoded
             self.writable = False  # a read-only or full disk: render in memory from now on
             with contextlib.suppress(OSError, UnboundLocalError):
                 os.unlink(tmp)
 
     def prune(self, now: float | None = None) -> list[Path]:
-        """Remove the folders of other versions not used for ``CACHE_STALE_DAYS``; returns them."""
+        """Remove the folders of other versions (named as ``_version`` names them: nothing else in the folder is
+        touched) not used for ``CACHE_STALE_DAYS``; returns them."""
         now = time.time() if now is None else now
         removed = []
         with contextlib.suppress(OSError):
             for other in self.root.iterdir():
-                if other != self.folder and other.is_dir() and now - other.stat().st_mtime > CACHE_STALE_DAYS * 86400:
-                    _remove_tree(other)
+                stale = now - other.stat().st_mtime > CACHE_STALE_DAYS * 86400
+                if other != self.folder and _VERSION_NAME.fullmatch(other.name) and other.is_dir() and stale:
+                    shutil.rmtree(other, ignore_errors=True)
                     removed.append(other)
         return removed
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+#: How ``_version`` names a folder.
+_VERSION_NAME = re.compile(r"[0-9a-f]{16}")
 
 
 @functools.cache
@@ -209,9 +211,12 @@ def _disk_cache() -> DiskCache | None:
             base = ""
         configured = str(Path(base) / "nba-failure-triage" / "sql") if base else ""
     if configured not in _caches:
-        cache = DiskCache(Path(configured)) if configured else None
-        if cache is not None:
-            cache.prune()
+        try:
+            cache = DiskCache(Path(configured)) if configured else None
+            if cache is not None:
+                cache.prune()
+        except Exception:  # no source or package metadata to name the version by: keep nothing
+            cache = None
         _caches[configured] = cache
     return _caches[configured]
 

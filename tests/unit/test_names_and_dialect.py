@@ -163,6 +163,7 @@ _STATEMENTS = [
     "SELECT COUNTIF(x > 1) AS n FROM nba_processing.precompute_failures WHERE analysis_date = @d",
     "SELECT ROW_HASH(a, b) AS h FROM nba_raw.t",
     "CREATE TABLE IF NOT EXISTS nba_raw.t (d DATE) PARTITION BY d CLUSTER BY d",
+    "SELECT 'a\\r\\nb\\rc' AS s",  # escapes a render writes as a raw CR LF and CR: read back unchanged
 ]
 _DIALECTS = [Dialect("duckdb"), Dialect("bigquery", "proj", {"nba_processing": "proc_eu", "nba_raw": "raw"})]
 
@@ -227,10 +228,12 @@ def test_another_version_renders_into_its_own_folder_and_stale_ones_are_removed(
     (mine,) = tmp_path.iterdir()
     assert mine.name == dialect._version()
     old, recent = tmp_path / "0123456789abcdef", tmp_path / "fedcba9876543210"
-    for folder, days in ((old, dialect.CACHE_STALE_DAYS + 1), (recent, 1)):
+    foreign = tmp_path / "someone-elses-folder"  # TRIAGE_SQL_CACHE may name a folder that holds other things
+    for folder, days in ((old, dialect.CACHE_STALE_DAYS + 1), (recent, 1), (foreign, 100)):
         (folder / "ab").mkdir(parents=True)
         (folder / "ab" / "abc").write_text("-- abc\nSELECT 1")
         os.utime(folder, (time.time() - days * 86400,) * 2)
     os.utime(mine, (time.time() - 100 * 86400,) * 2)  # this version's own folder is never removed
     cache = dialect.DiskCache(tmp_path)
-    assert cache.prune() == [old] and sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, recent.name])
+    assert cache.prune() == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, recent.name, foreign.name])
