@@ -8,6 +8,7 @@ whose text is wider than its column. Screenshots of every page at 1280x800 and 1
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -76,36 +77,42 @@ def _settled(page: Page) -> None:
     expect(status).to_have_count(0, timeout=WAIT)
 
 
-def check_page(browser: Browser, url: str, path: str, width: int = 1280) -> list[str]:
-    """Open ``path`` at ``width`` x 800 and return what reads cut (empty: nothing); a screenshot is kept."""
+def check_pages(browser: Browser, url: str, paths: Iterable[str], width: int = 1280) -> list[str]:
+    """Open each of ``paths`` at ``width`` x 800 and return what reads cut (empty: nothing); a screenshot of each is
+    kept. The paths are opened one after the other in one tab (each a whole new load of the page): its renderer keeps
+    the app's several MB of scripts compiled, which a new tab or context parses and compiles again (the eleven pages of
+    the first morning: 94-102 CPU-seconds of chromium and the server with a context or a tab each, 54 in one tab)."""
     context = browser.new_context(viewport={"width": width, "height": 800})
-    page = context.new_page()
-    problems: list[str] = []
     try:
-        page.goto(f"{url}/{path}", timeout=WAIT)
-        expect(page.locator("h1").first).to_be_visible(timeout=WAIT)
-        _settled(page)
-        wanted = PAGES.get(path, {})
-        if wanted:
-            expect(page.locator('[data-testid="stDataFrame"]').nth(max(wanted))).to_be_visible(timeout=WAIT)
-            for n in wanted:  # a grid draws its header cells after it is shown: slowly on a busy machine
-                expect(page.locator('[data-testid="stDataFrame"]').nth(n).locator("th").first).to_be_attached(
-                    timeout=WAIT
-                )
-        page.wait_for_timeout(1_500)  # the grids draw after their data arrives
-        problems += [f"/{path}: metric text cut: {t!r}" for t in page.evaluate(_MEASURE)]
-        tables = page.evaluate(_TABLES, FIXED)
-        for n, columns in wanted.items():
-            missing = set(columns) - set(tables[n]["heads"])
-            if missing:
-                problems.append(f"/{path}: table {n} does not show {sorted(missing)} (drawn: {tables[n]['heads']})")
-        problems += [f"/{path}: {w}" for t in tables for w in t["wide"]]
-        # The whole page for the record: Streamlit scrolls inside its own container, so the window grows to it.
-        tall = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 800")
-        page.set_viewport_size({"width": width, "height": min(max(800, int(tall) + 40), 8000)})
-        page.wait_for_timeout(1_500)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"laptop-{path.split('?')[0] or 'overview'}-{width}.png"))
+        page = context.new_page()
+        return [problem for path in paths for problem in _check(page, url, path, width)]
     finally:
         context.close()
+
+
+def _check(page: Page, url: str, path: str, width: int) -> list[str]:
+    problems: list[str] = []
+    page.set_viewport_size({"width": width, "height": 800})  # the last path's screenshot made it taller
+    page.goto(f"{url}/{path}", timeout=WAIT)  # a whole new document: nothing of the last path's is left
+    expect(page.locator("h1").first).to_be_visible(timeout=WAIT)
+    _settled(page)
+    wanted = PAGES.get(path, {})
+    if wanted:
+        expect(page.locator('[data-testid="stDataFrame"]').nth(max(wanted))).to_be_visible(timeout=WAIT)
+        for n in wanted:  # a grid draws its header cells after it is shown: slowly on a busy machine
+            expect(page.locator('[data-testid="stDataFrame"]').nth(n).locator("th").first).to_be_attached(timeout=WAIT)
+    page.wait_for_timeout(1_500)  # the grids draw after their data arrives
+    problems += [f"/{path}: metric text cut: {t!r}" for t in page.evaluate(_MEASURE)]
+    tables = page.evaluate(_TABLES, FIXED)
+    for n, columns in wanted.items():
+        missing = set(columns) - set(tables[n]["heads"])
+        if missing:
+            problems.append(f"/{path}: table {n} does not show {sorted(missing)} (drawn: {tables[n]['heads']})")
+    problems += [f"/{path}: {w}" for t in tables for w in t["wide"]]
+    # The whole page for the record: Streamlit scrolls inside its own container, so the window grows to it.
+    tall = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 800")
+    page.set_viewport_size({"width": width, "height": min(max(800, int(tall) + 40), 8000)})
+    page.wait_for_timeout(1_500)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"laptop-{path.split('?')[0] or 'overview'}-{width}.png"))
     return problems

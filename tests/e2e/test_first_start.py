@@ -155,7 +155,6 @@ def test_the_first_morning_shows_only_our_verdicts_and_reads_whole_on_a_laptop(
     bounds = q.bounds(store)
     today = dt.datetime.now(dt.UTC).date()  # the demo ends the day before it was placed (a run may cross midnight)
     assert bounds.last_date in (today - dt.timedelta(days=1), today - dt.timedelta(days=2)), bounds
-    problems = [p for path in laptop.PAGES for p in laptop.check_page(browser, url, path)]
+    problems = laptop.check_pages(browser, url, laptop.PAGES)
     assert problems == [], "\n".join(problems)
-    for path in ("", "failures", "player?player=isaiahthompson"):  # wide, for the record
-        laptop.check_page(browser, url, path, width=1600)
+    laptop.check_pages(browser, url, ("", "failures", "player?player=isaiahthompson"), width=1600)  # for the record
