@@ -179,9 +179,13 @@ class Store(abc.ABC):
             return []
         for dataset in DATASETS:
             self.create_dataset(self.dialect.dataset(dataset))
-        for table in missing:
-            self.execute(table.ddl, label="init")
+        self.create_tables(missing)
         return [t.ref for t in missing]
+
+    def create_tables(self, tables: Sequence[TableDef]) -> None:
+        """Create each table that does not exist yet (its DDL says ``IF NOT EXISTS``)."""
+        for table in tables:
+            self.execute(table.ddl, label="init")
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
         """Between the batches of a long write: let any process waiting for the data have its turn first.

@@ -276,6 +276,14 @@ class BigQueryStore(Store):
         finally:
             self._wrote(label)
 
+    def create_tables(self, tables: Sequence[TableDef]) -> None:
+        """Every missing table in one job, a script of their DDL, not a job each: a job's own round trips are most
+        of a CREATE's time (the emulator: 5.1-6.0 s for the schema's 24 tables a job each, 3.7-3.9 s in one). A
+        script that fails part way has created the tables before the failing one, as the jobs one by one would
+        have; the next ``init`` creates the rest."""
+        if tables:
+            self.execute(";\n".join(t.ddl.strip().rstrip(";") for t in tables), label="init")
+
     def write_script(self, sql: str, params: Params | None = None, *, label: str = "") -> pd.DataFrame:
         """Run a multi-statement script that writes (a write, as ``execute``: no bytes cap) and return the rows of
         its last statement."""
