@@ -181,8 +181,9 @@ class DiskCache:
         removed = []
         with contextlib.suppress(OSError):
             for other in self.root.iterdir():
-                stale = now - other.stat().st_mtime > CACHE_STALE_DAYS * 86400
-                if other != self.folder and _VERSION_NAME.fullmatch(other.name) and other.is_dir() and stale:
+                if other == self.folder or not _VERSION_NAME.fullmatch(other.name) or not other.is_dir():
+                    continue  # another thing's entry is never even looked at: a broken link of its stops nothing
+                if now - other.stat().st_mtime > CACHE_STALE_DAYS * 86400:
                     shutil.rmtree(other, ignore_errors=True)
                     removed.append(other)
         return removed

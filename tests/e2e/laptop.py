@@ -81,7 +81,8 @@ def check_pages(browser: Browser, url: str, paths: Iterable[str], width: int = 1
     """Open each of ``paths`` at ``width`` x 800 and return what reads cut (empty: nothing); a screenshot of each is
     kept. The paths are opened one after the other in one tab (each a whole new load of the page): its renderer keeps
     the app's several MB of scripts compiled, which a new tab or context parses and compiles again (the eleven pages of
-    the first morning: 94-102 CPU-seconds of chromium and the server with a context or a tab each, 54 in one tab)."""
+    the first morning, side by side: 131-155 CPU-seconds of chromium and the server with a context each, 62-65 in one
+    tab; a tab each in one context gained nothing)."""
     context = browser.new_context(viewport={"width": width, "height": 800})
     try:
         page = context.new_page()

@@ -234,6 +234,7 @@ def test_another_version_renders_into_its_own_folder_and_stale_ones_are_removed(
         (folder / "ab" / "abc").write_text("-- abc\nSELECT 1")
         os.utime(folder, (time.time() - days * 86400,) * 2)
     os.utime(mine, (time.time() - 100 * 86400,) * 2)  # this version's own folder is never removed
+    (tmp_path / "a-broken-link").symlink_to(tmp_path / "nowhere")  # another thing's, unreadable: stops nothing
     cache = dialect.DiskCache(tmp_path)
     assert cache.prune() == [old]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, recent.name, foreign.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, recent.name, foreign.name, "a-broken-link"])
