@@ -158,9 +158,9 @@ class Recording(BigQueryStore):
             self.received += len(frame)
         return frame
 
-    def _run(self, sql: str, params, label: str, *, dml: bool = False):  # type: ignore[no-untyped-def]
+    def _run(self, sql: str, params, label: str, **kw):  # type: ignore[no-untyped-def]
         self.statements.append(self.dialect.render(sql))
-        return super()._run(sql, params, label, dml=dml)
+        return super()._run(sql, params, label, **kw)
 
 
 def recording(endpoint: str) -> Recording:

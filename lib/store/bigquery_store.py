@@ -241,27 +241,39 @@ class BigQueryStore(Store):
             config.maximum_bytes_billed = self.maximum_bytes_billed
         return config
 
-    def _run(self, sql: str, params: Params | None, label: str, *, dml: bool = False) -> Any:
+    def _run(
+        self, sql: str, params: Params | None, label: str, *, dml: bool = False, page_size: int | None = None
+    ) -> Any:
+        """Run a statement and wait for it. A read goes through ``jobs.query`` (``query_and_wait``): one request that
+        answers with the rows (the first page of them) once the query is done, where a job takes an insert, a wait
+        for its end and a read of its results, each a round trip. A write (DML, a script) runs as a job, as before:
+        its job id is what makes a retried insert of a lost answer run once. Returns the rows (a read) or the done
+        job (a write)."""
         from google.cloud import bigquery
 
         rendered = self.dialect.render(sql)
         used = {k: v for k, v in (params or {}).items() if f"@{k}" in rendered}
         client = self.client()
-        job = client.query(
-            rendered,
-            job_config=self._job_config(used, label, dml=dml),
-            retry=bigquery.DEFAULT_RETRY.with_deadline(self.timeout),
-            job_retry=None,
-            timeout=self.timeout,  # each HTTP call: a stalled answer is given up, not waited for forever
-        )
+        retry = bigquery.DEFAULT_RETRY.with_deadline(self.timeout)
+        config = self._job_config(used, label, dml=dml)
+        if not dml:
+            return client.query_and_wait(
+                rendered,
+                job_config=config,
+                retry=retry,
+                job_retry=None,
+                api_timeout=self.timeout,  # each HTTP call: a stalled answer is given up, not waited for forever
+                wait_timeout=self.timeout,
+                page_size=page_size,
+            )
+        job = client.query(rendered, job_config=config, retry=retry, job_retry=None, timeout=self.timeout)
         job.result(timeout=self.timeout)
         return job
 
     # -- primitives ---------------------------------------------------------------------------------
     def query(self, sql: str, params: Params | None = None, *, label: str = "") -> pd.DataFrame:
         def run() -> pd.DataFrame:
-            job = self._run(sql, params, label)
-            frame: pd.DataFrame = job.result().to_dataframe(create_bqstorage_client=False)
+            frame: pd.DataFrame = self._run(sql, params, label).to_dataframe(create_bqstorage_client=False)
             return frame
 
         return normalise_frame(self._guard(run, f"the {label or 'query'}"))
@@ -305,8 +317,7 @@ class BigQueryStore(Store):
     def stream(
         self, sql: str, params: Params | None = None, *, chunk: int = 50_000, label: str = ""
     ) -> Iterator[pd.DataFrame]:
-        job = self._guard(lambda: self._run(sql, params, label), f"the {label or 'export'}")
-        rows = job.result(page_size=chunk)
+        rows = self._guard(lambda: self._run(sql, params, label, page_size=chunk), f"the {label or 'export'}")
         for frame in rows.to_dataframe_iterable():
             yield normalise_frame(frame)
 

@@ -26,7 +26,8 @@ from tests.conftest import precompute_row
 pytestmark = pytest.mark.bigquery
 ALICE = Actor("alice")
 DAY = dt.date(2021, 12, 31)
-JOBS = r"/projects/[^/]+/jobs(\?|$)"
+#: The request that starts a statement: jobs.query for a read, jobs.insert for a write (lib/store/bigquery_store.py).
+JOBS = r"/projects/[^/]+/(jobs|queries)(\?|$)"
 _tags = itertools.count(1)
 
 
