@@ -20,14 +20,16 @@ test: setup-dev browser emulator pubsub
 # The property-based suites at length: thousands of random worlds instead of the default run's fixed twenty (forty on
 # the emulator instead of one); the item index against the rows over forty random histories instead of one, and over
 # eight on the emulator with all seven views instead of one with two; resolves getting through a classification of a
-# million rows, not 120k; the oracle's batches over the whole demo, not one month.
+# million rows, not 120k; the oracle's batches over the whole demo, not one month; the whole demo judged a second time,
+# not one month; eight racing writers of seven resolves each, not four.
 test-long: setup-dev emulator
 	TRIAGE_EQUIVALENCE_EXAMPLES=3000 TRIAGE_EQUIVALENCE_BQ_SEEDS=$$(seq -s, 1 40) \
 	  TRIAGE_INDEX_SEEDS=$$(seq -s, 1 40) TRIAGE_INDEX_BQ_SEEDS=$$(seq -s, 1 8) TRIAGE_INDEX_STEPS=16 \
-	  TRIAGE_INDEX_BQ_EVERY_VIEW_LAST=1 TRIAGE_YIELDS_SCALE=1M TRIAGE_ORACLE_WHOLE=1 \
+	  TRIAGE_INDEX_BQ_EVERY_VIEW_LAST=1 TRIAGE_YIELDS_SCALE=1M TRIAGE_ORACLE_WHOLE=1 TRIAGE_RACE_WRITES=7 \
 	  $(BIN)/python -m pytest tests/integration/test_engine_equivalence.py tests/integration/test_item_index.py \
-	  tests/hardening/test_classification_yields.py \
-	  "tests/integration/test_classification.py::test_a_run_classifies_every_unclassified_item_with_a_few_queries_per_batch"
+	  tests/hardening/test_classification_yields.py tests/hardening/test_commit_order.py \
+	  "tests/integration/test_classification.py::test_a_run_classifies_every_unclassified_item_with_a_few_queries_per_batch" \
+	  "tests/integration/test_classification.py::test_the_pipelines_own_verdicts_are_judged_again_and_kept_beside_ours"
 
 # The fuzz suite of bad input at forty times the default run's size (39,400 inputs; rows and links as many as before).
 fuzz-long: setup-dev

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -169,12 +170,13 @@ _entity = st.text(alphabet=st.sampled_from("abAB:%_\\'\" .j r-1"), min_size=0, m
 )
 @given(entities=st.lists(_entity, min_size=2, max_size=6, unique=True), pick=st.integers(0, 5))
 def test_a_scope_built_from_a_clicked_entity_writes_exactly_that_entity(
-    tmp_path_factory: pytest.TempPathFactory, entities: list[str], pick: int
+    tmp_path_factory: pytest.TempPathFactory, empty_db_path: Path, entities: list[str], pick: int
 ) -> None:
     """Random entity ids that are prefixes, suffixes and case variants of each other, with LIKE wildcards,
     quotes and the key's separator: the scope of a click writes the clicked entity's items and nothing else."""
-    store = DuckDBStore(tmp_path_factory.mktemp("scope") / "s.duckdb")
-    store.init_schema()
+    path = tmp_path_factory.mktemp("scope") / "s.duckdb"
+    shutil.copy(empty_db_path, path)  # a fresh database of the example's own, without forty statements each
+    store = DuckDBStore(path)
     _write(
         store,
         "precompute_failures",
