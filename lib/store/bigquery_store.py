@@ -257,13 +257,17 @@ class BigQueryStore(Store):
         retry = bigquery.DEFAULT_RETRY.with_deadline(self.timeout)
         config = self._job_config(used, label, dml=dml)
         if not dml:
+            # The request is held by the server up to its HTTP timeout (less a quarter second) while the query runs,
+            # and a query not done by then is waited for up to ``wait_timeout`` more: half the timeout each, so that a
+            # read gives up after the timeout in all, as a job's wait did, not twice it.
+            half = self.timeout / 2
             return client.query_and_wait(
                 rendered,
                 job_config=config,
                 retry=retry,
                 job_retry=None,
-                api_timeout=self.timeout,  # each HTTP call: a stalled answer is given up, not waited for forever
-                wait_timeout=self.timeout,
+                api_timeout=half,  # each HTTP call: a stalled answer is given up, not waited for forever
+                wait_timeout=half,
                 page_size=page_size,
             )
         job = client.query(rendered, job_config=config, retry=retry, job_retry=None, timeout=self.timeout)
