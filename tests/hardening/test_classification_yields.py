@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,13 +47,22 @@ def test_resolves_get_in_while_a_long_classification_runs(tmp_path: Path) -> Non
     for line in classify.stderr:  # its first batch is under way once it has counted the items
         if "items to classify" in line:
             break
-    finished_during_the_run = 0
-    for key in keys:
-        resolve = subprocess.run(_cli("resolve", "--db", db, "--actor", "alice", "--to", "INVESTIGATING",
-                                      "--note", "looking", "--item", key), cwd=ROOT, capture_output=True, text=True,
-                                 env=env, timeout=120)  # fmt: skip
-        assert resolve.returncode == 0 and "Marked 1 item(s) INVESTIGATING" in resolve.stdout, resolve.stderr
-        finished_during_the_run += classify.poll() is None
+    # The three operators act at once (one after the other until issue 20, when a fast machine finished the whole
+    # classification before the third had started): each waits for the file, and each one's end is noted against
+    # whether the classification was still running at that moment.
+    resolves = [subprocess.Popen(_cli("resolve", "--db", db, "--actor", "alice", "--to", "INVESTIGATING", "--note",
+                                      "looking", "--item", key), cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env) for key in keys]  # fmt: skip
+    ended: dict[int, bool] = {}  # resolve -> whether the classification was still running when it ended
+    deadline = time.monotonic() + 120
+    while len(ended) < len(resolves) and time.monotonic() < deadline:
+        running = classify.poll() is None  # read before the resolves: an end seen below came before this moment
+        ended.update({n: running for n, r in enumerate(resolves) if n not in ended and r.poll() is not None})
+        time.sleep(0.05)
+    for r in resolves:
+        out, err = r.communicate(timeout=30)
+        assert r.returncode == 0 and "Marked 1 item(s) INVESTIGATING" in out, err
+    finished_during_the_run = sum(ended.values())
     out, err = classify.communicate(timeout=600)
     assert classify.returncode == 0, err
     # Every operator's change went through while the classification was still running, between its batches.
