@@ -156,7 +156,7 @@ def test_the_pipelines_own_verdicts_are_judged_again_and_kept_beside_ours(demo_s
         {"a": a, "b": b},
     )
     first = dict(zip(recorded["failure_type"], recorded["n"].astype(int), strict=True))
-    assert sum(first.values()) > (judged.items if ORACLE_WHOLE else 5_000) - 1, first
+    assert sum(first.values()) >= (judged.items if ORACLE_WHOLE else 5_000), first
     assert all(judged.by_type[t] >= n for t, n in first.items())  # what it recorded is what it reported
     again = classification.run(demo_store, actor=SYSTEM, now=NOW, include_classified=True, since=a, until=b)
     assert dict(again.by_type) == first
