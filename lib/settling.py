@@ -158,14 +158,63 @@ def weeks_of(days: pd.Series) -> pd.Series:
     return (stamps - pd.to_timedelta(stamps.dt.day_of_week, unit="D")).dt.date
 
 
+def _rollup_backlog(filters: Filters) -> str:
+    """The backlog from the daily rollups, which count the open items per day they were first seen: one row per such
+    day, except the days that hold a bucket's boundary (``@edge_days``), whose items alone are read and bucketed
+    one by one (``part`` 'edge'). A day without a boundary lies wholly in one bucket."""
+    expected = "\n    AND NOT is_expected" if filters.hide_expected else ""
+    return f""",
+r AS (
+  SELECT item_date, first_seen_day, items FROM nba_processing.failure_rollups
+  WHERE item_date BETWEEN @date_from AND @date_to{q.rollup_conditions(filters)}
+    AND status IN ({_OPEN}){expected}
+)
+SELECT 'day' AS part, first_seen_day, -2 AS bucket, CAST(SUM(items) AS INT64) AS items
+FROM r
+WHERE first_seen_day IS NULL OR first_seen_day NOT IN UNNEST(@edge_days)
+GROUP BY first_seen_day
+UNION ALL
+SELECT 'edge', CAST(NULL AS DATE), {_BUCKET}, COUNT(*)
+FROM filtered
+WHERE status IN ({_OPEN}) AND DATE(first_seen) IN UNNEST(@edge_days)
+  AND item_date IN (SELECT item_date FROM r WHERE first_seen_day IN UNNEST(@edge_days))
+GROUP BY {_BUCKET}"""
+
+
+def _bucket_of(at: dt.datetime, bounds: dict[str, dt.datetime]) -> int:
+    """The bucket of an instant, as ``_BUCKET`` computes it in the engine."""
+    for i in range(len(bounds)):
+        if at > bounds[f"age_{i}"]:
+            return i
+    return len(AGE_BUCKETS) - 1
+
+
 def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
-    """Open items per age bucket (every bucket, in order, zero where empty)."""
+    """Open items per age bucket (every bucket, in order, zero where empty). From the daily rollups where the index
+    serves the filters (the items of the boundaries' days alone are read: at 30M rows 0.22 s to a few hundredths),
+    else from the items."""
     scope = _scope(filters)
-    frame = store.query(q.relation(store, scope) + _BACKLOG, {**q.params_of(scope), **_age_bounds(now)},
-                        label="backlog-age")  # fmt: skip
+    bounds = _age_bounds(now)
+    buckets: list[tuple[int, int]] = []
+    if q.indexed(store, scope) and q.from_rollups(scope):
+        edges = sorted({at.date() for at in bounds.values()})
+        frame = store.query(q.relation(store, scope).rstrip() + _rollup_backlog(scope),
+                            {**q.params_of(scope), **bounds, "edge_days": edges}, label="backlog-age")  # fmt: skip
+        for part, day, bucket, items in zip(frame["part"], frame["first_seen_day"], frame["bucket"], frame["items"],
+                                            strict=True):  # fmt: skip
+            if part == "edge":
+                buckets.append((int(bucket), int(items)))
+            elif day is None or pd.isna(day):
+                buckets.append((-1, int(items)))
+            else:
+                start = dt.datetime.combine(pd.Timestamp(day).date(), dt.time(), tzinfo=dt.UTC)
+                buckets.append((_bucket_of(start, bounds), int(items)))
+    else:
+        frame = store.query(q.relation(store, scope) + _BACKLOG, {**q.params_of(scope), **bounds}, label="backlog-age")
+        buckets = [(int(b), int(n)) for b, n in zip(frame["bucket"], frame["items"], strict=True)]
     counts = dict.fromkeys([label for label, _ in AGE_BUCKETS] + [UNKNOWN_AGE], 0)
-    for bucket, items in zip(frame["bucket"], frame["items"], strict=True):
-        counts[AGE_BUCKETS[int(bucket)][0] if int(bucket) >= 0 else UNKNOWN_AGE] += int(items)
+    for bucket, items in buckets:
+        counts[AGE_BUCKETS[bucket][0] if bucket >= 0 else UNKNOWN_AGE] += items
     if not counts[UNKNOWN_AGE]:
         del counts[UNKNOWN_AGE]
     return pd.DataFrame({"age": list(counts), "items": list(counts.values())})

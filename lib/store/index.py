@@ -69,7 +69,7 @@ from lib.store.schema import (
 
 #: Bumped whenever what the index stores changes (a column, a rule of the relation, the expected categories):
 #: every stored fingerprint then differs and each date is rebuilt on first use.
-INDEX_VERSION = "5"
+INDEX_VERSION = "6"
 
 Progress = Callable[[float, str], None]
 
@@ -134,13 +134,13 @@ _DELETES = tuple(f"DELETE FROM {t} WHERE {_IN_CHUNK}" for t in (_DATES, _ITEMS, 
 
 _INSERT_ROLLUPS = f"""
 INSERT INTO {_ROLLUPS} (item_date, source_table, processor_name, failure_category, failure_type, correctable_class,
-  status, is_expected, phase, items, occurrences, judged, pipeline_judged, disagree)
-SELECT {_ROLLUP_DIMENSIONS}, MIN(phase), COUNT(*), CAST(SUM(occurrences) AS INT64),
+  status, is_expected, first_seen_day, phase, items, occurrences, judged, pipeline_judged, disagree)
+SELECT {_ROLLUP_DIMENSIONS}, DATE(first_seen), MIN(phase), COUNT(*), CAST(SUM(occurrences) AS INT64),
   COUNTIF({judged_sql("i.judged_at", "i")}), COUNTIF({compared_sql("i", "i.judged_at", "i")}),
   COUNTIF({differs_sql("i", "i.judged_at", "i")})
 FROM {_ITEMS} AS i
 WHERE {_IN_CHUNK}
-GROUP BY {_ROLLUP_DIMENSIONS}"""
+GROUP BY {_ROLLUP_DIMENSIONS}, DATE(first_seen)"""
 
 _SETTLED_DIMENSIONS = (
     "item_date, source_table, processor_name, failure_category, is_expected, status, failure_type_label, "
@@ -481,7 +481,7 @@ def _usable(store: Store, memo: _Memo) -> str:
     if not (
         {*LABELLED_COLUMNS, *JUDGEMENT_COLUMNS, "changed_at", "settled_at"} <= set(items.columns)
         and "checked_at" in dates.columns
-        and "disagree" in rollups.columns
+        and {"disagree", "first_seen_day"} <= set(rollups.columns)
         and _SETTLED in existing
     ):
         if getattr(store, "read_only", False):

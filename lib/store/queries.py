@@ -171,17 +171,17 @@ _CUBE_COLUMNS = ("slice", "processor_name", "failure_category", "phase", "item_d
                  "correctable_class", "is_expected", "items", "occurrences")  # fmt: skip
 
 
-def _from_rollups(filters: Filters) -> bool:
+def from_rollups(filters: Filters) -> bool:
     """The filters can be answered from the daily rollups (none needs the items themselves)."""
     return not (filters.entity or filters.entity_exact is not None or filters.changed or filters.disagree)
 
 
-def _rollup_conditions(filters: Filters) -> str:
+def rollup_conditions(filters: Filters) -> str:
     return "".join(f"\n  AND {frag}" for name, frag in _ROLLUP_FILTERS.items() if getattr(filters, name))
 
 
 def _rollup_sql(filters: Filters) -> str:
-    extra = _rollup_conditions(filters)
+    extra = rollup_conditions(filters)
     return f"""
 WITH r AS (
   SELECT * FROM nba_processing.failure_rollups
@@ -217,7 +217,7 @@ def summary(store: Store, filters: Filters) -> pd.DataFrame:
     processors and categories per date, so a season costs little more than a month.
     """
     use_index = indexed(store, filters)
-    if use_index and _from_rollups(filters):
+    if use_index and from_rollups(filters):
         frame = store.query(_rollup_sql(filters), _params(filters), label="summary")
     else:
         sql = _filtered_items_sql(filters, include_expected_filter=False, indexed=use_index) + _SUMMARY
@@ -305,11 +305,39 @@ def matrix_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
                                ignore_index=True)  # fmt: skip
 
 
+#: The trend's bars: per date while a range has at most this many dates, else per week, else per month (a chart
+#: of 1,200 pixels shows no more; ten thousand daily bars were 0.17 s of JSON for nothing anyone could see).
+TREND_MAX_BARS = 500
+
+
+def trend_period(first: dt.date, last: dt.date) -> str:
+    """``day``, ``week`` (from Monday) or ``month``: the finest with at most ``TREND_MAX_BARS`` bars over the range."""
+    days = (last - first).days + 1
+    if days <= TREND_MAX_BARS:
+        return "day"
+    return "week" if days <= TREND_MAX_BARS * 7 else "month"
+
+
 def trend_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
-    """Items per date and failure type."""
+    """Items per date (or per week or month over a long range: ``trend_period``) and failure type; ``item_date``
+    is the period's first day and ``period_end`` its last (the same date for a day)."""
     shown = _shown(dates_of(cube), hide_expected)
-    grouped = shown.groupby(["item_date", "failure_type"], as_index=False)[["items", "occurrences"]].sum()
-    return grouped.sort_values(["item_date", "failure_type"], ignore_index=True)
+    columns = ["item_date", "period_end", "failure_type", "items", "occurrences"]
+    if shown.empty:
+        return pd.DataFrame(columns=columns)
+    days = pd.to_datetime(pd.Series(list(shown["item_date"]), index=shown.index))
+    period = trend_period(days.min().date(), days.max().date())
+    if period == "day":
+        start, end = days, days
+    elif period == "week":
+        start = days - pd.to_timedelta(days.dt.day_of_week, unit="D")
+        end = start + pd.Timedelta(days=6)
+    else:
+        start = days.dt.to_period("M").dt.start_time
+        end = days.dt.to_period("M").dt.end_time.dt.normalize()
+    shown = shown.assign(item_date=start.dt.date, period_end=end.dt.date)
+    grouped = shown.groupby(["item_date", "period_end", "failure_type"], as_index=False)[["items", "occurrences"]].sum()
+    return grouped.sort_values(["item_date", "failure_type"], ignore_index=True)[columns]
 
 
 def kpis(store: Store, filters: Filters) -> Kpis:
@@ -445,7 +473,7 @@ def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
     if "nba_processing.item_judgements" not in store.existing_tables():
         return pd.DataFrame(columns=columns)
     use_index = indexed(store, filters)
-    if use_index and _from_rollups(filters):
+    if use_index and from_rollups(filters):
         return store.query(_rollup_disagreement_sql(filters), _params(filters), label="disagreement")[columns]
     base = _filtered_items_sql(filters, include_expected_filter=True, indexed=use_index, judgements=use_index)
     return store.query(_disagreement_sql(base.rstrip(), indexed=use_index), _params(filters),
@@ -455,7 +483,7 @@ def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
 def _rollup_disagreement_sql(filters: Filters) -> str:
     """``_disagreement_sql`` from the daily rollups, which count each group's judged, compared and differing items
     when the index is built (the same flags, lib/store/index.py ``_INSERT_ROLLUPS``)."""
-    extra = _rollup_conditions(filters)
+    extra = rollup_conditions(filters)
     if filters.hide_expected:
         extra += "\n  AND NOT is_expected"
     return f"""

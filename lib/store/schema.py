@@ -523,6 +523,7 @@ FAILURE_ROLLUPS = TableDef(
   correctable_class STRING,
   status STRING,
   is_expected BOOL,
+  first_seen_day DATE,
   items INT64,
   occurrences INT64,
   judged INT64,

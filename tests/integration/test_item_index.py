@@ -578,3 +578,33 @@ def test_the_briefing_rebuilds_the_history_only_where_something_changed_and_coun
     assert got.counts["settled"] == len(keys) - sum(
         1 for k in keys if (item := q.get_item(duck, ItemKey.parse(k))) is not None and item["events"] > 1
     )
+
+
+def test_backlog_ages_from_the_rollups_equal_the_items_at_every_boundary(tmp_path: Path) -> None:
+    """The backlog by age reads the rollups' open items per day first seen, and the items themselves only on the days
+    that hold a bucket's boundary. Clocks set just before, at and just after an item's first sighting plus each bucket's
+    span (and at midnight, where a boundary starts a day) must count as the items counted one by one do."""
+    store = DuckDBStore(tmp_path / "ages.duckdb")
+    store.init_schema()
+    load(store, build(23))
+    seen = store.query(
+        "SELECT MIN(created_at) AS t FROM nba_processing.precompute_failures "
+        "GROUP BY processor_name, analysis_date, entity_id"
+    )
+    rng = random.Random(23)
+    firsts = sorted(pd.Timestamp(t).to_pydatetime() for t in seen["t"].dropna())
+    assert len({t.date() for t in firsts}) >= 20  # first sightings on many days: every bucket has items
+    nows = []
+    for t in rng.sample(firsts, 6):
+        for hours in (24, 72, 168, 336, 672):
+            for nudge in (-1, 0, 1):
+                nows.append(t + dt.timedelta(hours=hours, seconds=nudge))
+        nows.append(dt.datetime.combine(t.date() + dt.timedelta(days=3), dt.time(), tzinfo=dt.UTC))
+    views = [Filters(date_from=FIRST, date_to=LAST, hide_expected=False), Filters(date_from=FIRST, date_to=LAST),
+             Filters(date_from=FIRST, date_to=LAST, processors=("PlayerDailyCacheProcessor",))]  # fmt: skip
+    assert index.ensure(store, FIRST, LAST).usable
+    got = [_frame(settling.backlog_age(store, f, now=now)) for f in views for now in nows]
+    with index.bypassed(store):
+        want = [_frame(settling.backlog_age(store, f, now=now)) for f in views for now in nows]
+    assert got == want
+    assert len({tuple(g) for g in got}) > 10  # the clocks moved items between buckets

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from lib.model import UNCLASSIFIED, SourceTable
+from lib.store import queries as q
 from ui import actions, context, data, filters, identity, resolve
 from ui import briefing as briefing_panel
 from ui.widgets import TYPE_COLOURS, TYPE_ORDER, cell_count, fmt_int, kpi_row, md, tile
@@ -94,9 +95,13 @@ def _open_day() -> None:
     points = st.session_state.get(K_TREND, {}).get("selection", {}).get("points", [])
     if points:
         point = points[0]
+        custom = point.get("customdata") or [None]
         day = dt.date.fromisoformat(str(point["x"])[:10])
-        failure_type = point.get("legendgroup") or (point.get("customdata") or [None])[0]
-        changes: dict[str, object] = {filters.K_FROM: day, filters.K_TO: day}
+        # A week's or a month's bar opens its days within the range shown (a month may start before it).
+        last = dt.date.fromisoformat(str(custom[2])[:10]) if len(custom) > 2 and custom[2] else day
+        first, last = max(day, f.date_from or day), min(last, f.date_to or last)
+        failure_type = point.get("legendgroup") or custom[0]
+        changes: dict[str, object] = {filters.K_FROM: first, filters.K_TO: last}
         if failure_type:
             changes[filters.K_TYPE] = [str(failure_type)]
         for key, value in changes.items():
@@ -150,9 +155,19 @@ def _matrix_figure(m: pd.DataFrame) -> go.Figure:
     return fig
 
 
+_PERIOD_WORD = {"day": "date", "week": "week", "month": "month"}
+#: How a bar's period reads on hover.
+_PERIOD_HOVER = {"day": "%{x|%Y-%m-%d}", "week": "week of %{x|%Y-%m-%d}", "month": "%{x|%B %Y}"}
+
+
+def _period(t: pd.DataFrame) -> str:
+    return q.trend_period(min(t["item_date"]), max(t["item_date"])) if len(t) else "day"
+
+
 def _trend_figure(t: pd.DataFrame) -> go.Figure:
-    """Items per date, stacked by failure type."""
-    t = t.assign(item_date=pd.to_datetime(t["item_date"]))
+    """Items per date (per week or month over a long range), stacked by failure type."""
+    hover = _PERIOD_HOVER[_period(t)]
+    t = t.assign(item_date=pd.to_datetime(t["item_date"]), period_end=t["period_end"].astype(str))
     fig = go.Figure()
     present = {str(v) for v in t["failure_type"].dropna().unique()}  # once: a whole history is thousands of rows
     for failure_type in [ft for ft in TYPE_ORDER if ft in present] + sorted(present - set(TYPE_ORDER)):
@@ -163,10 +178,8 @@ def _trend_figure(t: pd.DataFrame) -> go.Figure:
             name=failure_type,
             legendgroup=failure_type,
             marker_color=TYPE_COLOURS.get(failure_type, "#999999"),
-            customdata=part[["failure_type", "occurrences"]].to_numpy(),
-            hovertemplate=(
-                "%{x|%Y-%m-%d}<br><b>%{customdata[0]}</b>: %{y:,} items (%{customdata[1]:,} rows)<extra></extra>"
-            ),
+            customdata=part[["failure_type", "occurrences", "period_end"]].to_numpy(),
+            hovertemplate=hover + "<br><b>%{customdata[0]}</b>: %{y:,} items (%{customdata[1]:,} rows)<extra></extra>",
         )
     fig.update_layout(
         barmode="stack",
@@ -250,14 +263,16 @@ with right:
         st.caption(f"{fmt_int(waiting)} open items: {fmt_int(k.unresolved)} UNRESOLVED (the tile above) and "
                    f"{fmt_int(max(waiting - k.unresolved, 0))} REGRESSED or INVESTIGATING.")  # fmt: skip
         st.page_link("views/triage/settling.py", label="How fast items get settled", icon=":material/timer:")
-st.subheader("Items per date, by failure type")
 t = context.guarded(lambda: data.trend(store, f))
+word = _PERIOD_WORD[_period(t)]
+st.subheader(f"Items per {word}, by failure type")
 if t.empty:
     st.info("Nothing to chart for these filters.")
 else:
     fig = data.figure(store, f, "overview-trend", lambda: _trend_figure(t))
     st.plotly_chart(fig, key=K_TREND, on_select=_open_day, selection_mode="points", config={"displayModeBar": False})
-    st.caption("Click a bar to list that date's items of that type.")
+    st.caption(f"Click a bar to list that {word}'s items of that type."
+               + ("" if word == "date" else f" A bar per {word}: the range is too long for one per date."))  # fmt: skip
 
 st.subheader("Our verdicts and the pipeline's")
 dis = context.guarded(lambda: data.disagreement(store, f))
