@@ -159,25 +159,32 @@ def weeks_of(days: pd.Series) -> pd.Series:
 
 
 def _rollup_backlog(filters: Filters) -> str:
-    """The backlog from the daily rollups, which count the open items per day they were first seen: one row per such
-    day, except the days that hold a bucket's boundary (``@edge_days``), whose items alone are read and bucketed
-    one by one (``part`` 'edge'). A day without a boundary lies wholly in one bucket."""
+    """The backlog from the daily rollups, which count the open items per day they were first seen: the items per such
+    day, except the days that hold a bucket's boundary (``@edge_days``), for which it gives the item dates their items
+    are on (``edge_date``): those items alone are then read and bucketed one by one. A day without a boundary lies
+    wholly in one bucket."""
     expected = "\n    AND NOT is_expected" if filters.hide_expected else ""
-    return f""",
-r AS (
+    return f"""
+WITH r AS (
   SELECT item_date, first_seen_day, items FROM nba_processing.failure_rollups
   WHERE item_date BETWEEN @date_from AND @date_to{q.rollup_conditions(filters)}
     AND status IN ({_OPEN}){expected}
 )
-SELECT 'day' AS part, first_seen_day, -2 AS bucket, CAST(SUM(items) AS INT64) AS items
+SELECT first_seen_day, CAST(NULL AS DATE) AS edge_date, CAST(SUM(items) AS INT64) AS items
 FROM r
 WHERE first_seen_day IS NULL OR first_seen_day NOT IN UNNEST(@edge_days)
 GROUP BY first_seen_day
 UNION ALL
-SELECT 'edge', CAST(NULL AS DATE), {_BUCKET}, COUNT(*)
+SELECT CAST(NULL AS DATE), item_date, CAST(SUM(items) AS INT64)
+FROM r
+WHERE first_seen_day IN UNNEST(@edge_days)
+GROUP BY item_date"""
+
+
+_EDGE_BACKLOG = f"""
+SELECT {_BUCKET} AS bucket, COUNT(*) AS items
 FROM filtered
-WHERE status IN ({_OPEN}) AND DATE(first_seen) IN UNNEST(@edge_days)
-  AND item_date IN (SELECT item_date FROM r WHERE first_seen_day IN UNNEST(@edge_days))
+WHERE status IN ({_OPEN}) AND DATE(first_seen) IN UNNEST(@edge_days) AND item_date IN UNNEST(@edge_dates)
 GROUP BY {_BUCKET}"""
 
 
@@ -198,17 +205,21 @@ def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataF
     buckets: list[tuple[int, int]] = []
     if q.indexed(store, scope) and q.from_rollups(scope):
         edges = sorted({at.date() for at in bounds.values()})
-        frame = store.query(q.relation(store, scope).rstrip() + _rollup_backlog(scope),
-                            {**q.params_of(scope), **bounds, "edge_days": edges}, label="backlog-age")  # fmt: skip
-        for part, day, bucket, items in zip(frame["part"], frame["first_seen_day"], frame["bucket"], frame["items"],
-                                            strict=True):  # fmt: skip
-            if part == "edge":
-                buckets.append((int(bucket), int(items)))
-            elif day is None or pd.isna(day):
+        frame = store.query(_rollup_backlog(scope), {**q.params_of(scope), "edge_days": edges}, label="backlog-age")
+        whole = frame[frame["edge_date"].isna()]
+        for day, items in zip(whole["first_seen_day"], whole["items"], strict=True):
+            if day is None or pd.isna(day):
                 buckets.append((-1, int(items)))
             else:
                 start = dt.datetime.combine(pd.Timestamp(day).date(), dt.time(), tzinfo=dt.UTC)
                 buckets.append((_bucket_of(start, bounds), int(items)))
+        dates = sorted(pd.Timestamp(d).date() for d in frame["edge_date"].dropna())
+        if dates:  # the items first seen on a boundary's day: on these dates only
+            near = scope.with_(date_from=dates[0], date_to=dates[-1])
+            edge = store.query(q.relation(store, near) + _EDGE_BACKLOG,
+                               {**q.params_of(near), **bounds, "edge_days": edges, "edge_dates": dates},
+                               label="backlog-age-edges")  # fmt: skip
+            buckets += [(int(b), int(n)) for b, n in zip(edge["bucket"], edge["items"], strict=True)]
     else:
         frame = store.query(q.relation(store, scope) + _BACKLOG, {**q.params_of(scope), **bounds}, label="backlog-age")
         buckets = [(int(b), int(n)) for b, n in zip(frame["bucket"], frame["items"], strict=True)]
