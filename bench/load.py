@@ -1,19 +1,27 @@
 """Eight people at once: concurrent headless chromium sessions against one dashboard server, while the nightly job
 runs on the same database.
 
-    python bench/load.py --db PATH [--sessions 8] [--rounds 1] [--no-nightly] [--nice-browsers] [--keep]
+    python bench/load.py --db PATH [--sessions 8] [--rounds 1] [--think 0] [--seed 1] [--typed] [--no-nightly]
+                         [--nice-browsers] [--keep]
 
-Each session signs in under its own name (``load-1`` ...) and goes through the overview, the failure list, a
-player's page and one resolution (an item of its own, from its panel on the failure list, with a note). A page's
-time runs from the navigation (or the click) until the page's title is shown and Streamlit's run is over. Each page
-is an address typed in: a full load, with the browser's start of Streamlit's front end (the bare page measures
-that part alone). The nightly job covers the latest ``--nightly-days`` days. Printed:
-p50, p95 and the slowest time per page over every session and round, as figures and as ratios against the bare
-page (an empty Streamlit page load measured in the same run); the errors; the server's peak memory; and the checks:
+Each session works as a person does. It opens the dashboard (an address typed in: the browser starts Streamlit's
+front end, timed as "first open"), signs in under its own name (``load-1`` ...), then moves within that session: the
+sidebar's link to the failure list, the "Entity contains" filter set to its own player (whose one item in the range
+is its own), the list's row (the item panel opens), a resolution with a note, the panel's link to the player's
+season, the filter cleared, and the sidebar's link to the overview. ``--rounds`` repeats the list and the overview.
+A page's time runs from the click until the page's title is shown and Streamlit's run is over. ``--think`` adds a
+person's reading time before every click (seeded); without it every session clicks the moment its page is done, so
+all eight ask at once. ``--typed`` makes every page a typed address (a full load and a new Streamlit session each),
+as the first version of this bench did. The nightly job covers the latest ``--nightly-days`` days.
+
+Printed: p50, p95 and the slowest time per page over every session and round, as figures and as ratios against the
+bare page (the Activity page for a signed-out visitor, typed in, measured in the same run); the errors; the CPU the
+server and the browsers used; the server's peak memory; and the checks:
 
 * no lost and no doubled write: each session's item has exactly one event by that session's name, and nothing
   else was changed under those names;
-* no session sees another's state: after every session signed in, each page still says it acts as its own name.
+* no session sees another's state: after every session signed in and resolved, each moves to another page and
+  still acts under its own name.
 
 The database is copied first (``--keep`` keeps the copy). Figures are printed, never asserted: the machines are
 shared and noisy. Needs Debian's chromium (``make browser``) and Playwright from requirements-dev.txt.
@@ -23,10 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import math
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -40,26 +48,29 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import Page, async_playwright  # noqa: E402
-from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
-from lib.model import Filters, ItemKey  # noqa: E402
+from lib.model import SORTS, Filters, ItemKey  # noqa: E402
 from lib.model import Page as ListPage  # noqa: E402
 from lib.store import DuckDBStore  # noqa: E402
 from lib.store import queries as q  # noqa: E402
 from lib.store.duckdb_store import release_idle  # noqa: E402
 from tests.servers import free_port, wait_until_answering  # noqa: E402
 
-TIMEOUT = 180_000  # ms: every wait, on a machine eight browsers share with the server and the nightly job
+#: ms: every wait, on a machine eight browsers share with the server and the nightly job
+TIMEOUT = int(os.environ.get("LOAD_TIMEOUT_MS", "180000"))
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
+_STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+
+
 async def settled(page: Page) -> None:
-    """Until Streamlit's current run is over (its status widget gone)."""
-    status = page.locator('[data-testid="stStatusWidget"]')
-    with contextlib.suppress(PlaywrightTimeout):  # over before we looked
-        await status.wait_for(state="visible", timeout=1_000)
-    await status.wait_for(state="detached", timeout=TIMEOUT)
+    """Until Streamlit's run is over (its front end marks the app root with its run state). Called once the action's
+    own effect is on screen (the new page's title, the filter's description, the item's panel): that run has begun
+    then, so this waits for exactly it. Streamlit's status widget is no signal: a run shorter than its delay never
+    shows it, and waiting for it added up to a second to every page."""
+    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", timeout=TIMEOUT)
 
 
 async def timed_goto(page: Page, url: str, title: str) -> float:
@@ -75,49 +86,162 @@ async def acting_as(page: Page) -> str:
     return " ".join(text.split())
 
 
+async def think(rng: random.Random, seconds: float) -> None:
+    """A person reading the page before the next click: uniform between half and one and a half times ``seconds``."""
+    if seconds > 0:
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * seconds)
+
+
+async def timed_click(page: Page, target, title: str) -> float:
+    """From a click (a link of the sidebar or of a page: Streamlit's front end moves without reloading) until the
+    page's title is shown and Streamlit's run is over."""
+    started = time.perf_counter()
+    await target.click(timeout=TIMEOUT)
+    await page.get_by_role("heading", name=title).first.wait_for(timeout=TIMEOUT)
+    await settled(page)
+    return time.perf_counter() - started
+
+
+async def sign_in(page: Page, name: str) -> None:
+    field = page.locator('[data-testid="stSidebar"]').get_by_label("Your name, for the audit trail")
+    await field.fill(name, timeout=TIMEOUT)
+    await field.press("Enter")
+    await page.locator('[data-testid="stSidebar"]').get_by_text(name, exact=True).first.wait_for(timeout=TIMEOUT)
+    await settled(page)
+
+
+async def resolve_open_item(page: Page, n: int, times: dict) -> None:
+    """Resolve the item whose panel is open, with a note; timed from the click on Resolve."""
+    started = time.perf_counter()
+    detail = page.locator(".st-key-failures_detail")
+    await detail.get_by_role("button", name="Resolve").click(timeout=TIMEOUT)
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Note (required): why?").fill(f"load test, session {n + 1}", timeout=TIMEOUT)
+    await dialog.get_by_role("button", name="Confirm: RESOLVED").click(timeout=TIMEOUT)
+    # The dialog's buttons run it as a fragment, which need not mark the app's run state: what shows the write is the
+    # page's report of it, then the run that drew it over.
+    await dialog.wait_for(state="detached", timeout=TIMEOUT)
+    await page.get_by_text("1 item marked RESOLVED").first.wait_for(timeout=TIMEOUT)
+    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", timeout=TIMEOUT)
+    times["resolution"].append(time.perf_counter() - started)
+
+
 async def session(
-    n: int, browser, url: str, plan: dict, rounds: int, times: dict, errors: list, together: asyncio.Barrier
+    n: int,
+    browser,
+    url: str,
+    plan: dict,
+    args: argparse.Namespace,
+    times: dict,
+    errors: list,
+    together: asyncio.Barrier,
 ) -> str:
+    """One person: opens the dashboard (a typed address: the browser starts Streamlit's front end), signs in, then
+    works within that session as people do: the sidebar's links, the filter, a row of the list, the item's buttons
+    and its link to the player. With ``--typed``, every page is a typed address instead (a full load each)."""
     name = f"load-{n + 1}"
+    rng = random.Random(args.seed * 1000 + n)
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
     span = f"from={plan['from']}&to={plan['to']}"
+    nav = page.locator('[data-testid="stSidebarNav"]')
     seen = ""
+    step = ["arriving"]  # what the session was doing, for the error it may meet
     try:
-        for _ in range(rounds):
-            times["overview"].append(await timed_goto(page, f"{url}/?{span}", "Failure overview"))
-            times["failure list"].append(await timed_goto(page, f"{url}/failures?{span}", "Failure list"))
-            player = quote(plan["players"][n % len(plan["players"])], safe="")
-            times["player"].append(await timed_goto(page, f"{url}/player?player={player}&{span}", "Player"))
-        key = quote(plan["keys"][n], safe="")
-        times["item panel"].append(await timed_goto(page, f"{url}/failures?item={key}&{span}", "Failure list"))
-        # Each address typed is a new Streamlit session: say who you are on this one.
-        field = page.locator('[data-testid="stSidebar"]').get_by_label("Your name, for the audit trail")
-        await field.fill(name, timeout=TIMEOUT)
-        await field.press("Enter")
-        await settled(page)
-        started = time.perf_counter()
-        detail = page.locator(".st-key-failures_detail")
-        await detail.get_by_role("button", name="Resolve").click(timeout=TIMEOUT)
-        dialog = page.get_by_role("dialog")
-        await dialog.get_by_label("Note (required): why?").fill(f"load test, session {n + 1}", timeout=TIMEOUT)
-        await dialog.get_by_role("button", name="Confirm: RESOLVED").click(timeout=TIMEOUT)
-        await dialog.wait_for(state="detached", timeout=TIMEOUT)
-        await settled(page)
-        times["resolution"].append(time.perf_counter() - started)
+        await think(rng, args.think)  # people do not all arrive in the same instant
+        if args.typed:
+            await typed_session(n, page, url, plan, args, times, rng, span)
+        else:
+            step[0] = "first open"
+            times["first open"].append(await timed_goto(page, f"{url}/?{span}", "Failure overview"))
+            step[0] = "signing in"
+            await sign_in(page, name)
+            for round_ in range(args.rounds):
+                await think(rng, args.think)
+                step[0] = "failure list"
+                times["failure list"].append(await timed_click(page, nav.get_by_text("Failure list", exact=True),
+                                                               "Failure list"))  # fmt: skip
+                await think(rng, args.think)
+                if round_ == 0:  # this session's own item: the only one its entity filter matches
+                    step[0] = "filter"
+                    entity = page.locator('[data-testid="stSidebar"]').get_by_label("Entity contains")
+                    await entity.fill(plan["entities"][n], timeout=TIMEOUT)
+                    started = time.perf_counter()
+                    await entity.press("Enter")
+                    await page.get_by_text(f"entity contains “{plan['entities'][n]}”").first.wait_for(timeout=TIMEOUT)
+                    await settled(page)
+                    times["filter"].append(time.perf_counter() - started)
+                    await think(rng, args.think)
+                    step[0] = "item panel"
+                    grid = page.locator('[data-testid="stDataFrame"]').first
+                    await grid.wait_for(timeout=TIMEOUT)
+                    box = await grid.bounding_box(timeout=TIMEOUT)
+                    assert box is not None
+                    started = time.perf_counter()
+                    await page.mouse.click(box["x"] + 12, box["y"] + 38 + 17)  # the first (only) row's box
+                    await page.locator(".st-key-failures_detail").get_by_role("button", name="Resolve").wait_for(
+                        timeout=TIMEOUT)  # fmt: skip
+                    await settled(page)
+                    times["item panel"].append(time.perf_counter() - started)
+                    await think(rng, args.think)
+                    step[0] = "resolution"
+                    await resolve_open_item(page, n, times)
+                    await think(rng, args.think)
+                    step[0] = "player"
+                    link = page.get_by_role("link", name=f"Open {plan['entities'][n]}'s season")
+                    times["player"].append(await timed_click(page, link, "Player"))
+                    await think(rng, args.think)
+                    step[0] = "filter cleared"
+                    await entity.fill("", timeout=TIMEOUT)  # the filter off again: the whole team's view
+                    started = time.perf_counter()
+                    await entity.press("Enter")
+                    await page.get_by_text(f"entity contains “{plan['entities'][n]}”").first.wait_for(
+                        state="detached", timeout=TIMEOUT)  # fmt: skip
+                    await settled(page)
+                    times["filter"].append(time.perf_counter() - started)
+                await think(rng, args.think)
+                step[0] = "overview"
+                times["overview"].append(await timed_click(page, nav.get_by_text("Overview", exact=True),
+                                                           "Failure overview"))  # fmt: skip
         # Once every session has signed in under its name and resolved, each moves to another page within its own
         # session (the sidebar's link) and must still act under its own name, not the last one given.
+        step[0] = "waiting for the others"
         await asyncio.wait_for(together.wait(), timeout=TIMEOUT / 1000)
-        await page.locator('[data-testid="stSidebarNav"]').get_by_text("Overview", exact=True).click(timeout=TIMEOUT)
-        await page.get_by_role("heading", name="Failure overview").first.wait_for(timeout=TIMEOUT)
+        step[0] = "Settling, still under its own name"
+        await nav.get_by_text("Settling", exact=True).click(timeout=TIMEOUT)
+        await page.get_by_role("heading", name="Settling").first.wait_for(timeout=TIMEOUT)
         await settled(page)
         seen = await acting_as(page)
     except Exception as exc:  # reported, never hidden: one session's failure must not stop the others
-        errors.append(f"session {n + 1}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        try:
+            state = await page.evaluate(f"() => [{_STATE}, window.__runs, location.pathname]")
+        except Exception:  # the page itself may be gone
+            state = "unknown"
+        errors.append(f"session {n + 1}, {step[0]} (run state {state}): {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0][:200]}")  # fmt: skip
         await together.abort()
     finally:
         await context.close()
     return seen
+
+
+async def typed_session(
+    n: int, page: Page, url: str, plan: dict, args: argparse.Namespace, times: dict, rng: random.Random, span: str
+) -> None:
+    """Every page a typed address: a new Streamlit session and a full load of its front end each time."""
+    for _ in range(args.rounds):
+        times["overview"].append(await timed_goto(page, f"{url}/?{span}", "Failure overview"))
+        await think(rng, args.think)
+        times["failure list"].append(await timed_goto(page, f"{url}/failures?{span}", "Failure list"))
+        await think(rng, args.think)
+        player = quote(plan["entities"][n], safe="")
+        times["player"].append(await timed_goto(page, f"{url}/player?player={player}&{span}", "Player"))
+        await think(rng, args.think)
+    key = quote(plan["keys"][n], safe="")
+    times["item panel"].append(await timed_goto(page, f"{url}/failures?item={key}&{span}", "Failure list"))
+    await sign_in(page, f"load-{n + 1}")  # each address typed is a new Streamlit session: say who you are
+    await think(rng, args.think)
+    await resolve_open_item(page, n, times)
 
 
 async def bare_page(browser, url: str, repeat: int) -> float:
@@ -132,16 +256,31 @@ async def bare_page(browser, url: str, repeat: int) -> float:
 
 
 def plan_for(store: DuckDBStore, sessions: int) -> dict:
-    """Each session's item (unresolved, its own) and some players with items, in the latest 30 days."""
+    """Each session's item in the latest 30 days: a player of its own (no other entity's name contains his), and
+    the first row the failure list shows for him under its default sort with "Entity contains" set to his name,
+    when that item is unresolved."""
     _, last, _ = store.date_bounds()
     assert last is not None, "the database has no failure rows"
     first = last - dt.timedelta(days=29)
-    f = Filters(date_from=first, date_to=last, statuses=("UNRESOLVED",), hide_expected=False)
-    listed = q.list_items(store, f, ListPage(1, 200, "most occurrences"))
-    players = [e for e, t in zip(listed["entity_id"], listed["entity_type"], strict=True) if t == "PLAYER"]
-    keys = [str(k) for k in listed["key"]][:sessions]
-    assert len(keys) == sessions, "not enough unresolved items for one per session"
-    return {"from": first, "to": last, "keys": keys, "players": sorted(set(players))[:sessions] or ["nobody"]}
+    view = Filters(date_from=first, date_to=last)  # the sidebar's defaults over that range
+    players = store.query(
+        q.relation(store, view) + "SELECT entity_id FROM filtered WHERE entity_type = 'PLAYER' GROUP BY entity_id "
+        "ORDER BY entity_id LIMIT 500",
+        q.params_of(view),
+    )
+    keys, entities = [], []
+    for entity in players["entity_id"]:
+        mine = view.with_(entity=str(entity))
+        if q.count_items(store, mine) != q.count_items(store, view.with_(entity_exact=str(entity))):
+            continue  # "contains" also finds another entity
+        top = q.list_items(store, mine, ListPage(1, 1, SORTS[0]))
+        if len(top) and top["status"].iloc[0] == "UNRESOLVED":
+            keys.append(str(top["key"].iloc[0]))
+            entities.append(str(entity))
+        if len(keys) == sessions:
+            break
+    assert len(keys) == sessions, "not enough players whose first listed item is unresolved, one per session"
+    return {"from": first, "to": last, "keys": keys, "entities": entities}
 
 
 def check_writes(store: DuckDBStore, plan: dict, sessions: int) -> list[str]:
@@ -277,14 +416,14 @@ async def main_async(args: argparse.Namespace) -> int:
                      str(plan["from"] - dt.timedelta(days=args.nightly_days - 30))],
                     cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "nightly.log", "w"),  # noqa: SIM115
                 )  # fmt: skip
-            times: dict[str, list[float]] = {k: [] for k in ("overview", "failure list", "player", "item panel",
-                                                             "resolution")}  # fmt: skip
+            times: dict[str, list[float]] = {k: [] for k in ("first open", "overview", "failure list", "filter",
+                                                             "item panel", "resolution", "player")}  # fmt: skip
             errors: list[str] = []
             started = time.perf_counter()
             server_cpu, browsers = cpu_seconds([server.pid]), browser_pids(server.pid)
             browser_cpu = cpu_seconds(browsers)
             together = asyncio.Barrier(args.sessions)
-            seen = await asyncio.gather(*(session(n, browser, url, plan, args.rounds, times, errors, together)
+            seen = await asyncio.gather(*(session(n, browser, url, plan, args, times, errors, together)
                                           for n in range(args.sessions)))  # fmt: skip
             wall = time.perf_counter() - started
             server_cpu = cpu_seconds([server.pid]) - server_cpu
@@ -348,6 +487,11 @@ def main() -> int:
         default=30,
         help="the nightly job covers the latest this many days (its --since), as scheduled in production",
     )
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds a person reads a page before the next click (uniform, half to one and a half"
+                        " times this; 0: every click at once)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=1, help="the think times' random seed")
+    parser.add_argument("--typed", action="store_true", help="every page a typed address (a full load each)")
     parser.add_argument("--keep", action="store_true", help="keep the copied database and the logs")
     return asyncio.run(main_async(parser.parse_args()))
 
