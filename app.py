@@ -17,9 +17,6 @@ st.set_page_config(
 st.session_state[actions.RUN_NUMBER] = st.session_state.get(actions.RUN_NUMBER, 0) + 1
 st.html(LAYOUT_CSS)  # labels wrap rather than cut on a 1280 px laptop
 
-store = context.guarded(context.get_store)
-context.guarded(lambda: context.ensure_demo_data(store))
-
 overview = st.Page("views/triage/overview.py", title="Overview", icon=":material/dashboard:", default=True)
 failures = st.Page("views/triage/failures.py", title="Failure list", icon=":material/list_alt:", url_path="failures")
 incidents = st.Page(
@@ -32,19 +29,25 @@ settling = st.Page("views/triage/settling.py", title="Settling", icon=":material
 activity = st.Page("views/audit/activity.py", title="Activity", icon=":material/history:", url_path="activity")
 nav = st.navigation({"Triage": [overview, failures, incidents, player, patterns, work, settling], "Audit": [activity]})
 
-st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))
-actor = identity.sidebar()
-briefing.remember_visit(store, actor)
+store = context.guarded(context.get_store)
+# One turn at the database file per run: another process (the nightly job) has its turns between runs, never
+# between a run's statements (lib/store/duckdb_store.py, DuckDBStore.held).
+with store.held():
+    context.guarded(lambda: context.ensure_demo_data(store))
 
-with st.sidebar:
-    st.divider()
-    bounds = context.guarded(lambda: data.bounds(store))
-    st.caption(
-        f"**{store.engine}** · {md(store.location)}  \n"
-        f"{bounds.rows:,} failure rows · {bounds.first_date or '–'} to {bounds.last_date or '–'}"
-    )
-    if st.button("Refresh data", key="app_refresh", icon=":material/refresh:", width="stretch"):
-        data.refresh()
-        st.rerun()
+    st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))
+    actor = identity.sidebar()
+    briefing.remember_visit(store, actor)
 
-nav.run()
+    with st.sidebar:
+        st.divider()
+        bounds = context.guarded(lambda: data.bounds(store))
+        st.caption(
+            f"**{store.engine}** · {md(store.location)}  \n"
+            f"{bounds.rows:,} failure rows · {bounds.first_date or '–'} to {bounds.last_date or '–'}"
+        )
+        if st.button("Refresh data", key="app_refresh", icon=":material/refresh:", width="stretch"):
+            data.refresh()
+            st.rerun()
+
+    nav.run()

@@ -7,6 +7,7 @@ Reads and writes used by the rest of ``lib`` are plain functions over these prim
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
@@ -186,6 +187,12 @@ class Store(abc.ABC):
         """Create each table that does not exist yet (its DDL says ``IF NOT EXISTS``)."""
         for table in tables:
             self.execute(table.ddl, label="init")
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """A dashboard run: on an engine that locks a file, the run keeps it from its first statement to its end
+        (another process has its turn between runs). Nothing to do elsewhere."""
+        yield
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
         """Between the batches of a long write: let any process waiting for the data have its turn first.

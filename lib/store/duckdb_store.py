@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from lib.errors import BadInput, QueryFailed, StoreBusy, StoreUnavailable
+from lib.errors import BadInput, QueryFailed, StoreBusy, StoreUnavailable, TriageError
 from lib.model import EARLIEST, LATEST, SourceTable
 from lib.store.base import Params, Store, Transaction, normalise_frame
 from lib.store.dialect import Dialect, quote_identifier
@@ -85,6 +85,10 @@ _instances_lock = threading.Lock()
 #: One writer at a time per file in this process, whichever store object writes (other processes are kept out by
 #: DuckDB's file lock): what a transaction read is then still true when it commits.
 _write_locks: dict[Path, threading.RLock] = {}
+#: Per thread: the files its current run keeps (``DuckDBStore.held``), and whether the run has taken them yet.
+_runs = threading.local()
+#: s: a process that has waited this long for the file is let in before this process starts another run.
+FAIR_SECONDS = 3.0
 #: ``existing_tables`` per path, with the file version it was read at.
 _tables_seen: dict[Path, tuple[str, frozenset[str]]] = {}
 
@@ -105,7 +109,16 @@ def _reusable(shared: _Shared, store: DuckDBStore) -> bool:
     return shared.read_only == store.read_only and shared.idle_stamp == _stamp(store.path) and not store._waiters()
 
 
+def _run_holds() -> dict[Path, bool]:
+    holds: dict[Path, bool] | None = getattr(_runs, "holds", None)
+    if holds is None:
+        holds = _runs.holds = {}
+    return holds
+
+
 def _acquire(store: DuckDBStore) -> duckdb.DuckDBPyConnection:
+    holds = _run_holds()
+    retake = holds.get(store.path) is False  # a run that let waiters in takes the file again for the rest of it
     with _instances_lock:
         shared = _instances.get(store.path)
         if shared is not None and shared.users == 0:
@@ -120,8 +133,10 @@ def _acquire(store: DuckDBStore) -> duckdb.DuckDBPyConnection:
         if shared is None:
             connection = store._open()
             shared = _instances[store.path] = _Shared(connection, store.read_only)
-        shared.users += 1
+        shared.users += 2 if retake else 1
         shared.idle_stamp = None
+        if retake:
+            holds[store.path] = True
         return shared.connection
 
 
@@ -214,6 +229,34 @@ class DuckDBStore(Store):
                 cursor.close()
         finally:
             _release(self)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """A dashboard run: this process keeps the file from the start of the block to its end. Another process
+        that wants the file (the nightly job) then has its turn between runs, not between a run's statements: a
+        page waited for one of the job's batches per statement, 80 s in all with eight people at once.
+
+        A run does not start while another process has waited ``FAIR_SECONDS`` for the file
+        (``_let_the_starved_in``): eight people's overlapping runs cannot keep the job out. That wait is at the
+        block's start, where the run holds no other lock (a run that waited for the job while holding the file, or
+        a cache or index lock that a run holding the file waits for, would keep both waiting). A long write within
+        the run lets go where it lets waiters in (``let_waiters_in``) and takes the file again at its next
+        statement. A file that cannot be opened here is not held: the run's own statements say why."""
+        holds = _run_holds()
+        if self.path in holds:  # within a run already
+            yield
+            return
+        self._let_the_starved_in()
+        try:
+            _acquire(self)
+            holds[self.path] = True
+        except TriageError:
+            holds[self.path] = False
+        try:
+            yield
+        finally:
+            if holds.pop(self.path, False):
+                _release(self)
 
     def _check_file(self, *, read_head: bool = False) -> None:
         """Refuse, with a clear message, what is not a DuckDB file we may use, before DuckDB sees it (it would
@@ -317,11 +360,36 @@ class DuckDBStore(Store):
         return alive
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
-        if self._waiters():
-            release_idle(self.path)
+        if not self._waiters():
+            return
+        holds = _run_holds()
+        if holds.get(self.path):  # this run keeps the file: it lets go, and takes it again at its next statement
+            holds[self.path] = False
+            _release(self)
+        release_idle(self.path)
+        with _instances_lock:
+            if self.path in _instances:
+                return  # other runs of this process use it: the last to finish lets go (waiters are there)
         deadline = time.monotonic() + at_most
         while self._waiters() and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def _starved(self) -> bool:
+        """Whether another process has waited ``FAIR_SECONDS`` for the file (its marker is as old as its wait)."""
+        now = time.time()
+        for marker in self._waiters():
+            with contextlib.suppress(OSError):
+                if now - marker.stat().st_mtime >= FAIR_SECONDS:
+                    return True
+        return False
+
+    def _let_the_starved_in(self) -> None:
+        """Before a run takes the file: while another process has waited long for it, wait (the runs under way
+        finish, the last one closes the file, the other process takes it and removes its marker). Bounded: a marker
+        that never goes away (a process stuck elsewhere) delays a run by 10 s (or ``busy_timeout``) at most."""
+        deadline = time.monotonic() + min(self.busy_timeout, 10.0)
+        while time.monotonic() < deadline and self._starved():
+            time.sleep(0.02)
 
     def _retry_or_raise(self, exc: duckdb.IOException, deadline: float) -> None:
         """Return to retry a lock conflict within the deadline; raise what to tell the operator otherwise."""

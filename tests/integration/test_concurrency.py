@@ -244,3 +244,96 @@ def test_eight_sessions_reading_at_once_each_see_what_they_read_alone(classified
         assert got[n] == [alone[n]] * 3, f"session {n} read something else than its view alone"
     index.forget(classified)  # each view's dates were rebuilt once, by whichever session came first, and left fresh
     assert [index.ensure(classified, f.date_from, f.date_to).refreshed_dates for f, _, _ in views] == [0] * 8
+
+
+def test_a_run_keeps_the_file_between_its_statements_and_lets_a_waiting_process_in_at_its_end(
+    store: DuckDBStore, write_rows: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_rows("precompute_failures", [precompute_row()])
+    assert q.count_items(store, Filters(hide_expected=False)) == 1  # the item index built (its writes let waiters in)
+    release_idle(store.path)
+    opened: list[Path] = []
+    real_open = DuckDBStore._open
+
+    def counting_open(self: DuckDBStore) -> object:
+        opened.append(self.path)
+        return real_open(self)
+
+    monkeypatch.setattr(DuckDBStore, "_open", counting_open)
+    marker = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-1")  # a live process that just began
+    marker.touch()
+    try:
+        with store.held():
+            for _ in range(5):
+                assert q.count_items(store, Filters(hide_expected=False)) == 1
+                assert store.path in duckdb_store._instances  # not let go between the run's statements
+        assert store.path not in duckdb_store._instances  # let go at the run's end, at once: somebody waits
+        assert opened == [store.path]
+        q.count_items(store, Filters(hide_expected=False))  # outside a run, each statement lets go as before
+        assert store.path not in duckdb_store._instances
+    finally:
+        marker.unlink()
+
+
+def test_a_run_waits_to_start_while_another_process_has_waited_long_for_the_file(
+    store: DuckDBStore, write_rows: Writer
+) -> None:
+    write_rows("precompute_failures", [precompute_row()])
+    assert q.count_items(store, Filters(hide_expected=False)) == 1  # the item index built: the run only reads
+    marker = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-2")
+    marker.touch()
+    waited_since = time.time() - duckdb_store.FAIR_SECONDS - 1
+    os.utime(marker, (waited_since, waited_since))
+    done = threading.Event()
+
+    def run() -> None:
+        with store.held():
+            q.count_items(store, Filters(hide_expected=False))
+        done.set()
+
+    thread = threading.Thread(target=run)
+    try:
+        thread.start()
+        assert not done.wait(0.5)  # the other process goes first
+        marker.unlink()  # it has the file (and then lets go of it)
+        assert done.wait(30)
+    finally:
+        marker.unlink(missing_ok=True)
+        thread.join(timeout=30)
+
+
+def test_the_nightly_job_writes_between_runs_never_within_one(tmp_path: Path) -> None:
+    """Another process writes in batches that each keep the file a while and lets waiters in between them (as the
+    nightly job does); this process's runs read it again and again meanwhile. Each run reads one state of the file
+    from its first statement to its last, and the job still finishes every batch, without a busy error."""
+    db = tmp_path / "turns.duckdb"
+    DuckDBStore(db).execute("CREATE TABLE main.batches AS SELECT 0 AS n")
+    release_idle(db)
+    job = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from lib.store import DuckDBStore
+            store = DuckDBStore({str(db)!r}, busy_timeout=60)
+            for n in range(1, 9):
+                with store.transaction() as tx:
+                    tx.execute("UPDATE main.batches SET n = @n", {{"n": n}})
+                    time.sleep(0.3)
+                store.let_waiters_in()
+            print("done", flush=True)
+        """)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    store = DuckDBStore(db, busy_timeout=60)
+    runs: list[list[int]] = []
+    while job.poll() is None:
+        with store.held():
+            seen = []
+            for _ in range(4):
+                seen.append(int(store.query("SELECT n FROM main.batches")["n"].iloc[0]))
+                time.sleep(0.05)  # the page's own work between its statements
+            runs.append(seen)
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 0 and out.strip() == "done", err
+    assert [run for run in runs if len(set(run)) > 1] == []  # no run saw a batch land in its middle
+    assert len({run[0] for run in runs}) >= 3  # and the runs did see the job's batches land between them
+    assert int(store.query("SELECT n FROM main.batches")["n"].iloc[0]) == 8
