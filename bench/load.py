@@ -2,7 +2,7 @@
 runs on the same database.
 
     python bench/load.py --db PATH [--sessions 8] [--rounds 1] [--think 0] [--seed 1] [--typed] [--no-nightly]
-                         [--nice-browsers] [--keep]
+                         [--nice-browsers] [--animations] [--keep]
 
 Each session works as a person does. It opens the dashboard (an address typed in: the browser starts Streamlit's
 front end, timed as "first open"), signs in under its own name (``load-1`` ...), then moves within that session: the
@@ -62,6 +62,9 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-
          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
+#: ms between checks of the run state: Playwright's default checks on every animation frame, which in eight browsers
+#: at once was CPU taken from the server and the pages being measured.
+POLL_MS = 50
 _STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
 
 
@@ -70,7 +73,29 @@ async def settled(page: Page) -> None:
     own effect is on screen (the new page's title, the filter's description, the item's panel): that run has begun
     then, so this waits for exactly it. Streamlit's status widget is no signal: a run shorter than its delay never
     shows it, and waiting for it added up to a second to every page."""
-    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", timeout=TIMEOUT)
+    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
+
+
+#: Each person's own computer draws their pages; here eight browsers share two cores with the server and the job. Their
+#: animations (Streamlit's running indicator, the skeletons of elements still to come) were drawn sixty times a second
+#: in every browser while it waited for the server, CPU taken from the server and from the pages being measured. So
+#: the browsers ask for reduced motion and drop CSS animations and transitions (``--animations`` keeps them).
+_STILL = """
+document.addEventListener('DOMContentLoaded', () => {
+  const style = document.createElement('style');
+  style.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }';
+  document.head.appendChild(style);
+});
+"""
+
+
+async def person(browser, animations: bool = False):  # type: ignore[no-untyped-def]
+    """A browser context as one person's: a 1280x800 window, and still unless ``animations``."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800},
+                                        reduced_motion="no-preference" if animations else "reduce")  # fmt: skip
+    if not animations:
+        await context.add_init_script(_STILL)
+    return context
 
 
 async def timed_goto(page: Page, url: str, title: str) -> float:
@@ -122,7 +147,7 @@ async def resolve_open_item(page: Page, n: int, times: dict) -> None:
     # page's report of it, then the run that drew it over.
     await dialog.wait_for(state="detached", timeout=TIMEOUT)
     await page.get_by_text("1 item marked RESOLVED").first.wait_for(timeout=TIMEOUT)
-    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", timeout=TIMEOUT)
+    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
     times["resolution"].append(time.perf_counter() - started)
 
 
@@ -141,7 +166,7 @@ async def session(
     and its link to the player. With ``--typed``, every page is a typed address instead (a full load each)."""
     name = f"load-{n + 1}"
     rng = random.Random(args.seed * 1000 + n)
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context = await person(browser, args.animations)
     page = await context.new_page()
     span = f"from={plan['from']}&to={plan['to']}"
     nav = page.locator('[data-testid="stSidebarNav"]')
@@ -244,11 +269,11 @@ async def typed_session(
     await resolve_open_item(page, n, times)
 
 
-async def bare_page(browser, url: str, repeat: int) -> float:
+async def bare_page(browser, url: str, repeat: int, animations: bool) -> float:
     """The baseline: an empty Streamlit page (the health endpoint's page shell and one run of a script that only
     writes a title) is not available, so: the dashboard's Activity page for a signed-out visitor, which reads
     nothing but the audit trail's first page."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    context = await person(browser, animations)
     page = await context.new_page()
     times = [await timed_goto(page, f"{url}/activity", "Activity") for _ in range(repeat)]
     await context.close()
@@ -404,12 +429,12 @@ async def main_async(args: argparse.Namespace) -> int:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=chromium(work, args.nice_browsers), args=FLAGS)
             # The first visit starts the server's caches and the index's check: measured apart, as "first visit".
-            first = await browser.new_context()
+            first = await person(browser, args.animations)
             first_page = await first.new_page()
             first_visit = await timed_goto(first_page, f"{url}/?from={plan['from']}&to={plan['to']}",
                                            "Failure overview")  # fmt: skip
             await first.close()
-            base = await bare_page(browser, url, 3)
+            base = await bare_page(browser, url, 3, args.animations)
             if not args.no_nightly:
                 nightly = subprocess.Popen(
                     [sys.executable, "-m", "lib", "nightly", "--db", str(db), "--actor", "system", "--since",
@@ -492,6 +517,9 @@ def main() -> int:
                         " times this; 0: every click at once)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1, help="the think times' random seed")
     parser.add_argument("--typed", action="store_true", help="every page a typed address (a full load each)")
+    parser.add_argument(
+        "--animations", action="store_true", help="keep the pages' animations (each browser draws them while it waits)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the copied database and the logs")
     return asyncio.run(main_async(parser.parse_args()))
 
