@@ -196,6 +196,22 @@ def _bucket_of(at: dt.datetime, bounds: dict[str, dt.datetime]) -> int:
     return len(AGE_BUCKETS) - 1
 
 
+def _day_buckets(days: pd.Series, items: pd.Series, bounds: dict[str, dt.datetime]) -> list[tuple[int, int]]:
+    """Items per bucket of the days' starts (midnight UTC), as ``_bucket_of`` puts each (-1: no day). At once for the
+    ten thousand days of a 30M history: the bounds fall with the bucket, so an instant's bucket is the number of
+    bounds at or after it."""
+    starts = pd.to_datetime(days, utc=True)
+    counts = items.astype("int64").to_numpy()
+    known = starts.notna().to_numpy()
+    ascending = np.array(sorted(pd.Timestamp(b).value for b in bounds.values()), dtype="int64")
+    at = ((starts[known] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(1, "ns")).to_numpy(dtype="int64")
+    bucket = len(ascending) - np.searchsorted(ascending, at, side="left")
+    sums = np.bincount(bucket, weights=counts[known], minlength=len(AGE_BUCKETS))
+    out = [(i, int(n)) for i, n in enumerate(sums) if n]
+    unknown = int(counts[~known].sum())
+    return [*out, (-1, unknown)] if unknown else out
+
+
 def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
     """Open items per age bucket (every bucket, in order, zero where empty). From the daily rollups where the index
     serves the filters (the items of the boundaries' days alone are read: at 30M rows 0.22 s to a few hundredths),
@@ -207,12 +223,7 @@ def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataF
         edges = sorted({at.date() for at in bounds.values()})
         frame = store.query(_rollup_backlog(scope), {**q.params_of(scope), "edge_days": edges}, label="backlog-age")
         whole = frame[frame["edge_date"].isna()]
-        for day, items in zip(whole["first_seen_day"], whole["items"], strict=True):
-            if day is None or pd.isna(day):
-                buckets.append((-1, int(items)))
-            else:
-                start = dt.datetime.combine(pd.Timestamp(day).date(), dt.time(), tzinfo=dt.UTC)
-                buckets.append((_bucket_of(start, bounds), int(items)))
+        buckets += _day_buckets(whole["first_seen_day"], whole["items"], bounds)
         dates = sorted(pd.Timestamp(d).date() for d in frame["edge_date"].dropna())
         if dates:  # the items first seen on a boundary's day: on these dates only
             near = scope.with_(date_from=dates[0], date_to=dates[-1])

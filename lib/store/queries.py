@@ -225,8 +225,8 @@ def summary(store: Store, filters: Filters) -> pd.DataFrame:
     frame = frame[list(_CUBE_COLUMNS)].copy()
     frame["is_expected"] = frame["is_expected"].astype(bool)
     frame["phase"] = frame["phase"].astype("Int64")  # empty in the per-date slice
-    frame["item_date"] = pd.Series([None if pd.isna(d) else d for d in frame["item_date"]], index=frame.index,
-                                   dtype=object)  # empty in the other slice  # fmt: skip
+    dates = frame["item_date"]
+    frame["item_date"] = dates.astype(object).where(dates.notna(), None)  # empty in the other slice
     for column in ("items", "occurrences"):
         frame[column] = frame[column].astype("int64")
     return frame
@@ -325,7 +325,7 @@ def trend_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
     columns = ["item_date", "period_end", "failure_type", "items", "occurrences"]
     if shown.empty:
         return pd.DataFrame(columns=columns)
-    days = pd.to_datetime(pd.Series(list(shown["item_date"]), index=shown.index))
+    days = pd.to_datetime(shown["item_date"])
     period = trend_period(days.min().date(), days.max().date())
     if period == "day":
         start, end = days, days
@@ -333,11 +333,14 @@ def trend_of(cube: pd.DataFrame, hide_expected: bool) -> pd.DataFrame:
         start = days - pd.to_timedelta(days.dt.day_of_week, unit="D")
         end = start + pd.Timedelta(days=6)
     else:
-        start = days.dt.to_period("M").dt.start_time
-        end = days.dt.to_period("M").dt.end_time.dt.normalize()
-    shown = shown.assign(item_date=start.dt.date, period_end=end.dt.date)
+        start = days - pd.to_timedelta(days.dt.day - 1, unit="D")
+        end = start + pd.to_timedelta(days.dt.days_in_month - 1, unit="D")
+    # Grouped on the instants, then the few periods made dates (not the ten thousand rows of a long history).
+    shown = shown.assign(item_date=start, period_end=end)
     grouped = shown.groupby(["item_date", "period_end", "failure_type"], as_index=False)[["items", "occurrences"]].sum()
-    return grouped.sort_values(["item_date", "failure_type"], ignore_index=True)[columns]
+    grouped = grouped.sort_values(["item_date", "failure_type"], ignore_index=True)
+    grouped["item_date"], grouped["period_end"] = grouped["item_date"].dt.date, grouped["period_end"].dt.date
+    return grouped[columns]
 
 
 def kpis(store: Store, filters: Filters) -> Kpis:
