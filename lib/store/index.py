@@ -348,7 +348,9 @@ def _rebuild(
         "dates": list(dates),
         "expected_categories": list(EXPECTED_CATEGORIES),
         "unclassified": UNCLASSIFIED,
-        "horizon": pd.Timestamp.now(tz="UTC") - SETTLED_LAG,
+        # At the minute, as the briefing's instants are (ui/briefing.py): a briefing the same minute as a rebuild
+        # still finds the rebuild's settled counts at or before its earlier instant, rather than every item.
+        "horizon": (pd.Timestamp.now(tz="UTC") - SETTLED_LAG).floor("min"),
     }
     mine = pairs[(pairs["source_table"] == table) & pairs["item_date"].isin(set(dates))]
     mine = mine[mine["fingerprint"].notna()]  # a date with nothing left keeps no fingerprint
@@ -359,7 +361,10 @@ def _rebuild(
         for sql in _DELETES:
             tx.execute(sql, params)
         tx.execute(changes.insert_sql(table), params)
-        written = tx.execute(_insert_items(table), params)
+        # Settled items first, by date, then the few that are not: a briefing reads the unsettled ones item by item
+        # (lib/store/changes.py), and after a backfill there is one on every date; kept together they are a few of
+        # DuckDB's vectors to decode, not one on every date.
+        written = tx.execute(_insert_items(table) + "\nORDER BY settled_at IS NULL, item_date", params)
         tx.execute(_INSERT_ROLLUPS, params)
         tx.execute(_INSERT_SETTLED, params)
         if len(mine):
