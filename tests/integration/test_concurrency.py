@@ -125,10 +125,8 @@ def _closed(path: Path, within: float = 30.0) -> bool:
     return False
 
 
-def test_operations_back_to_back_open_the_file_once_and_let_it_go_after(
-    store: DuckDBStore, write_rows: Writer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    write_rows("precompute_failures", [precompute_row()])
+def _count_opens(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths DuckDBStore opens from now on, in order."""
     opened: list[Path] = []
     real_open = DuckDBStore._open
 
@@ -137,6 +135,14 @@ def test_operations_back_to_back_open_the_file_once_and_let_it_go_after(
         return real_open(self)
 
     monkeypatch.setattr(DuckDBStore, "_open", counting_open)
+    return opened
+
+
+def test_operations_back_to_back_open_the_file_once_and_let_it_go_after(
+    store: DuckDBStore, write_rows: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_rows("precompute_failures", [precompute_row()])
+    opened = _count_opens(monkeypatch)
     assert _closed(store.path)
     for _ in range(20):
         assert q.count_items(store, Filters(hide_expected=False)) == 1
@@ -252,14 +258,7 @@ def test_a_run_keeps_the_file_between_its_statements_and_lets_a_waiting_process_
     write_rows("precompute_failures", [precompute_row()])
     assert q.count_items(store, Filters(hide_expected=False)) == 1  # the item index built (its writes let waiters in)
     release_idle(store.path)
-    opened: list[Path] = []
-    real_open = DuckDBStore._open
-
-    def counting_open(self: DuckDBStore) -> object:
-        opened.append(self.path)
-        return real_open(self)
-
-    monkeypatch.setattr(DuckDBStore, "_open", counting_open)
+    opened = _count_opens(monkeypatch)
     marker = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-1")  # a live process that just began
     marker.touch()
     try:
