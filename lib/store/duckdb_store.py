@@ -85,10 +85,16 @@ _instances_lock = threading.Lock()
 #: One writer at a time per file in this process, whichever store object writes (other processes are kept out by
 #: DuckDB's file lock): what a transaction read is then still true when it commits.
 _write_locks: dict[Path, threading.RLock] = {}
-#: Per thread: the files its current run keeps (``DuckDBStore.held``), and whether the run has taken them yet.
+#: Per thread: the files its current run keeps (``DuckDBStore.held``): True while the run has one, False when it let
+#: waiters in and takes it again at its next statement, or the busy error the run met taking it (its statements then
+#: say so at once, rather than each waiting the whole busy timeout again).
 _runs = threading.local()
 #: s: a process that has waited this long for the file is let in before this process starts another run.
 FAIR_SECONDS = 3.0
+#: s: a waiting process refreshes its marker's time between its tries (every quarter second at most); a marker not
+#: refreshed for this long is left behind (its process was killed while it waited, and its number may be another
+#: process's now) and is removed, so that it holds nobody up.
+STALE_SECONDS = 5.0
 #: ``existing_tables`` per path, with the file version it was read at.
 _tables_seen: dict[Path, tuple[str, frozenset[str]]] = {}
 
@@ -103,14 +109,35 @@ def _close(path: Path, shared: _Shared) -> None:
     shared.connection.close()
 
 
+def _fresh(marker: Path, now: float) -> bool:
+    """Whether a wait marker was refreshed within ``STALE_SECONDS`` (False when it is gone)."""
+    try:
+        return now - marker.stat().st_mtime < STALE_SECONDS
+    except OSError:
+        return False
+
+
+def _waiting_since(marker: Path) -> float:
+    """When the wait of a marker began (epoch seconds); a marker without that instant (an older version's, or one
+    being written) counts from its time, as markers did before they held it."""
+    try:
+        text = marker.read_text(encoding="ascii").strip()
+        return float(text) if text else marker.stat().st_mtime
+    except (OSError, ValueError, UnicodeDecodeError):
+        try:
+            return marker.stat().st_mtime
+        except OSError:
+            return time.time()  # gone: it is no longer waiting
+
+
 def _reusable(shared: _Shared, store: DuckDBStore) -> bool:
     """An idle instance serves the next operation only if the file is the one it opened, untouched since (a file
     copied or moved over the path is opened afresh), in the mode the store needs, and nobody else waits for it."""
     return shared.read_only == store.read_only and shared.idle_stamp == _stamp(store.path) and not store._waiters()
 
 
-def _run_holds() -> dict[Path, bool]:
-    holds: dict[Path, bool] | None = getattr(_runs, "holds", None)
+def _run_holds() -> dict[Path, bool | StoreBusy]:
+    holds: dict[Path, bool | StoreBusy] | None = getattr(_runs, "holds", None)
     if holds is None:
         holds = _runs.holds = {}
     return holds
@@ -118,7 +145,10 @@ def _run_holds() -> dict[Path, bool]:
 
 def _acquire(store: DuckDBStore) -> duckdb.DuckDBPyConnection:
     holds = _run_holds()
-    retake = holds.get(store.path) is False  # a run that let waiters in takes the file again for the rest of it
+    state = holds.get(store.path)
+    if isinstance(state, StoreBusy):  # this run waited the whole busy timeout already
+        raise StoreBusy(state.what, state.todo)
+    retake = state is False  # a run that let waiters in takes the file again for the rest of it
     with _instances_lock:
         shared = _instances.get(store.path)
         if shared is not None and shared.users == 0:
@@ -241,7 +271,8 @@ class DuckDBStore(Store):
         block's start, where the run holds no other lock (a run that waited for the job while holding the file, or
         a cache or index lock that a run holding the file waits for, would keep both waiting). A long write within
         the run lets go where it lets waiters in (``let_waiters_in``) and takes the file again at its next
-        statement. A file that cannot be opened here is not held: the run's own statements say why."""
+        statement. A file that cannot be opened here is not held: the run's own statements say why (a file busy for the
+        whole busy timeout at once, without another wait each)."""
         holds = _run_holds()
         if self.path in holds:  # within a run already
             yield
@@ -250,12 +281,14 @@ class DuckDBStore(Store):
         try:
             _acquire(self)
             holds[self.path] = True
+        except StoreBusy as exc:
+            holds[self.path] = exc
         except TriageError:
             holds[self.path] = False
         try:
             yield
         finally:
-            if holds.pop(self.path, False):
+            if holds.pop(self.path, False) is True:
                 _release(self)
 
     def _check_file(self, *, read_head: bool = False) -> None:
@@ -313,13 +346,14 @@ class DuckDBStore(Store):
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.05
         marker: Path | None = None
+        since = time.time()
         try:
             while True:
                 try:
                     return duckdb.connect(str(self.path), read_only=self.read_only)
                 except duckdb.IOException as exc:
-                    if marker is None and _LOCK_PATTERN.search(str(exc)):
-                        marker = self._wait_marker()
+                    if _LOCK_PATTERN.search(str(exc)):
+                        marker = self._wait_marker(since, marker)
                     self._retry_or_raise(exc, deadline)
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
@@ -333,37 +367,52 @@ class DuckDBStore(Store):
                 marker.unlink(missing_ok=True)
 
     # -- taking turns with other processes --------------------------------------------------------
-    # A process that finds the file locked leaves a marker beside it while it waits; a long writer
-    # (a classification) looks for markers between its batches and pauses until they are gone.
-    def _wait_marker(self) -> Path | None:
-        marker = self.path.with_name(f"{self.path.name}.waiting-{os.getpid()}-{threading.get_ident()}")
+    # A process that finds the file locked leaves a marker beside it while it waits: it holds the instant the wait began
+    # and is touched at every try (its time is the waiter's heartbeat). A long writer (a classification) looks for
+    # markers between its batches and pauses until they are gone; a run does not start while one has waited long.
+    def _wait_marker(self, since: float, marker: Path | None) -> Path | None:
+        """Leave the marker of a wait that began at ``since`` (epoch seconds), or refresh it (it is written again if
+        another process removed it as stale while this one was held up)."""
+        if marker is None:
+            marker = self.path.with_name(f"{self.path.name}.waiting-{os.getpid()}-{threading.get_ident()}")
         try:
-            marker.touch()
+            if marker.exists():
+                os.utime(marker)
+            else:
+                marker.write_text(f"{since:.3f}")
         except OSError:
             return None  # a read-only folder: waiting still works, only without the courtesy
         return marker
 
     def _waiters(self) -> list[Path]:
+        """The markers of other processes that wait for the file now: a marker whose process is gone, or that has not
+        been refreshed for ``STALE_SECONDS`` (its number may be another process's by now, or another user's, whose
+        process cannot be probed), is removed where we may and never counts."""
         alive = []
+        now = time.time()
         for marker in self.path.parent.glob(f"{glob.escape(self.path.name)}.waiting-*"):
             pid = marker.name.rsplit(".waiting-", 1)[1].split("-", 1)[0]
             if not pid.isdigit() or int(pid) == os.getpid():
                 continue
             try:
                 os.kill(int(pid), 0)
+                running = True
             except ProcessLookupError:
-                marker.unlink(missing_ok=True)  # its process is gone
-                continue
+                running = False  # its process is gone
             except PermissionError:
-                pass
-            alive.append(marker)
+                running = True  # another user's process by that number: the heartbeat tells
+            if running and _fresh(marker, now):
+                alive.append(marker)
+            else:
+                with contextlib.suppress(OSError):
+                    marker.unlink(missing_ok=True)
         return alive
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
         if not self._waiters():
             return
         holds = _run_holds()
-        if holds.get(self.path):  # this run keeps the file: it lets go, and takes it again at its next statement
+        if holds.get(self.path) is True:  # this run keeps the file: it lets go, takes it again at its next statement
             holds[self.path] = False
             _release(self)
         release_idle(self.path)
@@ -375,13 +424,9 @@ class DuckDBStore(Store):
             time.sleep(0.05)
 
     def _starved(self) -> bool:
-        """Whether another process has waited ``FAIR_SECONDS`` for the file (its marker is as old as its wait)."""
+        """Whether another process has waited ``FAIR_SECONDS`` for the file (its marker holds when its wait began)."""
         now = time.time()
-        for marker in self._waiters():
-            with contextlib.suppress(OSError):
-                if now - marker.stat().st_mtime >= FAIR_SECONDS:
-                    return True
-        return False
+        return any(now - _waiting_since(marker) >= FAIR_SECONDS for marker in self._waiters())
 
     def _let_the_starved_in(self) -> None:
         """Before a run takes the file: while another process has waited long for it, wait (the runs under way

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,30 @@ def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
     return proc
+
+
+@contextmanager
+def _waiting(store: DuckDBStore, suffix: str, *, for_seconds: float = 0.0) -> Iterator[Path]:
+    """The marker of a live process (this one's parent) that began to wait for the file ``for_seconds`` ago, as a
+    waiting process leaves it and refreshes it between its tries, until the block ends (the other process then has
+    the file)."""
+    marker = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-{suffix}")
+    marker.write_text(f"{time.time() - for_seconds:.3f}")
+    over = threading.Event()
+
+    def refresh() -> None:
+        while not over.wait(0.2):
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(marker)
+
+    beat = threading.Thread(target=refresh, daemon=True)
+    beat.start()
+    try:
+        yield marker
+    finally:
+        over.set()
+        beat.join()
+        marker.unlink(missing_ok=True)
 
 
 def test_a_reader_waits_for_another_process_and_then_succeeds(store: DuckDBStore, write_rows: Writer) -> None:
@@ -155,13 +182,9 @@ def test_operations_back_to_back_open_the_file_once_and_let_it_go_after(
 
 def test_a_waiting_process_is_let_in_at_once_not_after_the_linger(store: DuckDBStore, write_rows: Writer) -> None:
     write_rows("precompute_failures", [precompute_row()])
-    marker = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-1")  # a live process that waits
-    marker.touch()
-    try:
+    with _waiting(store, "1"):  # a live process that waits
         q.count_items(store, Filters(hide_expected=False))
         assert store.path not in duckdb_store._instances  # closed with the operation, as before the linger
-    finally:
-        marker.unlink()
 
 
 @pytest.mark.parametrize("how", ["copied over", "moved over"])
@@ -259,9 +282,7 @@ def test_a_run_keeps_the_file_between_its_statements_and_lets_a_waiting_process_
     assert q.count_items(store, Filters(hide_expected=False)) == 1  # the item index built (its writes let waiters in)
     release_idle(store.path)
     opened = _count_opens(monkeypatch)
-    marker = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-1")  # a live process that just began
-    marker.touch()
-    try:
+    with _waiting(store, "1"):  # a live process that just began to wait
         with store.held():
             for _ in range(5):
                 assert q.count_items(store, Filters(hide_expected=False)) == 1
@@ -270,8 +291,6 @@ def test_a_run_keeps_the_file_between_its_statements_and_lets_a_waiting_process_
         assert opened == [store.path]
         q.count_items(store, Filters(hide_expected=False))  # outside a run, each statement lets go as before
         assert store.path not in duckdb_store._instances
-    finally:
-        marker.unlink()
 
 
 def test_a_run_waits_to_start_while_another_process_has_waited_long_for_the_file(
@@ -279,26 +298,66 @@ def test_a_run_waits_to_start_while_another_process_has_waited_long_for_the_file
 ) -> None:
     write_rows("precompute_failures", [precompute_row()])
     assert q.count_items(store, Filters(hide_expected=False)) == 1  # the item index built: the run only reads
-    marker = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-2")
-    marker.touch()
-    waited_since = time.time() - duckdb_store.FAIR_SECONDS - 1
-    os.utime(marker, (waited_since, waited_since))
-    done = threading.Event()
+    began: list[float] = []
 
     def run() -> None:
         with store.held():
+            began.append(time.monotonic())
             q.count_items(store, Filters(hide_expected=False))
-        done.set()
 
     thread = threading.Thread(target=run)
-    try:
+    with _waiting(store, "2", for_seconds=duckdb_store.FAIR_SECONDS + 1):
         thread.start()
-        assert not done.wait(0.5)  # the other process goes first
-        marker.unlink()  # it has the file (and then lets go of it)
-        assert done.wait(30)
+        time.sleep(1.0)  # the other process still waits
+        gone = time.monotonic()  # then it has the file (and lets go of it): its marker goes
+    thread.join(timeout=30)
+    assert len(began) == 1 and began[0] >= gone  # the run began only once the other process had its turn
+
+
+def test_a_marker_left_by_a_killed_waiter_holds_nobody_up(store: DuckDBStore, write_rows: Writer) -> None:
+    """A process killed while it waited leaves its marker, under a number another process may have by now (here:
+    a live one). Not refreshed for ``STALE_SECONDS``, it no longer counts as a wait and is removed; a marker of the
+    same age that is still refreshed counts."""
+    write_rows("precompute_failures", [precompute_row()])
+    left = store.path.with_name(f"{store.path.name}.waiting-{os.getppid()}-3")
+    left.write_text(f"{time.time() - 60:.3f}")
+    long_ago = time.time() - duckdb_store.STALE_SECONDS - 1
+    os.utime(left, (long_ago, long_ago))
+    try:
+        with _waiting(store, "4", for_seconds=60) as waiting:
+            assert store._waiters() == [waiting] and store._starved()
+            assert not left.exists()
+        assert store._waiters() == [] and not store._starved()
     finally:
-        marker.unlink(missing_ok=True)
-        thread.join(timeout=30)
+        left.unlink(missing_ok=True)
+
+
+def test_a_run_that_found_the_file_busy_says_so_at_once_rather_than_waiting_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DuckDBStore(tmp_path / "busy.duckdb", busy_timeout=0.6)
+    store.init_schema()
+    holder = _hold_lock(store.path, 6)
+    tries: list[float] = []
+    real_open = DuckDBStore._open
+
+    def counted(self: DuckDBStore) -> object:
+        tries.append(time.monotonic())
+        return real_open(self)
+
+    monkeypatch.setattr(DuckDBStore, "_open", counted)
+    try:
+        with store.held():
+            assert len(tries) == 1  # the run tried to take the file, for the whole busy timeout
+            for _ in range(2):
+                with pytest.raises(StoreBusy) as caught:
+                    store.query("SELECT 1 AS x")
+                assert "busy" in str(caught.value) and str(holder.pid) in str(caught.value)
+            assert len(tries) == 1  # its statements did not wait again
+        assert duckdb_store._run_holds() == {}
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_the_nightly_job_writes_between_runs_never_within_one(tmp_path: Path) -> None:
