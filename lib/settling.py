@@ -200,11 +200,15 @@ def _day_buckets(days: pd.Series, items: pd.Series, bounds: dict[str, dt.datetim
     """Items per bucket of the days' starts (midnight UTC), as ``_bucket_of`` puts each (-1: no day). At once for the
     ten thousand days of a 30M history: the bounds fall with the bucket, so an instant's bucket is the number of
     bounds at or after it."""
-    starts = pd.to_datetime(days, utc=True)
     counts = items.astype("int64").to_numpy()
-    known = starts.notna().to_numpy()
-    ascending = np.array(sorted(pd.Timestamp(b).value for b in bounds.values()), dtype="int64")
-    at = ((starts[known] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(1, "ns")).to_numpy(dtype="int64")
+    known = days.notna().to_numpy()
+    starts = days[known]
+    if isinstance(starts.dtype, pd.DatetimeTZDtype):
+        starts = starts.dt.tz_convert("UTC").dt.tz_localize(None)
+    # In microseconds, whose range holds every calendar day (nanoseconds end in 2262: a first recording dated
+    # 9999-12-31 or 0001-01-01 is a day like another here).
+    at = np.asarray(starts, dtype="datetime64[us]").astype("int64")
+    ascending = np.array(sorted(pd.Timestamp(b).value // 1000 for b in bounds.values()), dtype="int64")
     bucket = len(ascending) - np.searchsorted(ascending, at, side="left")
     sums = np.bincount(bucket, weights=counts[known], minlength=len(AGE_BUCKETS))
     out = [(i, int(n)) for i, n in enumerate(sums) if n]
