@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import actions, briefing, context, data, filters, identity
+from ui import actions, briefing, context, data, filters, identity, runlog
 from ui.widgets import LAYOUT_CSS, md
 
 st.set_page_config(
@@ -29,25 +29,30 @@ settling = st.Page("views/triage/settling.py", title="Settling", icon=":material
 activity = st.Page("views/audit/activity.py", title="Activity", icon=":material/history:", url_path="activity")
 nav = st.navigation({"Triage": [overview, failures, incidents, player, patterns, work, settling], "Audit": [activity]})
 
+clock = runlog.RunClock()  # the run's time in the server's log (slow runs always)
 store = context.guarded(context.get_store)
 # One turn at the database file per run: another process (the nightly job) has its turns between runs, never
 # between a run's statements (lib/store/duckdb_store.py, DuckDBStore.held).
-with store.held():
-    context.guarded(lambda: context.ensure_demo_data(store))
+try:
+    with store.held():
+        clock.has_file()
+        context.guarded(lambda: context.ensure_demo_data(store))
 
-    st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))
-    actor = identity.sidebar()
-    briefing.remember_visit(store, actor)
+        st.session_state["app_filters"] = context.guarded(lambda: filters.sidebar(store))
+        actor = identity.sidebar()
+        briefing.remember_visit(store, actor)
 
-    with st.sidebar:
-        st.divider()
-        bounds = context.guarded(lambda: data.bounds(store))
-        st.caption(
-            f"**{store.engine}** · {md(store.location)}  \n"
-            f"{bounds.rows:,} failure rows · {bounds.first_date or '–'} to {bounds.last_date or '–'}"
-        )
-        if st.button("Refresh data", key="app_refresh", icon=":material/refresh:", width="stretch"):
-            data.refresh()
-            st.rerun()
+        with st.sidebar:
+            st.divider()
+            bounds = context.guarded(lambda: data.bounds(store))
+            st.caption(
+                f"**{store.engine}** · {md(store.location)}  \n"
+                f"{bounds.rows:,} failure rows · {bounds.first_date or '–'} to {bounds.last_date or '–'}"
+            )
+            if st.button("Refresh data", key="app_refresh", icon=":material/refresh:", width="stretch"):
+                data.refresh()
+                st.rerun()
 
-    nav.run()
+        nav.run()
+finally:
+    clock.done(nav.url_path)

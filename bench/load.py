@@ -35,6 +35,7 @@ import datetime as dt
 import math
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -401,6 +402,20 @@ def browser_pids(server: int) -> list[int]:
     return out
 
 
+_RUN = re.compile(r"run page=(\S+) seconds=([\d.]+) file_wait=([\d.]+|-)")
+
+
+def server_runs(log: str) -> dict[str, tuple[list[float], list[float]]]:
+    """Per page: the seconds of each run the server logged (ui/runlog.py), and each run's wait to take the file."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for page, seconds, waited in _RUN.findall(log):
+        spans, waits = out.setdefault(page, ([], []))
+        spans.append(float(seconds))
+        if waited != "-":
+            waits.append(float(waited))
+    return out
+
+
 def quantile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]  # nearest rank
@@ -417,7 +432,7 @@ async def main_async(args: argparse.Namespace) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(work / "streamlit.log", "w")  # noqa: SIM115
-    env = {**os.environ, "TRIAGE_DB": str(db)}
+    env = {**os.environ, "TRIAGE_DB": str(db), "TRIAGE_LOG_RUNS": "1"}  # every run's time in the log (ui/runlog.py)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address",
          "127.0.0.1", "--server.headless", "true"],
@@ -444,6 +459,8 @@ async def main_async(args: argparse.Namespace) -> int:
             times: dict[str, list[float]] = {k: [] for k in ("first open", "overview", "failure list", "filter",
                                                              "item panel", "resolution", "player")}  # fmt: skip
             errors: list[str] = []
+            log.flush()
+            log_from = (work / "streamlit.log").stat().st_size  # the sessions' runs are logged after this
             started = time.perf_counter()
             server_cpu, browsers = cpu_seconds([server.pid]), browser_pids(server.pid)
             browser_cpu = cpu_seconds(browsers)
@@ -483,6 +500,16 @@ async def main_async(args: argparse.Namespace) -> int:
             print(
                 f"{page:<14}{len(values):>4}{p50:>8.2f}{p95:>8.2f}{max(values):>8.2f}{p50 / base:>8.1f}"
                 f"{p95 / base:>8.1f}"
+            )
+    runs = server_runs((work / "streamlit.log").read_bytes()[log_from:].decode(errors="replace"))
+    if runs:
+        print("the server's share: each run of a page's script while the sessions ran (its log), and its wait to take"
+              " the file")  # fmt: skip
+        print(f"{'run of':<14}{'n':>4}{'p50 s':>8}{'p95 s':>8}{'max s':>8}{'wait p50':>10}{'wait p95':>10}")
+        for page, (spans, waits) in sorted(runs.items()):
+            print(
+                f"{page:<14}{len(spans):>4}{statistics.median(spans):>8.2f}{quantile(spans, 0.95):>8.2f}"
+                f"{max(spans):>8.2f}{statistics.median(waits or [0]):>10.2f}{quantile(waits or [0], 0.95):>10.2f}"
             )
     print(f"errors: {len(errors)}")
     for e in errors:

@@ -438,3 +438,33 @@ def test_the_incidents_page_lists_the_root_causes_and_opens_one_from_its_link(ap
     at.switch_page("views/triage/incidents.py")
     at.run()
     assert not at.exception and any("names no incident" in w.value for w in at.warning)
+
+
+def test_a_slow_run_is_logged_with_its_page_and_its_wait_for_the_file(
+    app_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    logging.getLogger("triage.runs").addHandler(keep)
+    monkeypatch.setenv("TRIAGE_SLOW_RUN_SECONDS", "0")  # every run is slow
+    try:
+        at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+        at.switch_page("views/triage/failures.py")
+        _run(at)
+        monkeypatch.setenv("TRIAGE_SLOW_RUN_SECONDS", "3600")  # and no run is
+        _run(at)
+    finally:
+        logging.getLogger("triage.runs").removeHandler(keep)
+    lines = [r.getMessage() for r in records]
+    assert [r.levelname for r in records] == ["WARNING", "WARNING"], lines
+    assert re.fullmatch(r"run page=overview seconds=\d+\.\d{3} file_wait=\d+\.\d{3} ended=done session=.+", lines[0])
+    assert lines[1].startswith("run page=failures ")
+    seconds, waited = (float(x) for x in re.findall(r"(?:seconds|file_wait)=(\S+)", lines[1]))
+    assert 0 <= waited <= seconds
