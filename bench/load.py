@@ -517,7 +517,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"checks: {'every write once, each session its own name' if not problems else ''}")
     for p in problems:
         print("  PROBLEM: " + p)
-    if args.keep:
+    if args.keep or errors or problems:  # what went wrong stays for a look: the server's and the job's logs
         print(f"kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
@@ -547,7 +547,9 @@ def main() -> int:
     parser.add_argument(
         "--animations", action="store_true", help="keep the pages' animations (each browser draws them while it waits)"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the copied database and the logs")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the copied database and the logs (kept anyway after an error)"
+    )
     return asyncio.run(main_async(parser.parse_args()))
 
 
