@@ -137,10 +137,10 @@ async def sign_in(page: Page, name: str) -> None:
     await settled(page)
 
 
-async def resolve_open_item(page: Page, n: int, times: dict) -> None:
+async def resolve_open_item(page: Page, n: int, times: dict) -> bool:
     """Resolve the item whose panel is open, with a note; timed from the click on Resolve. The nightly job covers the
     same days and may have settled the item first (its auto-resolve): the dialog then says there is nothing to change,
-    which the session closes, and the item is noted in ``times["settled first by another"]`` instead of timed."""
+    which the session closes, untimed. Returns whether the session resolved the item."""
     started = time.perf_counter()
     detail = page.locator(".st-key-failures_detail")
     await detail.get_by_role("button", name="Resolve").click(timeout=TIMEOUT)
@@ -152,8 +152,7 @@ async def resolve_open_item(page: Page, n: int, times: dict) -> None:
         await dialog.get_by_role("button", name="Close").click(timeout=TIMEOUT)
         await dialog.wait_for(state="detached", timeout=TIMEOUT)
         await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
-        times["settled first by another"].append(n)
-        return
+        return False
     await note.fill(f"load test, session {n + 1}", timeout=TIMEOUT)
     await dialog.get_by_role("button", name="Confirm: RESOLVED").click(timeout=TIMEOUT)
     # The dialog's buttons run it as a fragment, which need not mark the app's run state: what shows the write is the
@@ -162,6 +161,7 @@ async def resolve_open_item(page: Page, n: int, times: dict) -> None:
     await page.get_by_text("1 item marked RESOLVED").first.wait_for(timeout=TIMEOUT)
     await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
     times["resolution"].append(time.perf_counter() - started)
+    return True
 
 
 async def session(
@@ -172,6 +172,7 @@ async def session(
     args: argparse.Namespace,
     times: dict,
     errors: list,
+    settled_first: list[int],
     together: asyncio.Barrier,
 ) -> str:
     """One person: opens the dashboard (a typed address: the browser starts Streamlit's front end), signs in, then
@@ -188,7 +189,8 @@ async def session(
     try:
         await think(rng, args.think)  # people do not all arrive in the same instant
         if args.typed:
-            await typed_session(n, page, url, plan, args, times, rng, span)
+            if not await typed_session(n, page, url, plan, args, times, rng, span):
+                settled_first.append(n)
         else:
             step[0] = "first open"
             times["first open"].append(await timed_goto(page, f"{url}/?{span}", "Failure overview"))
@@ -223,7 +225,8 @@ async def session(
                     times["item panel"].append(time.perf_counter() - started)
                     await think(rng, args.think)
                     step[0] = "resolution"
-                    await resolve_open_item(page, n, times)
+                    if not await resolve_open_item(page, n, times):
+                        settled_first.append(n)
                     await think(rng, args.think)
                     step[0] = "player"
                     link = page.get_by_role("link", name=f"Open {plan['entities'][n]}'s season")
@@ -265,8 +268,9 @@ async def session(
 
 async def typed_session(
     n: int, page: Page, url: str, plan: dict, args: argparse.Namespace, times: dict, rng: random.Random, span: str
-) -> None:
-    """Every page a typed address: a new Streamlit session and a full load of its front end each time."""
+) -> bool:
+    """Every page a typed address: a new Streamlit session and a full load of its front end each time. Returns whether
+    the session resolved its item (``resolve_open_item``)."""
     for _ in range(args.rounds):
         times["overview"].append(await timed_goto(page, f"{url}/?{span}", "Failure overview"))
         await think(rng, args.think)
@@ -279,7 +283,7 @@ async def typed_session(
     times["item panel"].append(await timed_goto(page, f"{url}/failures?item={key}&{span}", "Failure list"))
     await sign_in(page, f"load-{n + 1}")  # each address typed is a new Streamlit session: say who you are
     await think(rng, args.think)
-    await resolve_open_item(page, n, times)
+    return await resolve_open_item(page, n, times)
 
 
 async def bare_page(browser, url: str, repeat: int, animations: bool) -> float:
@@ -478,16 +482,16 @@ async def main_async(args: argparse.Namespace) -> int:
                     cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "nightly.log", "w"),  # noqa: SIM115
                 )  # fmt: skip
             times: dict[str, list[float]] = {k: [] for k in ("first open", "overview", "failure list", "filter",
-                                                             "item panel", "resolution", "player",
-                                                             "settled first by another")}  # fmt: skip
+                                                             "item panel", "resolution", "player")}  # fmt: skip
             errors: list[str] = []
+            settled_first: list[int] = []  # sessions whose item the nightly job settled before they confirmed
             log.flush()
             log_from = (work / "streamlit.log").stat().st_size  # the sessions' runs are logged after this
             started = time.perf_counter()
             server_cpu, browsers = cpu_seconds([server.pid]), browser_pids(server.pid)
             browser_cpu = cpu_seconds(browsers)
             together = asyncio.Barrier(args.sessions)
-            seen = await asyncio.gather(*(session(n, browser, url, plan, args, times, errors, together)
+            seen = await asyncio.gather(*(session(n, browser, url, plan, args, times, errors, settled_first, together)
                                           for n in range(args.sessions)))  # fmt: skip
             wall = time.perf_counter() - started
             server_cpu = cpu_seconds([server.pid]) - server_cpu
@@ -500,7 +504,6 @@ async def main_async(args: argparse.Namespace) -> int:
         server.wait(timeout=30)
         log.close()
     release_idle(db)
-    settled_first = [int(n) for n in times.pop("settled first by another")]
     problems = check_writes(DuckDBStore(db), plan, args.sessions, settled_first)
     for n, text in enumerate(seen):
         if text and f"load-{n + 1}" not in text.split():

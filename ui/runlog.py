@@ -13,18 +13,11 @@ import time
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 log = logging.getLogger("triage.runs")
-_ready: list[bool] = []
-
-
-def _setup() -> None:
-    if _ready:
-        return
-    _ready.append(True)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(handler)
-    log.propagate = False
-    log.setLevel(logging.INFO)
+log.propagate = False  # its own line on stderr, whatever the root logger is set to
+log.setLevel(logging.INFO)
+_handler = logging.StreamHandler(sys.stderr)
+_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+log.addHandler(_handler)
 
 
 def _threshold() -> float:
@@ -47,15 +40,14 @@ class RunClock:
 
     def done(self, page: str) -> None:
         seconds = time.perf_counter() - self.started
-        every = os.environ.get("TRIAGE_LOG_RUNS") == "1"
-        if not every and seconds < _threshold():
+        slow = seconds >= _threshold()
+        if not slow and os.environ.get("TRIAGE_LOG_RUNS") != "1":
             return
-        _setup()
         ctx = get_script_run_ctx()
         session = ctx.session_id[:8] if ctx is not None else "-"
         error = sys.exc_info()[1]
         ended = "done" if error is None else type(error).__name__
         waited = "-" if self.file_at is None else f"{self.file_at - self.started:.3f}"
-        log.log(logging.INFO if seconds < _threshold() else logging.WARNING,
+        log.log(logging.WARNING if slow else logging.INFO,
                 "run page=%s seconds=%.3f file_wait=%s ended=%s session=%s", page or "overview", seconds, waited,
                 ended, session)  # fmt: skip

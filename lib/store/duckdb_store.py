@@ -120,14 +120,11 @@ def _fresh(marker: Path, now: float) -> bool:
 def _waiting_since(marker: Path) -> float:
     """When the wait of a marker began (epoch seconds); a marker without that instant (an older version's, or one
     being written) counts from its time, as markers did before they held it."""
-    try:
-        text = marker.read_text(encoding="ascii").strip()
-        return float(text) if text else marker.stat().st_mtime
-    except (OSError, ValueError, UnicodeDecodeError):
-        try:
-            return marker.stat().st_mtime
-        except OSError:
-            return time.time()  # gone: it is no longer waiting
+    with contextlib.suppress(OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return float(marker.read_text(encoding="ascii"))
+    with contextlib.suppress(OSError):
+        return marker.stat().st_mtime
+    return time.time()  # gone: it is no longer waiting
 
 
 def _reusable(shared: _Shared, store: DuckDBStore) -> bool:
@@ -376,9 +373,9 @@ class DuckDBStore(Store):
         if marker is None:
             marker = self.path.with_name(f"{self.path.name}.waiting-{os.getpid()}-{threading.get_ident()}")
         try:
-            if marker.exists():
+            try:
                 os.utime(marker)
-            else:
+            except FileNotFoundError:
                 marker.write_text(f"{since:.3f}")
         except OSError:
             return None  # a read-only folder: waiting still works, only without the courtesy
