@@ -231,8 +231,9 @@ def record_visit(store: Store, actor: Actor | None, *, at: dt.datetime) -> None:
     if not name or name.casefold() == SYSTEM.name:
         raise NotAllowed("Only a named person has visits to remember.", "Sign in, or set your operator name.")
     store.init_schema(pipeline_tables=False)
-    store.insert_frame(
-        "nba_processing.triage_visits",
-        pd.DataFrame({"operator": [name], "visited_at": [pd.Timestamp(at).tz_convert("UTC")]}),
-        label="visit",
-    )
+    with store.touching(None):  # a visit changes no item of any date
+        store.insert_frame(
+            "nba_processing.triage_visits",
+            pd.DataFrame({"operator": [name], "visited_at": [pd.Timestamp(at).tz_convert("UTC")]}),
+            label="visit",
+        )

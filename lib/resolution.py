@@ -210,7 +210,9 @@ def apply(
         "batch_id": uuid.uuid4().hex,
         "origin": origin,
     }
-    with store.transaction(label="resolve") as tx:
+    # Its events and the rows' status columns are of the scope's dates only: the item index keeps the rest current.
+    touched = store.touching((scope.filters.date_from, scope.filters.date_to))
+    with touched, store.transaction(label="resolve") as tx:
         params["at"] = now or dt.datetime.now(dt.UTC)
         params["opened_at"] = opened_at or params["at"]
         if opened_at is not None:
@@ -224,7 +226,8 @@ def apply(
         )
         tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope), note="@note", extra=""), params)
         inserted = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
-    synced = _try_sync(store, scope.filters)
+    with store.touching((scope.filters.date_from, scope.filters.date_to)):
+        synced = _try_sync(store, scope.filters)
     return Change(params["batch_id"], inserted, already, target, params["at"], synced)
 
 

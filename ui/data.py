@@ -429,7 +429,7 @@ def _player_season(
 
 
 def player_season(store: Store, lookup: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-    return _player_season(store, store.location, store.data_version(), lookup, start, end)
+    return _player_season(store, store.location, store.pipeline_version(), lookup, start, end)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)

@@ -20,6 +20,9 @@ from lib.model import EARLIEST, LATEST, SourceTable
 from lib.store.dialect import Dialect
 from lib.store.schema import ALL_TABLES, DATASETS, FAILURE_TABLES, PIPELINE_TABLES, TableDef
 
+#: A span of item dates, either end open (None).
+DateSpan = tuple[dt.date | None, dt.date | None]
+
 Params = Mapping[str, Any]
 
 #: Column dtypes every engine returns, so pages and tests never see engine-specific types.
@@ -193,6 +196,28 @@ class Store(abc.ABC):
         """A dashboard run: on an engine that locks a file, the run keeps it from its first statement to its end
         (another process has its turn between runs). Nothing to do elsewhere."""
         yield
+
+    @contextlib.contextmanager
+    def touching(self, span: DateSpan | None) -> Iterator[None]:
+        """Say what this thread's writes within the block change: the failure rows, status events, verdicts and item
+        index entries of the dates of ``span`` and nothing else (never the pipeline's tables; an open end: every
+        date that way), or nothing any page reads through a cache (``None``: a visit; the data version then stays
+        as it was). An engine that journals the versions of its file (DuckDB) then knows which dates may differ
+        from one version to the next (``written_between``), and the item index keeps what it found current
+        elsewhere. A write outside such a block may have changed anything. Nothing to do on other engines."""
+        yield
+
+    def pipeline_version(self) -> str:
+        """A token that changes whenever the pipeline's own tables (schedule, box scores, analytics) may have: the
+        key of a cached read of those alone. The data version here; on DuckDB, the one before the latest writes
+        that said what they change (``touching``: none of those is the pipeline's)."""
+        return self.data_version()
+
+    def written_between(self, old: str, new: str) -> list[DateSpan] | None:
+        """The date spans that writes of this process, declared with ``touching``, changed from data version ``old`` to
+        ``new``; None when that is not known (another process wrote in between, or a write said nothing, or the
+        engine keeps no journal): then anything may have changed."""
+        return None
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
         """Between the batches of a long write: let any process waiting for the data have its turn first.

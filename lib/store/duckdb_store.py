@@ -18,6 +18,7 @@ import re
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ import pandas as pd
 
 from lib.errors import BadInput, QueryFailed, StoreBusy, StoreUnavailable, TriageError
 from lib.model import EARLIEST, LATEST, SourceTable
-from lib.store.base import Params, Store, Transaction, normalise_frame
+from lib.store.base import DateSpan, Params, Store, Transaction, normalise_frame
 from lib.store.dialect import Dialect, quote_identifier
 
 _LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock|database is locked", re.I)
@@ -97,6 +98,12 @@ FAIR_SECONDS = 3.0
 STALE_SECONDS = 5.0
 #: ``existing_tables`` per path, with the file version it was read at.
 _tables_seen: dict[Path, tuple[str, frozenset[str]]] = {}
+#: Per file, this process's journal of its declared writes (``DuckDBStore.touching``): the data version after a write,
+#: then the version before it and the dates it changed (a span; None: no dates). A write is journaled only when this
+#: process kept the file open from before it to after it (no other process can write meanwhile), so a chain of entries
+#: from one version to another says all that changed between them. The oldest go first.
+_journals: dict[Path, OrderedDict[str, tuple[str, DateSpan | None]]] = {}
+JOURNAL_KEPT = 512
 
 
 def _close(path: Path, shared: _Shared) -> None:
@@ -138,6 +145,24 @@ def _run_holds() -> dict[Path, bool | StoreBusy]:
     if holds is None:
         holds = _runs.holds = {}
     return holds
+
+
+def _declared() -> list[DateSpan | None]:
+    """This thread's open ``touching`` blocks, innermost last."""
+    spans: list[DateSpan | None] | None = getattr(_runs, "touching", None)
+    if spans is None:
+        spans = _runs.touching = []
+    return spans
+
+
+def _bounding(spans: list[DateSpan | None]) -> DateSpan | None:
+    """One span that covers every declared one (None when none declares dates)."""
+    dated = [s for s in spans if s is not None]
+    if not dated:
+        return None
+    starts, ends = [s[0] for s in dated], [s[1] for s in dated]
+    return (None if None in starts else min(d for d in starts if d is not None),
+            None if None in ends else max(d for d in ends if d is not None))  # fmt: skip
 
 
 def _acquire(store: DuckDBStore) -> duckdb.DuckDBPyConnection:
@@ -491,12 +516,55 @@ class DuckDBStore(Store):
         data version, and another process reads it from the file)."""
         self._writable()
         with self._write_lock, self.connect() as con:
+            before = self._file_version()  # the file is open here: no other process writes until the block ends
             try:
                 yield con
             finally:
                 # Left undone while another thread's transaction is open: closing the instance checkpoints then.
                 with contextlib.suppress(duckdb.Error):
                     con.execute("CHECKPOINT")
+                self._journal(before)
+
+    def _journal(self, before: str) -> None:
+        """Journal a write that said what it changes (``touching``); a write that said nothing is left out, which
+        breaks every chain through it (anything may have changed)."""
+        declared = _declared()
+        after = self._file_version()
+        if not declared or after == before:
+            return
+        with _instances_lock:
+            entries = _journals.setdefault(self.path, OrderedDict())
+            entries[after] = (before, _bounding(declared))
+            entries.move_to_end(after)
+            while len(entries) > JOURNAL_KEPT:
+                entries.popitem(last=False)
+
+    @contextmanager
+    def touching(self, span: DateSpan | None) -> Iterator[None]:
+        declared = _declared()
+        declared.append(span)
+        try:
+            yield
+        finally:
+            declared.pop()
+
+    def written_between(self, old: str, new: str) -> list[DateSpan] | None:
+        if old == new:
+            return []
+        spans: list[DateSpan] = []
+        with _instances_lock:
+            entries = _journals.get(self.path, OrderedDict())
+            version = new
+            for _ in range(len(entries)):
+                entry = entries.get(version)
+                if entry is None:
+                    return None
+                version, span = entry
+                if span is not None:
+                    spans.append(span)
+                if version == old:
+                    return spans
+        return None
 
     def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
         with self._writer() as con:
@@ -552,6 +620,28 @@ class DuckDBStore(Store):
         return set(tables)
 
     def data_version(self) -> str:
+        """The file's stamp (``_file_version``), or the one before the latest writes if all they did was change
+        nothing a page reads (declared ``touching(None)``: a visit), as the BigQuery store leaves visits out of its
+        version: a sign-in then keeps every cached page."""
+        return self._journaled_back(dated=False)
+
+    def pipeline_version(self) -> str:
+        return self._journaled_back(dated=True)
+
+    def _journaled_back(self, *, dated: bool) -> str:
+        """The file's stamp, taken back over the journaled writes before it that said they change no dates (and,
+        with ``dated``, over those that named theirs too), up to the first write the journal does not hold."""
+        version = self._file_version()
+        with _instances_lock:
+            entries = _journals.get(self.path) or OrderedDict()
+            for _ in range(len(entries)):
+                entry = entries.get(version)
+                if entry is None or (entry[1] is not None and not dated):
+                    break
+                version = entry[0]
+        return version
+
+    def _file_version(self) -> str:
         parts = []
         for path in (self.path, Path(f"{self.path}.wal")):
             try:

@@ -195,14 +195,75 @@ def _span(date_from: dt.date | None, date_to: dt.date | None) -> tuple[dt.date, 
     return date_from or EARLIEST, date_to or LATEST
 
 
+_Dates = tuple[dt.date, dt.date]
+#: Spans found current that a memo keeps (the oldest go first: forgetting one only costs a check).
+FRESH_KEPT = 64
+
+
+def _after(day: dt.date) -> dt.date:
+    return day if day == LATEST else day + dt.timedelta(days=1)
+
+
+def _before(day: dt.date) -> dt.date:
+    return day if day == EARLIEST else day - dt.timedelta(days=1)
+
+
+def _merged(spans: Iterable[_Dates]) -> list[_Dates]:
+    """The same dates as fewer spans: sorted, overlapping and adjacent ones joined."""
+    out: list[_Dates] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= _after(out[-1][1]):
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _without(spans: Iterable[_Dates], cuts: Iterable[_Dates]) -> list[_Dates]:
+    """The dates of ``spans`` outside every one of ``cuts``."""
+    out = list(spans)
+    for c_lo, c_hi in cuts:
+        kept: list[_Dates] = []
+        for lo, hi in out:
+            if hi < c_lo or c_hi < lo:
+                kept.append((lo, hi))
+                continue
+            if lo < c_lo:
+                kept.append((lo, _before(c_lo)))
+            if c_hi < hi:
+                kept.append((_after(c_hi), hi))
+        out = kept
+    return _merged(out)
+
+
+def _carry(store: Store, memo: _Memo, version: str) -> None:
+    """Bring what the memo found current to data version ``version``, where this process's journal says what changed
+    since (``Store.written_between``: its own writes, each saying which dates it changed): the dates they changed are
+    no longer known to be current, every other date still is. Where the journal cannot say, the memo stays at its
+    version, and the caller checks afresh."""
+    if memo.version == version or not memo.version or memo.unusable or not memo.fresh:
+        return
+    written = store.written_between(memo.version, version)
+    if written is None:
+        return
+    memo.fresh = _without(memo.fresh, [_span(lo, hi) for lo, hi in written])
+    memo.version = version
+
+
+def _gaps(memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> list[_Dates]:
+    """The dates in range not known to be current at ``version``."""
+    return _without([(lo, hi)], memo.fresh) if memo.version == version else [(lo, hi)]
+
+
 def _covered(memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> bool:
-    return memo.version == version and any(a <= lo and hi <= b for a, b in memo.fresh)
+    return memo.version == version and not _gaps(memo, version, lo, hi)
 
 
-def _remember(memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> None:
+def _remember(store: Store, memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> None:
+    _carry(store, memo, version)
     if memo.version != version:
         memo.version, memo.fresh, memo.unusable = version, [], ""
-    memo.fresh.append((lo, hi))
+    memo.fresh = _merged([*memo.fresh, (lo, hi)])[-FRESH_KEPT:]
 
 
 #: A write that began before a read of the partition metadata can carry a modification time a little before that
@@ -356,7 +417,7 @@ def _rebuild(
     mine = mine[mine["fingerprint"].notna()]  # a date with nothing left keeps no fingerprint
     if store.engine == "bigquery":
         return _rebuild_in_one_job(store, params, _state_rows(mine, pd.Timestamp.now(tz="UTC"), checked_at), checked_at)
-    with store.transaction(label="index") as tx:
+    with store.touching((min(dates), max(dates))), store.transaction(label="index") as tx:
         # The fingerprint goes first and comes back last: a refresh cut short leaves its dates unindexed.
         for sql in _DELETES:
             tx.execute(sql, params)
@@ -521,36 +582,42 @@ def ensure(
         version = store.data_version()
         if memo.version == version and memo.unusable:
             return Refresh(usable=False, reason=memo.unusable)
+        _carry(store, memo, version)
         if _covered(memo, version, lo, hi):
             return Refresh()
         started = dt.datetime.now(dt.UTC)
         reason = _usable(store, memo)
         if reason:
             return _unusable(memo, store.data_version(), reason)
-        try:
-            plan = _plan(store, lo, hi)
-            pairs, checked = stale(store, lo, hi, plan=plan)
-        except TriageError:
-            memo.tables_ready = False  # dropped since they were seen? then say so; else the failure stands
-            reason = _usable(store, memo)
-            if reason:
-                return _unusable(memo, store.data_version(), reason)
-            raise
-        result = Refresh(checked_dates=checked)
-        if len(pairs):
-            if getattr(store, "read_only", False):
-                why = f"{len(pairs):,} date(s) of the item index are out of date and the database is read-only"
-                return _unusable(memo, version, why, checked)
+        result = Refresh()
+        # Only the dates not known to be current: after this process's own write of a date, that date (not the
+        # whole history a page reads).
+        for g_lo, g_hi in _gaps(memo, version, lo, hi):
             try:
-                result.items = _rebuild_all(store, pairs, progress, plan.checked_at if plan else None)
-            except TriageError as exc:
-                why = f"the item index could not be brought up to date: {exc.what}"
-                return _unusable(memo, store.data_version(), why, checked)
-            result.refreshed_dates = len(pairs)
-        if plan is not None and plan.dates and checked - plan.skipped > int(pairs["fingerprint"].notna().sum()):
-            _checked(store, plan, pairs)  # some fingerprints taken were found current: stamp them
-        result.fingerprinted_dates = len(plan.dates) if plan is not None else None
-        _remember(memo, store.data_version(), lo, hi)
+                plan = _plan(store, g_lo, g_hi)
+                pairs, checked = stale(store, g_lo, g_hi, plan=plan)
+            except TriageError:
+                memo.tables_ready = False  # dropped since they were seen? then say so; else the failure stands
+                reason = _usable(store, memo)
+                if reason:
+                    return _unusable(memo, store.data_version(), reason)
+                raise
+            result.checked_dates += checked
+            if len(pairs):
+                if getattr(store, "read_only", False):
+                    why = f"{len(pairs):,} date(s) of the item index are out of date and the database is read-only"
+                    return _unusable(memo, version, why, result.checked_dates)
+                try:
+                    result.items += _rebuild_all(store, pairs, progress, plan.checked_at if plan else None)
+                except TriageError as exc:
+                    why = f"the item index could not be brought up to date: {exc.what}"
+                    return _unusable(memo, store.data_version(), why, result.checked_dates)
+                result.refreshed_dates += len(pairs)
+            if plan is not None and plan.dates and checked - plan.skipped > int(pairs["fingerprint"].notna().sum()):
+                _checked(store, plan, pairs)  # some fingerprints taken were found current: stamp them
+            if plan is not None:
+                result.fingerprinted_dates = (result.fingerprinted_dates or 0) + len(plan.dates)
+        _remember(store, memo, store.data_version(), lo, hi)
         result.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
         return result
 
@@ -579,7 +646,8 @@ def after_write(store: Store, date_from: dt.date | None, date_to: dt.date | None
     Never raises: the write itself is done, and a read that finds a date out of date refreshes it first."""
     memo, lock = _state(store)
     with lock:
-        memo.fresh = []  # checked again whatever the data version says (a cached one may not show the write yet)
+        # Its dates are checked again whatever the data version says (a cached one may not show the write yet).
+        memo.fresh = _without(memo.fresh, [_span(date_from, date_to)])
     try:
         return ensure(store, date_from, date_to)
     except TriageError as exc:

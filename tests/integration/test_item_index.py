@@ -30,6 +30,7 @@ from lib.access import SYSTEM
 from lib.model import Actor, Filters, ItemKey, Page, ResolutionStatus
 from lib.store import DuckDBStore, Store, index
 from lib.store import queries as q
+from lib.store.duckdb_store import release_idle
 from lib.store.relation import active_dates_cte
 from tests import bq
 from tests.worlds import SEASONS, WIDE, build, load
@@ -475,6 +476,73 @@ def test_a_change_behind_the_dashboards_back_is_seen_on_the_next_read_and_only_i
         truth = q.count_items(duck, f.with_(failure_types=("DATA_GAP",)))
     assert q.count_items(duck, f.with_(failure_types=("DATA_GAP",))) == truth
     assert truth >= before  # the row's item shows DATA_GAP now (more than before unless it already did)
+
+
+def test_after_the_dashboards_own_writes_only_their_dates_are_checked_again_and_pages_read_as_from_the_rows(
+    duck: DuckDBStore,
+) -> None:
+    """A resolution says which dates it changes (a visit: none): the next read of the whole history checks nothing
+    more than the write's own refresh did, and reads what the rows say."""
+    load(duck, build(13))
+    whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    first = index.ensure(duck, FIRST, LAST)
+    assert first.usable and first.checked_dates > 3
+    rng = random.Random(13)
+    keys = _keys(duck, rng, 3)[:-1]
+    day = ItemKey.parse(keys[0]).item_date
+    # A visit changes the file, not the data version: every cached page stays (as on BigQuery). Neither changes
+    # the pipeline's tables: what is read of them alone (a player's season) stays cached too.
+    version, stamp, pipeline = duck.data_version(), duck._file_version(), duck.pipeline_version()
+    briefing.record_visit(duck, ALICE, at=NOW)
+    assert duck._file_version() != stamp and duck.data_version() == version
+    resolution.apply(duck, resolution.Scope.of_keys(keys[:1]), ResolutionStatus.RESOLVED, actor=ALICE, note="one",
+                     now=NOW)  # fmt: skip
+    assert duck.data_version() != version and duck.pipeline_version() == pipeline
+    assert index.ensure(duck, FIRST, LAST).checked_dates == 0  # known current: no fingerprint of any date
+    _assert_index_equals_rows(duck, [whole, whole.with_(date_from=day, date_to=day)], keys, "a resolution")
+    # Without the journal the same read would have checked every date again (what the assertion above rules out).
+    resolution.apply(duck, resolution.Scope.of_keys(keys[1:]), ResolutionStatus.PERMANENT, actor=ALICE, note="two",
+                     now=NOW)  # fmt: skip
+    index.forget(duck)
+    assert index.ensure(duck, FIRST, LAST).checked_dates == first.checked_dates
+
+
+def test_a_write_that_says_nothing_or_another_processs_write_has_every_date_checked_again(duck: DuckDBStore) -> None:
+    load(duck, build(17))
+    whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    first = index.ensure(duck, FIRST, LAST)
+    rows = _precompute(duck)
+    change = (
+        "UPDATE nba_processing.precompute_failures SET failure_type = 'DATA_GAP' WHERE analysis_date = @d "
+        "AND entity_id = @e AND processor_name = @p AND failure_type IS DISTINCT FROM 'DATA_GAP'"
+    )
+    picked = rows[rows["failure_type"] != "DATA_GAP"].drop_duplicates("analysis_date")
+    assert len(picked) >= 3, "the world has too few dates for the test"
+    one, two, three = (picked.iloc[i] for i in (0, len(picked) // 2, len(picked) - 1))
+    # A resolution on one date, then a write in this process that says nothing of what it changes, on another.
+    key = q.list_items(duck, whole.with_(date_from=one["analysis_date"], date_to=one["analysis_date"]),
+                       Page(1, 1, "newest date"))["key"].iloc[0]  # fmt: skip
+    resolution.apply(duck, resolution.Scope.of_keys([key]), ResolutionStatus.RESOLVED, actor=ALICE, note="x", now=NOW)
+    args = {"d": two["analysis_date"], "e": two["entity_id"], "p": two["processor_name"]}
+    pipeline = duck.pipeline_version()
+    assert duck.execute(change, args) >= 1
+    assert duck.pipeline_version() != pipeline  # it may have changed anything, the box scores too
+    again = index.ensure(duck, FIRST, LAST)
+    assert again.checked_dates == first.checked_dates and again.refreshed_dates == 1
+    _assert_index_equals_rows(duck, [whole], [key], "a write that said nothing")
+    # Another process's write, even one that says its dates: this process's journal cannot vouch for it.
+    release_idle(duck.path)
+    script = (
+        "import sys, datetime as dt; from lib.store import DuckDBStore\n"
+        "s = DuckDBStore(sys.argv[1]); d = dt.date.fromisoformat(sys.argv[2])\n"
+        "with s.touching((d, d)):\n"
+        f"    assert s.execute({change!r}, {{'d': d, 'e': sys.argv[3], 'p': sys.argv[4]}}) >= 1\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(duck.path), str(three["analysis_date"]), str(three["entity_id"]),
+                    str(three["processor_name"])], cwd=ROOT, check=True)  # fmt: skip
+    third = index.ensure(duck, FIRST, LAST)
+    assert third.checked_dates == first.checked_dates and third.refreshed_dates == 1
+    _assert_index_equals_rows(duck, [whole], [key], "another process's write")
 
 
 def test_two_identical_rows_changed_together_are_still_noticed(duck: DuckDBStore) -> None:

@@ -1,0 +1,63 @@
+"""The item index's span arithmetic (lib/store/index.py): what it keeps as known current after a write, against the
+same dates counted one by one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+
+from lib.model import EARLIEST, LATEST
+from lib.store import index
+
+DAY = dt.timedelta(days=1)
+#: Spans drawn around a month, and some at the ends of the calendar (where a day more or less does not exist).
+BASES = (dt.date(2021, 12, 1), EARLIEST, LATEST - dt.timedelta(days=30))
+
+
+def _days(spans: list[tuple[dt.date, dt.date]]) -> set[dt.date]:
+    out: set[dt.date] = set()
+    for lo, hi in spans:
+        day = lo
+        while day <= hi:
+            out.add(day)
+            if day == LATEST:
+                break
+            day += DAY
+    return out
+
+
+def _plus(day: dt.date, days: int) -> dt.date:
+    return dt.date.fromordinal(min(day.toordinal() + days, LATEST.toordinal()))
+
+
+def _spans(rng: random.Random, base: dt.date, n: int) -> list[tuple[dt.date, dt.date]]:
+    out = []
+    for _ in range(n):
+        lo = _plus(base, rng.randrange(40))
+        out.append((lo, _plus(lo, rng.randrange(8))))
+    return out
+
+
+def test_what_stays_known_after_writes_is_every_day_known_before_that_no_write_touched() -> None:
+    rng = random.Random(7)
+    for case in range(600):
+        base = BASES[case % len(BASES)]
+        fresh, cuts = _spans(rng, base, rng.randrange(5)), _spans(rng, base, rng.randrange(4))
+        kept = index._without(fresh, cuts)
+        assert _days(kept) == _days(fresh) - _days(cuts), (fresh, cuts)
+        # As few spans as those days allow: sorted, none overlapping or adjacent to the next.
+        assert all(index._after(a[1]) < b[0] for a, b in itertools.pairwise(kept)), kept
+        assert all(lo <= hi for lo, hi in kept)
+
+
+def test_a_range_is_covered_only_when_every_one_of_its_days_is_known() -> None:
+    rng = random.Random(11)
+    for case in range(600):
+        base = BASES[case % len(BASES)]
+        memo = index._Memo(version="v", fresh=index._merged(_spans(rng, base, rng.randrange(5))))
+        lo = _plus(base, rng.randrange(40))
+        hi = _plus(lo, rng.randrange(10))
+        want = _days([(lo, hi)]) <= _days(memo.fresh)
+        assert index._covered(memo, "v", lo, hi) is want, (memo.fresh, lo, hi)
+        assert not index._covered(memo, "another version", lo, hi)
