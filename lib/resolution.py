@@ -226,8 +226,7 @@ def apply(
         )
         tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope), note="@note", extra=""), params)
         inserted = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
-    with store.touching((scope.filters.date_from, scope.filters.date_to)):
-        synced = _try_sync(store, scope.filters)
+    synced = _try_sync(store, scope.filters)
     return Change(params["batch_id"], inserted, already, target, params["at"], synced)
 
 
@@ -245,7 +244,8 @@ def unmatched_keys(store: Store, scope: Scope) -> list[str]:
 def _try_sync(store: Store, filters: Filters) -> bool:
     """Keep the rows' status columns in step now; if that fails, ``sync_statuses`` catches up later."""
     try:
-        _sync(store, since=filters.date_from, until=filters.date_to)
+        with store.touching((filters.date_from, filters.date_to)):  # the rows of those dates only
+            _sync(store, since=filters.date_from, until=filters.date_to)
     except TriageError:
         return False
     finally:

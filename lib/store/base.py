@@ -198,13 +198,15 @@ class Store(abc.ABC):
         yield
 
     @contextlib.contextmanager
-    def touching(self, span: DateSpan | None) -> Iterator[None]:
-        """Say what this thread's writes within the block change: the failure rows, status events, verdicts and item
-        index entries of the dates of ``span`` and nothing else (never the pipeline's tables; an open end: every
-        date that way), or nothing any page reads through a cache (``None``: a visit; the data version then stays
-        as it was). An engine that journals the versions of its file (DuckDB) then knows which dates may differ
-        from one version to the next (``written_between``), and the item index keeps what it found current
-        elsewhere. A write outside such a block may have changed anything. Nothing to do on other engines."""
+    def touching(self, span: DateSpan | None, *, derived: bool = False) -> Iterator[None]:
+        """Say what this thread's writes to this store within the block change: the failure rows, status events,
+        verdicts and item index entries of the dates of ``span`` and nothing else (never the pipeline's tables; an
+        open end: every date that way), or nothing any page reads through a cache (``None``: a visit; the data
+        version then stays as it was). ``derived``: the writes only bring the item index of those dates in line with
+        their rows (its own rebuilds), so whatever was current stays current. An engine that journals the versions
+        of its file (DuckDB) then knows which dates' data may differ from one version to the next
+        (``written_between``), and the item index keeps what it found current elsewhere. A write outside such a
+        block may have changed anything. Nothing to do on other engines."""
         yield
 
     def pipeline_version(self) -> str:
@@ -214,9 +216,10 @@ class Store(abc.ABC):
         return self.data_version()
 
     def written_between(self, old: str, new: str) -> list[DateSpan] | None:
-        """The date spans that writes of this process, declared with ``touching``, changed from data version ``old`` to
-        ``new``; None when that is not known (another process wrote in between, or a write said nothing, or the
-        engine keeps no journal): then anything may have changed."""
+        """The date spans whose data writes of this process, declared with ``touching``, changed from data version
+        ``old`` to ``new`` (the index's own rebuilds change none); None when that is not known (another process
+        wrote in between, or a write said nothing, or the engine keeps no journal): then anything may have
+        changed."""
         return None
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:

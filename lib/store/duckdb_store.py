@@ -99,10 +99,11 @@ STALE_SECONDS = 5.0
 #: ``existing_tables`` per path, with the file version it was read at.
 _tables_seen: dict[Path, tuple[str, frozenset[str]]] = {}
 #: Per file, this process's journal of its declared writes (``DuckDBStore.touching``): the data version after a write,
-#: then the version before it and the dates it changed (a span; None: no dates). A write is journaled only when this
-#: process kept the file open from before it to after it (no other process can write meanwhile), so a chain of entries
-#: from one version to another says all that changed between them. The oldest go first.
-_journals: dict[Path, OrderedDict[str, tuple[str, DateSpan | None]]] = {}
+#: then the version before it, the dates it changed (a span; None: no dates) and whether it only rebuilt derived data.
+#: A write is journaled only when this process kept the file open from before it to after it (no other process can
+#: write meanwhile), so a chain of entries from one version to another says all that changed between them. The oldest
+#: go first.
+_journals: dict[Path, OrderedDict[str, tuple[str, DateSpan | None, bool]]] = {}
 JOURNAL_KEPT = 512
 
 
@@ -147,12 +148,12 @@ def _run_holds() -> dict[Path, bool | StoreBusy]:
     return holds
 
 
-def _declared() -> list[DateSpan | None]:
-    """This thread's open ``touching`` blocks, innermost last."""
-    spans: list[DateSpan | None] | None = getattr(_runs, "touching", None)
-    if spans is None:
-        spans = _runs.touching = []
-    return spans
+def _declared(path: Path) -> list[tuple[DateSpan | None, bool]]:
+    """This thread's open ``touching`` blocks on a file, innermost last: (span, derived)."""
+    blocks: dict[Path, list[tuple[DateSpan | None, bool]]] | None = getattr(_runs, "touching", None)
+    if blocks is None:
+        blocks = _runs.touching = {}
+    return blocks.setdefault(path, [])
 
 
 def _bounding(spans: list[DateSpan | None]) -> DateSpan | None:
@@ -528,21 +529,23 @@ class DuckDBStore(Store):
     def _journal(self, before: str) -> None:
         """Journal a write that said what it changes (``touching``); a write that said nothing is left out, which
         breaks every chain through it (anything may have changed)."""
-        declared = _declared()
+        declared = _declared(self.path)
         after = self._file_version()
         if not declared or after == before:
             return
+        # Derived only when every open block says so: a rebuild within a resolution's block is the resolution's.
+        entry = (before, _bounding([span for span, _ in declared]), all(derived for _, derived in declared))
         with _instances_lock:
             entries = _journals.setdefault(self.path, OrderedDict())
-            entries[after] = (before, _bounding(declared))
+            entries[after] = entry
             entries.move_to_end(after)
             while len(entries) > JOURNAL_KEPT:
                 entries.popitem(last=False)
 
     @contextmanager
-    def touching(self, span: DateSpan | None) -> Iterator[None]:
-        declared = _declared()
-        declared.append(span)
+    def touching(self, span: DateSpan | None, *, derived: bool = False) -> Iterator[None]:
+        declared = _declared(self.path)
+        declared.append((span, derived))
         try:
             yield
         finally:
@@ -559,8 +562,8 @@ class DuckDBStore(Store):
                 entry = entries.get(version)
                 if entry is None:
                     return None
-                version, span = entry
-                if span is not None:
+                version, span, derived = entry
+                if span is not None and not derived:
                     spans.append(span)
                 if version == old:
                     return spans

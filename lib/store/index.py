@@ -260,10 +260,14 @@ def _covered(memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> bool:
 
 
 def _remember(store: Store, memo: _Memo, version: str, lo: dt.date, hi: dt.date) -> None:
-    _carry(store, memo, version)
+    """The range was found current at ``version``, the data version its checks began from (never a later one: a
+    refresh of several chunks lets waiting processes write in between). It is carried to the version now across the
+    refresh's own rebuilds, less what other writes of this process changed meanwhile; a write the journal cannot
+    vouch for leaves it at ``version``, and the next read checks every date again."""
     if memo.version != version:
         memo.version, memo.fresh, memo.unusable = version, [], ""
     memo.fresh = _merged([*memo.fresh, (lo, hi)])[-FRESH_KEPT:]
+    _carry(store, memo, store.data_version())
 
 
 #: A write that began before a read of the partition metadata can carry a modification time a little before that
@@ -417,7 +421,7 @@ def _rebuild(
     mine = mine[mine["fingerprint"].notna()]  # a date with nothing left keeps no fingerprint
     if store.engine == "bigquery":
         return _rebuild_in_one_job(store, params, _state_rows(mine, pd.Timestamp.now(tz="UTC"), checked_at), checked_at)
-    with store.touching((min(dates), max(dates))), store.transaction(label="index") as tx:
+    with store.touching((min(dates), max(dates)), derived=True), store.transaction(label="index") as tx:
         # The fingerprint goes first and comes back last: a refresh cut short leaves its dates unindexed.
         for sql in _DELETES:
             tx.execute(sql, params)
@@ -617,7 +621,7 @@ def ensure(
                 _checked(store, plan, pairs)  # some fingerprints taken were found current: stamp them
             if plan is not None:
                 result.fingerprinted_dates = (result.fingerprinted_dates or 0) + len(plan.dates)
-        _remember(store, memo, store.data_version(), lo, hi)
+        _remember(store, memo, version, lo, hi)
         result.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
         return result
 

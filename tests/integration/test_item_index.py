@@ -18,6 +18,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -543,6 +544,48 @@ def test_a_write_that_says_nothing_or_another_processs_write_has_every_date_chec
     third = index.ensure(duck, FIRST, LAST)
     assert third.checked_dates == first.checked_dates and third.refreshed_dates == 1
     _assert_index_equals_rows(duck, [whole], [key], "another process's write")
+
+
+def test_a_date_another_process_changes_while_a_refresh_lets_it_in_is_checked_again_at_the_next_read(
+    duck: DuckDBStore,
+) -> None:
+    """A refresh that rebuilds lets a waiting process (the nightly job) have its turn between its chunks. What the
+    refresh checked is current as of the version it began from: a date the job changes meanwhile must not be taken
+    for current afterwards (found by review: the refresh had recorded the version after the job's write)."""
+    load(duck, build(19))
+    whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    index.ensure(duck, FIRST, LAST)
+    days = sorted(set(_precompute(duck)["analysis_date"]))
+    assert len(days) >= 4
+    duck.execute("DELETE FROM nba_processing.failure_index_dates WHERE item_date = @d", {"d": days[0]})  # a rebuild
+    # A month known current in the middle: the page's refresh then has two gaps, and checks the second after the
+    # job's turn (the first gap's rebuild lets it in).
+    middle = days[len(days) // 2]
+    index.ensure(duck, middle, middle + dt.timedelta(days=30))
+    change = ("UPDATE nba_processing.precompute_failures SET failure_type = 'DATA_GAP' WHERE analysis_date = @d "
+              "AND failure_type IS DISTINCT FROM 'DATA_GAP'")  # fmt: skip
+    job = (
+        "import sys, datetime as dt; from lib.store import DuckDBStore\n"
+        "s = DuckDBStore(sys.argv[1], busy_timeout=120)\n"
+        f"assert s.execute({change!r}, {{'d': dt.date.fromisoformat(sys.argv[2])}}) >= 1\n"
+    )
+    gap = ("SELECT COUNT(*) AS n FROM nba_processing.precompute_failures WHERE analysis_date = @d "
+           "AND failure_type = 'DATA_GAP'")  # fmt: skip
+    before = int(duck.query(gap, {"d": days[1]})["n"].iloc[0])
+    with duck.held():
+        waiting = subprocess.Popen([sys.executable, "-c", job, str(duck.path), str(days[1])], cwd=ROOT)
+        deadline = time.monotonic() + 120
+        while not list(duck.path.parent.glob(f"{duck.path.name}.waiting-*")):
+            assert waiting.poll() is None and time.monotonic() < deadline, "the job never waited for the file"
+            time.sleep(0.02)
+        refresh = index.ensure(duck, FIRST, LAST)
+        assert refresh.refreshed_dates >= 1  # it rebuilt, and let the job in after that
+        # The job wrote while the refresh ran (its turn between chunks), not after it.
+        assert int(duck.query(gap, {"d": days[1]})["n"].iloc[0]) > before
+    assert waiting.wait(timeout=120) == 0
+    again = index.ensure(duck, FIRST, LAST)
+    assert again.refreshed_dates >= 1  # the job's date, checked again and rebuilt
+    _assert_index_equals_rows(duck, [whole], [], "the job's write during a refresh")
 
 
 def test_two_identical_rows_changed_together_are_still_noticed(duck: DuckDBStore) -> None:
