@@ -27,7 +27,7 @@ an aggregate:
 from __future__ import annotations
 
 from lib.model import Filters
-from lib.store.history import EPOCH_SQL
+from lib.store.history import EPOCH_SQL, VERDICT_ORDER_SQL
 from lib.store.relation import _INDEX_FILTERS, _restricts, items_cte, rows_cte
 from lib.store.schema import FAILURE_ITEM_CHANGES, FAILURE_SETTLED
 
@@ -92,8 +92,7 @@ t_events AS (
   FROM nba_processing.failure_resolutions WHERE {chunk}
 ),
 t_verdicts AS (
-  SELECT {_KEY_LIST}, from_type, from_correctable, to_type, to_correctable, at,
-    CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), batch_id) AS o
+  SELECT DISTINCT {_KEY_LIST}, from_type, from_correctable, to_type, to_correctable, at, {VERDICT_ORDER_SQL} AS o
   FROM nba_processing.classification_changes WHERE {chunk}
 ),
 t_first AS (

@@ -26,6 +26,14 @@ from lib.model import OPEN_STATUSES, SETTLED_STATUSES
 __all__ = ["EPOCH_SQL", "EVENTS_CTE", "OPEN_STATUSES", "SETTLED_STATUSES", "change_condition", "history_ctes"]
 #: The moment before anything: a row with no created_at was always there.
 EPOCH_SQL = "TIMESTAMP '1970-01-01 00:00:00+00'"
+#: The order of an item's verdict changes: by instant, then batch, then (a batch that recorded two verdicts for one item
+#: at one instant) by the verdicts themselves, so that no two differing changes tie and every reader (the rows' history
+#: here, the index's change log in lib/store/changes.py) takes the same one as the last.
+VERDICT_ORDER_SQL = (
+    "CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), batch_id, '|', COALESCE(to_type, ''), '|', "
+    "COALESCE(CAST(to_correctable AS STRING), ''), '|', COALESCE(from_type, ''), '|', "
+    "COALESCE(CAST(from_correctable AS STRING), ''))"
+)
 
 _KEYS = ("source_table", "processor_name", "item_date", "entity_id")
 
@@ -68,8 +76,7 @@ events_all AS (
   GROUP BY {keys}
 ),
 hist_verdicts AS (
-  SELECT {keys}, from_type, from_correctable, to_type, to_correctable, at,
-    CONCAT(LPAD(CAST(UNIX_MICROS(at) AS STRING), 20, '0'), batch_id) AS o
+  SELECT DISTINCT {keys}, from_type, from_correctable, to_type, to_correctable, at, {VERDICT_ORDER_SQL} AS o
   FROM nba_processing.classification_changes
   WHERE item_date BETWEEN @date_from AND @date_to
 )"""

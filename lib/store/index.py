@@ -69,7 +69,7 @@ from lib.store.schema import (
 
 #: Bumped whenever what the index stores changes (a column, a rule of the relation, the expected categories):
 #: every stored fingerprint then differs and each date is rebuilt on first use.
-INDEX_VERSION = "6"
+INDEX_VERSION = "7"
 
 Progress = Callable[[float, str], None]
 

@@ -590,6 +590,34 @@ def test_a_date_another_process_changes_while_a_refresh_lets_it_in_is_checked_ag
     _assert_index_equals_rows(duck, [whole], [], "the job's write during a refresh")
 
 
+def test_two_verdicts_a_batch_recorded_for_one_item_at_one_instant_brief_as_the_rows_do(duck: DuckDBStore) -> None:
+    """Found by seeds 10 and 15 of ``make test-long``: one classification batch recorded two verdict changes for one
+    item at one instant (the item's two rows of a run differed), and a row of it was recorded at that instant too.
+    The change log and the rows' history must take the same one as the last (they tied, and each took its own)."""
+    load(duck, build(15))
+    whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    item = q.list_items(duck, whole, Page(1, 1, "newest date")).iloc[0]
+    key = ItemKey.parse(str(item["key"]))
+    at = NOW - dt.timedelta(hours=20)  # within every briefing compared (24, 30 and 60 hours back)
+    rows = _precompute(duck) if key.source_table == "precompute_failures" else None
+    if rows is not None:
+        mine = rows[(rows["analysis_date"] == key.item_date) & (rows["entity_id"] == key.entity_id)
+                    & (rows["processor_name"] == key.processor_name)]  # fmt: skip
+        if len(mine):
+            duck.insert_frame("nba_processing.precompute_failures",
+                              mine.iloc[:1].assign(run_id="tie-run", created_at=pd.Timestamp(at)))  # fmt: skip
+    two = pd.DataFrame({
+        "batch_id": ["tie"] * 2, "source_table": [key.source_table] * 2, "processor_name": [key.processor_name] * 2,
+        "item_date": [key.item_date] * 2, "entity_id": [key.entity_id] * 2, "from_type": [None, None],
+        "from_correctable": pd.array([None, None], dtype="boolean"), "to_type": ["UNKNOWN", "PROCESSING_ERROR"],
+        "to_correctable": pd.array([None, True], dtype="boolean"), "at": [pd.Timestamp(at)] * 2,
+    })  # fmt: skip
+    duck.insert_frame("nba_processing.classification_changes", two)
+    index.reindex(duck, key.item_date, key.item_date, actor=ALICE)
+    day = whole.with_(date_from=key.item_date, date_to=key.item_date)
+    _assert_index_equals_rows(duck, [whole, day], [str(item["key"])], "two verdicts of one batch at one instant")
+
+
 def test_two_identical_rows_changed_together_are_still_noticed(duck: DuckDBStore) -> None:
     """A fingerprint that XORs row hashes alone would miss this: two equal rows cancel out."""
     load(duck, build(11))
