@@ -211,8 +211,7 @@ def apply(
         "origin": origin,
     }
     # Its events and the rows' status columns are of the scope's dates only: the item index keeps the rest current.
-    touched = store.touching((scope.filters.date_from, scope.filters.date_to))
-    with touched, store.transaction(label="resolve") as tx:
+    with store.touching((scope.filters.date_from, scope.filters.date_to)), store.transaction(label="resolve") as tx:
         params["at"] = now or dt.datetime.now(dt.UTC)
         params["opened_at"] = opened_at or params["at"]
         if opened_at is not None:

@@ -551,22 +551,26 @@ class DuckDBStore(Store):
         finally:
             declared.pop()
 
-    def written_between(self, old: str, new: str) -> list[DateSpan] | None:
-        if old == new:
-            return []
-        spans: list[DateSpan] = []
+    def _chain(self, version: str) -> list[tuple[str, DateSpan | None, bool]]:
+        """The journal's entries back from ``version``, newest first (version before, span, derived), as far as it
+        holds them."""
+        out: list[tuple[str, DateSpan | None, bool]] = []
         with _instances_lock:
-            entries = _journals.get(self.path, OrderedDict())
-            version = new
-            for _ in range(len(entries)):
-                entry = entries.get(version)
-                if entry is None:
-                    return None
-                version, span, derived = entry
-                if span is not None and not derived:
-                    spans.append(span)
-                if version == old:
-                    return spans
+            entries = _journals.get(self.path) or OrderedDict()
+            while len(out) < len(entries) and (entry := entries.get(version)) is not None:
+                out.append(entry)
+                version = entry[0]
+        return out
+
+    def written_between(self, old: str, new: str) -> list[DateSpan] | None:
+        spans: list[DateSpan] = []
+        if old == new:
+            return spans
+        for before, span, derived in self._chain(new):
+            if span is not None and not derived:
+                spans.append(span)
+            if before == old:
+                return spans
         return None
 
     def execute(self, sql: str, params: Params | None = None, *, label: str = "") -> int:
@@ -635,13 +639,10 @@ class DuckDBStore(Store):
         """The file's stamp, taken back over the journaled writes before it that said they change no dates (and,
         with ``dated``, over those that named theirs too), up to the first write the journal does not hold."""
         version = self._file_version()
-        with _instances_lock:
-            entries = _journals.get(self.path) or OrderedDict()
-            for _ in range(len(entries)):
-                entry = entries.get(version)
-                if entry is None or (entry[1] is not None and not dated):
-                    break
-                version = entry[0]
+        for before, span, _ in self._chain(version):
+            if span is not None and not dated:
+                break
+            version = before
         return version
 
     def _file_version(self) -> str:
