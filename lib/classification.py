@@ -592,17 +592,18 @@ def _run_engine(
         while queue and n + queue[0][2] <= target:
             last, n = queue[0][1], n + queue.pop(0)[2]
         started = time.monotonic()
-        by_type, by_verdict = engine_verdicts._run_batch(
-            store,
-            config,
-            date_from=first,
-            date_to=last,
-            overwrite=include_classified,
-            now=now,
-            updates=[_LOG_CHANGES, _LOG_JUDGEMENTS, *_UPDATES.values()],
-            replace_evidence=_REPLACE_EVIDENCE,
-            keep_causes=_KEEP_CAUSES,
-        )
+        with store.touching((first, last)):  # the items of these dates, their verdicts, evidence and causes
+            by_type, by_verdict = engine_verdicts._run_batch(
+                store,
+                config,
+                date_from=first,
+                date_to=last,
+                overwrite=include_classified,
+                now=now,
+                updates=[_LOG_CHANGES, _LOG_JUDGEMENTS, *_UPDATES.values()],
+                replace_evidence=_REPLACE_EVIDENCE,
+                keep_causes=_KEEP_CAUSES,
+            )
         if adaptive:
             rate = n / max(time.monotonic() - started, 1e-3)
             target = int(min(ceiling, max(1_000, rate * BATCH_SECONDS)))
@@ -638,7 +639,7 @@ def _run_oracle(
     ):
         failures = [failure_from_item(item) for item in _records(frame)]
         judged = classify_batch(store, failures, config)
-        with store.transaction(label="classify") as tx:
+        with store.touching((since, until)), store.transaction(label="classify") as tx:
             _write_verdicts(tx, judged, now=now, overwrite=include_classified)
         store.let_waiters_in()
         report.items += len(judged)

@@ -19,7 +19,7 @@ import pandas as pd
 from lib.access import require_resolver
 from lib.errors import TriageError
 from lib.model import EARLIEST, LATEST, Actor
-from lib.store.base import Store
+from lib.store.base import NO_DATES, Store
 
 #: What each kind of operation is called when an actor is refused ("may not ...").
 KINDS = {
@@ -108,7 +108,8 @@ def _record(
     )
     try:
         store.init_schema(pipeline_tables=False)
-        store.insert_frame("nba_processing.triage_operations", row, label="operations")
+        with store.touching(NO_DATES):  # the log, read by the Operations page: no item of any date
+            store.insert_frame("nba_processing.triage_operations", row, label="operations")
     except TriageError as exc:
         if not quiet:  # the work itself is done and kept; the missing log line is said, not hidden
             raise TriageError(

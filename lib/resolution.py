@@ -243,8 +243,7 @@ def unmatched_keys(store: Store, scope: Scope) -> list[str]:
 def _try_sync(store: Store, filters: Filters) -> bool:
     """Keep the rows' status columns in step now; if that fails, ``sync_statuses`` catches up later."""
     try:
-        with store.touching((filters.date_from, filters.date_to)):  # the rows of those dates only
-            _sync(store, since=filters.date_from, until=filters.date_to)
+        _sync(store, since=filters.date_from, until=filters.date_to)
     except TriageError:
         return False
     finally:
@@ -292,7 +291,8 @@ def sync_statuses(
 
 def _sync(store: Store, *, since: dt.date | None, until: dt.date | None) -> int:
     params = {"date_from": since or EARLIEST, "date_to": until or LATEST}
-    return sum(store.execute(sql, params, label="sync-status") for sql in _SYNC.values())
+    with store.touching((since, until)):  # the rows of those dates only
+        return sum(store.execute(sql, params, label="sync-status") for sql in _SYNC.values())
 
 
 # -- suggested actions ----------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def autoresolve(
             "batch_id": uuid.uuid4().hex,
             "origin": "autoresolve",
         }
-        with store.transaction(label="autoresolve") as tx:
+        with store.touching((since, until)), store.transaction(label="autoresolve") as tx:
             params["at"] = now
             tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params)
             resolved = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])

@@ -23,6 +23,9 @@ from lib.store.schema import ALL_TABLES, DATASETS, FAILURE_TABLES, PIPELINE_TABL
 #: A span of item dates, either end open (None).
 DateSpan = tuple[dt.date | None, dt.date | None]
 
+#: ``Store.touching(NO_DATES)``: a write that changes what pages read, but no item of any date (the operations log).
+NO_DATES: DateSpan = (dt.date.max, dt.date.min)
+
 Params = Mapping[str, Any]
 
 #: Column dtypes every engine returns, so pages and tests never see engine-specific types.
@@ -205,8 +208,9 @@ class Store(abc.ABC):
         version then stays as it was). ``derived``: the writes only bring the item index of those dates in line with
         their rows (its own rebuilds), so whatever was current stays current. An engine that journals the versions
         of its file (DuckDB) then knows which dates' data may differ from one version to the next
-        (``written_between``), and the item index keeps what it found current elsewhere. A write outside such a
-        block may have changed anything. Nothing to do on other engines."""
+        (``written_between``), and the item index keeps what it found current elsewhere. ``NO_DATES``: the writes
+        change what pages read, but no item of any date (the operations log): every date stays current, the data
+        version moves. A write outside such a block may have changed anything. Nothing to do on other engines."""
         yield
 
     def pipeline_version(self) -> str:
@@ -216,10 +220,9 @@ class Store(abc.ABC):
         return self.data_version()
 
     def written_between(self, old: str, new: str) -> list[DateSpan] | None:
-        """The date spans whose data writes of this process, declared with ``touching``, changed from data version
-        ``old`` to ``new`` (the index's own rebuilds change none); None when that is not known (another process
-        wrote in between, or a write said nothing, or the engine keeps no journal): then anything may have
-        changed."""
+        """The date spans whose data the writes declared with ``touching`` (by any process) changed from data version
+        ``old`` to ``new`` (the index's own rebuilds change none); None when that is not known (a write said nothing,
+        or the engine keeps no journal): then anything may have changed."""
         return None
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:

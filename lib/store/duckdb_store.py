@@ -29,7 +29,7 @@ import pandas as pd
 
 from lib.errors import BadInput, QueryFailed, StoreBusy, StoreUnavailable, TriageError
 from lib.model import EARLIEST, LATEST, SourceTable
-from lib.store.base import DateSpan, Params, Store, Transaction, normalise_frame
+from lib.store.base import NO_DATES, DateSpan, Params, Store, Transaction, normalise_frame
 from lib.store.dialect import Dialect, quote_identifier
 
 _LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock|database is locked", re.I)
@@ -98,13 +98,16 @@ FAIR_SECONDS = 3.0
 STALE_SECONDS = 5.0
 #: ``existing_tables`` per path, with the file version it was read at.
 _tables_seen: dict[Path, tuple[str, frozenset[str]]] = {}
-#: Per file, this process's journal of its declared writes (``DuckDBStore.touching``): the data version after a write,
-#: then the version before it, the dates it changed (a span; None: no dates) and whether it only rebuilt derived data.
-#: A write is journaled only when this process kept the file open from before it to after it (no other process can
+#: Per file, the journal of declared writes (``DuckDBStore.touching``): the data version after a write, then the version
+#: before it, the dates it changed (a span; None: a visit; ``NO_DATES``) and whether it only rebuilt derived data. A
+#: write is journaled only by the process that kept the file open from before it to after it (no other process can
 #: write meanwhile), so a chain of entries from one version to another says all that changed between them. The oldest
-#: go first.
+#: go first. Every process's entries are also in a file beside the database (``_shared``), so that the nightly job's
+#: writes, which say their dates, cost the dashboard a check of those dates only.
 _journals: dict[Path, OrderedDict[str, tuple[str, DateSpan | None, bool]]] = {}
 JOURNAL_KEPT = 512
+#: Per file: the journal file's (inode, mtime, size) when this process last read it.
+_shared_seen: dict[Path, tuple[int, int, int]] = {}
 
 
 def _close(path: Path, shared: _Shared) -> None:
@@ -157,10 +160,11 @@ def _declared(path: Path) -> list[tuple[DateSpan | None, bool]]:
 
 
 def _bounding(spans: list[DateSpan | None]) -> DateSpan | None:
-    """One span that covers every declared one (None when none declares dates)."""
-    dated = [s for s in spans if s is not None]
+    """One span that covers every declared one (``NO_DATES`` when none declares dates but one changes what pages
+    read; None when none does either)."""
+    dated = [s for s in spans if s is not None and s != NO_DATES]
     if not dated:
-        return None
+        return NO_DATES if NO_DATES in spans else None
     starts, ends = [s[0] for s in dated], [s[1] for s in dated]
     return (None if None in starts else min(d for d in starts if d is not None),
             None if None in ends else max(d for d in ends if d is not None))  # fmt: skip
@@ -227,6 +231,101 @@ def release_idle(path: Path | None = None) -> None:
 
 
 atexit.register(release_idle)  # an instance still open at exit is closed in order, not torn down with the process
+
+
+def _shared(path: Path) -> Path:
+    """The journal file beside a database: a header naming the database file (device and inode: a journal left by a
+    file since replaced is not read), then a line per declared write (``_line``)."""
+    return path.with_name(f"{path.name}.journal")
+
+
+def _header(path: Path) -> str:
+    st = path.stat()
+    return f"triage journal 1 {st.st_dev}:{st.st_ino}"
+
+
+def _line(after: str, entry: tuple[str, DateSpan | None, bool]) -> str:
+    before, span, derived = entry
+    if span is None:
+        where = "visit"
+    elif span == NO_DATES:
+        where = "undated"
+    else:
+        where = f"{span[0] or ''}..{span[1] or ''}"
+    return f"{after}\t{before}\t{where}\t{int(derived)}\n"
+
+
+def _parse(line: str) -> tuple[str, tuple[str, DateSpan | None, bool]] | None:
+    """A journal line back as (after, entry); None for a line that is not one (it is skipped, never trusted)."""
+    parts = line.split("\t")
+    if len(parts) != 4 or not parts[0] or not parts[1] or parts[3] not in ("0", "1"):
+        return None
+    after, before, where, derived = parts
+    span: DateSpan | None
+    if where == "visit":
+        span = None
+    elif where == "undated":
+        span = NO_DATES
+    else:
+        lo, sep, hi = where.partition("..")
+        if not sep:
+            return None
+        try:
+            span = (dt.date.fromisoformat(lo) if lo else None, dt.date.fromisoformat(hi) if hi else None)
+        except ValueError:
+            return None
+    return after, (before, span, derived == "1")
+
+
+def _share(path: Path, after: str, entry: tuple[str, DateSpan | None, bool]) -> None:
+    """Add a journaled write to the journal file. Called while this process keeps the database open (DuckDB's lock:
+    no other process writes either). The file is started again when it names another database file, and cut to the
+    newest ``JOURNAL_KEPT`` lines when it holds about twice that; where it cannot be written (a read-only folder),
+    other processes check every date after this write, as before there was a journal file."""
+    side = _shared(path)
+    line = _line(after, entry)
+    with contextlib.suppress(OSError):
+        header = _header(path)
+        kept: list[str] = []
+        with contextlib.suppress(FileNotFoundError), side.open(encoding="utf-8", errors="replace") as fh:
+            if fh.readline().rstrip("\n") == header:
+                if os.fstat(fh.fileno()).st_size < JOURNAL_KEPT * 2 * len(line):
+                    with side.open("a", encoding="utf-8") as out:
+                        out.write(line)  # one write of one line: a reader takes only the lines that end
+                    return
+                kept = fh.read().split("\n")[:-1][-JOURNAL_KEPT:]
+        fresh = side.with_name(f"{side.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        fresh.write_text("".join(f"{ln}\n" for ln in [header, *kept]) + line, encoding="utf-8")
+        os.replace(fresh, side)  # whole, at once: a reader sees the old file or the new one
+
+
+def _read_shared(path: Path) -> None:
+    """Take in the entries other processes added to the journal file since this process last read it (under
+    ``_instances_lock``)."""
+    side = _shared(path)
+    try:
+        st = side.stat()
+    except OSError:
+        return
+    seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+    if _shared_seen.get(path) == seen:
+        return
+    _shared_seen[path] = seen
+    try:
+        text = side.read_text(encoding="utf-8")
+        header = _header(path)
+    except (OSError, ValueError):
+        return
+    first, _, rest = text.partition("\n")
+    if first != header:
+        return
+    entries = _journals.setdefault(path, OrderedDict())
+    for line in rest.split("\n")[:-1]:  # the last piece is empty, or a line still being written
+        parsed = _parse(line)
+        if parsed is not None and parsed[0] not in entries:
+            entries[parsed[0]] = parsed[1]
+    while len(entries) > 2 * JOURNAL_KEPT:
+        entries.popitem(last=False)
 
 
 class _DuckTransaction(Transaction):
@@ -539,8 +638,9 @@ class DuckDBStore(Store):
             entries = _journals.setdefault(self.path, OrderedDict())
             entries[after] = entry
             entries.move_to_end(after)
-            while len(entries) > JOURNAL_KEPT:
+            while len(entries) > 2 * JOURNAL_KEPT:
                 entries.popitem(last=False)
+        _share(self.path, after, entry)  # still within the write's hold on the file
 
     @contextmanager
     def touching(self, span: DateSpan | None, *, derived: bool = False) -> Iterator[None]:
@@ -557,9 +657,14 @@ class DuckDBStore(Store):
         out: list[tuple[str, DateSpan | None, bool]] = []
         with _instances_lock:
             entries = _journals.get(self.path) or OrderedDict()
+            if version not in entries:  # another process's write, perhaps
+                _read_shared(self.path)
+                entries = _journals.get(self.path) or OrderedDict()
             while len(out) < len(entries) and (entry := entries.get(version)) is not None:
                 out.append(entry)
                 version = entry[0]
+                if version not in entries:
+                    _read_shared(self.path)
         return out
 
     def written_between(self, old: str, new: str) -> list[DateSpan] | None:
@@ -567,7 +672,7 @@ class DuckDBStore(Store):
         if old == new:
             return spans
         for before, span, derived in self._chain(new):
-            if span is not None and not derived:
+            if span is not None and span != NO_DATES and not derived:
                 spans.append(span)
             if before == old:
                 return spans

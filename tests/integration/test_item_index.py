@@ -33,6 +33,7 @@ from lib.store import DuckDBStore, Store, index
 from lib.store import queries as q
 from lib.store.duckdb_store import release_idle
 from lib.store.relation import active_dates_cte
+from lib.store.schema import FAILURE_TABLES
 from tests import bq
 from tests.worlds import SEASONS, WIDE, build, load
 
@@ -510,7 +511,13 @@ def test_after_the_dashboards_own_writes_only_their_dates_are_checked_again_and_
     assert index.ensure(duck, FIRST, LAST).checked_dates == first.checked_dates
 
 
-def test_a_write_that_says_nothing_or_another_processs_write_has_every_date_checked_again(duck: DuckDBStore) -> None:
+def test_a_write_that_says_nothing_has_every_date_checked_again_and_another_processs_declared_write_only_its_own(
+    duck: DuckDBStore,
+) -> None:
+    """Any process's write that says its dates (the nightly job's batches) costs every other process a check of those
+    dates only, through the journal file beside the database; a write that says nothing, in this process or another,
+    and a journal file that is not this database's (left by a file since replaced, or damaged), cost a check of every
+    date. After each, every page reads what the rows say."""
     load(duck, build(17))
     whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
     first = index.ensure(duck, FIRST, LAST)
@@ -520,8 +527,8 @@ def test_a_write_that_says_nothing_or_another_processs_write_has_every_date_chec
         "AND entity_id = @e AND processor_name = @p AND failure_type IS DISTINCT FROM 'DATA_GAP'"
     )
     picked = rows[rows["failure_type"] != "DATA_GAP"].drop_duplicates("analysis_date")
-    assert len(picked) >= 3, "the world has too few dates for the test"
-    one, two, three = (picked.iloc[i] for i in (0, len(picked) // 2, len(picked) - 1))
+    assert len(picked) >= 6, "the world has too few dates for the test"
+    one, two, three, four, five, six = (picked.iloc[i * (len(picked) - 1) // 5] for i in range(6))
     # A resolution on one date, then a write in this process that says nothing of what it changes, on another.
     key = q.list_items(duck, whole.with_(date_from=one["analysis_date"], date_to=one["analysis_date"]),
                        Page(1, 1, "newest date"))["key"].iloc[0]  # fmt: skip
@@ -533,19 +540,42 @@ def test_a_write_that_says_nothing_or_another_processs_write_has_every_date_chec
     again = index.ensure(duck, FIRST, LAST)
     assert again.checked_dates == first.checked_dates and again.refreshed_dates == 1
     _assert_index_equals_rows(duck, [whole], [key], "a write that said nothing")
-    # Another process's write, even one that says its dates: this process's journal cannot vouch for it.
-    release_idle(duck.path)
-    script = (
-        "import sys, datetime as dt; from lib.store import DuckDBStore\n"
-        "s = DuckDBStore(sys.argv[1]); d = dt.date.fromisoformat(sys.argv[2])\n"
-        "with s.touching((d, d)):\n"
-        f"    assert s.execute({change!r}, {{'d': d, 'e': sys.argv[3], 'p': sys.argv[4]}}) >= 1\n"
-    )
-    subprocess.run([sys.executable, "-c", script, str(duck.path), str(three["analysis_date"]), str(three["entity_id"]),
-                    str(three["processor_name"])], cwd=ROOT, check=True)  # fmt: skip
+
+    def elsewhere(row: pd.Series, *, declared: bool) -> None:
+        """The change, by another process (as the nightly job is), saying its date or not."""
+        release_idle(duck.path)
+        write = f"assert s.execute({change!r}, {{'d': d, 'e': sys.argv[3], 'p': sys.argv[4]}}) >= 1"
+        script = (
+            "import sys, datetime as dt; from lib.store import DuckDBStore\n"
+            "s = DuckDBStore(sys.argv[1]); d = dt.date.fromisoformat(sys.argv[2])\n"
+            + (f"with s.touching((d, d)):\n    {write}\n" if declared else f"{write}\n")
+        )
+        subprocess.run([sys.executable, "-c", script, str(duck.path), str(row["analysis_date"]), str(row["entity_id"]),
+                        str(row["processor_name"])], cwd=ROOT, check=True)  # fmt: skip
+
+    pipeline = duck.pipeline_version()
+    elsewhere(three, declared=True)
+    assert duck.pipeline_version() == pipeline  # it said it changes no box score either
     third = index.ensure(duck, FIRST, LAST)
-    assert third.checked_dates == first.checked_dates and third.refreshed_dates == 1
-    _assert_index_equals_rows(duck, [whole], [key], "another process's write")
+    # Its date (a pair per failure table with rows or events there), not the history.
+    assert 1 <= third.checked_dates <= len(FAILURE_TABLES) < first.checked_dates and third.refreshed_dates == 1
+    _assert_index_equals_rows(duck, [whole], [key], "another process's declared write")
+    elsewhere(four, declared=False)
+    fourth = index.ensure(duck, FIRST, LAST)
+    assert fourth.checked_dates == first.checked_dates and fourth.refreshed_dates == 1
+    _assert_index_equals_rows(duck, [whole], [key], "another process's write that said nothing")
+    # A journal file that is not this database's (its header names another file), or whose lines are damaged: what
+    # it says is never taken, and every date is checked.
+    journal = duck.path.with_name(f"{duck.path.name}.journal")
+    for row, spoil in (
+        (five, lambda text: "triage journal 1 0:0\n" + text.split("\n", 1)[1]),
+        (six, lambda text: text.replace("\t0\n", "\tx\n").replace("..", "/")),
+    ):
+        elsewhere(row, declared=True)
+        journal.write_text(spoil(journal.read_text()))
+        spoilt = index.ensure(duck, FIRST, LAST)
+        assert spoilt.checked_dates == first.checked_dates and spoilt.refreshed_dates == 1
+        _assert_index_equals_rows(duck, [whole], [key], "a journal file not to be trusted")
 
 
 def test_a_date_another_process_changes_while_a_refresh_lets_it_in_is_checked_again_at_the_next_read(
