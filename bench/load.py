@@ -149,7 +149,8 @@ async def resolve_open_item(page: Page, n: int, times: dict) -> bool:
     nothing = dialog.get_by_text("Nothing to change")
     await note.or_(nothing).first.wait_for(timeout=TIMEOUT)
     if await nothing.count():
-        await dialog.get_by_role("button", name="Close").click(timeout=TIMEOUT)
+        # (The dialog's own corner button is named "Close" too: the session's is the dialog's body's.)
+        await page.locator(".st-key-resolve_close").get_by_role("button").click(timeout=TIMEOUT)
         await dialog.wait_for(state="detached", timeout=TIMEOUT)
         await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
         return False

@@ -61,3 +61,31 @@ def test_a_range_is_covered_only_when_every_one_of_its_days_is_known() -> None:
         want = _days([(lo, hi)]) <= _days(memo.fresh)
         assert index._covered(memo, "v", lo, hi) is want, (memo.fresh, lo, hi)
         assert not index._covered(memo, "another version", lo, hi)
+
+
+def test_a_journal_line_reads_back_as_written_and_a_damaged_one_is_never_taken() -> None:
+    """The journal file's lines (lib/store/duckdb_store.py): every kind of entry back as it was; a line cut short,
+    with a field too many, a span or a flag that does not parse, is skipped (None), never read as something else."""
+    from lib.store.base import NO_DATES
+    from lib.store.duckdb_store import _bounding, _line, _parse
+
+    day = dt.date(2022, 3, 12)
+    spans = [None, NO_DATES, (day, day), (day, None), (None, day), (None, None)]
+    for span, derived in itertools.product(spans, (False, True)):
+        entry = ("1:2|-", span, derived)
+        text = _line("3:4|5:6", entry)
+        assert text.endswith("\n") and _parse(text[:-1]) == ("3:4|5:6", entry)
+    good = _line("3:4|-", ("1:2|-", (day, day), False))[:-1]
+    for bad in (
+        good[: good.rindex("\t")],
+        good + "\t0",
+        good.replace("..", "."),
+        good.replace("2022-03-12", "2022-13-12"),
+        good[:-1] + "2",
+        "\t" + good.split("\t", 1)[1],
+        "",
+    ):
+        assert _parse(bad) is None, bad
+    # What one write's open blocks declare, as one entry: the dates when any names some, else "no dates", else a visit.
+    assert _bounding([None, NO_DATES]) == NO_DATES and _bounding([None]) is None
+    assert _bounding([NO_DATES, (day, day), (day - DAY, None)]) == (day - DAY, None)
