@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
 
-.PHONY: run test test-long fuzz-long test-e2e-loaded setup setup-dev browser emulator pubsub lint bench clean
+.PHONY: run test test-long fuzz-long test-e2e-loaded setup setup-dev browser load-browser emulator pubsub lint bench clean
 
 run: setup
 	$(BIN)/streamlit run app.py --server.port $(PORT)
@@ -64,6 +64,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# The load bench (bench/load.py) drives eight of Debian's chromium headless shells: the same pages drawn with a quarter
+# less CPU than the full browser, on a machine the browsers share with the server.
+load-browser:
+	@command -v chromium-headless-shell >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium-headless-shell >/dev/null; \
+	  else echo "The load bench needs Debian's chromium-headless-shell: sudo apt-get install chromium-headless-shell" >&2; exit 1; fi; }
 
 # The Pub/Sub emulator for the re-run tests: Debian's google-cloud-cli-pubsub-emulator (the tests start it with
 # `gcloud beta emulators pubsub start` on a free loopback port). Needs the Google Cloud CLI's apt source.

@@ -2,7 +2,7 @@
 runs on the same database.
 
     python bench/load.py --db PATH [--sessions 8] [--rounds 1] [--think 0] [--seed 1] [--typed] [--no-nightly]
-                         [--nice-browsers] [--animations] [--keep]
+                         [--nice-browsers] [--browser shell|full] [--animations] [--keep]
 
 Each session works as a person does. It opens the dashboard (an address typed in: the browser starts Streamlit's
 front end, timed as "first open"), signs in under its own name (``load-1`` ...), then moves within that session: the
@@ -25,7 +25,8 @@ server and the browsers used; the server's peak memory; and the checks:
   still acts under its own name.
 
 The database is copied first (``--keep`` keeps the copy). Figures are printed, never asserted: the machines are
-shared and noisy. Needs Debian's chromium (``make browser``) and Playwright from requirements-dev.txt.
+shared and noisy. Needs Debian's chromium headless shell (``make load-browser``; ``--browser full``: the full
+chromium of ``make browser``) and Playwright from requirements-dev.txt.
 """
 
 from __future__ import annotations
@@ -370,12 +371,19 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def chromium(work: Path, nice: bool) -> str:
-    """Debian's chromium; with ``nice``, started at the lowest priority, so that on a machine that hosts both the
-    browsers and the server, the server is served first (as when the people are on machines of their own)."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
+#: The browser builds the bench can drive, both Debian's: the headless shell (Chromium's own build for automation,
+#: which Playwright also drives by default when it runs headless: no browser window's machinery) and the full browser.
+BROWSERS = {"shell": ("chromium-headless-shell",), "full": ("chromium", "chromium-browser")}
+
+
+def chromium(work: Path, nice: bool, build: str) -> str:
+    """Debian's chromium, as its headless shell (``build="shell"``, the default: eight people's browsers share this
+    machine's two cores with the server, and the shell draws the same pages with a quarter less CPU) or the full
+    browser; with ``nice``, started at the lowest priority, so that on a machine that hosts both the browsers and the
+    server, the server is served first (as when the people are on machines of their own)."""
+    path = next((found for name in BROWSERS[build] if (found := shutil.which(name))), None)
     if not path:
-        raise SystemExit("Needs Debian's chromium: make browser")
+        raise SystemExit(f"Needs Debian's {BROWSERS[build][0]}: make load-browser (or --browser full: make browser)")
     if not nice:
         return path
     wrapper = work / "chromium-nice"
@@ -468,7 +476,8 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         wait_until_answering(f"{url}/_stcore/health", server, log.name, timeout=120)
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium(work, args.nice_browsers), args=FLAGS)
+            browser = await pw.chromium.launch(executable_path=chromium(work, args.nice_browsers, args.browser),
+                                               args=FLAGS)  # fmt: skip
             # The first visit starts the server's caches and the index's check: measured apart, as "first visit".
             first = await person(browser, args.animations)
             first_page = await first.new_page()
@@ -511,7 +520,8 @@ async def main_async(args: argparse.Namespace) -> int:
             problems.append(f"session {n + 1} shows {text!r}, not its own name")
     rows = sum(int(n) for n in [store.date_bounds()[2]])
     print(f"{args.sessions} sessions x {args.rounds} round(s) on {rows:,} failure rows ({args.db}), "
-          f"latest 30 days {plan['from']} to {plan['to']}; nightly job alongside: "
+          f"latest 30 days {plan['from']} to {plan['to']}; browsers: {BROWSERS[args.browser][0]}; "
+          "nightly job alongside: "
           f"{'no' if nightly is None else f'yes (exit {nightly_rc})'}")  # fmt: skip
     print(
         f"first visit (cold caches) {first_visit:.2f} s; bare page (Activity, signed out) {base:.2f} s; "
@@ -563,6 +573,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="times each session goes through the pages")
     parser.add_argument("--no-nightly", action="store_true", help="without the nightly job alongside")
     parser.add_argument("--nice-browsers", action="store_true", help="the browsers at the lowest CPU priority")
+    parser.add_argument("--browser", choices=sorted(BROWSERS), default="shell",
+                        help="Debian's chromium headless shell (default) or the full browser")  # fmt: skip
     parser.add_argument(
         "--nightly-days",
         type=int,

@@ -225,6 +225,11 @@ class Store(abc.ABC):
         or the engine keeps no journal): then anything may have changed."""
         return None
 
+    def others_waiting(self) -> bool:
+        """Whether another process waits for the data now (a long write then takes smaller steps). Engines that do
+        not lock a file: never."""
+        return False
+
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
         """Between the batches of a long write: let any process waiting for the data have its turn first.
         Engines that do not lock a file have nothing to do."""

@@ -530,6 +530,9 @@ class DuckDBStore(Store):
                     marker.unlink(missing_ok=True)
         return alive
 
+    def others_waiting(self) -> bool:
+        return bool(self._waiters())
+
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
         if not self._waiters():
             return

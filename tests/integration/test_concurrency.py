@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lib.errors import StoreBusy
-from lib.model import Filters, Page
+from lib.model import Actor, Filters, Page
 from lib.store import DuckDBStore, duckdb_store
 from lib.store import queries as q
 from lib.store.duckdb_store import release_idle
@@ -396,3 +397,33 @@ def test_the_nightly_job_writes_between_runs_never_within_one(tmp_path: Path, mo
     assert [run for run in runs if len(set(run)) > 1] == []  # no run saw a batch land in its middle
     assert len({run[0] for run in runs}) >= 3  # and the runs did see the job's batches land between them
     assert int(store.query("SELECT n FROM main.batches")["n"].iloc[0]) == 6
+
+
+def test_a_refresh_of_the_item_index_takes_smaller_steps_while_another_process_waits(
+    store: DuckDBStore, write_rows: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nightly job's refresh of its dates held the file three seconds at a time at 10M rows while the dashboard
+    waited: while another process waits, each step is at most ``SHARED_CHUNK_ROWS`` failure rows (here one date), so
+    the waiter has its turn between them; with nobody waiting, one step. The index reads as the rows either way."""
+    from lib.store import index
+
+    days = [f"2022-03-{d:02d}" for d in range(1, 7)]
+    write_rows("precompute_failures", [precompute_row(analysis_date=d, entity_id=f"p{n}") for d in days for n in range(3)])
+    steps: list[list[object]] = []
+    rebuild = index._rebuild
+    monkeypatch.setattr(index, "_rebuild", lambda s, table, dates, *a: steps.append(list(dates)) or rebuild(s, table,
+                        dates, *a))  # fmt: skip
+    monkeypatch.setattr(index, "SHARED_CHUNK_ROWS", 3)  # a date's rows
+    monkeypatch.setattr(DuckDBStore, "let_waiters_in", lambda self, **_: None)  # the marker's process never takes it
+    whole = Filters(date_from=dt.date(2022, 3, 1), date_to=dt.date(2022, 3, 6))
+    assert not store.others_waiting()
+    index.ensure(store, whole.date_from, whole.date_to)
+    assert len(steps) == 1 and len(steps[0]) == 6
+    steps.clear()
+    with _waiting(store, "refresh"):
+        assert store.others_waiting()
+        index.reindex(store, whole.date_from, whole.date_to, actor=Actor("alice"))
+    assert sorted(len(s) for s in steps) == [1] * 6
+    with index.bypassed(store):
+        rows = q.list_items(store, whole, Page(1, 50, "newest date"))
+    assert q.list_items(store, whole, Page(1, 50, "newest date")).equals(rows)

@@ -89,3 +89,21 @@ def test_a_journal_line_reads_back_as_written_and_a_damaged_one_is_never_taken()
     # What one write's open blocks declare, as one entry: the dates when any names some, else "no dates", else a visit.
     assert _bounding([None, NO_DATES]) == NO_DATES and _bounding([None]) is None
     assert _bounding([NO_DATES, (day, day), (day - DAY, None)]) == (day - DAY, None)
+
+
+def test_a_refresh_takes_the_step_its_budget_says_as_each_step_begins() -> None:
+    """``index._chunks`` asks its row budget as each run of dates begins (the rebuild before it may have let a waiting
+    process in, which makes the next steps smaller): the runs follow the budgets asked, table by table, and cover
+    every date once, in order."""
+    import pandas as pd
+
+    days = [dt.date(2022, 3, 1) + DAY * i for i in range(10)]
+    pairs = pd.DataFrame({"source_table": ["a"] * 10 + ["b"] * 2, "item_date": days + days[:2]})
+    rows = {("a", d): 10 for d in days} | {("b", d): 500 for d in days[:2]}
+    budgets = iter([35, 15, 1000, 100, 100])
+    runs = list(index._chunks(pairs, rows, lambda: next(budgets)))
+    assert [(t, len(ds)) for t, ds in runs] == [("a", 3), ("a", 1), ("a", 6), ("b", 1), ("b", 1)]
+    assert [d for t, ds in runs if t == "a" for d in ds] == days  # every date once, in order
+    # A date larger than the budget is a step of its own, never left out.
+    assert list(index._chunks(pairs[pairs["source_table"] == "b"], rows, lambda: 1)) == [("b", [days[0]]),
+                                                                                         ("b", [days[1]])]  # fmt: skip
