@@ -239,9 +239,13 @@ def _shared(path: Path) -> Path:
     return path.with_name(f"{path.name}.journal")
 
 
-def _header(path: Path) -> str:
-    st = path.stat()
-    return f"triage journal 1 {st.st_dev}:{st.st_ino}"
+def _header(identity: str) -> str:
+    return f"triage journal 2 {identity}"
+
+
+def _identity(version: str) -> str:
+    """The database file a data version was taken of (device and inode, ``_file_version``'s first fields)."""
+    return ":".join(version.split("|", 1)[0].split(":")[:2])
 
 
 def _line(after: str, entry: tuple[str, DateSpan | None, bool]) -> str:
@@ -284,8 +288,8 @@ def _share(path: Path, after: str, entry: tuple[str, DateSpan | None, bool]) -> 
     other processes check every date after this write, as before there was a journal file."""
     side = _shared(path)
     line = _line(after, entry)
+    header = _header(_identity(after))  # the file written (``_journal`` checked that it is still the one at the path)
     with contextlib.suppress(OSError):
-        header = _header(path)
         kept: list[str] = []
         with contextlib.suppress(FileNotFoundError), side.open(encoding="utf-8", errors="replace") as fh:
             if fh.readline().rstrip("\n") == header:
@@ -299,33 +303,39 @@ def _share(path: Path, after: str, entry: tuple[str, DateSpan | None, bool]) -> 
         os.replace(fresh, side)  # whole, at once: a reader sees the old file or the new one
 
 
-def _read_shared(path: Path) -> None:
-    """Take in the entries other processes added to the journal file since this process last read it (under
-    ``_instances_lock``)."""
+def _read_shared(path: Path, identity: str) -> bool:
+    """Take in the entries other processes added to the journal file since this process last read it; whether any
+    was new. Only for the database file ``identity`` (the one at the path now). Another process's rebuilds are taken
+    as writes of their dates, not as derived: that process may run another version of the index, whose rebuilds do
+    not bring it in line with this one's."""
     side = _shared(path)
     try:
         st = side.stat()
     except OSError:
-        return
+        return False
     seen = (st.st_ino, st.st_mtime_ns, st.st_size)
-    if _shared_seen.get(path) == seen:
-        return
-    _shared_seen[path] = seen
-    try:
+    with _instances_lock:
+        if _shared_seen.get(path) == seen:
+            return False
+    try:  # read outside the lock: another thread's next operation does not wait for this file
         text = side.read_text(encoding="utf-8")
-        header = _header(path)
     except (OSError, ValueError):
-        return
+        return False
     first, _, rest = text.partition("\n")
-    if first != header:
-        return
-    entries = _journals.setdefault(path, OrderedDict())
-    for line in rest.split("\n")[:-1]:  # the last piece is empty, or a line still being written
-        parsed = _parse(line)
-        if parsed is not None and parsed[0] not in entries:
-            entries[parsed[0]] = parsed[1]
-    while len(entries) > 2 * JOURNAL_KEPT:
-        entries.popitem(last=False)
+    found = [parsed for line in rest.split("\n")[:-1] if (parsed := _parse(line)) is not None]
+    taken = False
+    with _instances_lock:
+        _shared_seen[path] = seen
+        if first != _header(identity):
+            return False
+        entries = _journals.setdefault(path, OrderedDict())
+        for after, (before, span, _) in found:  # the last piece is empty, or a line still being written
+            if after not in entries:
+                entries[after] = (before, span, False)
+                taken = True
+        while len(entries) > 2 * JOURNAL_KEPT:
+            entries.popitem(last=False)
+    return taken
 
 
 class _DuckTransaction(Transaction):
@@ -633,8 +643,8 @@ class DuckDBStore(Store):
         breaks every chain through it (anything may have changed)."""
         declared = _declared(self.path)
         after = self._file_version()
-        if not declared or after == before:
-            return
+        if not declared or after == before or _identity(after) != _identity(before):
+            return  # (another file moved over the path meanwhile: the write went to the one it replaced)
         # Derived only when every open block says so: a rebuild within a resolution's block is the resolution's.
         entry = (before, _bounding([span for span, _ in declared]), all(derived for _, derived in declared))
         with _instances_lock:
@@ -656,18 +666,16 @@ class DuckDBStore(Store):
 
     def _chain(self, version: str) -> list[tuple[str, DateSpan | None, bool]]:
         """The journal's entries back from ``version``, newest first (version before, span, derived), as far as it
-        holds them."""
+        holds them: this process's, then, where they end, those of the journal file (other processes' writes)."""
         out: list[tuple[str, DateSpan | None, bool]] = []
-        with _instances_lock:
-            entries = _journals.get(self.path) or OrderedDict()
-            if version not in entries:  # another process's write, perhaps
-                _read_shared(self.path)
+        for last_try in (False, True):
+            with _instances_lock:
                 entries = _journals.get(self.path) or OrderedDict()
-            while len(out) < len(entries) and (entry := entries.get(version)) is not None:
-                out.append(entry)
-                version = entry[0]
-                if version not in entries:
-                    _read_shared(self.path)
+                while len(out) < len(entries) and (entry := entries.get(version)) is not None:
+                    out.append(entry)
+                    version = entry[0]
+            if last_try or not _read_shared(self.path, _identity(version)):
+                break
         return out
 
     def written_between(self, old: str, new: str) -> list[DateSpan] | None:
@@ -754,11 +762,14 @@ class DuckDBStore(Store):
         return version
 
     def _file_version(self) -> str:
+        """The database file's device, inode, modification time and size, and its WAL's time and size: another file
+        moved over the path (a backup restored) is another version even with the same time and size."""
         parts = []
-        for path in (self.path, Path(f"{self.path}.wal")):
+        for n, path in enumerate((self.path, Path(f"{self.path}.wal"))):
             try:
                 st = path.stat()
-                parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+                parts.append(f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}" if n == 0
+                             else f"{st.st_mtime_ns}:{st.st_size}")  # fmt: skip
             except OSError:  # missing, or a path through a file: opening it says what is wrong
                 parts.append("-")
         return "|".join(parts)

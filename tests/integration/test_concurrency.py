@@ -408,7 +408,8 @@ def test_a_refresh_of_the_item_index_takes_smaller_steps_while_another_process_w
     from lib.store import index
 
     days = [f"2022-03-{d:02d}" for d in range(1, 7)]
-    write_rows("precompute_failures", [precompute_row(analysis_date=d, entity_id=f"p{n}") for d in days for n in range(3)])
+    rows = [precompute_row(analysis_date=d, entity_id=f"p{n}") for d in days for n in range(3)]
+    write_rows("precompute_failures", rows)
     steps: list[list[object]] = []
     rebuild = index._rebuild
     monkeypatch.setattr(index, "_rebuild", lambda s, table, dates, *a: steps.append(list(dates)) or rebuild(s, table,
@@ -425,5 +426,5 @@ def test_a_refresh_of_the_item_index_takes_smaller_steps_while_another_process_w
         index.reindex(store, whole.date_from, whole.date_to, actor=Actor("alice"))
     assert sorted(len(s) for s in steps) == [1] * 6
     with index.bypassed(store):
-        rows = q.list_items(store, whole, Page(1, 50, "newest date"))
-    assert q.list_items(store, whole, Page(1, 50, "newest date")).equals(rows)
+        computed = q.list_items(store, whole, Page(1, 50, "newest date"))
+    assert q.list_items(store, whole, Page(1, 50, "newest date")).equals(computed)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -568,7 +569,7 @@ def test_a_write_that_says_nothing_has_every_date_checked_again_and_another_proc
     # it says is never taken, and every date is checked.
     journal = duck.path.with_name(f"{duck.path.name}.journal")
     for row, spoil in (
-        (five, lambda text: "triage journal 1 0:0\n" + text.split("\n", 1)[1]),
+        (five, lambda text: "triage journal 2 0:0\n" + text.split("\n", 1)[1]),
         (six, lambda text: text.replace("\t0\n", "\tx\n").replace("..", "/")),
     ):
         elsewhere(row, declared=True)
@@ -576,6 +577,59 @@ def test_a_write_that_says_nothing_has_every_date_checked_again_and_another_proc
         spoilt = index.ensure(duck, FIRST, LAST)
         assert spoilt.checked_dates == first.checked_dates and spoilt.refreshed_dates == 1
         _assert_index_equals_rows(duck, [whole], [key], "a journal file not to be trusted")
+
+
+def test_another_processs_rebuild_is_checked_as_a_write_of_its_dates(duck: DuckDBStore) -> None:
+    """A rebuild of the index in another process, declared derived, is taken as a write of its dates: that process
+    may run another version of the index (found by review: a newer nightly job's rebuilds were kept as current by an
+    older dashboard). Here the other process's "rebuild" is of another index version (its fingerprint says so) and
+    leaves the date's index unlike what this version makes of its rows."""
+    load(duck, build(23))
+    whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    first = index.ensure(duck, FIRST, LAST)
+    day = sorted(set(_precompute(duck)["analysis_date"]))[2]
+    release_idle(duck.path)
+    script = (
+        "import sys, datetime as dt; from lib.store import DuckDBStore\n"
+        "s = DuckDBStore(sys.argv[1]); d = dt.date.fromisoformat(sys.argv[2])\n"
+        "with s.touching((d, d), derived=True), s.transaction() as tx:\n"
+        "    assert tx.execute('DELETE FROM nba_processing.failure_items WHERE item_date = @d', {'d': d}) >= 1\n"
+        "    assert tx.execute(\"UPDATE nba_processing.failure_index_dates SET fingerprint = 'n/' || fingerprint \"\n"
+        "                      'WHERE item_date = @d', {'d': d}) >= 1\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(duck.path), str(day)], cwd=ROOT, check=True)
+    again = index.ensure(duck, FIRST, LAST)
+    assert 1 <= again.checked_dates < first.checked_dates and again.refreshed_dates >= 1
+    _assert_index_equals_rows(duck, [whole, whole.with_(date_from=day, date_to=day)], [], "another process's rebuild")
+
+
+def test_a_file_moved_over_the_database_during_a_declared_write_has_every_date_checked(
+    duck: DuckDBStore, tmp_path: Path
+) -> None:
+    """A backup restored over the database (``mv``) while a declared write runs: the write goes to the file it
+    replaced, and must not vouch for the one now at the path (found by review: the journal said one date changed, and
+    a date where the restored file's rows differ from its index was read from the index)."""
+    load(duck, build(29))
+    whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    index.ensure(duck, FIRST, LAST)
+    days = sorted(set(_precompute(duck)["analysis_date"]))
+    # The "backup": this database with one date's rows changed behind its index's back.
+    release_idle(duck.path)
+    backup = tmp_path / "backup.duckdb"
+    shutil.copy(duck.path, backup)
+    copy = DuckDBStore(backup)
+    assert copy.execute("UPDATE nba_processing.precompute_failures SET failure_type = 'DATA_GAP' WHERE analysis_date "
+                        "= @d AND failure_type IS DISTINCT FROM 'DATA_GAP'", {"d": days[-2]}) >= 1  # fmt: skip
+    release_idle(backup)
+    before = index.ensure(duck, FIRST, LAST)
+    assert before.checked_dates == 0  # nothing changed here yet: all known current
+    with duck.touching((days[1], days[1])), duck.transaction() as tx:
+        tx.execute("UPDATE nba_processing.precompute_failures SET failure_type = 'DATA_GAP' WHERE analysis_date = @d",
+                   {"d": days[1]})  # fmt: skip
+        os.replace(backup, duck.path)  # while the write holds the file it replaced
+    restored = index.ensure(duck, FIRST, LAST)
+    assert restored.checked_dates > len(FAILURE_TABLES) and restored.refreshed_dates >= 1
+    _assert_index_equals_rows(duck, [whole, whole.with_(date_from=days[-2], date_to=days[-2])], [], "a restored file")
 
 
 def test_a_date_another_process_changes_while_a_refresh_lets_it_in_is_checked_again_at_the_next_read(
