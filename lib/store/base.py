@@ -226,8 +226,14 @@ class Store(abc.ABC):
         return None
 
     def others_waiting(self) -> bool:
-        """Whether another process waits for the data now (a long write then takes smaller steps). Engines that do
-        not lock a file: never."""
+        """Whether another process waits for the data now (a long write outside a dashboard run then takes smaller
+        steps). Engines that do not lock a file: never."""
+        return False
+
+    def in_dashboard_run(self) -> bool:
+        """Whether this thread runs a dashboard page (``held``): people wait for it, so its work does not shrink its
+        steps for a waiting process (the nightly job), which has its turn between runs. Engines without ``held``:
+        never."""
         return False
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:

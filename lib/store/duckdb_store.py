@@ -68,9 +68,14 @@ def _stamp(path: Path) -> tuple[int, ...] | None:
 class _Shared:
     """One open database instance of a file in this process, and how many operations use it."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+    def __init__(
+        self, connection: duckdb.DuckDBPyConnection, read_only: bool, identity: tuple[int, ...] | None
+    ) -> None:
         self.connection = connection
         self.read_only = read_only
+        #: The device and inode of the file it opened (None when another file was moved over the path while it
+        #: opened): a file moved over the path since is another file, whatever its stamp.
+        self.identity = identity
         self.users = 0
         #: While nobody uses it: the file's stamp when the last user left, and the timer that closes it.
         self.idle_stamp: tuple[int, ...] | None = None
@@ -141,7 +146,14 @@ def _waiting_since(marker: Path) -> float:
 def _reusable(shared: _Shared, store: DuckDBStore) -> bool:
     """An idle instance serves the next operation only if the file is the one it opened, untouched since (a file
     copied or moved over the path is opened afresh), in the mode the store needs, and nobody else waits for it."""
-    return shared.read_only == store.read_only and shared.idle_stamp == _stamp(store.path) and not store._waiters()
+    stamp = _stamp(store.path)
+    return (
+        shared.read_only == store.read_only
+        and shared.identity is not None
+        and shared.identity == (stamp or ())[:2]
+        and shared.idle_stamp == stamp
+        and not store._waiters()
+    )
 
 
 def _run_holds() -> dict[Path, bool | StoreBusy]:
@@ -188,8 +200,10 @@ def _acquire(store: DuckDBStore) -> duckdb.DuckDBPyConnection:
                 _close(store.path, shared)
                 shared = None
         if shared is None:
+            was = (_stamp(store.path) or ())[:2]
             connection = store._open()
-            shared = _instances[store.path] = _Shared(connection, store.read_only)
+            now = (_stamp(store.path) or ())[:2]
+            shared = _instances[store.path] = _Shared(connection, store.read_only, now if now == was else None)
         shared.users += 2 if retake else 1
         shared.idle_stamp = None
         if retake:
@@ -542,6 +556,9 @@ class DuckDBStore(Store):
 
     def others_waiting(self) -> bool:
         return bool(self._waiters())
+
+    def in_dashboard_run(self) -> bool:
+        return self.path in _run_holds()
 
     def let_waiters_in(self, *, at_most: float = 5.0) -> None:
         if not self._waiters():

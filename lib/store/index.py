@@ -76,8 +76,10 @@ Progress = Callable[[float, str], None]
 #: Failure rows (and dates) rebuilt per step of a large refresh: bounded work per step, and progress between.
 CHUNK_ROWS = 300_000
 CHUNK_DATES = 400
-#: Failure rows per step while another process waits for the file (``Store.others_waiting``): each step holds the file
-#: about a second, not three (the nightly job's refresh of its 30 days at 10M rows), at a quarter more work in all.
+#: Failure rows per step while another process waits for the file (``Store.others_waiting``), outside a dashboard run
+#: (the nightly job's refresh, say, while the dashboard waits): each step holds the file about a second, not three
+#: (the job's 30 days at 10M rows), at a quarter more work in all. A page's own refresh keeps its steps: people wait
+#: for it, and the job has its turn between runs (``DuckDBStore.held``).
 SHARED_CHUNK_ROWS = 30_000
 
 _ITEMS = FAILURE_ITEMS.ref
@@ -531,9 +533,13 @@ def _rebuild_all(
     total = len(pairs)
     progress = progress if len(list(_chunks(pairs, rows))) > 1 else None  # one step is a moment: nothing to show
     done = written = 0
+
     # While another process waits for the file (the dashboard, during the nightly job's refresh), steps are smaller:
-    # it has its turn between them (``let_waiters_in``) after a second, not after three.
-    for table, dates in _chunks(pairs, rows, lambda: SHARED_CHUNK_ROWS if store.others_waiting() else CHUNK_ROWS):
+    # it has its turn between them (``let_waiters_in``) after a second, not after three. Not in a page's own refresh.
+    def budget() -> int:
+        return SHARED_CHUNK_ROWS if not store.in_dashboard_run() and store.others_waiting() else CHUNK_ROWS
+
+    for table, dates in _chunks(pairs, rows, budget):
         if progress:
             progress(done / total, f"Indexing {table}: {dates[0]} to {dates[-1]} ({done:,} of {total:,} dates)")
         written += _rebuild(store, table, dates, pairs, checked_at)

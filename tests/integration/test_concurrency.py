@@ -404,7 +404,8 @@ def test_a_refresh_of_the_item_index_takes_smaller_steps_while_another_process_w
 ) -> None:
     """The nightly job's refresh of its dates held the file three seconds at a time at 10M rows while the dashboard
     waited: while another process waits, each step is at most ``SHARED_CHUNK_ROWS`` failure rows (here one date), so
-    the waiter has its turn between them; with nobody waiting, one step. The index reads as the rows either way."""
+    the waiter has its turn between them; with nobody waiting, or within a dashboard page's run (people wait for it,
+    and the job has its turn between runs), one step. The index reads as the rows either way."""
     from lib.store import index
 
     days = [f"2022-03-{d:02d}" for d in range(1, 7)]
@@ -425,6 +426,30 @@ def test_a_refresh_of_the_item_index_takes_smaller_steps_while_another_process_w
         assert store.others_waiting()
         index.reindex(store, whole.date_from, whole.date_to, actor=Actor("alice"))
     assert sorted(len(s) for s in steps) == [1] * 6
+    steps.clear()
+    with _waiting(store, "page"), store.held():  # a page's own refresh: people wait for it, its steps stay whole
+        assert store.in_dashboard_run() and store.others_waiting()
+        index.reindex(store, whole.date_from, whole.date_to, actor=Actor("alice"))
+    assert [len(s) for s in steps] == [6]
     with index.bypassed(store):
         computed = q.list_items(store, whole, Page(1, 50, "newest date"))
     assert q.list_items(store, whole, Page(1, 50, "newest date")).equals(computed)
+
+
+def test_a_file_moved_over_the_database_is_read_at_once_not_the_one_it_replaced(
+    store: DuckDBStore, write_rows: Writer, tmp_path: Path
+) -> None:
+    """A backup restored over the database (``mv``) within the moment this process keeps the file open after an
+    operation: the next read opens the file now at the path, not the one it replaced (the instance kept was reused
+    while its stamp, taken after the move, matched the new file's)."""
+    write_rows("precompute_failures", [precompute_row(entity_id="before")])
+    release_idle(store.path)
+    backup = tmp_path / "backup.duckdb"
+    shutil.copy(store.path, backup)
+    other = DuckDBStore(backup)
+    other.execute("UPDATE nba_processing.precompute_failures SET entity_id = 'restored'")
+    release_idle(backup)
+    count = "SELECT entity_id FROM nba_processing.precompute_failures"
+    with store.connect():  # an operation under way as the file is moved over the path
+        os.replace(backup, store.path)
+    assert list(store.query(count)["entity_id"]) == ["restored"]
