@@ -295,6 +295,21 @@ def _parse(line: str) -> tuple[str, tuple[str, DateSpan | None, bool]] | None:
     return after, (before, span, derived == "1")
 
 
+#: Bytes of the journal file read at most: a larger one (never written so by this code) is not read, and the next
+#: write starts it again from its newest lines.
+SHARED_MAX_BYTES = 512 * 1024
+
+
+def _readable(side: Path) -> os.stat_result | None:
+    """The journal file's status when it is one to read: a regular file (not a link, a pipe, which would hold a read
+    up, or a folder) of at most ``SHARED_MAX_BYTES``."""
+    try:
+        st = side.lstat()
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) and st.st_size <= SHARED_MAX_BYTES else None
+
+
 def _share(path: Path, after: str, entry: tuple[str, DateSpan | None, bool]) -> None:
     """Add a journaled write to the journal file. Called while this process keeps the database open (DuckDB's lock:
     no other process writes either). The file is started again when it names another database file, and cut to the
@@ -305,13 +320,15 @@ def _share(path: Path, after: str, entry: tuple[str, DateSpan | None, bool]) -> 
     header = _header(_identity(after))  # the file written (``_journal`` checked that it is still the one at the path)
     with contextlib.suppress(OSError):
         kept: list[str] = []
-        with contextlib.suppress(FileNotFoundError), side.open(encoding="utf-8", errors="replace") as fh:
-            if fh.readline().rstrip("\n") == header:
-                if os.fstat(fh.fileno()).st_size < JOURNAL_KEPT * 2 * len(line):
-                    with side.open("a", encoding="utf-8") as out:
-                        out.write(line)  # one write of one line: a reader takes only the lines that end
-                    return
-                kept = fh.read().split("\n")[:-1][-JOURNAL_KEPT:]
+        if _readable(side):  # (anything else there, a pipe, a link, a folder: replaced below, or left as it is)
+            with side.open("rb") as fh:
+                if fh.readline(len(header) + 2).rstrip(b"\n") == header.encode():
+                    if os.fstat(fh.fileno()).st_size < JOURNAL_KEPT * 2 * len(line):
+                        with side.open("a", encoding="utf-8") as out:
+                            out.write(line)  # one write of one line: a reader takes only the lines that end
+                        return
+                    text = fh.read(SHARED_MAX_BYTES).decode("utf-8", errors="replace")
+                    kept = text.split("\n")[:-1][-JOURNAL_KEPT:]  # the newest whole lines
         fresh = side.with_name(f"{side.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         fresh.write_text("".join(f"{ln}\n" for ln in [header, *kept]) + line, encoding="utf-8")
         os.replace(fresh, side)  # whole, at once: a reader sees the old file or the new one
@@ -323,9 +340,8 @@ def _read_shared(path: Path, identity: str) -> bool:
     as writes of their dates, not as derived: that process may run another version of the index, whose rebuilds do
     not bring it in line with this one's."""
     side = _shared(path)
-    try:
-        st = side.stat()
-    except OSError:
+    st = _readable(side)
+    if st is None:
         return False
     seen = (st.st_ino, st.st_mtime_ns, st.st_size)
     with _instances_lock:

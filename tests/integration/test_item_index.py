@@ -19,6 +19,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ import pytest
 from lib import briefing, classification, patterns, players, processors, resolution, settling, workqueue
 from lib.access import SYSTEM
 from lib.model import Actor, Filters, ItemKey, Page, ResolutionStatus
-from lib.store import DuckDBStore, Store, index
+from lib.store import DuckDBStore, Store, duckdb_store, index
 from lib.store import queries as q
 from lib.store.duckdb_store import release_idle
 from lib.store.relation import active_dates_cte
@@ -577,6 +578,67 @@ def test_a_write_that_says_nothing_has_every_date_checked_again_and_another_proc
         spoilt = index.ensure(duck, FIRST, LAST)
         assert spoilt.checked_dates == first.checked_dates and spoilt.refreshed_dates == 1
         _assert_index_equals_rows(duck, [whole], [key], "a journal file not to be trusted")
+
+
+def test_a_journal_file_that_is_not_one_holds_nothing_up_and_is_never_trusted(duck: DuckDBStore) -> None:
+    """Whatever lies at the journal file's path (a pipe, which would hold a read up; a folder; a link to another
+    file; a file too large; bytes that are not text), no read waits on it or trusts it: another process's declared
+    write then costs a check of every date. The next write puts a journal file there again where it can (not over a
+    folder), and a declared write after that costs its dates only."""
+    load(duck, build(31))
+    whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    first = index.ensure(duck, FIRST, LAST)
+    rows = _precompute(duck)
+    picked = rows[rows["failure_type"] != "DATA_GAP"].drop_duplicates("analysis_date")
+    assert len(picked) >= 10, "the world has too few dates for the test"
+    todo = iter(picked.to_dict("records"))
+    change = ("UPDATE nba_processing.precompute_failures SET failure_type = 'DATA_GAP' WHERE analysis_date = @d "
+              "AND entity_id = @e AND processor_name = @p")  # fmt: skip
+    script = (
+        "import sys, datetime as dt; from lib.store import DuckDBStore\n"
+        "s = DuckDBStore(sys.argv[1]); d = dt.date.fromisoformat(sys.argv[2])\n"
+        "with s.touching((d, d)):\n"
+        f"    assert s.execute({change!r}, {{'d': d, 'e': sys.argv[3], 'p': sys.argv[4]}}) >= 1\n"
+    )
+
+    def declared_elsewhere() -> None:
+        row = next(todo)
+        release_idle(duck.path)
+        subprocess.run([sys.executable, "-c", script, str(duck.path), str(row["analysis_date"]), str(row["entity_id"]),
+                        str(row["processor_name"])], cwd=ROOT, check=True, timeout=120)  # fmt: skip
+
+    def refresh_within(seconds: float) -> index.Refresh:
+        done: list[index.Refresh] = []
+        worker = threading.Thread(target=lambda: done.append(index.ensure(duck, FIRST, LAST)), daemon=True)
+        worker.start()
+        worker.join(seconds)
+        assert done, f"the refresh did not return within {seconds} s"
+        return done[0]
+
+    journal = duck.path.with_name(f"{duck.path.name}.journal")
+    other = duck.path.with_name("elsewhere.txt")
+    other.write_text("triage journal 2 0:0\n")
+    hostile: list[tuple[str, Callable[[], None], bool]] = [
+        ("a pipe", lambda: os.mkfifo(journal), True),
+        ("a link to another file", lambda: journal.symlink_to(other), True),
+        ("a file too large", lambda: journal.write_bytes(b"x" * (duckdb_store.SHARED_MAX_BYTES + 1)), True),
+        ("bytes that are not text", lambda: journal.write_bytes(b"\xff\xfe\x00garbage\n" * 100), True),
+        ("a folder", lambda: journal.mkdir(), False),
+    ]
+    for what, make, replaced in hostile:
+        declared_elsewhere()  # a journal line as it should be (the file put right first, where it was not)
+        journal.unlink(missing_ok=True)
+        make()  # then something else there, before this process reads it
+        got = refresh_within(60)
+        assert got.checked_dates == first.checked_dates and got.refreshed_dates == 1, what
+        _assert_index_equals_rows(duck, [whole], [], f"the journal file {what}")
+        if replaced:  # this process's own rebuild above put a journal file there again
+            assert journal.is_file() and not journal.is_symlink(), what
+        declared_elsewhere()
+        then = refresh_within(60)
+        assert then.checked_dates <= len(FAILURE_TABLES) if replaced else then.checked_dates == first.checked_dates
+        assert other.read_text() == "triage journal 2 0:0\n"  # the linked file, never written
+    journal.rmdir()
 
 
 def test_another_processs_rebuild_is_checked_as_a_write_of_its_dates(duck: DuckDBStore) -> None:
