@@ -295,8 +295,8 @@ def _parse(line: str) -> tuple[str, tuple[str, DateSpan | None, bool]] | None:
     return after, (before, span, derived == "1")
 
 
-#: Bytes of the journal file read at most: a larger one (never written so by this code) is not read, and the next
-#: write starts it again from its newest lines.
+#: Bytes of the journal file read at most: a larger one (never written so by this code) is neither read nor kept:
+#: the next write starts the file again.
 SHARED_MAX_BYTES = 512 * 1024
 
 
@@ -795,17 +795,13 @@ class DuckDBStore(Store):
         return version
 
     def _file_version(self) -> str:
-        """The database file's device, inode, modification time and size, and its WAL's time and size: another file
-        moved over the path (a backup restored) is another version even with the same time and size."""
-        parts = []
-        for n, path in enumerate((self.path, Path(f"{self.path}.wal"))):
-            try:
-                st = path.stat()
-                parts.append(f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}" if n == 0
-                             else f"{st.st_mtime_ns}:{st.st_size}")  # fmt: skip
-            except OSError:  # missing, or a path through a file: opening it says what is wrong
-                parts.append("-")
-        return "|".join(parts)
+        """The file's stamp (``_stamp``: its device, inode, modification time and size, and its WAL's time and size)
+        as text: another file moved over the path (a backup restored) is another version even with the same time and
+        size. ``-`` where the file is missing (or the path runs through a file: opening it says what is wrong)."""
+        stamp = _stamp(self.path)
+        if stamp is None:
+            return "-|-"
+        return ":".join(map(str, stamp[:4])) + "|" + (":".join(map(str, stamp[4:])) or "-")
 
     def date_extent(self) -> tuple[dt.date | None, dt.date | None, int, dt.date | None, int]:
         """One statement of the aggregates DuckDB answers from its column statistics without reading the rows (it
