@@ -201,6 +201,13 @@ class Store(abc.ABC):
         yield
 
     @contextlib.contextmanager
+    def kept(self) -> Iterator[None]:
+        """Outside a dashboard run: keep the data from the block's start to its end, so that no other process comes
+        between its statements (on an engine that locks a file; nothing to do elsewhere). Within the block
+        ``let_waiters_in`` lets nobody in."""
+        yield
+
+    @contextlib.contextmanager
     def touching(self, span: DateSpan | None, *, derived: bool = False) -> Iterator[None]:
         """Say what this thread's writes to this store within the block change: the failure rows, status events,
         verdicts and item index entries of the dates of ``span`` and nothing else (never the pipeline's tables; an

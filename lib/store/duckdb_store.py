@@ -453,6 +453,17 @@ class DuckDBStore(Store):
             if holds.pop(self.path, False) is True:
                 _release(self)
 
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        if self.path in _run_holds():  # a dashboard run keeps the file already
+            yield
+            return
+        _acquire(self)
+        try:
+            yield
+        finally:
+            _release(self)
+
     def _check_file(self, *, read_head: bool = False) -> None:
         """Refuse, with a clear message, what is not a DuckDB file we may use, before DuckDB sees it (it would
         try to load extensions for other formats).
