@@ -1,5 +1,7 @@
-"""Cached query wrappers. Every cache key holds the store's data version, so new data is seen at once;
-writes made through the dashboard also clear the caches (``refresh``)."""
+"""Cached query wrappers. Every cache key holds the store's content version (``Store.content_version``: the data
+version, less the writes that change no item, such as the operations log's lines and the item index's rebuilds, which
+the nightly job makes by the dozen while people read), so new data is seen at once; the operations log's own reads
+keep the data version. Writes made through the dashboard also clear the caches (``refresh``)."""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def figure(store: Store, filters: Filters, name: str, build: Callable[[], Any], 
     """The chart ``name`` for these filters, built by ``build`` from cached results once per data version (and
     ``extra``: whatever else the chart shows, such as the minute an age is counted at). Never changed once built:
     ``st.plotly_chart`` serialises a copy."""
-    key = (name, store.location, store.data_version(), _key(filters), *extra)
+    key = (name, store.location, store.content_version(), _key(filters), *extra)
     with _figures_lock:
         kept = _figures.get(key)
         if kept is not None:
@@ -146,7 +148,7 @@ def _judgement(_store: Store, location: str, version: str, key_text: str) -> pd.
 
 def judgement(store: Store, key: ItemKey) -> pd.Series | None:
     """The item with ``judged``, ``pipeline_type``, ``pipeline_correctable``, ``disagrees`` and ``pipeline_said``."""
-    return _judgement(store, store.location, store.data_version(), key.text)
+    return _judgement(store, store.location, store.content_version(), key.text)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
@@ -155,7 +157,7 @@ def _disagreement(_store: Store, location: str, version: str, key: FilterKey) ->
 
 
 def disagreement(store: Store, filters: Filters) -> pd.DataFrame:
-    return _disagreement(store, store.location, store.data_version(), _key(filters))
+    return _disagreement(store, store.location, store.content_version(), _key(filters))
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
@@ -182,7 +184,7 @@ def _briefing(
 
 def briefing(store: Store, filters: Filters, *, since: dt.datetime, now: dt.datetime) -> briefing_mod.Briefing:
     """What changed from ``since`` to ``now`` (minutes: the cache serves a page's reruns within a minute)."""
-    return _briefing(store, store.location, store.data_version(), _key(filters), since, now)
+    return _briefing(store, store.location, store.content_version(), _key(filters), since, now)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
@@ -204,7 +206,7 @@ def _hour(now: dt.datetime) -> dt.datetime:
 
 def incident_list(store: Store, filters: Filters, *, now: dt.datetime, settled: bool = False) -> pd.DataFrame:
     """The incidents behind the view's items, most open items first (lib/incidents.py)."""
-    return _incidents(store, store.location, store.data_version(), _key(filters), _hour(now), settled)
+    return _incidents(store, store.location, store.content_version(), _key(filters), _hour(now), settled)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
@@ -227,7 +229,7 @@ def _incident_board(_store: Store, location: str, version: str, key: FilterKey, 
 def incident_board(store: Store, filters: Filters, *, now: dt.datetime, settled: bool = False) -> pd.DataFrame:
     """The incident list as the page shows it: with each incident's latest re-run request state (``request``),
     its item dates in words and its age in days."""
-    return _incident_board(store, store.location, store.data_version(), _key(filters), now, settled)
+    return _incident_board(store, store.location, store.content_version(), _key(filters), now, settled)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
@@ -238,7 +240,7 @@ def _incident_items(_store: Store, location: str, version: str, key: FilterKey, 
 
 def incident_items(store: Store, filters: Filters, incident: incidents.IncidentId) -> pd.DataFrame:
     """One incident's items with ``open_in_incident`` and the pipeline's verdict beside ours."""
-    return _incident_items(store, store.location, store.data_version(), _key(filters), incident.text)
+    return _incident_items(store, store.location, store.content_version(), _key(filters), incident.text)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
@@ -252,7 +254,7 @@ def _rerun_messages(_store: Store, location: str, version: str, key: FilterKey, 
 def rerun_messages(store: Store, filters: Filters, *, now: dt.datetime, incident_id: str | None = None
                    ) -> pd.DataFrame:  # fmt: skip
     """Re-run requests' messages with their states (lib/reruns.py): the filters' dates, or one incident's."""
-    return _rerun_messages(store, store.location, store.data_version(), _key(filters), now, incident_id)
+    return _rerun_messages(store, store.location, store.content_version(), _key(filters), now, incident_id)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
@@ -262,7 +264,7 @@ def _rerun_requests(_store: Store, location: str, version: str, key: FilterKey, 
 
 def rerun_requests(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
     """The re-run requests of the filters' dates, one row per request with its state, newest first."""
-    return _rerun_requests(store, store.location, store.data_version(), _key(filters), now)
+    return _rerun_requests(store, store.location, store.content_version(), _key(filters), now)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
@@ -272,7 +274,7 @@ def _item_requests(_store: Store, location: str, version: str, key_text: str) ->
 
 def item_requests(store: Store, key: ItemKey) -> pd.DataFrame:
     """The re-run messages asked for one item, newest first."""
-    return _item_requests(store, store.location, store.data_version(), key.text)
+    return _item_requests(store, store.location, store.content_version(), key.text)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=16)
@@ -282,12 +284,12 @@ def _backlog(_store: Store, location: str, version: str, key: FilterKey, now: dt
 
 def backlog_age(store: Store, filters: Filters, *, now: dt.datetime) -> pd.DataFrame:
     """Open items per age bucket: the overview's glance at the backlog (the Settling page has the rest)."""
-    return _backlog(store, store.location, store.data_version(), _key(filters), now)
+    return _backlog(store, store.location, store.content_version(), _key(filters), now)
 
 
 def settling_metrics(store: Store, filters: Filters, *, now: dt.datetime) -> settling.Settling:
     """Backlog age, oldest open items, time to settle, auto-resolved share and regressions (lib/settling.py)."""
-    return _settling(store, store.location, store.data_version(), _key(filters), now)
+    return _settling(store, store.location, store.content_version(), _key(filters), now)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=8)
@@ -306,7 +308,7 @@ def recent_operations(store: Store) -> pd.DataFrame:
 
 
 def missing_games(store: Store, key: ItemKey) -> pd.DataFrame:
-    return _missing_games(store, store.location, store.data_version(), key.text)
+    return _missing_games(store, store.location, store.content_version(), key.text)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=64)
@@ -315,19 +317,19 @@ def _history(_store: Store, location: str, version: str, key_text: str) -> pd.Da
 
 
 def history(store: Store, key: ItemKey) -> pd.DataFrame:
-    return _history(store, store.location, store.data_version(), key.text)
+    return _history(store, store.location, store.content_version(), key.text)
 
 
 def item(store: Store, key: ItemKey) -> pd.Series | None:
-    return _item(store, store.location, store.data_version(), key.text)
+    return _item(store, store.location, store.content_version(), key.text)
 
 
 def bounds(store: Store) -> DataBounds:
-    return _bounds(store, store.location, store.data_version())
+    return _bounds(store, store.location, store.content_version())
 
 
 def choices(store: Store, filters: Filters) -> Choices:
-    return _choices(store, store.location, store.data_version(), _key(filters))
+    return _choices(store, store.location, store.content_version(), _key(filters))
 
 
 _FROM_CUBE: dict[str, Callable[[pd.DataFrame, bool], Any]] = {
@@ -346,7 +348,7 @@ def _of_cube(_store: Store, location: str, version: str, key: FilterKey, what: s
 
 def _from_cube(store: Store, filters: Filters, what: str) -> Any:
     key = _key(filters.with_(hide_expected=False))
-    return _of_cube(store, store.location, store.data_version(), key, what, filters.hide_expected)
+    return _of_cube(store, store.location, store.content_version(), key, what, filters.hide_expected)
 
 
 def kpis(store: Store, filters: Filters) -> Kpis:
@@ -362,11 +364,11 @@ def trend(store: Store, filters: Filters) -> pd.DataFrame:
 
 
 def count(store: Store, filters: Filters) -> int:
-    return _count(store, store.location, store.data_version(), _key(filters))
+    return _count(store, store.location, store.content_version(), _key(filters))
 
 
 def page(store: Store, filters: Filters, p: Page) -> pd.DataFrame:
-    return _page(store, store.location, store.data_version(), _key(filters), p.number, p.size, p.sort)
+    return _page(store, store.location, store.content_version(), _key(filters), p.number, p.size, p.sort)
 
 
 EXPORT_COLUMNS = (
@@ -438,7 +440,7 @@ def _player_items(_store: Store, location: str, version: str, lookup: str, key: 
 
 
 def player_items(store: Store, lookup: str, filters: Filters) -> pd.DataFrame:
-    return _player_items(store, store.location, store.data_version(), lookup, _key(filters))
+    return _player_items(store, store.location, store.content_version(), lookup, _key(filters))
 
 
 def mass_dates(store: Store, filters: Filters) -> pd.DataFrame:
@@ -470,7 +472,7 @@ def _view(_store: Store, location: str, version: str, name: str, key: FilterKey)
 
 def view(store: Store, name: str, filters: Filters) -> Any:
     """One of the patterns / work-queue reads, cached until the data changes."""
-    return _view(store, store.location, store.data_version(), name, _key(filters))
+    return _view(store, store.location, store.content_version(), name, _key(filters))
 
 
 # -- the remaining reads: the audit trail, the classifier's backlog, player search, a heat-map cell -----------------
@@ -483,7 +485,7 @@ def _actors(_store: Store, location: str, version: str) -> list[str]:
 
 def actors(store: Store) -> list[str]:
     """Everyone who ever changed a status."""
-    return _actors(store, store.location, store.data_version())
+    return _actors(store, store.location, store.content_version())
 
 
 def _activity_key(af: activity.ActivityFilters) -> tuple[Any, ...]:
@@ -502,12 +504,12 @@ def _activity_page(_store: Store, location: str, version: str, key: tuple[Any, .
 
 
 def activity_count(store: Store, af: activity.ActivityFilters) -> int:
-    return _activity_count(store, store.location, store.data_version(), _activity_key(af))
+    return _activity_count(store, store.location, store.content_version(), _activity_key(af))
 
 
 def activity_page(store: Store, af: activity.ActivityFilters, *, limit: int, offset: int) -> pd.DataFrame:
     """One page of the audit trail, newest first."""
-    return _activity_page(store, store.location, store.data_version(), _activity_key(af), limit, offset)
+    return _activity_page(store, store.location, store.content_version(), _activity_key(af), limit, offset)
 
 
 def activity_export(store: Store, af: activity.ActivityFilters, columns: Sequence[str]) -> bytes:
@@ -524,7 +526,7 @@ def _to_classify(_store: Store, location: str, version: str, key: FilterKey, eve
 def to_classify(store: Store, filters: Filters, *, everything: bool = False) -> int:
     """Items of the view's dates without a verdict (or every item, ``everything``): the classifier's backlog."""
     scope = Filters(date_from=filters.date_from, date_to=filters.date_to)
-    return _to_classify(store, store.location, store.data_version(), _key(scope), everything)
+    return _to_classify(store, store.location, store.content_version(), _key(scope), everything)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
@@ -533,7 +535,7 @@ def _player_search(_store: Store, location: str, version: str, text: str, start:
 
 
 def player_search(store: Store, text: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-    return _player_search(store, store.location, store.data_version(), text, start, end)
+    return _player_search(store, store.location, store.content_version(), text, start, end)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=32)
@@ -543,4 +545,4 @@ def _cell_keys(_store: Store, location: str, version: str, key: FilterKey, team:
 
 def cell_keys(store: Store, filters: Filters, team: str, day: dt.date) -> list[ItemKey]:
     """The open did-not-play items of one team on one date (a heat-map cell)."""
-    return _cell_keys(store, store.location, store.data_version(), _key(filters), team, day)
+    return _cell_keys(store, store.location, store.content_version(), _key(filters), team, day)

@@ -133,6 +133,13 @@ class Store(abc.ABC):
     def data_version(self) -> str:
         """A cheap token that changes whenever data changes: part of every cache key."""
 
+    def content_version(self) -> str:
+        """The key of a cached read of the failure items and everything about them, but not of the operations log:
+        :meth:`data_version`, except that the writes that change no item of any date (the operations log) or only
+        bring the item index in line with the rows (its rebuilds) do not change it, where the engine knows them
+        (DuckDB's journal). On BigQuery the data version already leaves the index's tables out."""
+        return self.data_version()
+
     def date_bounds(self) -> tuple[dt.date | None, dt.date | None, int]:
         """First and last failure date over all failure tables, and their row count."""
         first, last, total, _, _ = self.date_extent()

@@ -113,6 +113,11 @@ _journals: dict[Path, OrderedDict[str, tuple[str, DateSpan | None, bool]]] = {}
 JOURNAL_KEPT = 512
 #: Per file: the journal file's (inode, mtime, size) when this process last read it.
 _shared_seen: dict[Path, tuple[int, int, int]] = {}
+#: Per file: the data versions that other processes' rebuilds of the item index led to (journal file lines marked
+#: derived). The index takes them as writes of their dates (``_read_shared``); no page's answer changes with them
+#: (whatever version of the index answers, it answers as the rows do), so ``content_version`` steps over them, as
+#: BigQuery's data version leaves the index's tables out.
+_rebuilt_elsewhere: dict[Path, set[str]] = {}
 
 
 def _close(path: Path, shared: _Shared) -> None:
@@ -359,12 +364,15 @@ def _read_shared(path: Path, identity: str) -> bool:
         if first != _header(identity):
             return False
         entries = _journals.setdefault(path, OrderedDict())
-        for after, (before, span, _) in found:  # the last piece is empty, or a line still being written
+        rebuilt = _rebuilt_elsewhere.setdefault(path, set())
+        for after, (before, span, derived) in found:  # the last piece is empty, or a line still being written
             if after not in entries:
                 entries[after] = (before, span, False)
+                if derived:
+                    rebuilt.add(after)
                 taken = True
         while len(entries) > 2 * JOURNAL_KEPT:
-            entries.popitem(last=False)
+            rebuilt.discard(entries.popitem(last=False)[0])
     return taken
 
 
@@ -696,7 +704,7 @@ class DuckDBStore(Store):
             entries[after] = entry
             entries.move_to_end(after)
             while len(entries) > 2 * JOURNAL_KEPT:
-                entries.popitem(last=False)
+                _rebuilt_elsewhere.get(self.path, set()).discard(entries.popitem(last=False)[0])
         _share(self.path, after, entry)  # still within the write's hold on the file
 
     @contextmanager
@@ -791,6 +799,19 @@ class DuckDBStore(Store):
         nothing a page reads (declared ``touching(None)``: a visit), as the BigQuery store leaves visits out of its
         version: a sign-in then keeps every cached page."""
         return self._journaled_back(dated=False)
+
+    def content_version(self) -> str:
+        """The data version taken back also over the journaled writes that change no item of any date (the
+        operations log, ``NO_DATES``) and over the item index's rebuilds (this process's and, from the journal file,
+        other processes'): the nightly job's log lines and its refreshes of the index keep every cached page."""
+        with _instances_lock:
+            rebuilt = frozenset(_rebuilt_elsewhere.get(self.path, ()))
+        version = self._file_version()
+        for before, span, derived in self._chain(version):
+            if not (span is None or span == NO_DATES or derived or version in rebuilt):
+                break
+            version = before
+        return version
 
     def pipeline_version(self) -> str:
         return self._journaled_back(dated=True)

@@ -665,6 +665,52 @@ def test_another_processs_rebuild_is_checked_as_a_write_of_its_dates(duck: DuckD
     _assert_index_equals_rows(duck, [whole, whole.with_(date_from=day, date_to=day)], [], "another process's rebuild")
 
 
+def test_the_content_version_keeps_over_log_lines_and_index_rebuilds_but_not_over_writes(duck: DuckDBStore) -> None:
+    """The key of the dashboard's cached pages (``content_version``) stays over the writes that change no item: the
+    operations log's lines and the index's rebuilds, this process's and another's (the nightly job makes them by the
+    dozen while people read; each cost every page its cache). The data version moves with each of them (the
+    Operations page reads the log), and both move with a write of items, declared or not."""
+    from lib import operations
+
+    load(duck, build(31))
+    index.ensure(duck, FIRST, LAST)
+    day = sorted(set(_precompute(duck)["analysis_date"]))[3]
+
+    def versions() -> tuple[str, str]:
+        return duck.data_version(), duck.content_version()
+
+    data, content = versions()
+    with operations.logged(duck, "sync-status", SYSTEM, origin="test"):
+        pass
+    assert versions()[0] != data and versions()[1] == content
+    data = versions()[0]
+    index.reindex(duck, day, day, actor=ALICE)
+    assert versions()[0] != data and versions()[1] == content
+    data = versions()[0]
+    release_idle(duck.path)
+    script = (
+        "import sys, datetime as dt; from lib.store import DuckDBStore, index; from lib.model import Actor\n"
+        "s = DuckDBStore(sys.argv[1]); d = dt.date.fromisoformat(sys.argv[2])\n"
+        "index.reindex(s, d, d, actor=Actor('bob'))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(duck.path), str(day)], cwd=ROOT, check=True)
+    assert versions()[0] != data and versions()[1] == content
+    items = (
+        "INSERT INTO nba_processing.precompute_failures SELECT * FROM nba_processing.precompute_failures "
+        "WHERE analysis_date = @d LIMIT 1"
+    )  # one more occurrence of an item
+    with duck.touching((day, day)):
+        assert duck.execute(items, {"d": day}) >= 1
+    data, moved = versions()
+    assert moved != content
+    duck.execute(items, {"d": day})  # undeclared
+    assert versions()[0] != data and versions()[1] != moved
+    again = index.ensure(duck, FIRST, LAST)  # and the index reads as the rows after all of it
+    assert again.refreshed_dates >= 1
+    whole = Filters(date_from=FIRST, date_to=LAST, hide_expected=False)
+    _assert_index_equals_rows(duck, [whole], [], "after the log, the rebuilds and the writes")
+
+
 def test_a_file_moved_over_the_database_during_a_declared_write_has_every_date_checked(
     duck: DuckDBStore, tmp_path: Path
 ) -> None:
