@@ -211,8 +211,9 @@ def apply(
         "origin": origin,
     }
     # Its events and the rows' status columns are of the scope's dates only: the item index keeps the rest current.
-    # The file is kept from the write to the index's refresh of its dates (``_try_sync``): another process that
-    # comes meanwhile (a page, while the nightly job auto-resolves) then reads them ready, not out of date.
+    # The file is kept from the write to the index's refresh of its dates (``_try_sync``; to its first step, where it
+    # takes several): another process that comes meanwhile (a page, while a command line resolves) then reads them
+    # ready, not out of date.
     with store.kept():
         return _apply(store, scope, target, params, now, opened_at)
 
@@ -372,11 +373,13 @@ def autoresolve(
             "batch_id": uuid.uuid4().hex,
             "origin": "autoresolve",
         }
-        with store.touching((since, until)), store.transaction(label="autoresolve") as tx:
-            params["at"] = now
-            tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params)
-            resolved = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
-        _try_sync(store, scope.filters)
+        with store.kept():  # from the write to the index's refresh of its dates, as ``apply``
+            with store.touching((since, until)), store.transaction(label="autoresolve") as tx:
+                params["at"] = now
+                tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""),
+                           params)  # fmt: skip
+                resolved = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
+            _try_sync(store, scope.filters)
         op.summary = [f"{resolved:,} item(s) resolved whose data has arrived."]
     return report, resolved
 

@@ -209,9 +209,10 @@ class Store(abc.ABC):
 
     @contextlib.contextmanager
     def kept(self) -> Iterator[None]:
-        """Outside a dashboard run: keep the data from the block's start to its end, so that no other process comes
-        between its statements (on an engine that locks a file; nothing to do elsewhere). Within the block
-        ``let_waiters_in`` lets nobody in."""
+        """Outside a dashboard run: keep the data from the block's start, so that no other process comes between its
+        statements, up to its end or to the first ``let_waiters_in`` that finds a process waiting (a long refresh
+        within the block lets it in between its steps, as elsewhere). On an engine that locks a file; nothing to do
+        elsewhere."""
         yield
 
     @contextlib.contextmanager

@@ -168,6 +168,14 @@ def _run_holds() -> dict[Path, bool | StoreBusy]:
     return holds
 
 
+def _kept_holds() -> dict[Path, bool]:
+    """Per thread: the files its open ``DuckDBStore.kept`` blocks keep (True), or kept until they let waiters in."""
+    kept: dict[Path, bool] | None = getattr(_runs, "kept", None)
+    if kept is None:
+        kept = _runs.kept = {}
+    return kept
+
+
 def _declared(path: Path) -> list[tuple[DateSpan | None, bool]]:
     """This thread's open ``touching`` blocks on a file, innermost last: (span, derived)."""
     blocks: dict[Path, list[tuple[DateSpan | None, bool]]] | None = getattr(_runs, "touching", None)
@@ -463,14 +471,17 @@ class DuckDBStore(Store):
 
     @contextmanager
     def kept(self) -> Iterator[None]:
-        if self.path in _run_holds():  # a dashboard run keeps the file already
+        kept = _kept_holds()
+        if self.path in _run_holds() or self.path in kept:  # a dashboard run, or an outer block, keeps it already
             yield
             return
         _acquire(self)
+        kept[self.path] = True
         try:
             yield
         finally:
-            _release(self)
+            if kept.pop(self.path, False) is True:
+                _release(self)
 
     def _check_file(self, *, read_head: bool = False) -> None:
         """Refuse, with a clear message, what is not a DuckDB file we may use, before DuckDB sees it (it would
@@ -601,6 +612,10 @@ class DuckDBStore(Store):
         holds = _run_holds()
         if holds.get(self.path) is True:  # this run keeps the file: it lets go, takes it again at its next statement
             holds[self.path] = False
+            _release(self)
+        kept = _kept_holds()
+        if kept.get(self.path) is True:  # a ``kept`` block: it lets go, its next statements take the file as usual
+            kept[self.path] = False
             _release(self)
         release_idle(self.path)
         with _instances_lock:
@@ -804,13 +819,16 @@ class DuckDBStore(Store):
         """The data version taken back also over the journaled writes that change no item of any date (the
         operations log, ``NO_DATES``) and over the item index's rebuilds (this process's and, from the journal file,
         other processes'): the nightly job's log lines and its refreshes of the index keep every cached page."""
-        with _instances_lock:
-            rebuilt = frozenset(_rebuilt_elsewhere.get(self.path, ()))
         version = self._file_version()
-        for before, span, derived in self._chain(version):
-            if not (span is None or span == NO_DATES or derived or version in rebuilt):
-                break
-            version = before
+        chain = self._chain(version)  # first: it reads the journal file, and with it other processes' rebuilds
+        with _instances_lock:
+            rebuilt = _rebuilt_elsewhere.get(self.path, set())
+            for before, span, derived in chain:
+                # (Another process's line marked derived is trusted here: its writes only rebuilt the index's tables,
+                # which no page's answer depends on, whatever version of the index it runs.)
+                if not (span is None or span == NO_DATES or derived or version in rebuilt):
+                    break
+                version = before
         return version
 
     def pipeline_version(self) -> str:

@@ -677,7 +677,8 @@ def test_the_content_version_keeps_over_log_lines_and_index_rebuilds_but_not_ove
     day = sorted(set(_precompute(duck)["analysis_date"]))[3]
 
     def versions() -> tuple[str, str]:
-        return duck.data_version(), duck.content_version()
+        content = duck.content_version()  # first: it must read another process's rebuilds from the file itself
+        return duck.data_version(), content
 
     data, content = versions()
     with operations.logged(duck, "sync-status", SYSTEM, origin="test"):
