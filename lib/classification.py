@@ -592,25 +592,18 @@ def _run_engine(
         while queue and n + queue[0][2] <= target:
             last, n = queue[0][1], n + queue.pop(0)[2]
         started = time.monotonic()
-        # The batch's dates' item index is brought up to date before another process has the file (its first step
-        # at least: a long refresh lets a waiting process in between its steps): a page that comes meanwhile (the
-        # nightly job's batches while people read) finds them ready, where it rebuilt them in its own run. The same
-        # work as the run's refresh at its end, which then finds them current.
-        with store.kept():
-            with store.touching((first, last)):  # the items of these dates, their verdicts, evidence and causes
-                by_type, by_verdict = engine_verdicts._run_batch(
-                    store,
-                    config,
-                    date_from=first,
-                    date_to=last,
-                    overwrite=include_classified,
-                    now=now,
-                    updates=[_LOG_CHANGES, _LOG_JUDGEMENTS, *_UPDATES.values()],
-                    replace_evidence=_REPLACE_EVIDENCE,
-                    keep_causes=_KEEP_CAUSES,
-                )
-            if adaptive:  # (on BigQuery no process waits for a file: the run's refresh at its end does it at once)
-                index.after_write(store, first, last)
+        with store.touching((first, last)):  # the items of these dates, their verdicts, evidence and causes
+            by_type, by_verdict = engine_verdicts._run_batch(
+                store,
+                config,
+                date_from=first,
+                date_to=last,
+                overwrite=include_classified,
+                now=now,
+                updates=[_LOG_CHANGES, _LOG_JUDGEMENTS, *_UPDATES.values()],
+                replace_evidence=_REPLACE_EVIDENCE,
+                keep_causes=_KEEP_CAUSES,
+            )
         if adaptive:
             rate = n / max(time.monotonic() - started, 1e-3)
             target = int(min(ceiling, max(1_000, rate * BATCH_SECONDS)))

@@ -211,22 +211,6 @@ def apply(
         "origin": origin,
     }
     # Its events and the rows' status columns are of the scope's dates only: the item index keeps the rest current.
-    # The file is kept from the write to the index's refresh of its dates (``_try_sync``; to its first step, where it
-    # takes several): another process that comes meanwhile (a page, while a command line resolves) then reads them
-    # ready, not out of date.
-    with store.kept():
-        return _apply(store, scope, target, params, now, opened_at)
-
-
-def _apply(
-    store: Store,
-    scope: Scope,
-    target: ResolutionStatus,
-    params: dict[str, Any],
-    now: dt.datetime | None,
-    opened_at: dt.datetime | None,
-) -> Change:
-    """``apply``'s write, then the rows' statuses and the index of its dates (``_try_sync``)."""
     with store.touching((scope.filters.date_from, scope.filters.date_to)), store.transaction(label="resolve") as tx:
         params["at"] = now or dt.datetime.now(dt.UTC)
         params["opened_at"] = opened_at or params["at"]
@@ -298,10 +282,9 @@ def sync_statuses(
     ``refresh_index=False`` leaves the item index to the next write that refreshes it or to the first read (a new
     demo, whose classification rebuilds every date again at once)."""
     with operations.logged(store, "sync-status", actor, origin=origin, date_from=since, date_to=until) as op:
-        with store.kept():  # from the write to the index's refresh of its dates, as ``apply``
-            changed = _sync(store, since=since, until=until)
-            if refresh_index:
-                index.after_write(store, since, until)
+        changed = _sync(store, since=since, until=until)
+        if refresh_index:
+            index.after_write(store, since, until)
         op.summary = [f"{changed:,} failure row(s) brought in step."]
     return changed
 
@@ -373,13 +356,11 @@ def autoresolve(
             "batch_id": uuid.uuid4().hex,
             "origin": "autoresolve",
         }
-        with store.kept():  # from the write to the index's refresh of its dates, as ``apply``
-            with store.touching((since, until)), store.transaction(label="autoresolve") as tx:
-                params["at"] = now
-                tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""),
-                           params)  # fmt: skip
-                resolved = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
-            _try_sync(store, scope.filters)
+        with store.touching((since, until)), store.transaction(label="autoresolve") as tx:
+            params["at"] = now
+            tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params)
+            resolved = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
+        _try_sync(store, scope.filters)
         op.summary = [f"{resolved:,} item(s) resolved whose data has arrived."]
     return report, resolved
 

@@ -208,14 +208,6 @@ class Store(abc.ABC):
         yield
 
     @contextlib.contextmanager
-    def kept(self) -> Iterator[None]:
-        """Outside a dashboard run: keep the data from the block's start, so that no other process comes between its
-        statements, up to its end or to the first ``let_waiters_in`` that finds a process waiting (a long refresh
-        within the block lets it in between its steps, as elsewhere). On an engine that locks a file; nothing to do
-        elsewhere."""
-        yield
-
-    @contextlib.contextmanager
     def touching(self, span: DateSpan | None, *, derived: bool = False) -> Iterator[None]:
         """Say what this thread's writes to this store within the block change: the failure rows, status events,
         verdicts and item index entries of the dates of ``span`` and nothing else (never the pipeline's tables; an

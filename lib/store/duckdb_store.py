@@ -168,14 +168,6 @@ def _run_holds() -> dict[Path, bool | StoreBusy]:
     return holds
 
 
-def _kept_holds() -> dict[Path, bool]:
-    """Per thread: the files its open ``DuckDBStore.kept`` blocks keep (True), or kept until they let waiters in."""
-    kept: dict[Path, bool] | None = getattr(_runs, "kept", None)
-    if kept is None:
-        kept = _runs.kept = {}
-    return kept
-
-
 def _declared(path: Path) -> list[tuple[DateSpan | None, bool]]:
     """This thread's open ``touching`` blocks on a file, innermost last: (span, derived)."""
     blocks: dict[Path, list[tuple[DateSpan | None, bool]]] | None = getattr(_runs, "touching", None)
@@ -469,20 +461,6 @@ class DuckDBStore(Store):
             if holds.pop(self.path, False) is True:
                 _release(self)
 
-    @contextmanager
-    def kept(self) -> Iterator[None]:
-        kept = _kept_holds()
-        if self.path in _run_holds() or self.path in kept:  # a dashboard run, or an outer block, keeps it already
-            yield
-            return
-        _acquire(self)
-        kept[self.path] = True
-        try:
-            yield
-        finally:
-            if kept.pop(self.path, False) is True:
-                _release(self)
-
     def _check_file(self, *, read_head: bool = False) -> None:
         """Refuse, with a clear message, what is not a DuckDB file we may use, before DuckDB sees it (it would
         try to load extensions for other formats).
@@ -612,10 +590,6 @@ class DuckDBStore(Store):
         holds = _run_holds()
         if holds.get(self.path) is True:  # this run keeps the file: it lets go, takes it again at its next statement
             holds[self.path] = False
-            _release(self)
-        kept = _kept_holds()
-        if kept.get(self.path) is True:  # a ``kept`` block: it lets go, its next statements take the file as usual
-            kept[self.path] = False
             _release(self)
         release_idle(self.path)
         with _instances_lock:

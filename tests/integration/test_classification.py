@@ -126,32 +126,6 @@ def test_classifying_again_replaces_evidence_and_gives_the_same_answer(demo_stor
     assert len(demo_store.query("SELECT batch_id FROM nba_processing.classification_staging")) == 0
 
 
-def test_each_batch_leaves_its_dates_indexed_before_another_process_can_read_them(demo_store: DuckDBStore) -> None:
-    """A page that comes between the nightly job's batches found the batch's dates out of date in the item index and
-    rebuilt them in its own run, a quarter of the dashboard's CPU while the job ran at 10M rows: each batch now brings
-    its dates' index up to date before it lets the file go. Checked after every batch against the rows (``stale``:
-    the fingerprints the rows and events give now against those stored), and the index reads as the rows at the end."""
-    from lib.store import index
-
-    since, until = dt.date(2022, 3, 1), dt.date(2022, 3, 14)
-    index.ensure(demo_store, since, until)
-    out_of_date: list[int] = []
-
-    def after_batch(_: float, message: str) -> None:
-        if message.startswith("Classified"):
-            out_of_date.append(len(index.stale(demo_store, since, until)[0]))
-
-    report = classification.run(demo_store, actor=SYSTEM, now=NOW, since=since, until=until, batch_size=500,
-                                progress=after_batch)  # fmt: skip
-    assert report.batches >= 3 and len(out_of_date) == report.batches
-    assert out_of_date == [0] * report.batches
-    view = Filters(date_from=since, date_to=until, hide_expected=False)
-    listed, kpis = q.list_items(demo_store, view, Page(1, 1000, "newest date")), q.kpis(demo_store, view)
-    with index.bypassed(demo_store):
-        assert listed.equals(q.list_items(demo_store, view, Page(1, 1000, "newest date")))
-        assert kpis == q.kpis(demo_store, view)
-
-
 def test_since_and_until_limit_the_run(demo_store: DuckDBStore) -> None:
     report = classification.run(demo_store, actor=SYSTEM, now=NOW, since=dt.date(2022, 3, 1), until=dt.date(2022, 3, 7))
     assert report.items > 0

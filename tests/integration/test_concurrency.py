@@ -436,31 +436,6 @@ def test_a_refresh_of_the_item_index_takes_smaller_steps_while_another_process_w
     assert q.list_items(store, whole, Page(1, 50, "newest date")).equals(computed)
 
 
-def test_a_kept_block_keeps_the_file_until_it_lets_a_waiting_process_in(store: DuckDBStore, write_rows: Writer) -> None:
-    """``Store.kept`` (a classification batch, a resolution or a sync with the index's refresh of its dates): no other
-    process comes between its statements, until a long refresh within it lets a waiting one in between its steps
-    (found by review: a bulk resolve's refresh of a whole season held the file throughout). The block's later
-    statements then take the file as usual, and nothing is released twice."""
-    write_rows("precompute_failures", [precompute_row()])
-    release_idle(store.path)
-    opened = lambda: store.path in duckdb_store._instances  # noqa: E731
-    with store.kept():
-        store.query("SELECT 1 AS x")
-        assert opened()  # kept between statements, though nobody uses it right now
-        store.let_waiters_in(at_most=0.1)
-        assert opened()  # nobody waits: still kept
-        with _waiting(store, "kept"):
-            store.let_waiters_in(at_most=0.1)
-            assert not opened()  # let go for the waiter
-        assert len(store.query("SELECT 1 AS x")) == 1  # taken again for a statement
-    release_idle(store.path)
-    assert not opened()
-    with store.kept(), store.kept():  # nested: one hold
-        store.query("SELECT 1 AS x")
-    release_idle(store.path)
-    assert not opened()
-
-
 def test_a_file_moved_over_the_database_is_read_at_once_not_the_one_it_replaced(
     store: DuckDBStore, write_rows: Writer, tmp_path: Path
 ) -> None:
