@@ -19,7 +19,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -787,35 +787,31 @@ class DuckDBStore(Store):
         """The file's stamp (``_file_version``), or the one before the latest writes if all they did was change
         nothing a page reads (declared ``touching(None)``: a visit), as the BigQuery store leaves visits out of its
         version: a sign-in then keeps every cached page."""
-        return self._journaled_back(dated=False)
+        return self._journaled_back(lambda span, derived: span is None)
 
     def content_version(self) -> str:
         """The data version taken back also over the journaled writes that change no item of any date (the
         operations log, ``NO_DATES``) and over the item index's rebuilds (this process's and, from the journal file,
         other processes'): the nightly job's log lines and its refreshes of the index keep every cached page."""
+        # (Another process's line marked derived is trusted here: its writes only rebuilt the index's tables, which no
+        # page's answer depends on, whatever version of the index it runs.)
+        return self._journaled_back(lambda span, derived: span is None or span == NO_DATES or derived)
+
+    def pipeline_version(self) -> str:
+        return self._journaled_back(lambda span, derived: True)
+
+    def _journaled_back(self, passes: Callable[[DateSpan | None, bool], bool]) -> str:
+        """The file's stamp, taken back over the journaled writes before it that ``passes`` (their span, and whether
+        they only rebuilt the index, here or in another process), up to the first that does not or that the journal
+        does not hold."""
         version = self._file_version()
         chain = self._chain(version)  # first: it reads the journal file, and with it other processes' rebuilds
         with _instances_lock:
             rebuilt = _rebuilt_elsewhere.get(self.path, set())
             for before, span, derived in chain:
-                # (Another process's line marked derived is trusted here: its writes only rebuilt the index's tables,
-                # which no page's answer depends on, whatever version of the index it runs.)
-                if not (span is None or span == NO_DATES or derived or version in rebuilt):
+                if not passes(span, derived or version in rebuilt):
                     break
                 version = before
-        return version
-
-    def pipeline_version(self) -> str:
-        return self._journaled_back(dated=True)
-
-    def _journaled_back(self, *, dated: bool) -> str:
-        """The file's stamp, taken back over the journaled writes before it that said they change no dates (and,
-        with ``dated``, over those that named theirs too), up to the first write the journal does not hold."""
-        version = self._file_version()
-        for before, span, _ in self._chain(version):
-            if span is not None and not dated:
-                break
-            version = before
         return version
 
     def _file_version(self) -> str:
