@@ -138,10 +138,21 @@ async def sign_in(page: Page, name: str) -> None:
     await settled(page)
 
 
+async def _close_dialog(page: Page, dialog) -> None:  # type: ignore[no-untyped-def]
+    if await page.locator(".st-key-resolve_close").count():
+        # (The dialog's own corner button is named "Close" too: the session's is the dialog's body's.)
+        await page.locator(".st-key-resolve_close").get_by_role("button").click(timeout=TIMEOUT)
+    else:
+        await page.keyboard.press("Escape")
+    await dialog.wait_for(state="detached", timeout=TIMEOUT)
+    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
+
+
 async def resolve_open_item(page: Page, n: int, times: dict) -> bool:
     """Resolve the item whose panel is open, with a note; timed from the click on Resolve. The nightly job covers the
-    same days and may have settled the item first (its auto-resolve): the dialog then says there is nothing to change,
-    which the session closes, untimed. Returns whether the session resolved the item."""
+    same days and may settle the item first (its auto-resolve): before the dialog opens (it then says there is nothing
+    to change), or while it is open (the confirm is refused, or the confirm's run finds nothing left to change). The
+    session then closes the dialog, untimed. Returns whether the session resolved the item."""
     started = time.perf_counter()
     detail = page.locator(".st-key-failures_detail")
     await detail.get_by_role("button", name="Resolve").click(timeout=TIMEOUT)
@@ -150,17 +161,19 @@ async def resolve_open_item(page: Page, n: int, times: dict) -> bool:
     nothing = dialog.get_by_text("Nothing to change")
     await note.or_(nothing).first.wait_for(timeout=TIMEOUT)
     if await nothing.count():
-        # (The dialog's own corner button is named "Close" too: the session's is the dialog's body's.)
-        await page.locator(".st-key-resolve_close").get_by_role("button").click(timeout=TIMEOUT)
-        await dialog.wait_for(state="detached", timeout=TIMEOUT)
-        await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
+        await _close_dialog(page, dialog)
         return False
     await note.fill(f"load test, session {n + 1}", timeout=TIMEOUT)
     await dialog.get_by_role("button", name="Confirm: RESOLVED").click(timeout=TIMEOUT)
     # The dialog's buttons run it as a fragment, which need not mark the app's run state: what shows the write is the
     # page's report of it, then the run that drew it over.
+    done = page.get_by_text("1 item marked RESOLVED")
+    refused = dialog.get_by_text("changed status since you opened this")
+    await done.or_(nothing).or_(refused).first.wait_for(timeout=TIMEOUT)
+    if not await done.count():
+        await _close_dialog(page, dialog)
+        return False
     await dialog.wait_for(state="detached", timeout=TIMEOUT)
-    await page.get_by_text("1 item marked RESOLVED").first.wait_for(timeout=TIMEOUT)
     await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
     times["resolution"].append(time.perf_counter() - started)
     return True

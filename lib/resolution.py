@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ from lib.model import (
 )
 from lib.store import index
 from lib.store import queries as q
-from lib.store.base import Store
+from lib.store.base import Store, Transaction
 from lib.store.relation import decisions_sql
 
 MAX_NOTE = 1_000_000  # characters; a note is stored verbatim, whatever it holds
@@ -50,7 +50,7 @@ class Conflict(TriageError):
     def __init__(self, keys: Sequence[str], total: int) -> None:
         shown = ", ".join(keys[:5]) + (f" and {total - 5} more" if total > 5 else "")
         super().__init__(
-            f"{total} item(s) changed status since you opened this: {shown}.",
+            f"{total} item(s) changed status since you opened this" + (f": {shown}." if keys else "."),
             "Nothing was written. Look at them again, then confirm anew.",
         )
         self.keys = list(keys)
@@ -190,9 +190,15 @@ def apply(
     note: str,
     now: dt.datetime | None = None,
     opened_at: dt.datetime | None = None,
+    seen: Mapping[str, int] | None = None,
     origin: str = "dashboard",
 ) -> Change:
     """Record one change for every item of the scope not already in ``to_status``.
+
+    ``opened_at`` and ``seen`` (the scope's items by status as the person's preview showed them) guard against a
+    change made meanwhile: an event stamped after ``opened_at``, or a count by status that is not what the person saw,
+    refuses the change with :class:`Conflict`. The counts catch what the stamps cannot: a write that began before the
+    dialog opened and committed after its preview (the nightly auto-resolve stamps its events with the job's time).
 
     The order of events is the order of commits: the time is read inside the write (``now`` stands in for
     the clock in tests), each event is stamped after its item's latest event, and ``from_status`` is the
@@ -218,6 +224,8 @@ def apply(
             changed = tx.query(_scoped_sql(scope) + _CONFLICTS, params)
             if len(changed):
                 raise Conflict(list(changed["item_key"]), len(changed))
+        if seen is not None:
+            _check_seen(tx, scope, {k: int(v) for k, v in seen.items() if v}, params)
         already = int(
             tx.query(_scoped_sql(scope) + "SELECT COUNT(*) AS n FROM scoped WHERE status = @to_status", params).iloc[0][
                 "n"
@@ -227,6 +235,30 @@ def apply(
         inserted = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
     synced = _try_sync(store, scope.filters)
     return Change(params["batch_id"], inserted, already, target, params["at"], synced)
+
+
+_BY_STATUS = "SELECT status, COUNT(*) AS n FROM scoped GROUP BY status"
+#: The items most likely to be the ones that moved: of the statuses that grew, the latest changed first.
+_OF_STATUSES = ("SELECT item_key FROM scoped WHERE status IN UNNEST(@grown) "
+                "ORDER BY status_at DESC NULLS LAST, item_key LIMIT @n")  # fmt: skip
+
+
+def _check_seen(tx: Transaction, scope: Scope, seen: dict[str, int], params: dict[str, Any]) -> None:
+    """Raise :class:`Conflict` if the scope's items by status are not what the person's preview showed."""
+    counts = tx.query(_scoped_sql(scope) + _BY_STATUS, params)
+    now = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
+    if now == seen:
+        return
+    grown = sorted(s for s, n in now.items() if n > seen.get(s, 0))
+    moved = sum(max(0, n - seen.get(s, 0)) for s, n in now.items()) or sum(
+        max(0, n - now.get(s, 0)) for s, n in seen.items()
+    )
+    keys = []
+    if grown:
+        keys = list(
+            tx.query(_scoped_sql(scope) + _OF_STATUSES, {**params, "grown": grown, "n": min(moved, 5)})["item_key"]
+        )
+    raise Conflict(keys, moved)
 
 
 def unmatched_keys(store: Store, scope: Scope) -> list[str]:

@@ -17,6 +17,7 @@ from ui.widgets import fmt_int, md
 
 K_TOAST = "resolve_toast"
 K_PENDING = "resolve_pending"  # the change whose confirm dialog is open: survives full reruns
+K_SEEN = "resolve_seen"  # the open dialog's items by status, as its last run showed them to the person
 
 #: Button label -> status it sets, in the order shown.
 ACTIONS: dict[str, ResolutionStatus] = {
@@ -76,11 +77,13 @@ def explain_cannot_act(actor: Actor | None) -> None:
 
 def _dismiss() -> None:
     st.session_state.pop(K_PENDING, None)
+    st.session_state.pop(K_SEEN, None)
     st.session_state.pop("resolve_note", None)
 
 
 def ask(scope: resolution.Scope, to_status: ResolutionStatus, actor: Actor, what: str) -> None:
     """Open the confirm dialog for a change; the time it opens guards against concurrent changes."""
+    st.session_state.pop(K_SEEN, None)
     st.session_state[K_PENDING] = (scope, to_status, actor, dt.datetime.now(dt.UTC), what)
 
 
@@ -94,14 +97,23 @@ def render_pending(store: Store) -> None:
 @st.dialog("Confirm the change", width="large", on_dismiss=_dismiss)
 def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, actor: Actor,
             opened_at: dt.datetime, what: str) -> None:  # fmt: skip
-    """Preview the change; on confirm, record it (refused if its items changed since this opened)."""
+    """Preview the change; on confirm, record it (refused if its items changed since this opened).
+
+    The confirm's click reruns this, and that run's preview may already differ from the one the person read (the
+    nightly job settled an item meanwhile): the write is checked against what the previous run showed (``K_SEEN``)."""
+    shown = st.session_state.get(K_SEEN)
     try:
         preview = resolution.preview(store, scope, to_status)
     except TriageError as exc:
         context.show_error(exc)
         return
+    st.session_state[K_SEEN] = dict(preview.by_status)
     if preview.count == 0:
-        st.info(f"Nothing to change: {md(what)} {'is' if preview.already == 1 else 'are'} already {to_status.value}.")
+        moved = shown is not None and shown != preview.by_status
+        st.info(
+            f"Nothing to change: {md(what)} {'is' if preview.already == 1 else 'are'} already {to_status.value}"
+            + (" (changed since you opened this: another person or the nightly job did it)." if moved else ".")
+        )
         if st.button("Close", key="resolve_close"):
             _dismiss()
             st.rerun()
@@ -134,7 +146,14 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
             return
         try:
             change = resolution.apply(
-                store, scope, to_status, actor=actor, note=note, now=dt.datetime.now(dt.UTC), opened_at=opened_at
+                store,
+                scope,
+                to_status,
+                actor=actor,
+                note=note,
+                now=dt.datetime.now(dt.UTC),
+                opened_at=opened_at,
+                seen=preview.by_status if shown is None else shown,
             )
         except TriageError as exc:
             context.show_error(exc)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import activity, players
+from lib import activity, players, resolution
 from lib.access import SYSTEM
-from lib.model import Filters
+from lib.model import Actor, Filters, Page
 from lib.store import DuckDBStore
 from lib.store import queries as q
 from tests.conftest import ROOT, analytics_row, precompute_row
@@ -315,6 +315,44 @@ def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path
     shown = next(d.value for d in trail.dataframe if "note" in d.value.columns)
     assert len(shown) == min(total, 200) and set(shown["actor"]) == {"alice"}
     assert any(f"**{total:,} changes**" in m.value for m in trail.markdown)
+
+
+def test_a_confirm_is_refused_when_an_item_changed_after_the_dialog_showed_it(app_db: Path) -> None:
+    """The nightly job's auto-resolve stamps its events with the job's start, so a write that commits while the dialog
+    is open can carry a time before the dialog opened. The confirm's own run previews again (and sees the change): the
+    write is checked against what the person was shown, and refused."""
+    store = DuckDBStore(app_db)
+    day = dt.date(2022, 4, 10)
+    view = Filters(date_from=day, date_to=day, processors=("MLFeatureStoreProcessor",))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["identity_name"] = "alice"
+    at.query_params.update({"processor": ["MLFeatureStoreProcessor"], "from": str(day), "to": str(day)})
+    at.switch_page("views/triage/failures.py")
+    _run(at)
+    at.segmented_control(key="failures_act_on").set_value("matching")
+    _run(at)
+    at.button(key="failures_bulk_permanent").click()
+    _run(at)
+    total = q.count_items(store, view)
+    assert any(f"**{total:,} items**" in m.value for m in at.markdown)  # the dialog shows what it will change
+    taken = q.list_items(store, view, Page(1, 1, "last seen"))["key"].iloc[0]
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # stamped before the dialog opened, committed after
+    resolution.apply(store, resolution.Scope.of_keys([taken]), "RESOLVED", actor=Actor("bob"), note="auto",
+                     now=before)  # fmt: skip
+    at.text_area(key="resolve_note").input("did not play")
+    at.button(key="resolve_confirm").click()
+    at.run()
+    assert not at.exception
+    refused = [e.value.replace("\\", "") for e in at.error]  # (shown escaped, as markdown)
+    assert len(refused) == 1 and "changed status since you opened this" in refused[0] and taken in refused[0]
+    assert "Nothing was written" in refused[0]
+    assert set(activity.activity(store, activity.ActivityFilters())["actor"]) == {"bob"}  # alice wrote nothing
+    assert any(c.value.startswith("Now: RESOLVED 1 ·") for c in at.caption)  # the dialog shows the statuses now
+    at.button(key="resolve_confirm").click()  # the person has now seen it: a second confirm goes through
+    _run(at)
+    events = activity.activity(store, activity.ActivityFilters())
+    assert (events["actor"] == "alice").sum() == total
+    assert q.count_items(store, view.with_(statuses=("PERMANENT",))) == total
 
 
 def test_a_viewer_sees_no_actions(app_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:

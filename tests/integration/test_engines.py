@@ -109,6 +109,10 @@ def test_both_engines_keep_events_derive_regressions_and_sync_rows(engine_store:
         resolution.apply(engine_store, scope, "PERMANENT", actor=Actor("bob"), note="no",
                          now=dt.datetime(2022, 1, 3, tzinfo=dt.UTC),
                          opened_at=dt.datetime(2022, 1, 1, tzinfo=dt.UTC))  # fmt: skip
+    with pytest.raises(resolution.Conflict, match=r"1 item.*zachlavine"):  # stamped before it opened, not as seen
+        resolution.apply(engine_store, scope, "PERMANENT", actor=Actor("bob"), note="no",
+                         now=dt.datetime(2022, 1, 3, tzinfo=dt.UTC),
+                         opened_at=dt.datetime(2022, 1, 2, 1, tzinfo=dt.UTC), seen={"UNRESOLVED": 1})  # fmt: skip
     rows = engine_store.query("SELECT resolution_status FROM nba_processing.precompute_failures "
                               "WHERE analysis_date = @d", {"d": key.item_date})  # fmt: skip
     assert list(rows["resolution_status"]) == ["RESOLVED"]  # the sync ran after the change
