@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from lib import classification, operations
 from lib.access import SYSTEM, NotAllowed, require_person, require_resolver
 from lib.classifier import ClassifierConfig
@@ -37,7 +39,7 @@ from lib.model import (
 )
 from lib.store import index
 from lib.store import queries as q
-from lib.store.base import Store, Transaction
+from lib.store.base import Store
 from lib.store.relation import decisions_sql
 
 MAX_NOTE = 1_000_000  # characters; a note is stored verbatim, whatever it holds
@@ -47,12 +49,15 @@ MAX_KEYS = 50_000  # per change made of listed keys; larger changes go by filter
 class Conflict(TriageError):
     """Items changed status after the person looked at them; nothing was written."""
 
-    def __init__(self, keys: Sequence[str], total: int) -> None:
-        shown = ", ".join(keys[:5]) + (f" and {total - 5} more" if total > 5 else "")
-        super().__init__(
-            f"{total} item(s) changed status since you opened this" + (f": {shown}." if keys else "."),
-            "Nothing was written. Look at them again, then confirm anew.",
-        )
+    def __init__(self, keys: Sequence[str], total: int, *, selection: bool = False) -> None:
+        if selection:  # what the dialog showed is no longer what the scope holds: which items is not known
+            head = (f"{total} item(s) changed status or left this selection since you opened this" if total
+                    else "Items of this selection changed status since you opened this")  # fmt: skip
+            head += f" (among {', '.join(keys)})." if keys else "."
+        else:
+            shown = ", ".join(keys[:5]) + (f" and {total - 5} more" if total > 5 else "")
+            head = f"{total} item(s) changed status since you opened this" + (f": {shown}." if keys else ".")
+        super().__init__(head, "Nothing was written. Look at them again, then confirm anew.")
         self.keys = list(keys)
 
 
@@ -88,6 +93,8 @@ class Preview:
     by_status: dict[str, int] = field(default_factory=dict)
     #: Of the items that would change, those whose verdict is PLAYER_DNP (the data will never come).
     did_not_play: int = 0
+    #: The scope's items and their statuses, as a fingerprint (``_state``): what ``apply(seen=...)`` compares.
+    state: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,9 +140,7 @@ def _params(scope: Scope) -> dict[str, Any]:
 def preview(store: Store, scope: Scope, to_status: ResolutionStatus | str, *, sample: int = 8) -> Preview:
     target = _target(to_status)
     use_index = q.indexed(store, scope.filters)
-    by_status_sql = ("SELECT status, COUNT(*) AS n, SUM(CASE WHEN failure_type = 'PLAYER_DNP' THEN 1 ELSE 0 END) "
-                     "AS dnp FROM scoped GROUP BY status")  # fmt: skip
-    counts = store.query(_scoped_sql(scope, indexed=use_index) + by_status_sql, _params(scope), label="preview")
+    counts = store.query(_scoped_sql(scope, indexed=use_index) + _BY_STATUS, _params(scope), label="preview")
     by_status = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
     did_not_play = sum(int(d or 0) for s, d in zip(counts["status"], counts["dnp"], strict=True) if s != target.value)
     keys = store.query(
@@ -145,7 +150,20 @@ def preview(store: Store, scope: Scope, to_status: ResolutionStatus | str, *, sa
         label="preview",
     )
     already = by_status.get(target.value, 0)
-    return Preview(sum(by_status.values()) - already, already, tuple(keys["item_key"]), by_status, did_not_play)
+    return Preview(sum(by_status.values()) - already, already, tuple(keys["item_key"]), by_status, did_not_play,
+                   _state(counts))  # fmt: skip
+
+
+#: The scope's items by status, with a fingerprint of each status's items: the sum of the hashes of their keys (two
+#: changes that leave the counts as they were, one item resolved and another reopened, still change it).
+_BY_STATUS = """SELECT status, COUNT(*) AS n, SUM(CASE WHEN failure_type = 'PLAYER_DNP' THEN 1 ELSE 0 END) AS dnp,
+  SUM(MOD(ROW_HASH(item_key), 4294967291)) AS h
+FROM scoped GROUP BY status"""
+
+
+def _state(counts: pd.DataFrame) -> str:
+    return " ".join(sorted(f"{s}={int(n)}:{int(h)}" for s, n, h in zip(counts["status"], counts["n"], counts["h"],
+                                                                     strict=True)))  # fmt: skip
 
 
 _CONFLICTS = """
@@ -190,15 +208,15 @@ def apply(
     note: str,
     now: dt.datetime | None = None,
     opened_at: dt.datetime | None = None,
-    seen: Mapping[str, int] | None = None,
+    seen: Preview | None = None,
     origin: str = "dashboard",
 ) -> Change:
     """Record one change for every item of the scope not already in ``to_status``.
 
-    ``opened_at`` and ``seen`` (the scope's items by status as the person's preview showed them) guard against a
-    change made meanwhile: an event stamped after ``opened_at``, or a count by status that is not what the person saw,
-    refuses the change with :class:`Conflict`. The counts catch what the stamps cannot: a write that began before the
-    dialog opened and committed after its preview (the nightly auto-resolve stamps its events with the job's time).
+    ``opened_at`` and ``seen`` (the preview the person read) guard against a change made meanwhile: an event stamped
+    after ``opened_at``, or items and statuses that are not what the preview showed, refuse the change with
+    :class:`Conflict`. The second catches what the stamps cannot: a write that began before the dialog opened and
+    committed after its preview (the nightly auto-resolve stamps its events with the job's time).
 
     The order of events is the order of commits: the time is read inside the write (``now`` stands in for
     the clock in tests), each event is stamped after its item's latest event, and ``from_status`` is the
@@ -224,41 +242,23 @@ def apply(
             changed = tx.query(_scoped_sql(scope) + _CONFLICTS, params)
             if len(changed):
                 raise Conflict(list(changed["item_key"]), len(changed))
-        if seen is not None:
-            _check_seen(tx, scope, {k: int(v) for k, v in seen.items() if v}, params)
-        already = int(
-            tx.query(_scoped_sql(scope) + "SELECT COUNT(*) AS n FROM scoped WHERE status = @to_status", params).iloc[0][
-                "n"
-            ]
-        )
+        counts = tx.query(_scoped_sql(scope) + _BY_STATUS, params)
+        by_status = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
+        if seen is not None and _state(counts) != seen.state:
+            raise _moved(scope, seen.by_status, by_status)
+        already = by_status.get(target.value, 0)
         tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope), note="@note", extra=""), params)
         inserted = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
     synced = _try_sync(store, scope.filters)
     return Change(params["batch_id"], inserted, already, target, params["at"], synced)
 
 
-_BY_STATUS = "SELECT status, COUNT(*) AS n FROM scoped GROUP BY status"
-#: The items most likely to be the ones that moved: of the statuses that grew, the latest changed first.
-_OF_STATUSES = ("SELECT item_key FROM scoped WHERE status IN UNNEST(@grown) "
-                "ORDER BY status_at DESC NULLS LAST, item_key LIMIT @n")  # fmt: skip
-
-
-def _check_seen(tx: Transaction, scope: Scope, seen: dict[str, int], params: dict[str, Any]) -> None:
-    """Raise :class:`Conflict` if the scope's items by status are not what the person's preview showed."""
-    counts = tx.query(_scoped_sql(scope) + _BY_STATUS, params)
-    now = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
-    if now == seen:
-        return
-    grown = sorted(s for s, n in now.items() if n > seen.get(s, 0))
-    moved = sum(max(0, n - seen.get(s, 0)) for s, n in now.items()) or sum(
-        max(0, n - now.get(s, 0)) for s, n in seen.items()
-    )
-    keys = []
-    if grown:
-        keys = list(
-            tx.query(_scoped_sql(scope) + _OF_STATUSES, {**params, "grown": grown, "n": min(moved, 5)})["item_key"]
-        )
-    raise Conflict(keys, moved)
+def _moved(scope: Scope, seen: Mapping[str, int], now: Mapping[str, int]) -> Conflict:
+    """The refusal of a change whose scope no longer holds what the person read: how many items moved, by the counts
+    (none when the changes cancel out), and the scope's items where it names five or fewer."""
+    grown = sum(max(0, n - seen.get(s, 0)) for s, n in now.items())
+    shrunk = sum(max(0, n - now.get(s, 0)) for s, n in seen.items())
+    return Conflict(list(scope.keys) if len(scope.keys) <= 5 else [], max(grown, shrunk), selection=True)
 
 
 def unmatched_keys(store: Store, scope: Scope) -> list[str]:

@@ -99,17 +99,20 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
             opened_at: dt.datetime, what: str) -> None:  # fmt: skip
     """Preview the change; on confirm, record it (refused if its items changed since this opened).
 
-    The confirm's click reruns this, and that run's preview may already differ from the one the person read (the
-    nightly job settled an item meanwhile): the write is checked against what the previous run showed (``K_SEEN``)."""
-    shown = st.session_state.get(K_SEEN)
+    Every run of the dialog previews again: the click on Confirm, and any other (the note's box sends its text when it
+    loses focus, which reruns the dialog as the person moves to the button). So the write is checked against the
+    preview the dialog showed when it opened (``K_SEEN``), not against the latest, which may already hold a change
+    made meanwhile (the nightly job settling an item). After a refusal, which shows what changed, the preview of that
+    run is what the person has read."""
+    run_started = dt.datetime.now(dt.UTC)
     try:
         preview = resolution.preview(store, scope, to_status)
     except TriageError as exc:
         context.show_error(exc)
         return
-    st.session_state[K_SEEN] = dict(preview.by_status)
+    shown: resolution.Preview = st.session_state.setdefault(K_SEEN, preview)
     if preview.count == 0:
-        moved = shown is not None and shown != preview.by_status
+        moved = shown.state != preview.state
         st.info(
             f"Nothing to change: {md(what)} {'is' if preview.already == 1 else 'are'} already {to_status.value}"
             + (" (changed since you opened this: another person or the nightly job did it)." if moved else ".")
@@ -153,8 +156,15 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
                 note=note,
                 now=dt.datetime.now(dt.UTC),
                 opened_at=opened_at,
-                seen=preview.by_status if shown is None else shown,
+                seen=shown,
             )
+        except resolution.Conflict as exc:
+            # Shown now, with this run's preview above it: a confirm from here on is judged against what it shows.
+            st.session_state[K_SEEN] = preview
+            if st.session_state.get(K_PENDING):
+                st.session_state[K_PENDING] = (scope, to_status, actor, run_started, what)
+            context.show_error(exc)
+            return
         except TriageError as exc:
             context.show_error(exc)
             return

@@ -99,6 +99,32 @@ def test_both_engines_classify_real_box_scores_to_the_truth(engine_store: Store)
     assert accuracy.per_game >= 0.998 and accuracy.per_failure >= 0.998
 
 
+def test_both_engines_refuse_a_confirm_whose_items_moved_after_its_preview(engine_store: Store) -> None:
+    """The preview (through the item index where it is used) and the write's own reading agree when nothing moved,
+    and differ when an item moved with a stamp from before the dialog opened (the nightly job's)."""
+    day = dt.date(2021, 12, 31)
+    rows = [precompute_row(resolution_status=None), precompute_row(entity_id="lebronjames", resolution_status=None)]
+    _rows(engine_store, "precompute_failures", rows)
+    keys = [
+        ItemKey("precompute_failures", "PlayerDailyCacheProcessor", day, who) for who in ("zachlavine", "lebronjames")
+    ]
+    scope = resolution.Scope.of_keys(keys)
+    at = dt.datetime(2022, 1, 2, tzinfo=dt.UTC)
+    seen = resolution.preview(engine_store, scope, "PERMANENT")
+    assert seen.by_status == {"UNRESOLVED": 2}
+    resolution.apply(engine_store, resolution.Scope.of_keys(keys[:1]), "RESOLVED", actor=Actor("bob"), note="job",
+                     now=at)  # fmt: skip
+    with pytest.raises(resolution.Conflict, match=r"1 item.*zachlavine"):
+        resolution.apply(engine_store, scope, "PERMANENT", actor=Actor("alice"), note="dnp",
+                         now=at + dt.timedelta(hours=2), opened_at=at + dt.timedelta(hours=1), seen=seen)  # fmt: skip
+    again = resolution.preview(engine_store, scope, "PERMANENT")
+    assert again.by_status == {"UNRESOLVED": 1, "RESOLVED": 1} and again.state != seen.state
+    later = at + dt.timedelta(hours=2)
+    done = resolution.apply(engine_store, scope, "PERMANENT", actor=Actor("alice"), note="dnp", now=later,
+                            opened_at=at + dt.timedelta(hours=1), seen=again)  # fmt: skip
+    assert done.changed == 2
+
+
 def test_both_engines_keep_events_derive_regressions_and_sync_rows(engine_store: Store) -> None:
     key = ItemKey("precompute_failures", "PlayerDailyCacheProcessor", dt.date(2021, 12, 31), "zachlavine")
     _rows(engine_store, "precompute_failures", [precompute_row(resolution_status=None)])
@@ -109,10 +135,6 @@ def test_both_engines_keep_events_derive_regressions_and_sync_rows(engine_store:
         resolution.apply(engine_store, scope, "PERMANENT", actor=Actor("bob"), note="no",
                          now=dt.datetime(2022, 1, 3, tzinfo=dt.UTC),
                          opened_at=dt.datetime(2022, 1, 1, tzinfo=dt.UTC))  # fmt: skip
-    with pytest.raises(resolution.Conflict, match=r"1 item.*zachlavine"):  # stamped before it opened, not as seen
-        resolution.apply(engine_store, scope, "PERMANENT", actor=Actor("bob"), note="no",
-                         now=dt.datetime(2022, 1, 3, tzinfo=dt.UTC),
-                         opened_at=dt.datetime(2022, 1, 2, 1, tzinfo=dt.UTC), seen={"UNRESOLVED": 1})  # fmt: skip
     rows = engine_store.query("SELECT resolution_status FROM nba_processing.precompute_failures "
                               "WHERE analysis_date = @d", {"d": key.item_date})  # fmt: skip
     assert list(rows["resolution_status"]) == ["RESOLVED"]  # the sync ran after the change

@@ -104,6 +104,33 @@ def test_a_confirm_is_refused_when_its_items_changed_since_the_dialog_opened(one
     assert _status(one_item) == "RESOLVED"
 
 
+def test_a_confirm_is_refused_when_its_items_moved_even_if_the_counts_did_not(store: DuckDBStore,
+                                                                               write_rows: Writer) -> None:  # fmt: skip
+    """Stamped before the dialog opened (as the nightly job stamps its events), committed after its preview: one item
+    resolved and another reopened leave the counts by status as they were, and the change is still refused."""
+    write_rows("precompute_failures", [precompute_row(resolution_status=None),
+                                       precompute_row(entity_id="lebronjames", resolution_status=None)])  # fmt: skip
+    other = ItemKey(KEY.source_table, KEY.processor_name, KEY.item_date, "lebronjames")
+    resolution.apply(store, resolution.Scope.of_keys([other]), "RESOLVED", actor=BOB, note="done", now=T0)
+    scope = resolution.Scope.of_keys([KEY, other])
+    opened = T0 + dt.timedelta(hours=2)
+    seen = resolution.preview(store, scope, "PERMANENT")
+    assert seen.by_status == {"UNRESOLVED": 1, "RESOLVED": 1}
+    early = T0 + dt.timedelta(hours=1)
+    resolution.apply(store, resolution.Scope.of_keys([KEY]), "RESOLVED", actor=BOB, note="job", now=early)
+    resolution.apply(store, resolution.Scope.of_keys([other]), "UNRESOLVED", actor=BOB, note="job", now=early)
+    assert resolution.preview(store, scope, "PERMANENT").by_status == seen.by_status  # the counts alone: unchanged
+    with pytest.raises(resolution.Conflict) as caught:
+        resolution.apply(store, scope, "PERMANENT", actor=ALICE, note="dnp", now=opened, opened_at=opened, seen=seen)
+    assert "changed status" in str(caught.value) and KEY.text in str(caught.value)
+    assert "Nothing was written" in str(caught.value)
+    assert _status(store) == "RESOLVED" and _status(store, other) == "UNRESOLVED"
+    again = resolution.preview(store, scope, "PERMANENT")  # read anew: the change goes through
+    done = resolution.apply(store, scope, "PERMANENT", actor=ALICE, note="dnp", now=opened, opened_at=opened,
+                            seen=again)  # fmt: skip
+    assert done.changed == 2 and _status(store) == "PERMANENT" == _status(store, other)
+
+
 @pytest.mark.parametrize(
     "actor, message",
     [(None, "say who you are"), (Actor("  "), "say who you are"), (Actor("vera", Role.VIEWER), "is a viewer")],
