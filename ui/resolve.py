@@ -17,7 +17,7 @@ from ui.widgets import fmt_int, md
 
 K_TOAST = "resolve_toast"
 K_PENDING = "resolve_pending"  # the change whose confirm dialog is open: survives full reruns
-K_SEEN = "resolve_seen"  # the open dialog's items by status, as its last run showed them to the person
+K_SEEN = "resolve_seen"  # the preview the open dialog showed when it opened (or at its last refusal)
 
 #: Button label -> status it sets, in the order shown.
 ACTIONS: dict[str, ResolutionStatus] = {
