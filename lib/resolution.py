@@ -258,6 +258,8 @@ def _moved(scope: Scope, seen: Mapping[str, int], now: Mapping[str, int]) -> Con
     (none when the changes cancel out), and the scope's items where it names five or fewer."""
     grown = sum(max(0, n - seen.get(s, 0)) for s, n in now.items())
     shrunk = sum(max(0, n - now.get(s, 0)) for s, n in seen.items())
+    if len(scope.keys) == 1:  # one item: it is the one that moved
+        return Conflict(list(scope.keys), 1)
     return Conflict(list(scope.keys) if len(scope.keys) <= 5 else [], max(grown, shrunk), selection=True)
 
 

@@ -121,11 +121,13 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
             _dismiss()
             st.rerun()
         return
-    st.markdown(
-        f"Mark **{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)}) as "
-        f"**{to_status.value}**"
-        + (f"; {fmt_int(preview.already)} already are and stay as they are." if preview.already else ".")
-    )
+    if len(scope.keys) == 1 and preview.count == 1:  # one item, named by ``what`` ("this item (KEY)"): said once
+        head = f"Mark {md(what)} as **{to_status.value}**."
+    else:
+        rest = f"; {fmt_int(preview.already)} already are and stay as they are." if preview.already else "."
+        head = (f"Mark **{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)}) as "
+                f"**{to_status.value}**{rest}")  # fmt: skip
+    st.markdown(head)
     if preview.by_status:
         st.caption("Now: " + " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items())))
     if to_status is ResolutionStatus.RESOLVED and preview.did_not_play:

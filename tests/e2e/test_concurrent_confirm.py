@@ -1,0 +1,81 @@
+"""A change made while a person's confirm dialog is open, in a real browser, clicked as a person clicks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+from playwright.sync_api import Browser, expect
+
+from lib import activity, resolution
+from lib.model import Actor, Filters, ItemKey, Page
+from lib.store import DuckDBStore
+from lib.store import queries as q
+from lib.store.duckdb_store import release_idle
+from tests.e2e.conftest import ARTIFACTS, serve
+from tests.e2e.test_browser import _settled, _sign
+
+WAIT = 60_000  # ms: every wait, on a machine the other tests share
+
+
+def test_a_confirm_is_refused_when_the_job_settled_the_item_while_the_dialog_was_open(
+    demo_db_path: Path, tmp_path: Path, browser: Browser
+) -> None:
+    """The note's box sends its text when it loses focus, a run of the dialog of its own as the person moves to
+    Confirm; a person's click holds the button a tenth of a second or more. The nightly job's auto-resolve commits in
+    between, its event stamped with the job's start, before the dialog opened. Confirm must be refused (nothing
+    written), show the item as it is now, and the next confirm go through."""
+    db = tmp_path / "confirm.duckdb"
+    shutil.copy(demo_db_path, db)
+    store = DuckDBStore(db)
+    day = dt.date(2022, 4, 10)
+    key = q.list_items(store, Filters(date_from=day, date_to=day, statuses=("UNRESOLVED",)), Page(1, 1))["key"].iloc[0]
+    release_idle(db)
+    served = serve(db, tmp_path)
+    url = next(served)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/failures?item={quote(key, safe='')}", timeout=WAIT)
+        expect(page.get_by_role("heading", name="Failure list")).to_be_visible(timeout=WAIT)
+        _settled(page)
+        _sign(page)
+        page.locator(".st-key-failures_detail").get_by_role("button", name="Mark permanent").click(timeout=WAIT)
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_text(f"Mark this item ({key}) as PERMANENT.")).to_be_visible(timeout=WAIT)
+        _settled(page)
+        note = dialog.get_by_label("Note (required): why?")
+        note.fill("did not play: DNP in the gamebook", timeout=WAIT)
+        dialog.get_by_text("Recorded as").click(timeout=WAIT)  # the box loses focus: the dialog runs again
+        _settled(page)
+        stamped = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # the job's start, before the dialog opened
+        resolution.apply(store, resolution.Scope.of_keys([key]), "RESOLVED", actor=Actor("nightly-job"),
+                         note="auto-resolved", now=stamped)  # fmt: skip
+        release_idle(db)
+        button = dialog.get_by_role("button", name="Confirm: PERMANENT")
+        box = button.bounding_box(timeout=WAIT)
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.wait_for_timeout(150)  # a person's click
+        page.mouse.up()
+        refusal = dialog.get_by_text(f"1 item(s) changed status since you opened this: {key}.")
+        expect(refusal).to_be_visible(timeout=WAIT)
+        expect(dialog.get_by_text("Nothing was written")).to_be_visible(timeout=WAIT)
+        expect(dialog.get_by_text("Now: RESOLVED 1")).to_be_visible(timeout=WAIT)
+        page.screenshot(path=str(ARTIFACTS / "confirm-refused.png"))
+        events = activity.history(store, ItemKey.parse(key))
+        release_idle(db)
+        assert list(events["actor"]) == ["nightly-job"]  # the person's change was not written over the job's
+        dialog.get_by_role("button", name="Confirm: PERMANENT").click(timeout=WAIT)  # seen now: goes through
+        expect(page.get_by_text("1 item marked PERMANENT")).to_be_visible(timeout=WAIT)
+        _settled(page)
+        events = activity.history(store, ItemKey.parse(key))
+        latest_first = list(zip(events["actor"], events["to_status"], strict=True))
+        assert latest_first == [("alice", "PERMANENT"), ("nightly-job", "RESOLVED")]
+    finally:
+        context.close()
+        next(served, None)
+        release_idle(db)
