@@ -506,6 +506,11 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clock() -> dt.datetime:
+    """The time now, read where a write stamps its events (``resolution.autoresolve``, ``nightly.run``)."""
+    return dt.datetime.now(dt.UTC)
+
+
 def cmd_autoresolve(args: argparse.Namespace) -> int:
     actor = operations.check("autoresolve", _actor(args))
     _check_range(args.since, args.until)
@@ -513,7 +518,7 @@ def cmd_autoresolve(args: argparse.Namespace) -> int:
     store = _store(args, create=False)
     report, resolved = resolution.autoresolve(store, actor=actor, now=dt.datetime.now(dt.UTC), since=args.since,
                                               until=args.until, progress=_Progress(), config=config,
-                                              origin="cli")  # fmt: skip
+                                              origin="cli", clock=_clock)  # fmt: skip
     for line in report.lines():
         print(line)
     print(f"Resolved {resolved:,} item(s) whose data has arrived (actor: system).")
@@ -600,7 +605,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     thresholds = nightly.Thresholds(args.max_new_regressions, args.max_new_correctable)
     result = nightly.run(store, actor=actor, now=now, since=args.since, until=args.until, compare_to=args.compare_to,
                          thresholds=thresholds, config=_classifier_config(args), log=log,
-                         progress=_Progress())  # fmt: skip
+                         progress=_Progress(), clock=_clock)  # fmt: skip
     if result.failed_step:
         log(f"error: the {result.failed_step} step failed: {result.problem}")
         log("  What finished before it is kept; run the job again once the cause is fixed.")

@@ -154,13 +154,16 @@ def run(
     config: ClassifierConfig | None = None,
     log: Log = lambda _: None,
     progress: classification.Progress = classification._quiet,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> Result:
     """Classify, auto-resolve, sync and brief; the digest is written by :func:`write_digest`. A step that
     fails stops the job with ``failed_step`` set; what earlier steps did is kept. ``actor`` (``system`` where it
-    is configured, or a person) must be a resolver: it is checked before anything is done."""
+    is configured, or a person) must be a resolver: it is checked before anything is done. With ``clock`` the
+    auto-resolve stamps its events when it writes them (``resolution.autoresolve``), and the digest tells what
+    changed up to the time it is made, those events included; without it (tests), everything is as of ``now``."""
     who = operations.check("nightly", actor)
     result = Result(started_at=now, since=since, until=until)
-    compare_to = briefing.comparison_point(now, compare_to)
+    given, compare_to = compare_to, briefing.comparison_point(now, compare_to)  # (checked before anything is done)
     step = "nightly"
     try:
         with operations.logged(store, "nightly", who, origin="nightly", date_from=since, date_to=until) as op:
@@ -172,15 +175,17 @@ def run(
             step = "autoresolve"
             log("Auto-resolving what the data now supports (re-classifies the range from today's evidence)")
             _, result.auto_resolved = resolution.autoresolve(store, actor=who, now=now, since=since, until=until,
-                                                             config=config, progress=progress,
-                                                             origin="nightly")  # fmt: skip
+                                                             config=config, progress=progress, origin="nightly",
+                                                             clock=clock)  # fmt: skip
             step = "sync-status"
             log("Bringing the failure rows' statuses in step")
             result.synced = resolution.sync_statuses(store, actor=who, since=since, until=until, origin="nightly")
             step = "digest"
             log("Working out what changed")
             view = Filters(date_from=since, date_to=until)
-            result.brief = briefing.brief(store, view, now=now, since=compare_to)
+            as_of = now if clock is None else max(now, clock())
+            compare_to = briefing.comparison_point(as_of, given)  # by default the 24 hours up to the digest
+            result.brief = briefing.brief(store, view, now=as_of, since=compare_to)
             result.new_regressions = q.list_items(
                 store, view.with_(changed="regressed", changed_since=compare_to), Page(1, 20, "last seen")
             )

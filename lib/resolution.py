@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -374,9 +374,15 @@ def autoresolve(
     progress: classification.Progress = classification._quiet,
     config: ClassifierConfig | None = None,
     origin: str = "lib",
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> tuple[classification.Report, int]:
     """Re-classify the range from today's evidence, then resolve (as ``system``, on behalf of ``actor``, who
-    must be a resolver) what is now COMPLETE."""
+    must be a resolver) what is now COMPLETE.
+
+    The events are stamped when they are written (``clock()`` read inside the write, never before ``now``): the
+    re-classification before them takes minutes on a long range, and an event stamped at the start of the work but
+    committed after it would be before a visit it came after ("what changed since my last visit" would miss it).
+    Without ``clock`` (tests) they are stamped ``now``."""
     who = operations.check("autoresolve", actor)
     with operations.logged(store, "autoresolve", who, origin=origin, date_from=since, date_to=until) as op:
         report = classification.run(store, actor=who, now=now, config=config, include_classified=True, since=since,
@@ -391,7 +397,7 @@ def autoresolve(
             "origin": "autoresolve",
         }
         with store.touching((since, until)), store.transaction(label="autoresolve") as tx:
-            params["at"] = now
+            params["at"] = now if clock is None else max(now, clock())
             tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params)
             resolved = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
         _try_sync(store, scope.filters)

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from lib import demo, incidents, resolution
+from lib import nightly as job
 from lib.access import SYSTEM
 from lib.model import Actor, Filters, Page
 from lib.store import DuckDBStore, Store
@@ -196,3 +197,18 @@ def test_the_operations_log_records_each_run(demo_store: DuckDBStore) -> None:
     assert result.exit_code == 0 and result.brief is not None
     log = demo_store.query("SELECT kind, actor, origin, outcome FROM nba_processing.triage_operations")
     assert {("nightly", SYSTEM.name, "nightly", "done")} <= set(map(tuple, log.to_numpy().tolist()))
+
+
+def test_the_digest_counts_the_settlements_the_job_stamped_when_it_wrote_them(demo_store: DuckDBStore) -> None:
+    """The job's auto-resolve stamps its events when it writes them, after the job's start: the digest tells what
+    changed up to the time it is made, so the job's own settlements are in it."""
+    started = dt.datetime(2022, 4, 15, 9, 0, tzinfo=dt.UTC)
+    written = started + dt.timedelta(minutes=10)
+    result = job.run(demo_store, actor=SYSTEM, now=started, since=dt.date(2022, 3, 1), until=dt.date(2022, 3, 10),
+                         compare_to=started - dt.timedelta(days=1), clock=lambda: written)  # fmt: skip
+    assert result.failed_step == "", result.problem
+    events = demo_store.query(
+        "SELECT MIN(at) AS first FROM nba_processing.failure_resolutions WHERE origin = 'autoresolve'"
+    )
+    assert result.auto_resolved > 0 and pd.Timestamp(events["first"].iloc[0]) >= pd.Timestamp(written)
+    assert result.brief.now >= written and result.brief.counts["settled"] == result.auto_resolved

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import activity, resolution
+from lib import activity, briefing, resolution
 from lib.access import SYSTEM
 from lib.errors import BadInput
 from lib.model import Actor, Filters, ItemKey, Role
@@ -264,6 +264,24 @@ def test_autoresolve_closes_items_whose_data_arrived_as_system(demo_store: DuckD
     again = resolution.autoresolve(demo_store, actor=SYSTEM, now=after + dt.timedelta(hours=1),
                                    since=dt.date(2021, 11, 1), until=dt.date(2022, 4, 10))[1]  # fmt: skip
     assert again == 0
+
+
+def test_the_auto_resolve_stamps_its_events_when_it_writes_them(demo_store: DuckDBStore) -> None:
+    """The job starts, a person looks while it re-classifies, then it writes: its settlements are after that visit, and
+    "what changed since my last visit" counts them (stamped with the job's start, they were before it and missed)."""
+    started = dt.datetime(2022, 4, 15, 9, 0, tzinfo=dt.UTC)
+    visit, written = started + dt.timedelta(minutes=5), started + dt.timedelta(minutes=10)
+    days = (dt.date(2022, 3, 1), dt.date(2022, 3, 10))  # where the demo backfilled games (auto-resolvable items)
+    view = Filters(date_from=days[0], date_to=days[1], hide_expected=False)
+    assert briefing.brief(demo_store, view, now=visit, since=started - dt.timedelta(days=1)).counts["settled"] == 0
+    _, resolved = resolution.autoresolve(demo_store, actor=SYSTEM, now=started, since=days[0], until=days[1],
+                                         clock=lambda: written)  # fmt: skip
+    assert resolved > 0
+    events = activity.activity(demo_store, activity.ActivityFilters(actors=("system",)), limit=10_000)
+    assert len(events) == resolved and (pd.to_datetime(events["at"], utc=True) >= pd.Timestamp(written)).all()
+    assert (
+        briefing.brief(demo_store, view, now=written + dt.timedelta(hours=1), since=visit).counts["settled"] == resolved
+    )
 
 
 def test_the_items_command_lists_json_and_csv(one_item: DuckDBStore) -> None:
