@@ -159,11 +159,12 @@ def run(
     """Classify, auto-resolve, sync and brief; the digest is written by :func:`write_digest`. A step that
     fails stops the job with ``failed_step`` set; what earlier steps did is kept. ``actor`` (``system`` where it
     is configured, or a person) must be a resolver: it is checked before anything is done. With ``clock`` the
-    auto-resolve stamps its events when it writes them (``resolution.autoresolve``), and the digest tells what
-    changed up to the time it is made, those events included; without it (tests), everything is as of ``now``."""
+    auto-resolve stamps its events when it writes them (``resolution.autoresolve``); the digest's comparison point
+    stays 24 hours before the job's start (nights a day apart compare back to back), and its "now" is the data as it
+    is when the digest is made, those events included."""
     who = operations.check("nightly", actor)
     result = Result(started_at=now, since=since, until=until)
-    given, compare_to = compare_to, briefing.comparison_point(now, compare_to)  # (checked before anything is done)
+    compare_to = briefing.comparison_point(now, compare_to)
     step = "nightly"
     try:
         with operations.logged(store, "nightly", who, origin="nightly", date_from=since, date_to=until) as op:
@@ -183,9 +184,7 @@ def run(
             step = "digest"
             log("Working out what changed")
             view = Filters(date_from=since, date_to=until)
-            as_of = now if clock is None else max(now, clock())
-            compare_to = briefing.comparison_point(as_of, given)  # by default the 24 hours up to the digest
-            result.brief = briefing.brief(store, view, now=as_of, since=compare_to)
+            result.brief = briefing.brief(store, view, now=now, since=compare_to)
             result.new_regressions = q.list_items(
                 store, view.with_(changed="regressed", changed_since=compare_to), Page(1, 20, "last seen")
             )

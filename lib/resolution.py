@@ -215,8 +215,8 @@ def apply(
 
     ``opened_at`` and ``seen`` (the preview the person read) guard against a change made meanwhile: an event stamped
     after ``opened_at``, or items and statuses that are not what the preview showed, refuse the change with
-    :class:`Conflict`. The second catches what the stamps cannot: a write that began before the dialog opened and
-    committed after its preview (the nightly auto-resolve stamps its events with the job's time).
+    :class:`Conflict`. The second catches what the stamps cannot: a write that stamped its events before the dialog
+    opened and committed after its preview.
 
     The order of events is the order of commits: the time is read inside the write (``now`` stands in for
     the clock in tests), each event is stamped after its item's latest event, and ``from_status`` is the

@@ -28,7 +28,6 @@ def _classify(store: Store, scope: dict[str, dt.date | None], actor: Actor | Non
             actor=actor,
             origin="dashboard",
             now=dt.datetime.now(dt.UTC),
-            clock=lambda: dt.datetime.now(dt.UTC),
             config=context.classifier_config(),
             include_classified=everything,
             progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
