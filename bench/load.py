@@ -145,7 +145,7 @@ async def _close_dialog(page: Page, dialog) -> None:  # type: ignore[no-untyped-
     else:
         await page.keyboard.press("Escape")
     await dialog.wait_for(state="detached", timeout=TIMEOUT)
-    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
+    await settled(page)
 
 
 async def resolve_open_item(page: Page, n: int, times: dict) -> bool:
@@ -180,7 +180,7 @@ async def resolve_open_item(page: Page, n: int, times: dict) -> bool:
         await _close_dialog(page, dialog)
         return False
     await dialog.wait_for(state="detached", timeout=TIMEOUT)
-    await page.wait_for_function(f"() => {_STATE} === 'notRunning'", polling=POLL_MS, timeout=TIMEOUT)
+    await settled(page)
     confirming = time.perf_counter() - started
     times["resolution"].append(opening + confirming)
     times[" its dialog"].append(opening)

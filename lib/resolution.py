@@ -141,7 +141,7 @@ def preview(store: Store, scope: Scope, to_status: ResolutionStatus | str, *, sa
     target = _target(to_status)
     use_index = q.indexed(store, scope.filters)
     counts = store.query(_scoped_sql(scope, indexed=use_index) + _BY_STATUS, _params(scope), label="preview")
-    by_status = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
+    by_status = _by_status(counts)
     did_not_play = sum(int(d or 0) for s, d in zip(counts["status"], counts["dnp"], strict=True) if s != target.value)
     keys = store.query(
         _scoped_sql(scope, indexed=use_index)
@@ -159,6 +159,10 @@ def preview(store: Store, scope: Scope, to_status: ResolutionStatus | str, *, sa
 _BY_STATUS = """SELECT status, COUNT(*) AS n, SUM(CASE WHEN failure_type = 'PLAYER_DNP' THEN 1 ELSE 0 END) AS dnp,
   SUM(MOD(ROW_HASH(item_key), 4294967291)) AS h
 FROM scoped GROUP BY status"""
+
+
+def _by_status(counts: pd.DataFrame) -> dict[str, int]:
+    return {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
 
 
 def _state(counts: pd.DataFrame) -> str:
@@ -243,7 +247,7 @@ def apply(
             if len(changed):
                 raise Conflict(list(changed["item_key"]), len(changed))
         counts = tx.query(_scoped_sql(scope) + _BY_STATUS, params)
-        by_status = {str(s): int(n) for s, n in zip(counts["status"], counts["n"], strict=True)}
+        by_status = _by_status(counts)
         if seen is not None and _state(counts) != seen.state:
             raise _moved(scope, seen.by_status, by_status)
         already = by_status.get(target.value, 0)
