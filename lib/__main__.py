@@ -160,7 +160,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if not args.skip_classify:
         # Every page has something to show: classify what the pipeline left unclassified (its own verdicts stay).
-        report = classification.run(store, actor=actor, now=dt.datetime.now(dt.UTC), progress=progress, origin="cli")
+        report = classification.run(store, actor=actor, now=dt.datetime.now(dt.UTC), progress=progress, origin="cli",
+                                    clock=_clock)  # fmt: skip
         print(report.lines()[0])
     return 0
 
@@ -256,6 +257,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=_Progress(),
         method=args.method,
+        clock=_clock,
     )
     for line in report.lines():
         print(line)
@@ -507,7 +509,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def _clock() -> dt.datetime:
-    """The time now, read where a write stamps its events (``resolution.autoresolve``, ``nightly.run``)."""
+    """The time now, read where a write stamps its instants (``lib.model.stamp``)."""
     return dt.datetime.now(dt.UTC)
 
 

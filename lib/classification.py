@@ -40,12 +40,14 @@ from lib.model import (
     MAX_WINDOW_DAYS,
     Actor,
     Appearance,
+    Clock,
     FailureTableSpec,
     FailureToClassify,
     Filters,
     ScheduledGame,
     SourceTable,
     Verdict,
+    stamp,
 )
 from lib.store import index, relation
 from lib.store import queries as q
@@ -527,6 +529,7 @@ def run(
     progress: Progress = _quiet,
     method: str = "engine",
     origin: str = "lib",
+    clock: Clock | None = None,
 ) -> Report:
     """Classify every unclassified item (or every item, with ``include_classified``) in the date range.
 
@@ -537,6 +540,11 @@ def run(
     engine, 20,000 in Python). On the embedded engine, whose file one process holds at a time, batches are
     sized to take about :data:`BATCH_SECONDS` each and the file is handed to any process waiting for it
     between batches, so an operator's action waits seconds, not the whole run.
+
+    A batch's verdict changes (the change log "what changed" counts) and evidence are stamped when the batch is
+    written (``clock()`` read inside its write, never before ``now``): a run over a long range takes minutes, and a
+    change stamped at the run's start but committed after a person's visit would be before that visit ("what changed
+    since my last visit" would miss it). Without ``clock`` (tests) they are stamped ``now``.
     """
     config = config or ClassifierConfig()
     if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
@@ -549,10 +557,11 @@ def run(
     with operations.logged(store, kind, actor, origin=origin, date_from=since, date_to=until) as op:
         if method == "oracle":
             report = _run_oracle(store, now=now, config=config, include_classified=include_classified, since=since,
-                                 until=until, batch_size=batch_size or 20_000, progress=progress)  # fmt: skip
+                                 until=until, batch_size=batch_size or 20_000, progress=progress,
+                                 clock=clock)  # fmt: skip
         else:
             report = _run_engine(store, now=now, config=config, include_classified=include_classified, since=since,
-                                 until=until, batch_size=batch_size, progress=progress)  # fmt: skip
+                                 until=until, batch_size=batch_size, progress=progress, clock=clock)  # fmt: skip
         op.summary = [f"method {method}.", *report.lines()]
     index.after_write(store, since, until)
     return report
@@ -575,6 +584,7 @@ def _run_engine(
     until: dt.date | None,
     batch_size: int | None,
     progress: Progress,
+    clock: Clock | None = None,
 ) -> Report:
     days = engine_verdicts.batches(store, since=since, until=until, overwrite=include_classified, size=1)
     total = sum(n for _, _, n in days)
@@ -600,6 +610,7 @@ def _run_engine(
                 date_to=last,
                 overwrite=include_classified,
                 now=now,
+                clock=clock,
                 updates=[_LOG_CHANGES, _LOG_JUDGEMENTS, *_UPDATES.values()],
                 replace_evidence=_REPLACE_EVIDENCE,
                 keep_causes=_KEEP_CAUSES,
@@ -626,6 +637,7 @@ def _run_oracle(
     until: dt.date | None,
     batch_size: int,
     progress: Progress,
+    clock: Clock | None = None,
 ) -> Report:
     total = count_to_classify(store, include_classified=include_classified, since=since, until=until)
     report = Report()
@@ -640,7 +652,7 @@ def _run_oracle(
         failures = [failure_from_item(item) for item in _records(frame)]
         judged = classify_batch(store, failures, config)
         with store.touching((since, until)), store.transaction(label="classify") as tx:
-            _write_verdicts(tx, judged, now=now, overwrite=include_classified)
+            _write_verdicts(tx, judged, now=stamp(now, clock), overwrite=include_classified)
         store.let_waiters_in()
         report.items += len(judged)
         report.batches += 1

@@ -38,7 +38,7 @@ from lib.classifier import (
     NON_DATA_CATEGORIES,
     ClassifierConfig,
 )
-from lib.model import EARLIEST, LATEST, Filters
+from lib.model import EARLIEST, LATEST, Clock, Filters, stamp
 from lib.store import relation
 from lib.store.base import Store
 
@@ -833,8 +833,11 @@ def _run_batch(
     updates: Sequence[str],
     replace_evidence: str,
     keep_causes: str,
+    clock: Clock | None = None,
 ) -> tuple[Counter[str], Counter[str]]:
-    """Classify every item dated ``date_from``..``date_to`` in the engine; returns the tallies by type and verdict."""
+    """Classify every item dated ``date_from``..``date_to`` in the engine; returns the tallies by type and verdict.
+    The verdict changes and evidence are stamped ``clock()`` read inside the write (never before ``now``; ``now``
+    without a clock): on BigQuery just before the script, which holds no lock to read it under."""
     p = params(config, date_from=date_from, date_to=date_to, overwrite=overwrite, batch_id=uuid.uuid4().hex, now=now)
     writes = [_ROUTE, _JUDGE, _CONCLUDE, *updates, keep_causes, replace_evidence, _EVIDENCE]
     by_type: Counter[str] = Counter()
@@ -843,12 +846,14 @@ def _run_batch(
         # One multi-statement transaction: every item of the batch is written whole or not at all (a
         # streaming-buffer refusal, a quota error or a killed job leaves the rows as they were).
         script = "BEGIN TRANSACTION;\n" + ";\n".join(writes) + ";\nCOMMIT TRANSACTION;"
+        p["now"] = stamp(now, clock)
         store.execute(script, _only(p, script), label="classify")
         _tally(store.query(_TALLY, _only(p, _TALLY), label="classify"), by_type, by_verdict)
         for sql in _CLEAR:  # the batch's working rows; left behind by a killed run, they are never read again
             store.execute(sql, _only(p, sql), label="classify")
         return by_type, by_verdict
     with store.transaction(label="classify") as tx:
+        p["now"] = stamp(now, clock)  # the file is this process's from here to the commit
         for sql in writes:
             tx.execute(sql, _only(p, sql))
         _tally(tx.query(_TALLY, _only(p, _TALLY)), by_type, by_verdict)

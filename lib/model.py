@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
@@ -350,6 +350,17 @@ def parse_instant(raw: str) -> dt.datetime:
     if value is None or not dt.datetime(1970, 1, 2, tzinfo=dt.UTC) <= value.replace(tzinfo=value.tzinfo or dt.UTC):
         raise ValueError(f"{text[:40]!r} is not a date-time after 1970 (YYYY-MM-DDTHH:MM, UTC unless it says)")
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+#: The time now, as the writes that stamp their own instants read it (``stamp``).
+Clock = Callable[[], dt.datetime]
+
+
+def stamp(now: dt.datetime, clock: Clock | None) -> dt.datetime:
+    """The instant a write is stamped with, read inside the write: ``clock()``, never before ``now`` (``now`` alone
+    without a clock, as tests do). Work that takes minutes and stamps at its start commits changes that fall before
+    a visit they came after: "what changed since my last visit" would miss them."""
+    return now if clock is None else max(now, clock())
 
 
 @dataclass(frozen=True)

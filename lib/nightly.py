@@ -24,7 +24,7 @@ import pandas as pd
 from lib import briefing, classification, operations, reruns, resolution, webhook, workqueue
 from lib.classifier import ClassifierConfig
 from lib.errors import TriageError
-from lib.model import CHANGE_KINDS, Actor, Filters, Page
+from lib.model import CHANGE_KINDS, Actor, Clock, Filters, Page
 from lib.store import queries as q
 from lib.store.base import Store
 
@@ -154,14 +154,14 @@ def run(
     config: ClassifierConfig | None = None,
     log: Log = lambda _: None,
     progress: classification.Progress = classification._quiet,
-    clock: Callable[[], dt.datetime] | None = None,
+    clock: Clock | None = None,
 ) -> Result:
     """Classify, auto-resolve, sync and brief; the digest is written by :func:`write_digest`. A step that
     fails stops the job with ``failed_step`` set; what earlier steps did is kept. ``actor`` (``system`` where it
     is configured, or a person) must be a resolver: it is checked before anything is done. With ``clock`` the
-    auto-resolve stamps its events when it writes them (``resolution.autoresolve``); the digest's comparison point
-    stays 24 hours before the job's start (nights a day apart compare back to back), and its "now" is the data as it
-    is when the digest is made, those events included."""
+    classification and the auto-resolve stamp their verdict changes and events when they write them
+    (``lib.model.stamp``); the digest's comparison point stays 24 hours before the job's start (nights a day apart
+    compare back to back), and its "now" is the data as it is when the digest is made, those writes included."""
     who = operations.check("nightly", actor)
     result = Result(started_at=now, since=since, until=until)
     compare_to = briefing.comparison_point(now, compare_to)
@@ -171,7 +171,7 @@ def run(
             step = "classify"
             log("Classifying what is new")
             report = classification.run(store, actor=who, now=now, config=config, since=since, until=until,
-                                        progress=progress, origin="nightly")  # fmt: skip
+                                        progress=progress, origin="nightly", clock=clock)  # fmt: skip
             result.classified = report.items
             step = "autoresolve"
             log("Auto-resolving what the data now supports (re-classifies the range from today's evidence)")

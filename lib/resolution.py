@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,11 +31,13 @@ from lib.model import (
     LATEST,
     OPEN_STATUSES,
     Actor,
+    Clock,
     FailureType,
     Filters,
     ItemKey,
     ResolutionStatus,
     SourceTable,
+    stamp,
 )
 from lib.store import index
 from lib.store import queries as q
@@ -378,7 +380,7 @@ def autoresolve(
     progress: classification.Progress = classification._quiet,
     config: ClassifierConfig | None = None,
     origin: str = "lib",
-    clock: Callable[[], dt.datetime] | None = None,
+    clock: Clock | None = None,
 ) -> tuple[classification.Report, int]:
     """Re-classify the range from today's evidence, then resolve (as ``system``, on behalf of ``actor``, who
     must be a resolver) what is now COMPLETE.
@@ -390,7 +392,7 @@ def autoresolve(
     who = operations.check("autoresolve", actor)
     with operations.logged(store, "autoresolve", who, origin=origin, date_from=since, date_to=until) as op:
         report = classification.run(store, actor=who, now=now, config=config, include_classified=True, since=since,
-                                    until=until, progress=progress, origin=origin)  # fmt: skip
+                                    until=until, progress=progress, origin=origin, clock=clock)  # fmt: skip
         scope = complete_scope(since, until)
         params = {
             **_params(scope),
@@ -401,7 +403,7 @@ def autoresolve(
             "origin": "autoresolve",
         }
         with store.touching((since, until)), store.transaction(label="autoresolve") as tx:
-            params["at"] = now if clock is None else max(now, clock())
+            params["at"] = stamp(now, clock)
             tx.execute(_INSERT_EVENTS.format(scoped=_scoped_sql(scope, detail=True), note=_AUTO_NOTE, extra=""), params)
             resolved = int(tx.query(_COUNT_BATCH, params).iloc[0]["n"])
         _try_sync(store, scope.filters)

@@ -64,6 +64,11 @@ def settings() -> Settings:
     return result
 
 
+def clock() -> dt.datetime:
+    """The time now, read where a write stamps its instants (``lib.model.stamp``)."""
+    return dt.datetime.now(dt.UTC)
+
+
 def classifier_config() -> ClassifierConfig:
     """The processors' completeness windows as configured (``[triage.windows]`` or TRIAGE_WINDOWS)."""
     return settings().classifier_config()
@@ -150,8 +155,8 @@ def ensure_demo_data(store: Store) -> None:
             # Every page has something to show at once: the classifier judges what the pipeline left
             # unclassified; the pipeline's own verdicts stay, for re-classification to correct on request.
             classification.run(store, actor=SYSTEM, now=dt.datetime.now(dt.UTC), config=classifier_config(),
-                               progress=lambda f, m: progress(0.8 + 0.2 * f, m),
-                               origin=FIRST_START)  # fmt: skip
+                               progress=lambda f, m: progress(0.8 + 0.2 * f, m), origin=FIRST_START,
+                               clock=clock)  # fmt: skip
         box.empty()
         _has_data.add(store.location)
         st.cache_data.clear()

@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from lib import classification
+from lib import briefing, classification
 from lib.access import SYSTEM
 from lib.classifier import ClassifierConfig
 from lib.errors import BadInput
-from lib.model import Filters, ItemKey, Page
+from lib.model import SORTS, Filters, ItemKey, Page
 from lib.processors import record_failures
 from lib.store import DuckDBStore
 from lib.store import queries as q
@@ -338,3 +338,39 @@ def test_a_killed_run_leaves_no_half_written_item_and_the_next_run_finishes(demo
     expected = _item_states(reference).sort_values(["processor_name", "analysis_date", "entity_id"])
     assert finished["failure_type"].tolist() == expected["failure_type"].tolist()
     assert finished["evidence"].fillna(0).tolist() == expected["evidence"].fillna(0).tolist()
+
+
+def _verdicts(store: DuckDBStore, view: Filters) -> dict[str, tuple[str, str]]:
+    """Each item's verdict as the failure list shows it (type and correctability), by key."""
+    shown: dict[str, tuple[str, str]] = {}
+    for number in range(1, q.count_items(store, view) // 1000 + 2):
+        items = q.list_items(store, view, Page(number, 1000, SORTS[0]))
+        verdicts = zip(items["key"], items["failure_type"], items["correctable_class"], strict=True)
+        shown.update((str(k), (str(t), str(c))) for k, t, c in verdicts)
+    return shown
+
+
+@pytest.mark.parametrize("method", ["engine", "oracle"])
+def test_a_classification_stamps_its_verdict_changes_when_it_writes_them(demo_store: DuckDBStore, method: str) -> None:
+    """The run starts, a person looks while it judges, then it writes: its verdict changes are after that visit, and
+    "what changed since my last visit" counts them (stamped with the run's start, they were before it and missed).
+    The expected count is what the failure list shows changed, item by item, before and after the run."""
+    started = dt.datetime(2022, 4, 15, 9, 0, tzinfo=dt.UTC)
+    visit, written = started + dt.timedelta(minutes=5), started + dt.timedelta(minutes=10)
+    days = (dt.date(2022, 3, 1), dt.date(2022, 3, 10))  # where the demo backfilled games: verdicts that change
+    view = Filters(date_from=days[0], date_to=days[1], hide_expected=False)
+    before = _verdicts(demo_store, view)
+    classification.run(demo_store, actor=SYSTEM, now=started, include_classified=True, since=days[0], until=days[1],
+                       method=method, clock=lambda: written)  # fmt: skip
+    after = _verdicts(demo_store, view)
+    assert before.keys() == after.keys()
+    changed = sum(before[k] != after[k] for k in before)
+    assert changed > 0
+    stamps = demo_store.query(
+        "SELECT MIN(at) AS first, COUNT(*) AS n FROM nba_processing.classification_changes "
+        "WHERE item_date BETWEEN @a AND @b AND at > @visit",
+        {"a": days[0], "b": days[1], "visit": visit},
+    )
+    assert int(stamps.iloc[0]["n"]) >= changed and pd.Timestamp(stamps.iloc[0]["first"]) >= pd.Timestamp(written)
+    assert briefing.brief(demo_store, view, now=written + dt.timedelta(hours=1), since=visit).counts[
+        "reclassified"] == changed  # fmt: skip

@@ -93,10 +93,21 @@ def test_both_engines_count_list_and_chart_the_same_items(demo_engine: Store, de
 def test_both_engines_classify_real_box_scores_to_the_truth(engine_store: Store) -> None:
     world = realdata.build(realdata.FIXTURE, teams={"GSW", "BKN", "LAL", "NOP"})
     realdata.write(engine_store, world)
-    report = classification.run(engine_store, actor=SYSTEM, now=NOW, config=realdata.classifier_config())
+    written = NOW + dt.timedelta(minutes=7)  # the batch's write, after the run started
+    report = classification.run(engine_store, actor=SYSTEM, now=NOW, config=realdata.classifier_config(),
+                                clock=lambda: written)  # fmt: skip
     accuracy = realdata.measure(engine_store, world)
     assert report.items == len(world.failures)
     assert accuracy.per_game >= 0.998 and accuracy.per_failure >= 0.998
+    # Its verdict changes and evidence are stamped when written ("what changed since my last visit" reads them).
+    stamps = engine_store.query(
+        "SELECT MIN(at) AS a, MAX(at) AS b, COUNT(*) AS n FROM nba_processing.classification_changes "
+        "WHERE item_date BETWEEN @a AND @b UNION ALL SELECT MIN(classified_at), MAX(classified_at), COUNT(*) "
+        "FROM nba_processing.failure_missing_games WHERE analysis_date BETWEEN @a AND @b",
+        {"a": dt.date(2000, 1, 1), "b": dt.date(2100, 1, 1)},
+    )
+    assert (stamps["n"] > 0).all()
+    assert {pd.Timestamp(v) for v in [*stamps["a"], *stamps["b"]]} == {pd.Timestamp(written)}
 
 
 def test_both_engines_refuse_a_confirm_whose_items_moved_after_its_preview(engine_store: Store) -> None:
