@@ -121,12 +121,14 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
             _dismiss()
             st.rerun()
         return
+    reopen = to_status is ResolutionStatus.UNRESOLVED  # the button said "Reopen": the dialog says it too
     if len(scope.keys) == 1 and preview.count == 1:  # one item, named by ``what`` ("this item (KEY)"): said once
-        head = f"Mark {md(what)} as **{to_status.value}**."
+        what_ = md(what)
     else:
-        rest = f"; {fmt_int(preview.already)} already are and stay as they are." if preview.already else "."
-        head = (f"Mark **{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)}) as "
-                f"**{to_status.value}**{rest}")  # fmt: skip
+        what_ = f"**{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)})"
+    rest = f"; {fmt_int(preview.already)} already are and stay as they are." if preview.already else "."
+    head = (f"Reopen {what_}: back to **{to_status.value}**{rest}" if reopen
+            else f"Mark {what_} as **{to_status.value}**{rest}")  # fmt: skip
     st.markdown(head)
     if preview.by_status:
         st.caption("Now: " + " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items())))
@@ -145,7 +147,8 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
         placeholder=NOTE_EXAMPLES[to_status],
     )
     st.caption(f"Recorded as **{md(actor.name)}** in the audit trail, with this note, verbatim.")
-    if st.button(f"Confirm: {to_status.value}", key="resolve_confirm", type="primary", icon=ICONS[to_status]):
+    if st.button(f"Confirm: {'reopen as ' if reopen else ''}{to_status.value}", key="resolve_confirm", type="primary",
+                 icon=ICONS[to_status]):  # fmt: skip
         if not note.strip():
             st.error("A note is required: say why.")
             return
@@ -171,7 +174,8 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
             context.show_error(exc)
             return
         data.refresh()
-        message = f"{fmt_int(change.changed)} item{'s' if change.changed != 1 else ''} marked {to_status.value}"
+        message = (f"{fmt_int(change.changed)} item{'s' if change.changed != 1 else ''} "
+                   f"{'reopened as' if reopen else 'marked'} {to_status.value}")  # fmt: skip
         if not change.synced:
             message += " (row status sync pending: run `python -m lib sync-status`)"
         st.session_state[K_TOAST] = message

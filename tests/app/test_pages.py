@@ -107,6 +107,15 @@ def test_an_item_link_shows_its_evidence(app_db: Path) -> None:
     _run(at)
     assert any("Item key" in c.value for c in at.caption)
     assert [t.value for t in at.text] == [items.iloc[0]["failure_reason"]]
+    # A resolver opening it from the link gets its panel's buttons, not a row of disabled ones for "0 selected".
+    at.session_state["identity_name"] = "alice"
+    _run(at)
+    keys = [b.key for b in at.button]
+    assert "failures_item_permanent" in keys and not any(k.startswith("failures_selected_") for k in keys), keys
+    assert any("linked item's actions are in its panel" in c.value for c in at.caption)
+    at.button(key="failures_item_permanent").click()
+    _run(at)
+    assert any(m.value.startswith("Mark this item") and m.value.endswith("as **PERMANENT**.") for m in at.markdown)
 
 
 def test_a_broken_or_stale_item_link_says_so(app_db: Path) -> None:

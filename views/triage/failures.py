@@ -140,6 +140,10 @@ with st.container():
     elif len(selected) == 1 and st.query_params.get("item") == selected[0]:
         # One row per scope: the selected item's own panel below has its buttons.
         st.caption(":material/arrow_downward: The selected item's actions are in its panel below.")
+    elif not selected and st.query_params.get(K_ITEM):
+        # Opened from a link: no row is selected, and a row of disabled buttons for none would read as the item's.
+        st.caption(":material/arrow_downward: The linked item's actions are in its panel below; select rows of the "
+                   "list to act on several at once.")  # fmt: skip
     else:
         resolve.buttons(store, lambda: resolution.Scope.of_keys(selected), actor, key="failures_selected",
                         what="the selected items", disabled=not selected,
