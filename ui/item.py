@@ -89,8 +89,12 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
                          query_params={"player": str(item["entity_id"])})  # fmt: skip
         c = st.columns(4)
         since = f"since {item['status_at']}" if item["events"] else None
-        c[0].metric("Status", str(item["status"]), help=since)
-        c[1].metric("Failure type", str(item["failure_type"]))
+        # Words, not counts (INVESTIGATING, INSUFFICIENT_HISTORY): a smaller type that wraps (widgets.LAYOUT_CSS), where
+        # a count's size cut them to "INVESTIGA…" on a 1280 px laptop.
+        c[0].container(key=f"word_tile_status_{abs(hash(item['key']))}").metric("Status", str(item["status"]),
+                                                                                help=since)  # fmt: skip
+        c[1].container(key=f"word_tile_type_{abs(hash(item['key']))}").metric("Failure type",
+                                                                              str(item["failure_type"]))  # fmt: skip
         c[2].metric("Occurrences", fmt_int(int(item["occurrences"])), help=f"{int(item['runs'])} distinct run ids")
         expected, actual = item["expected_count"], item["actual_count"]
         c[3].metric("Found / expected", "–" if pd.isna(expected) else f"{actual} / {expected}")

@@ -110,7 +110,8 @@ def tile(label: str, n: int, help_text: str) -> tuple[str, str, str]:
 
 
 #: Page-wide layout rules, applied once by app.py: on a 1280 px laptop a metric's label and delta wrap instead of
-#: being cut with an ellipsis, and the wide layout's side padding gives the tables room.
+#: being cut with an ellipsis, a tile whose value is a word (a container keyed ``word_tile_…``) shows it smaller and
+#: wraps it, and the wide layout's side padding gives the tables room.
 LAYOUT_CSS = """<style>
 [data-testid="stMetricLabel"] .stMarkdownEllipsis, [data-testid="stMetricLabel"] .stMarkdownEllipsis p,
 [data-testid="stMetricDelta"] .stMarkdownEllipsis, [data-testid="stMetricDelta"] .stMarkdownEllipsis p {
@@ -118,6 +119,13 @@ LAYOUT_CSS = """<style>
   overflow-wrap: break-word; line-height: 1.25;
 }
 [data-testid="stMetricLabel"] { height: auto !important; min-height: 1.5rem; }
+[class*="st-key-word_tile_"] [data-testid="stMetricValue"] { font-size: 1.6rem !important; line-height: 1.3; }
+[class*="st-key-word_tile_"] [data-testid="stMetricValue"] .stMarkdownEllipsis,
+[class*="st-key-word_tile_"] [data-testid="stMetricValue"] .stMarkdownEllipsis p,
+[class*="st-key-word_tile_"] [data-testid="stMetricValue"] > div {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  overflow-wrap: anywhere;
+}
 [data-testid="stMainBlockContainer"] { padding-left: 2.5rem !important; padding-right: 2.5rem !important; }
 </style>"""
 
