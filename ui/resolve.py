@@ -139,7 +139,8 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
             "then reads REGRESSED). **Mark permanent** settles did-not-play items for good.",
             icon=":material/warning:",
         )
-    st.dataframe(pd.DataFrame({"sample of the items": list(preview.sample)}), hide_index=True, key="resolve_sample")
+    if not (len(scope.keys) == 1 and preview.count == 1):  # one item is named in the sentence above
+        st.dataframe(pd.DataFrame({"sample of the items": list(preview.sample)}), hide_index=True, key="resolve_sample")
     note = st.text_area(
         "Note (required): why?",
         key="resolve_note",
