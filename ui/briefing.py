@@ -12,6 +12,7 @@ from lib.errors import TriageError
 from lib.model import CHANGE_KINDS, Actor, Filters, parse_instant
 from lib.store import Store
 from ui import data
+from ui.context import FIRST_START
 from ui.widgets import fmt_hours, fmt_int, md, tile
 
 K_COMPARE = "compare"  # bound to the URL: a shared link keeps its comparison
@@ -156,7 +157,44 @@ def panel(store: Store, f: Filters, actor: Actor | None) -> briefing.Briefing | 
             more = len(b.reclassified) - 6
             st.caption(f":material/swap_horiz: Verdicts changed: {moves}" + (f" and {more} more moves." if more > 0
                                                                               else "."))  # fmt: skip
+            _classified_line(store, since)
     return b
+
+
+#: The latest classification runs named under the verdicts that changed.
+RUNS_SHOWN = 4
+#: Who ran a classification, by the operations log's origin.
+_ORIGINS = {"dashboard": "from the dashboard", "cli": "from the command line"}
+
+
+def _classified_line(store: Store, since: dt.datetime) -> None:
+    """The classification runs of the period (from the operations log), under the verdicts that changed: every
+    verdict change has a run behind it, and on a fresh demo the dashboard's own first judgement of every item is most
+    of them."""
+    ops = data.recent_operations(store)
+    if ops.empty:
+        return
+    started = pd.to_datetime(ops["started_at"], utc=True)
+    finished = pd.to_datetime(ops["finished_at"], utc=True)
+    runs = ops[ops["kind"].isin(("classify", "reclassify")) & (finished.isna() | (finished >= pd.Timestamp(since)))]
+    if runs.empty:
+        return
+    parts = []
+    latest = runs.assign(_at=started[runs.index]).sort_values("_at")
+    for _, run in latest.tail(RUNS_SHOWN).iterrows():
+        at = f"{run['_at']:%b %d, %H:%M} UTC"
+        what = "re-classification" if run["kind"] == "reclassify" else "classification"
+        origin = str(run["origin"])
+        if origin == FIRST_START:
+            parts.append(f"the dashboard's first start ({at}), which judged every item of the demo once: the "
+                         "pipeline's own verdicts are kept beside ours")  # fmt: skip
+        elif origin == "nightly":
+            parts.append(f"the nightly job's {what} ({at})")
+        else:
+            parts.append(f"a {what} by {md(run['actor'])} {_ORIGINS.get(origin, 'via ' + md(origin))} ({at})")
+    earlier = len(latest) - RUNS_SHOWN
+    more = f" (and {fmt_int(earlier)} earlier)" if earlier > 0 else ""
+    st.caption(f":material/history: Classification runs in this period{more}: " + "; ".join(parts) + ".")
 
 
 def _rerun_line(store: Store, f: Filters, now: dt.datetime) -> None:

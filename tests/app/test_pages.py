@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib import activity, players, resolution
 from lib.access import SYSTEM
-from lib.model import Actor, Filters, Page
+from lib.model import Actor, Filters, Page, Role
 from lib.store import DuckDBStore
 from lib.store import queries as q
 from tests.conftest import ROOT, analytics_row, precompute_row
@@ -172,6 +172,22 @@ def test_first_start_creates_and_seeds_the_database(tmp_path: Path, monkeypatch:
     assert db.exists()
     assert int(_metrics(at)["Items"].replace(",", "")) > 1000
     assert q.bounds(DuckDBStore(db)).rows > 40_000
+    # What changed in the last 24 hours is mostly the dashboard's first judgement of the demo: it says so.
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith(":material/swap_horiz: Verdicts changed:") for c in captions), captions
+    assert any("the dashboard's first start (" in c and "judged every item of the demo once" in c for c in captions)
+
+
+def test_what_changed_names_the_classification_runs_behind_the_verdicts(app_db: Path) -> None:
+    from lib import classification
+
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    assert not any("Classification runs in this period" in c.value for c in at.caption)  # none has run yet
+    classification.run(DuckDBStore(app_db), actor=Actor("alice", Role.RESOLVER), now=dt.datetime.now(dt.UTC),
+                       origin="cli")  # fmt: skip
+    at = _run(AppTest.from_file(APP, default_timeout=TIMEOUT))
+    line = [c.value for c in at.caption if "Classification runs in this period" in c.value]
+    assert len(line) == 1 and "a classification by alice from the command line (" in line[0], line
 
 
 def test_a_first_start_cut_short_before_classifying_is_finished_by_the_next_visit(
