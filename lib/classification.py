@@ -47,6 +47,7 @@ from lib.model import (
     ScheduledGame,
     SourceTable,
     Verdict,
+    rising,
     stamp,
 )
 from lib.store import index, relation
@@ -428,6 +429,14 @@ WHERE m.analysis_date BETWEEN @date_from AND @date_to
     WHERE s.batch_id = @batch_id AND s.source_table = m.source_table AND s.processor_name = m.processor_name
       AND s.item_date = m.analysis_date AND s.entity_id = m.entity_id)"""
 
+# The batch's verdict changes take the instant its write ends (read just before the commit), not the one it began
+# with: a page read between the two (in this process, or on an engine without the file's lock) did not see them, and
+# stamped before that visit they would be missing from "what changed since my last visit" ever after. (Only the
+# batch's own rows, not yet committed: the committed log is never changed.)
+RESTAMP_CHANGES = """
+UPDATE nba_processing.classification_changes SET at = @written
+WHERE batch_id = @batch_id AND item_date BETWEEN @date_from AND @date_to"""
+
 _CLEAR_STAGING = """
 DELETE FROM nba_processing.classification_staging
 WHERE batch_id = @batch_id AND item_date BETWEEN @date_from AND @date_to"""
@@ -483,9 +492,16 @@ def evidence_frame(judged: Iterable[tuple[FailureToClassify, Verdict]], now: dt.
 
 
 def _write_verdicts(
-    tx: Transaction, judged: Sequence[tuple[FailureToClassify, Verdict]], *, now: dt.datetime, overwrite: bool
+    tx: Transaction,
+    judged: Sequence[tuple[FailureToClassify, Verdict]],
+    *,
+    now: dt.datetime,
+    overwrite: bool,
+    clock: Clock | None = None,
 ) -> None:
-    """Verdicts into the failure rows and per-game evidence, inside the caller's transaction."""
+    """Verdicts into the failure rows and per-game evidence, inside the caller's transaction, stamped ``stamp(now,
+    clock)`` as the write begins; with ``clock``, the verdict changes again as it ends (``RESTAMP_CHANGES``)."""
+    now = stamp(now, clock)
     if not judged:
         return
     batch_id = uuid.uuid4().hex
@@ -503,6 +519,8 @@ def _write_verdicts(
     tx.execute(_KEEP_CAUSES, bounds)
     tx.execute(_REPLACE_EVIDENCE, bounds)
     tx.insert_frame("nba_processing.failure_missing_games", evidence_frame(judged, now))
+    if clock is not None:
+        tx.execute(RESTAMP_CHANGES, {**bounds, "written": stamp(now, clock)})
     tx.execute(_CLEAR_STAGING, bounds)
 
 
@@ -541,12 +559,14 @@ def run(
     sized to take about :data:`BATCH_SECONDS` each and the file is handed to any process waiting for it
     between batches, so an operator's action waits seconds, not the whole run.
 
-    A batch's verdict changes (the change log "what changed" counts) and evidence are stamped when the batch is
-    written (``clock()`` read inside its write, never before ``now``): a run over a long range takes minutes, and a
-    change stamped at the run's start but committed after a person's visit would be before that visit ("what changed
-    since my last visit" would miss it). Without ``clock`` (tests) they are stamped ``now``.
+    A batch's verdict changes (the change log "what changed" counts) are stamped when its write ends, its evidence when
+    the write begins (``clock()`` read inside the write, never before ``now``, never before an earlier batch): a run
+    over a long range takes minutes, and a change stamped at the run's start but committed after a person's visit
+    would be before that visit ("what changed since my last visit" would miss it). On BigQuery a batch is one script,
+    stamped as it is sent. Without ``clock`` (tests) they are stamped ``now``.
     """
     config = config or ClassifierConfig()
+    clock = rising(clock)
     if batch_size is not None and not 1 <= batch_size <= MAX_BATCH:
         raise BadInput(f"The batch size must be between 1 and {MAX_BATCH:,} items, not {batch_size:,}.")
     if method not in {"engine", "oracle"}:
@@ -614,6 +634,7 @@ def _run_engine(
                 updates=[_LOG_CHANGES, _LOG_JUDGEMENTS, *_UPDATES.values()],
                 replace_evidence=_REPLACE_EVIDENCE,
                 keep_causes=_KEEP_CAUSES,
+                restamp=RESTAMP_CHANGES,
             )
         if adaptive:
             rate = n / max(time.monotonic() - started, 1e-3)
@@ -652,7 +673,7 @@ def _run_oracle(
         failures = [failure_from_item(item) for item in _records(frame)]
         judged = classify_batch(store, failures, config)
         with store.touching((since, until)), store.transaction(label="classify") as tx:
-            _write_verdicts(tx, judged, now=stamp(now, clock), overwrite=include_classified)
+            _write_verdicts(tx, judged, now=now, overwrite=include_classified, clock=clock)
         store.let_waiters_in()
         report.items += len(judged)
         report.batches += 1

@@ -834,10 +834,12 @@ def _run_batch(
     replace_evidence: str,
     keep_causes: str,
     clock: Clock | None = None,
+    restamp: str | None = None,
 ) -> tuple[Counter[str], Counter[str]]:
     """Classify every item dated ``date_from``..``date_to`` in the engine; returns the tallies by type and verdict.
     The verdict changes and evidence are stamped ``clock()`` read inside the write (never before ``now``; ``now``
-    without a clock): on BigQuery just before the script, which holds no lock to read it under."""
+    without a clock); with ``clock`` the verdict changes again as the write ends (``restamp``, the statement that sets
+    ``@written`` on the batch's rows). On BigQuery the batch is one script, stamped as it is sent."""
     p = params(config, date_from=date_from, date_to=date_to, overwrite=overwrite, batch_id=uuid.uuid4().hex, now=now)
     writes = [_ROUTE, _JUDGE, _CONCLUDE, *updates, keep_causes, replace_evidence, _EVIDENCE]
     by_type: Counter[str] = Counter()
@@ -856,6 +858,8 @@ def _run_batch(
         p["now"] = stamp(now, clock)  # the file is this process's from here to the commit
         for sql in writes:
             tx.execute(sql, _only(p, sql))
+        if clock is not None and restamp:
+            tx.execute(restamp, {**_only(p, restamp), "written": stamp(now, clock)})
         _tally(tx.query(_TALLY, _only(p, _TALLY)), by_type, by_verdict)
         for sql in _CLEAR:
             tx.execute(sql, _only(p, sql))

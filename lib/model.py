@@ -363,6 +363,20 @@ def stamp(now: dt.datetime, clock: Clock | None) -> dt.datetime:
     return now if clock is None else max(now, clock())
 
 
+def rising(clock: Clock | None) -> Clock | None:
+    """``clock`` that never reads earlier than it did before (a wall clock can be stepped back): the batches of one
+    run, and the auto-resolve's events after its re-classification, are stamped in the order they were written."""
+    if clock is None:
+        return None
+    last = [dt.datetime(1970, 1, 2, tzinfo=dt.UTC)]
+
+    def read() -> dt.datetime:
+        last[0] = max(last[0], clock())
+        return last[0]
+
+    return read
+
+
 @dataclass(frozen=True)
 class Page:
     number: int = 1

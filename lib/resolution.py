@@ -37,6 +37,7 @@ from lib.model import (
     ItemKey,
     ResolutionStatus,
     SourceTable,
+    rising,
     stamp,
 )
 from lib.store import index
@@ -390,6 +391,7 @@ def autoresolve(
     committed after it would be before a visit it came after ("what changed since my last visit" would miss it).
     Without ``clock`` (tests) they are stamped ``now``."""
     who = operations.check("autoresolve", actor)
+    clock = rising(clock)  # its events after its re-classification's last batch, whatever the wall clock does
     with operations.logged(store, "autoresolve", who, origin=origin, date_from=since, date_to=until) as op:
         report = classification.run(store, actor=who, now=now, config=config, include_classified=True, since=since,
                                     until=until, progress=progress, origin=origin, clock=clock)  # fmt: skip

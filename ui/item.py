@@ -56,18 +56,27 @@ def _as_on_his_strip(store: Store, lookup: str, games: pd.DataFrame) -> pd.DataF
     return games.assign(verdict=games["verdict"].where(~pd.Series(marks, index=games.index), "NOT_WITH_TEAM_YET"))
 
 
+def names_an_item(store: Store, text: str) -> bool:
+    """Whether a link's ``?item=`` names an item that has rows (its panel is then drawn)."""
+    try:
+        key = ItemKey.parse(text)
+    except ValueError:
+        return False
+    return context.guarded(lambda: data.item(store, key)) is not None
+
+
 def render_linked(store: Store, text: str, actor: Actor | None) -> None:
     """The panel of the item a link names (``?item=KEY``): a key that cannot exist, or an item whose rows are gone,
     is said so instead."""
     try:
         key = ItemKey.parse(text)
     except ValueError as exc:
-        st.warning(f"The link names an item that cannot exist: {md(exc)}", icon=":material/link_off:")
+        st.warning(f"The link names an item that cannot exist: {md(str(exc)[:300])}", icon=":material/link_off:")
         return
     item = context.guarded(lambda: data.item(store, key))
     if item is None:
         st.warning(
-            f"No failure rows are left for item {md(key.text)}: a processor rerun may have replaced them.",
+            f"No failure rows are left for item {md(key.text[:300])}: a processor rerun may have replaced them.",
             icon=":material/search_off:",
         )
         return
@@ -87,14 +96,13 @@ def render(store: Store, item: pd.Series, key: ItemKey, actor: Actor | None) -> 
         if item["entity_type"] == "PLAYER":
             st.page_link("views/triage/player.py", label=f"Open {item['entity_id']}'s season", icon=":material/person:",
                          query_params={"player": str(item["entity_id"])})  # fmt: skip
-        c = st.columns(4)
+        # The type's tile is the wider: its longest word (INSUFFICIENT_HISTORY) is 20 letters.
+        c = st.columns([1, 1.6, 0.8, 1])
         since = f"since {item['status_at']}" if item["events"] else None
-        # Words, not counts (INVESTIGATING, INSUFFICIENT_HISTORY): a smaller type that wraps (widgets.LAYOUT_CSS), where
-        # a count's size cut them to "INVESTIGA…" on a 1280 px laptop.
-        c[0].container(key=f"word_tile_status_{abs(hash(item['key']))}").metric("Status", str(item["status"]),
-                                                                                help=since)  # fmt: skip
-        c[1].container(key=f"word_tile_type_{abs(hash(item['key']))}").metric("Failure type",
-                                                                              str(item["failure_type"]))  # fmt: skip
+        # Words, not counts (INVESTIGATING, INSUFFICIENT_HISTORY): a smaller type (widgets.LAYOUT_CSS), where a count's
+        # size cut them to "INVESTIGA…" on a 1280 px laptop.
+        c[0].container(key="word_tile_status").metric("Status", str(item["status"]), help=since)
+        c[1].container(key="word_tile_type").metric("Failure type", str(item["failure_type"]))
         c[2].metric("Occurrences", fmt_int(int(item["occurrences"])), help=f"{int(item['runs'])} distinct run ids")
         expected, actual = item["expected_count"], item["actual_count"]
         c[3].metric("Found / expected", "–" if pd.isna(expected) else f"{actual} / {expected}")

@@ -122,11 +122,16 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
             st.rerun()
         return
     reopen = to_status is ResolutionStatus.UNRESOLVED  # the button said "Reopen": the dialog says it too
-    if len(scope.keys) == 1 and preview.count == 1:  # one item, named by ``what`` ("this item (KEY)"): said once
-        what_ = md(what)
+    # One item that ``what`` names ("this item (KEY)"): said once, with no table of one. Any other description ("his
+    # items", "the selected items") is given its count and a sample, whatever the count.
+    named = len(scope.keys) == 1 and preview.count == 1 and scope.keys[0] in what
+    counted = f"**{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)})"
+    what_ = md(what) if named else counted
+    if preview.already:
+        rest = ("; 1 already is and stays as it is." if preview.already == 1
+                else f"; {fmt_int(preview.already)} already are and stay as they are.")  # fmt: skip
     else:
-        what_ = f"**{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)})"
-    rest = f"; {fmt_int(preview.already)} already are and stay as they are." if preview.already else "."
+        rest = "."
     head = (f"Reopen {what_}: back to **{to_status.value}**{rest}" if reopen
             else f"Mark {what_} as **{to_status.value}**{rest}")  # fmt: skip
     st.markdown(head)
@@ -139,7 +144,7 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
             "then reads REGRESSED). **Mark permanent** settles did-not-play items for good.",
             icon=":material/warning:",
         )
-    if not (len(scope.keys) == 1 and preview.count == 1):  # one item is named in the sentence above
+    if not named:
         st.dataframe(pd.DataFrame({"sample of the items": list(preview.sample)}), hide_index=True, key="resolve_sample")
     note = st.text_area(
         "Note (required): why?",

@@ -124,7 +124,7 @@ LAYOUT_CSS = """<style>
 [class*="st-key-word_tile_"] [data-testid="stMetricValue"] .stMarkdownEllipsis p,
 [class*="st-key-word_tile_"] [data-testid="stMetricValue"] > div {
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
-  overflow-wrap: anywhere;
+  overflow-wrap: break-word;
 }
 [data-testid="stMainBlockContainer"] { padding-left: 2.5rem !important; padding-right: 2.5rem !important; }
 </style>"""

@@ -107,6 +107,7 @@ def test_an_item_link_shows_its_evidence(app_db: Path) -> None:
     _run(at)
     assert any("Item key" in c.value for c in at.caption)
     assert [t.value for t in at.text] == [items.iloc[0]["failure_reason"]]
+    assert not any("linked item's actions" in c.value for c in at.caption)  # signed out: the panel has no buttons
     # A resolver opening it from the link gets its panel's buttons, not a row of disabled ones for "0 selected".
     at.session_state["identity_name"] = "alice"
     _run(at)
@@ -122,8 +123,10 @@ def test_a_broken_or_stale_item_link_says_so(app_db: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("views/triage/failures.py")
     at.query_params["item"] = "not-a-key"
+    at.session_state["identity_name"] = "alice"
     _run(at)
     assert any("cannot exist" in w.value for w in at.warning)
+    assert not any("linked item's actions" in c.value for c in at.caption)  # no panel, so no pointer to one
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("views/triage/failures.py")
     at.query_params["item"] = "precompute_failures:PlayerDailyCacheProcessor:2021-12-31:nobodyatall"
@@ -300,6 +303,30 @@ def test_unreadable_window_settings_are_explained_not_thrown(app_db: Path, monke
     at.run()
     assert not at.exception
     assert any("TRIAGE_WINDOWS" in e.value and "Not a window" in e.value for e in at.error)
+
+
+def test_a_dialog_for_one_item_it_does_not_name_gives_the_count_and_the_sample(app_db: Path) -> None:
+    """ "All 1 of his items" on the player page names no item: the dialog says "1 item", shows the sample, and its
+    sentence reads right with an item that already has the status."""
+    store = DuckDBStore(app_db)
+    day = dt.date(2022, 4, 10)
+    players_of_day = q.list_items(store, Filters(date_from=day, date_to=day), q.Page(size=1000))  # the sidebar's view
+    counts = players_of_day[players_of_day["entity_type"] == "PLAYER"].groupby("entity_id").size()
+    lookup = str(counts[counts == 1].index[0])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["identity_name"] = "alice"
+    at.switch_page("views/triage/player.py")
+    at.query_params.update({"player": lookup, "from": str(day), "to": str(day)})
+    _run(at)
+    at.segmented_control(key="player_item_range").set_value("range")
+    _run(at)
+    at.segmented_control(key="player_act_on").set_value("all")
+    _run(at)
+    at.button(key="player_all_permanent").click()
+    _run(at)
+    heads = [m.value for m in at.markdown if "as **PERMANENT**" in m.value]
+    assert heads and heads[0].startswith("Mark **1 item** ("), [m.value for m in at.markdown]
+    assert any(list(d.value.columns) == ["sample of the items"] and len(d.value) == 1 for d in at.dataframe)
 
 
 def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path) -> None:

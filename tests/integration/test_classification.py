@@ -351,26 +351,45 @@ def _verdicts(store: DuckDBStore, view: Filters) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("method", ["engine", "oracle"])
-def test_a_classification_stamps_its_verdict_changes_when_it_writes_them(demo_store: DuckDBStore, method: str) -> None:
-    """The run starts, a person looks while it judges, then it writes: its verdict changes are after that visit, and
-    "what changed since my last visit" counts them (stamped with the run's start, they were before it and missed).
-    The expected count is what the failure list shows changed, item by item, before and after the run."""
+def test_a_classification_stamps_its_verdict_changes_when_each_batch_is_written(
+    demo_store: DuckDBStore, method: str
+) -> None:
+    """The run starts, a person looks while it judges, then it writes, batch by batch: each batch's verdict changes
+    are stamped when its write ends (after the moment it began, when a page could still read the data without them),
+    so "what changed since my last visit" counts every change committed after a visit (stamped with the run's start,
+    they were all before it and missed). The clock moves a minute each time it is read. The expected counts are what
+    the failure list shows changed, item by item, before and after the run."""
     started = dt.datetime(2022, 4, 15, 9, 0, tzinfo=dt.UTC)
-    visit, written = started + dt.timedelta(minutes=5), started + dt.timedelta(minutes=10)
+    readings = iter(started + dt.timedelta(minutes=5 + n) for n in range(100_000))
     days = (dt.date(2022, 3, 1), dt.date(2022, 3, 10))  # where the demo backfilled games: verdicts that change
     view = Filters(date_from=days[0], date_to=days[1], hide_expected=False)
     before = _verdicts(demo_store, view)
-    classification.run(demo_store, actor=SYSTEM, now=started, include_classified=True, since=days[0], until=days[1],
-                       method=method, clock=lambda: written)  # fmt: skip
+    report = classification.run(demo_store, actor=SYSTEM, now=started, include_classified=True, since=days[0],
+                                until=days[1], method=method, batch_size=500, clock=lambda: next(readings))  # fmt: skip
     after = _verdicts(demo_store, view)
     assert before.keys() == after.keys()
-    changed = sum(before[k] != after[k] for k in before)
-    assert changed > 0
-    stamps = demo_store.query(
-        "SELECT MIN(at) AS first, COUNT(*) AS n FROM nba_processing.classification_changes "
-        "WHERE item_date BETWEEN @a AND @b AND at > @visit",
-        {"a": days[0], "b": days[1], "visit": visit},
+    changed = {k for k in before if before[k] != after[k]}
+    assert len(changed) > 0 and report.batches >= 3
+    log = demo_store.query(
+        "SELECT c.source_table || ':' || c.processor_name || ':' || CAST(c.item_date AS STRING) || ':' || c.entity_id "
+        "AS key, c.at, (SELECT MAX(m.classified_at) FROM nba_processing.failure_missing_games AS m "
+        "WHERE m.source_table = c.source_table AND m.processor_name = c.processor_name "
+        "AND m.analysis_date = c.item_date AND m.entity_id = c.entity_id) AS began "
+        "FROM nba_processing.classification_changes AS c WHERE c.item_date BETWEEN @a AND @b AND c.at > @started",
+        {"a": days[0], "b": days[1], "started": started},
     )
-    assert int(stamps.iloc[0]["n"]) >= changed and pd.Timestamp(stamps.iloc[0]["first"]) >= pd.Timestamp(written)
-    assert briefing.brief(demo_store, view, now=written + dt.timedelta(hours=1), since=visit).counts[
-        "reclassified"] == changed  # fmt: skip
+    stamps = sorted(set(pd.to_datetime(log["at"], utc=True)))
+    assert len(stamps) == report.batches  # one instant per batch: read as each was written, not once per run
+    with_evidence = log.dropna(subset=["began"])
+    assert len(with_evidence) and (pd.to_datetime(with_evidence["at"], utc=True)
+                                   > pd.to_datetime(with_evidence["began"], utc=True)).all()  # fmt: skip
+    # A visit before the first batch was written counts every change; one between the first and the second batch
+    # counts the changes of the later batches.
+    end = stamps[-1] + dt.timedelta(hours=1)
+    assert briefing.brief(demo_store, view, now=end, since=started + dt.timedelta(seconds=1)).counts[
+        "reclassified"] == len(changed)  # fmt: skip
+    first_batch = {k for k, at in zip(log["key"], pd.to_datetime(log["at"], utc=True), strict=True) if at == stamps[0]}
+    later = changed - first_batch
+    assert 0 < len(later) < len(changed)
+    assert briefing.brief(demo_store, view, now=end, since=stamps[0] + dt.timedelta(seconds=30)).counts[
+        "reclassified"] == len(later)  # fmt: skip

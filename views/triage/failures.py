@@ -140,7 +140,7 @@ with st.container():
     elif len(selected) == 1 and st.query_params.get("item") == selected[0]:
         # One row per scope: the selected item's own panel below has its buttons.
         st.caption(":material/arrow_downward: The selected item's actions are in its panel below.")
-    elif not selected and st.query_params.get(K_ITEM):
+    elif not selected and resolve.can_act(actor) and item_panel.names_an_item(store, st.query_params.get(K_ITEM, "")):
         # Opened from a link: no row is selected, and a row of disabled buttons for none would read as the item's.
         st.caption(":material/arrow_downward: The linked item's actions are in its panel below; select rows of the "
                    "list to act on several at once.")  # fmt: skip
