@@ -170,19 +170,24 @@ _ORIGINS = {"dashboard": "from the dashboard", "cli": "from the command line"}
 def _classified_line(store: Store, since: dt.datetime) -> None:
     """The classification runs of the period (from the operations log), under the verdicts that changed: every
     verdict change has a run behind it, and on a fresh demo the dashboard's own first judgement of every item is most
-    of them."""
+    of them. A run is of the period if it finished in it, or started in it and has not said that it finished."""
     ops = data.recent_operations(store)
     if ops.empty:
         return
     started = pd.to_datetime(ops["started_at"], utc=True)
     finished = pd.to_datetime(ops["finished_at"], utc=True)
-    runs = ops[ops["kind"].isin(("classify", "reclassify")) & (finished.isna() | (finished >= pd.Timestamp(since)))]
+    after = pd.Timestamp(since)
+    classified = ops["kind"].isin(("classify", "reclassify"))
+    runs = ops[classified & ((finished >= after) | (finished.isna() & (started >= after)))]
     if runs.empty:
         return
     parts = []
-    latest = runs.assign(_at=started[runs.index]).sort_values("_at")
+    latest = runs.assign(_start=started[runs.index], _end=finished[runs.index]).sort_values("_start")
     for _, run in latest.tail(RUNS_SHOWN).iterrows():
-        at = f"{run['_at']:%b %d, %H:%M} UTC"
+        if pd.isna(run["_end"]):
+            at = f"started {run['_start']:%b %d, %H:%M} UTC, not finished"
+        else:
+            at = f"{run['_end']:%b %d, %H:%M} UTC" + ("" if run["outcome"] == "done" else f", {md(run['outcome'])}")
         what = "re-classification" if run["kind"] == "reclassify" else "classification"
         origin = str(run["origin"])
         if origin == FIRST_START:

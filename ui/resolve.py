@@ -113,8 +113,16 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
     shown: resolution.Preview = st.session_state.setdefault(K_SEEN, preview)
     if preview.count == 0:
         moved = shown.state != preview.state
+        if preview.already == 0:  # its rows are gone (a processor rerun replaced them)
+            said = f"{md(what)}: no item has rows any more"
+        elif len(scope.keys) == 1 and scope.keys[0] in what:  # "this item (KEY)"
+            said = f"{md(what)} is already {to_status.value}"
+        else:  # "the selected items", "every item matching the filter (…)": the description's number is not the count
+            n = preview.already
+            items = f"{fmt_int(n)} item{'s' if n != 1 else ''}, {'all ' if n > 1 else ''}"
+            said = f"{md(what)}: {items}already {to_status.value}"
         st.info(
-            f"Nothing to change: {md(what)} {'is' if preview.already == 1 else 'are'} already {to_status.value}"
+            f"Nothing to change: {said}"
             + (" (changed since you opened this: another person or the nightly job did it)." if moved else ".")
         )
         if st.button("Close", key="resolve_close"):

@@ -322,6 +322,12 @@ def test_a_dialog_for_one_item_it_does_not_name_gives_the_count_and_the_sample(a
     _run(at)
     at.segmented_control(key="player_act_on").set_value("all")
     _run(at)
+    at.button(key="player_all_unresolved").click()  # Reopen: it is open already
+    _run(at)
+    assert [i.value for i in at.info if i.value.startswith("Nothing to change")] == [
+        f"Nothing to change: {lookup}'s items: 1 item, already UNRESOLVED."]  # fmt: skip
+    at.button(key="resolve_close").click()
+    _run(at)
     at.button(key="player_all_permanent").click()
     _run(at)
     heads = [m.value for m in at.markdown if "as **PERMANENT**" in m.value]
