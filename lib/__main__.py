@@ -35,6 +35,7 @@ from lib.model import (
     Window,
     parse_instant,
     parse_windows,
+    utc_now,
     windows_label,
 )
 from lib.store import Store, index, open_store, queries
@@ -161,7 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.skip_classify:
         # Every page has something to show: classify what the pipeline left unclassified (its own verdicts stay).
         report = classification.run(store, actor=actor, now=dt.datetime.now(dt.UTC), progress=progress, origin="cli",
-                                    clock=_clock)  # fmt: skip
+                                    clock=utc_now)  # fmt: skip
         print(report.lines()[0])
     return 0
 
@@ -257,7 +258,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=_Progress(),
         method=args.method,
-        clock=_clock,
+        clock=utc_now,
     )
     for line in report.lines():
         print(line)
@@ -508,11 +509,6 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _clock() -> dt.datetime:
-    """The time now, read where a write stamps its instants (``lib.model.stamp``)."""
-    return dt.datetime.now(dt.UTC)
-
-
 def cmd_autoresolve(args: argparse.Namespace) -> int:
     actor = operations.check("autoresolve", _actor(args))
     _check_range(args.since, args.until)
@@ -520,7 +516,7 @@ def cmd_autoresolve(args: argparse.Namespace) -> int:
     store = _store(args, create=False)
     report, resolved = resolution.autoresolve(store, actor=actor, now=dt.datetime.now(dt.UTC), since=args.since,
                                               until=args.until, progress=_Progress(), config=config,
-                                              origin="cli", clock=_clock)  # fmt: skip
+                                              origin="cli", clock=utc_now)  # fmt: skip
     for line in report.lines():
         print(line)
     print(f"Resolved {resolved:,} item(s) whose data has arrived (actor: system).")
@@ -607,7 +603,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     thresholds = nightly.Thresholds(args.max_new_regressions, args.max_new_correctable)
     result = nightly.run(store, actor=actor, now=now, since=args.since, until=args.until, compare_to=args.compare_to,
                          thresholds=thresholds, config=_classifier_config(args), log=log,
-                         progress=_Progress(), clock=_clock)  # fmt: skip
+                         progress=_Progress(), clock=utc_now)  # fmt: skip
     if result.failed_step:
         log(f"error: the {result.failed_step} step failed: {result.problem}")
         log("  What finished before it is kept; run the job again once the cause is fixed.")

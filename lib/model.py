@@ -356,6 +356,11 @@ def parse_instant(raw: str) -> dt.datetime:
 Clock = Callable[[], dt.datetime]
 
 
+def utc_now() -> dt.datetime:
+    """The time now, in UTC: the clock the command line and the dashboard give the writes that stamp their instants."""
+    return dt.datetime.now(dt.UTC)
+
+
 def stamp(now: dt.datetime, clock: Clock | None) -> dt.datetime:
     """The instant a write is stamped with, read inside the write: ``clock()``, never before ``now`` (``now`` alone
     without a clock, as tests do). Work that takes minutes and stamps at its start commits changes that fall before

@@ -8,7 +8,7 @@ import streamlit as st
 
 from lib import classification, resolution
 from lib.errors import TriageError
-from lib.model import Actor, Filters, ResolutionStatus
+from lib.model import Actor, Filters, ResolutionStatus, utc_now
 from lib.store import Store
 from ui import context, data, resolve
 from ui.widgets import fmt_int
@@ -28,7 +28,7 @@ def _classify(store: Store, scope: dict[str, dt.date | None], actor: Actor | Non
             actor=actor,
             origin="dashboard",
             now=dt.datetime.now(dt.UTC),
-            clock=context.clock,
+            clock=utc_now,
             config=context.classifier_config(),
             include_classified=everything,
             progress=lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message),
@@ -169,7 +169,7 @@ def _confirm_autoresolve(store: Store, filters: Filters, actor: Actor, page: str
             actor=actor,
             origin="dashboard",
             now=dt.datetime.now(dt.UTC),
-            clock=context.clock,
+            clock=utc_now,
             config=context.classifier_config(),
             since=filters.date_from,
             until=filters.date_to,

@@ -16,6 +16,7 @@ from lib.access import SYSTEM
 from lib.classifier import ClassifierConfig
 from lib.config import Settings, window_settings_text
 from lib.errors import TriageError
+from lib.model import utc_now
 from lib.store import Store, open_store
 from lib.store.schema import DASHBOARD_TABLES, INDEX_TABLES
 from ui.widgets import md
@@ -62,11 +63,6 @@ def settings() -> Settings:
     if account:
         result = dataclasses.replace(result, bigquery=dataclasses.replace(result.bigquery, credentials_info=account))
     return result
-
-
-def clock() -> dt.datetime:
-    """The time now, read where a write stamps its instants (``lib.model.stamp``)."""
-    return dt.datetime.now(dt.UTC)
 
 
 def classifier_config() -> ClassifierConfig:
@@ -156,7 +152,7 @@ def ensure_demo_data(store: Store) -> None:
             # unclassified; the pipeline's own verdicts stay, for re-classification to correct on request.
             classification.run(store, actor=SYSTEM, now=dt.datetime.now(dt.UTC), config=classifier_config(),
                                progress=lambda f, m: progress(0.8 + 0.2 * f, m), origin=FIRST_START,
-                               clock=clock)  # fmt: skip
+                               clock=utc_now)  # fmt: skip
         box.empty()
         _has_data.add(store.location)
         st.cache_data.clear()

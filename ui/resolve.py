@@ -111,11 +111,12 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
         context.show_error(exc)
         return
     shown: resolution.Preview = st.session_state.setdefault(K_SEEN, preview)
+    one_named = len(scope.keys) == 1 and scope.keys[0] in what  # "this item (KEY)", the item panel's description
     if preview.count == 0:
         moved = shown.state != preview.state
         if preview.already == 0:  # its rows are gone (a processor rerun replaced them)
             said = f"{md(what)}: no item has rows any more"
-        elif len(scope.keys) == 1 and scope.keys[0] in what:  # "this item (KEY)"
+        elif one_named:
             said = f"{md(what)} is already {to_status.value}"
         else:  # "the selected items", "every item matching the filter (…)": the description's number is not the count
             n = preview.already
@@ -132,7 +133,7 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
     reopen = to_status is ResolutionStatus.UNRESOLVED  # the button said "Reopen": the dialog says it too
     # One item that ``what`` names ("this item (KEY)"): said once, with no table of one. Any other description ("his
     # items", "the selected items") is given its count and a sample, whatever the count.
-    named = len(scope.keys) == 1 and preview.count == 1 and scope.keys[0] in what
+    named = one_named and preview.count == 1
     counted = f"**{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)})"
     what_ = md(what) if named else counted
     if preview.already:
