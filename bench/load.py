@@ -2,7 +2,7 @@
 runs on the same database.
 
     python bench/load.py --db PATH [--sessions 8] [--rounds 1] [--think 0] [--seed 1] [--typed] [--no-nightly]
-                         [--nice-browsers] [--browser shell|full] [--animations] [--keep]
+                         [--nice-browsers] [--browser shell|full] [--animations] [--keep] [--open-only PAGE]
 
 Each session works as a person does. It opens the dashboard (an address typed in: the browser starts Streamlit's
 front end, timed as "first open"), signs in under its own name (``load-1`` ...), then moves within that session: the
@@ -23,6 +23,11 @@ server and the browsers used; the server's peak memory; and the checks:
   dialog said there was nothing to change, and the item must be settled);
 * no session sees another's state: after every session signed in and resolved, each moves to another page and
   still acts under its own name.
+
+``--open-only overview`` (or ``activity``) makes each session only open the dashboard at that page (a typed
+address, timed as "first open") and leave: what the eight browsers' starts cost on this machine apart from
+everything else. ``activity`` is the bare page (below): its first open is the floor any page of this dashboard, or
+of any Streamlit app, has on this machine, whatever the server does.
 
 The database is copied first (``--keep`` keeps the copy). Figures are printed, never asserted: the machines are
 shared and noisy. Needs Debian's chromium headless shell (``make load-browser``; ``--browser full``: the full
@@ -223,6 +228,11 @@ async def session(
     step = ["arriving"]  # what the session was doing, for the error it may meet
     try:
         await think(rng, args.think)  # people do not all arrive in the same instant
+        if args.open_only:
+            step[0] = "first open"
+            page_path, title = OPEN_ONLY[args.open_only]
+            times["first open"].append(await timed_goto(page, f"{url}{page_path}?{span}", title))
+            return ""
         if args.typed:
             if not await typed_session(n, page, url, plan, args, times, rng, span):
                 settled_first.append(n)
@@ -404,6 +414,10 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+#: ``--open-only``: the page each session opens, and its title.
+OPEN_ONLY = {"overview": ("/", "Failure overview"), "activity": ("/activity", "Activity")}
+
+
 #: The browser builds the bench can drive, both Debian's: the headless shell (Chromium's own build for automation,
 #: which Playwright also drives by default when it runs headless: no browser window's machinery) and the full browser.
 BROWSERS = {"shell": ("chromium-headless-shell",), "full": ("chromium", "chromium-browser")}
@@ -548,7 +562,8 @@ async def main_async(args: argparse.Namespace) -> int:
         server.wait(timeout=30)
         log.close()
     release_idle(db)
-    problems = check_writes(DuckDBStore(db), plan, args.sessions, settled_first)
+    # (Sessions that only opened a page wrote nothing: there is nothing to check.)
+    problems = [] if args.open_only else check_writes(DuckDBStore(db), plan, args.sessions, settled_first)
     for n, text in enumerate(seen):
         if text and f"load-{n + 1}" not in text.split():
             problems.append(f"session {n + 1} shows {text!r}, not its own name")
@@ -588,7 +603,8 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"errors: {len(errors)}")
     for e in errors:
         print("  " + e)
-    print(f"checks: {'every write once, each session its own name' if not problems else ''}")
+    done = "none: each session only opened a page" if args.open_only else "every write once, each session its own name"
+    print(f"checks: {done if not problems else ''}")
     for p in problems:
         print("  PROBLEM: " + p)
     if args.keep or errors or problems:  # what went wrong stays for a look: the server's and the job's logs
@@ -622,6 +638,11 @@ def main() -> int:
     parser.add_argument("--typed", action="store_true", help="every page a typed address (a full load each)")
     parser.add_argument(
         "--animations", action="store_true", help="keep the pages' animations (each browser draws them while it waits)"
+    )
+    parser.add_argument(
+        "--open-only",
+        choices=sorted(OPEN_ONLY),
+        help="each session only opens the dashboard at this page (activity: the bare page) and leaves",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the copied database and the logs (kept anyway after an error)"
