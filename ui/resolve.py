@@ -132,10 +132,11 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
         return
     reopen = to_status is ResolutionStatus.UNRESOLVED  # the button said "Reopen": the dialog says it too
     # One item that ``what`` names ("this item (KEY)"): said once, with no table of one. Any other description ("his
-    # items", "the selected items") is given its count and a sample, whatever the count.
+    # items", "the selected items", "every item matching the filter (…)") names the scope on a line of its own, with
+    # how many items it holds: the sentence gives the count that changes, which is not the scope's when some already
+    # have the status.
     named = one_named and preview.count == 1
-    counted = f"**{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}** ({md(what)})"
-    what_ = md(what) if named else counted
+    what_ = md(what) if named else f"**{fmt_int(preview.count)} item{'s' if preview.count != 1 else ''}**"
     if preview.already:
         rest = ("; 1 already is and stays as it is." if preview.already == 1
                 else f"; {fmt_int(preview.already)} already are and stay as they are.")  # fmt: skip
@@ -144,8 +145,12 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
     head = (f"Reopen {what_}: back to **{to_status.value}**{rest}" if reopen
             else f"Mark {what_} as **{to_status.value}**{rest}")  # fmt: skip
     st.markdown(head)
-    if preview.by_status:
-        st.caption("Now: " + " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items())))
+    now = " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items()))
+    if named:
+        st.caption(f"Now: {now}")
+    else:
+        total = sum(preview.by_status.values())
+        st.caption(f"Acting on {md(what)}: {fmt_int(total)} item{'s' if total != 1 else ''}, now {now}.")
     if to_status is ResolutionStatus.RESOLVED and preview.did_not_play:
         st.warning(
             f"{fmt_int(preview.did_not_play)} of these {'is' if preview.did_not_play == 1 else 'are'} PLAYER_DNP: the "

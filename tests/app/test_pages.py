@@ -16,6 +16,7 @@ from lib.model import Actor, Filters, Page, Role
 from lib.store import DuckDBStore
 from lib.store import queries as q
 from tests.conftest import ROOT, analytics_row, precompute_row
+from ui.widgets import md
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 120
@@ -331,7 +332,8 @@ def test_a_dialog_for_one_item_it_does_not_name_gives_the_count_and_the_sample(a
     at.button(key="player_all_permanent").click()
     _run(at)
     heads = [m.value for m in at.markdown if "as **PERMANENT**" in m.value]
-    assert heads and heads[0].startswith("Mark **1 item** ("), [m.value for m in at.markdown]
+    assert heads == ["Mark **1 item** as **PERMANENT**."], [m.value for m in at.markdown]
+    assert f"Acting on {md(lookup)}'s items: 1 item, now UNRESOLVED 1." in [c.value for c in at.caption]
     assert any(list(d.value.columns) == ["sample of the items"] and len(d.value) == 1 for d in at.dataframe)
 
 
@@ -375,6 +377,35 @@ def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path
     assert any(f"**{total:,} changes**" in m.value for m in trail.markdown)
 
 
+def test_a_bulk_dialog_says_how_many_change_and_names_its_scope_apart(app_db: Path) -> None:
+    """Acting on every item matching the filter, two of which already have the status: the sentence counts the items
+    that change (not "every item" beside a smaller number, and no parentheses within parentheses), and a line of its
+    own names the scope with all the items it holds."""
+    store = DuckDBStore(app_db)
+    day = dt.date(2022, 4, 10)
+    view = Filters(date_from=day, date_to=day, processors=("MLFeatureStoreProcessor",))
+    total = q.count_items(store, view)
+    assert total > 5
+    two = list(q.list_items(store, view, q.Page(size=2))["key"])
+    resolution.apply(store, resolution.Scope.of_keys(two), "INVESTIGATING", actor=Actor("bob", Role.RESOLVER),
+                     note="looking")  # fmt: skip
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["identity_name"] = "alice"
+    at.query_params.update({"processor": ["MLFeatureStoreProcessor"], "from": "2022-04-10", "to": "2022-04-10"})
+    _run(at)
+    at.switch_page("views/triage/failures.py")
+    _run(at)
+    at.segmented_control(key="failures_act_on").set_value("matching")
+    _run(at)
+    at.button(key="failures_bulk_investigating").click()
+    _run(at)
+    heads = [m.value for m in at.markdown if "as **INVESTIGATING**" in m.value]
+    assert heads == [f"Mark **{total - 2:,} items** as **INVESTIGATING**; 2 already are and stay as they are."]
+    scope = [c.value for c in at.caption if c.value.startswith("Acting on ")]
+    assert len(scope) == 1 and scope[0].startswith("Acting on " + md("every item matching the filter ("))
+    assert f": {total:,} items, now " in scope[0] and "INVESTIGATING 2" in scope[0], scope
+
+
 @pytest.mark.parametrize("stamped", ["before the dialog opened", "after it opened"])
 def test_a_confirm_is_refused_when_an_item_changed_after_the_dialog_showed_it(app_db: Path, stamped: str) -> None:
     """The nightly job's auto-resolve stamps its events with the job's start, so a write that commits while the dialog
@@ -411,7 +442,8 @@ def test_a_confirm_is_refused_when_an_item_changed_after_the_dialog_showed_it(ap
     else:  # its event is stamped after the dialog opened: named
         assert refused[0].startswith(f"**1 item(s) changed status since you opened this: {taken}.")
     assert set(activity.activity(store, activity.ActivityFilters())["actor"]) == {"bob"}  # alice wrote nothing
-    assert any(c.value.startswith("Now: RESOLVED 1 ·") for c in at.caption)  # the dialog shows the statuses now
+    # the statuses now
+    assert any(c.value.startswith("Acting on ") and ", now RESOLVED 1 ·" in c.value for c in at.caption)
     at.button(key="resolve_confirm").click()  # the person has now seen it: a second confirm goes through
     _run(at)
     events = activity.activity(store, activity.ActivityFilters())
