@@ -90,6 +90,8 @@ def test_overview_filter_click_through_and_csv_export(server: str, page: Page) -
     assert all(row["key"].count(":") >= 3 for row in rows)
 
 
+#: ms: an explicit wait for the checks added since the suite's default (conftest: 60 s) was set
+WAIT = 60_000
 HOSTILE_NOTE = "Coach's decision <script>window.__pwned = 1</script> [x](javascript:alert(1)) '; DROP TABLE t; --"
 
 
@@ -128,6 +130,19 @@ def test_triage_workflow_select_mark_permanent_audit_and_reopen(server: str, pag
     _settled(page)
     expect(page.get_by_text("2 changes", exact=True)).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "activity.png"), full_page=True)
+    # A row selected shows its change whole below the table: the note verbatim and uncut, and its item's link.
+    change = page.locator(".st-key-activity_change")
+    expect(change).to_have_count(0, timeout=WAIT)
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    box = grid.bounding_box(timeout=WAIT)
+    assert box is not None
+    page.mouse.click(box["x"] + 12, box["y"] + 38 + 17)
+    expect(change).to_be_visible(timeout=WAIT)
+    _settled(page)
+    expect(change.get_by_text(HOSTILE_NOTE, exact=True)).to_be_visible(timeout=WAIT)
+    expect(change.get_by_text("→ PERMANENT")).to_be_visible(timeout=WAIT)
+    expect(change.get_by_role("link", name=re.compile(r"^Open the item "))).to_be_visible(timeout=WAIT)
+    page.screenshot(path=str(ARTIFACTS / "activity-change.png"), full_page=True)
     assert page.evaluate("window.__pwned") is None and alerts == []
     with page.expect_download() as download_info:
         page.get_by_role("button", name=re.compile(r"Export 2 changes as CSV")).click()

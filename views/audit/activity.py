@@ -3,17 +3,43 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pandas as pd
 import streamlit as st
 
 from lib.activity import ActivityFilters
 from lib.model import TARGET_STATUSES
-from ui import context, data, filters
-from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_hours, fmt_int, processor_short
+from ui import context, data, filters, resolve
+from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_hours, fmt_int, md, processor_short
 
 K_ACTORS, K_TO, K_TEXT, K_PAGE = "activity_actors", "activity_to", "activity_text", "activity_page"
 PAGE_SIZE = 200
+
+
+def _text(value: object) -> str:
+    """A cell's text, '' for a missing one (None, or NaN from the engine)."""
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def change(event: pd.Series) -> None:
+    """One status change, whole: who, when, from what to what, through what, the note uncut (in a box of bounded
+    height, whatever its length: a note is kept verbatim, up to a million characters), and its item's link."""
+    with st.container(border=True, key="activity_change"):
+        at = pd.Timestamp(event["at"])
+        origin = _text(event.get("origin"))
+        st.markdown(
+            f"**{md(_text(event['actor']))}** · {at:%Y-%m-%d %H:%M:%S} UTC · "
+            f"{md(_text(event['from_status']) or 'no status')} → **{md(_text(event['to_status']))}**"
+            + (f" · via {md(origin)}" if origin else "")
+        )
+        note = _text(event["note"])
+        with st.container(height=200 if len(note) > 600 or note.count("\n") > 8 else "content", border=False):
+            st.text(note if note.strip() else "(no note)")
+        key = _text(event["item_key"])
+        st.page_link("views/triage/failures.py", label=f"Open the item {md(key)}", icon=":material/open_in_new:",
+                     query_params={"item": key})  # fmt: skip
+
 
 store = context.get_store()
 f = filters.current()
@@ -40,11 +66,16 @@ if events.empty:
     st.info("No status change matches. Changes made on the failure list appear here.", icon=":material/history:")
 else:
     # The item by its parts (date, processor, entity: what tells items apart), the note wide; the full key is in
-    # the CSV export and in the table's last column.
-    st.dataframe(
+    # the CSV export and in the table's last column. A row selected shows its change whole below (a note is cut at
+    # the table's edge on a 1280 px laptop). The table's key follows what it shows: a selection is of these rows, and
+    # another page or filter starts with none rather than pointing at the same place in other rows.
+    shown_as = hashlib.sha1(repr((af, int(number))).encode()).hexdigest()[:12]
+    picked = st.dataframe(
         blank_nulls(events.assign(processor_short=[processor_short(p) for p in events["processor_name"]])),
         hide_index=True,
-        key="activity_table",
+        key=f"activity_table_{shown_as}",
+        on_select="rerun",
+        selection_mode="single-row",
         column_order=(
             "at",
             "actor",
@@ -69,8 +100,15 @@ else:
             "origin": "Via",
             "item_key": st.column_config.TextColumn("Item key", width="large"),
         },
-        height=min(38 + 35 * len(events), 740),
+        height=min(38 + 35 * len(events), 458),  # twelve rows: a row selected has its change just below
     )
+    # By the event's id, never by position: a selection made before a new change came in is dropped, with a word.
+    ids = [str(v) for v in events["event_id"]]
+    chosen = resolve.selected_keys(picked, ids, f"activity_shown_{shown_as}")
+    if chosen:
+        change(events.iloc[ids.index(chosen[0])])
+    else:
+        st.caption("Select a row to read its change whole (its note uncut) and open its item.")
 
 
 EXPORT_COLUMNS = ("at", "actor", "item_key", "from_status", "to_status", "note", "origin", "batch_id", "event_id")
