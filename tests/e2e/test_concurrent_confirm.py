@@ -10,7 +10,7 @@ from urllib.parse import quote
 from playwright.sync_api import Browser, expect
 
 from lib import activity, resolution
-from lib.model import Actor, Filters, ItemKey, Page
+from lib.model import Actor, Filters, ItemKey, Page, Role
 from lib.store import DuckDBStore
 from lib.store import queries as q
 from lib.store.duckdb_store import release_idle
@@ -75,6 +75,55 @@ def test_a_confirm_is_refused_when_the_job_settled_the_item_while_the_dialog_was
         events = activity.history(store, ItemKey.parse(key))
         latest_first = list(zip(events["actor"], events["to_status"], strict=True))
         assert latest_first == [("alice", "PERMANENT"), ("nightly-job", "RESOLVED")]
+    finally:
+        context.close()
+        next(served, None)
+        release_idle(db)
+
+
+def test_a_selected_change_of_the_audit_trail_is_never_shown_as_another_when_one_comes_in(
+    demo_db_path: Path, tmp_path: Path, browser: Browser
+) -> None:
+    """A person selects the newest change on the Activity page and reads it whole below the table. Another person's
+    change comes in, and the page runs again (the sidebar's Refresh): every row has moved down one. The panel must not
+    show the new change in place of the one selected (a selection by position would): it shows none until a row is
+    selected again, and then the one selected."""
+    db = tmp_path / "trail.duckdb"
+    shutil.copy(demo_db_path, db)
+    store = DuckDBStore(db)
+    day = dt.date(2022, 4, 10)
+    view = Filters(date_from=day, date_to=day, statuses=("UNRESOLVED",))
+    first, second = q.list_items(store, view, Page(1, 2))["key"]
+    resolution.apply(store, resolution.Scope.of_keys([first]), "INVESTIGATING", actor=Actor("bob", Role.RESOLVER),
+                     note="first: bob looks into it")  # fmt: skip
+    release_idle(db)
+    served = serve(db, tmp_path)
+    url = next(served)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    change = page.locator(".st-key-activity_change")
+    try:
+        page.goto(f"{url}/activity?from={day}&to={day}", timeout=WAIT)
+        expect(page.get_by_role("heading", name="Activity")).to_be_visible(timeout=WAIT)
+        _settled(page)
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        box = grid.bounding_box(timeout=WAIT)
+        assert box is not None
+        page.mouse.click(box["x"] + 12, box["y"] + 38 + 17)  # the first row: the newest change
+        expect(change.get_by_text("first: bob looks into it", exact=True)).to_be_visible(timeout=WAIT)
+        _settled(page)
+        resolution.apply(store, resolution.Scope.of_keys([second]), "INVESTIGATING",
+                         actor=Actor("carol", Role.RESOLVER), note="second: carol came in")  # fmt: skip
+        trail = activity.activity_count(store, activity.ActivityFilters(day, day))
+        release_idle(db)
+        page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Refresh data").click(timeout=WAIT)
+        expect(page.get_by_text(f"{trail:,} changes", exact=True)).to_be_visible(timeout=WAIT)
+        _settled(page)
+        expect(change).to_have_count(0, timeout=WAIT)  # not carol's change in place of bob's
+        expect(page.get_by_text("Select a row to read its change whole")).to_be_visible(timeout=WAIT)
+        page.mouse.click(box["x"] + 12, box["y"] + 38 + 35 + 17)  # bob's change, now second
+        expect(change.get_by_text("first: bob looks into it", exact=True)).to_be_visible(timeout=WAIT)
+        expect(change.get_by_text("second: carol came in")).to_have_count(0, timeout=WAIT)
     finally:
         context.close()
         next(served, None)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from lib.activity import ActivityFilters
 from lib.model import TARGET_STATUSES
-from ui import context, data, filters, resolve
+from ui import context, data, filters
 from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_hours, fmt_int, md, processor_short
 
 K_ACTORS, K_TO, K_TEXT, K_PAGE = "activity_actors", "activity_to", "activity_text", "activity_page"
@@ -67,9 +67,11 @@ if events.empty:
 else:
     # The item by its parts (date, processor, entity: what tells items apart), the note wide; the full key is in
     # the CSV export and in the table's last column. A row selected shows its change whole below (a note is cut at
-    # the table's edge on a 1280 px laptop). The table's key follows what it shows: a selection is of these rows, and
-    # another page or filter starts with none rather than pointing at the same place in other rows.
-    shown_as = hashlib.sha1(repr((af, int(number))).encode()).hexdigest()[:12]
+    # the table's edge on a 1280 px laptop). The table's key is made of the events it shows: a selection is of these
+    # rows, and when they change (another page or filter, a new change come in) the table starts with none selected,
+    # rather than pointing at the same place in other rows.
+    ids = [str(v) for v in events["event_id"]]
+    shown_as = hashlib.sha1("\n".join(ids).encode(), usedforsecurity=False).hexdigest()[:16]
     picked = st.dataframe(
         blank_nulls(events.assign(processor_short=[processor_short(p) for p in events["processor_name"]])),
         hide_index=True,
@@ -102,11 +104,9 @@ else:
         },
         height=min(38 + 35 * len(events), 458),  # twelve rows: a row selected has its change just below
     )
-    # By the event's id, never by position: a selection made before a new change came in is dropped, with a word.
-    ids = [str(v) for v in events["event_id"]]
-    chosen = resolve.selected_keys(picked, ids, f"activity_shown_{shown_as}")
-    if chosen:
-        change(events.iloc[ids.index(chosen[0])])
+    rows = [i for i in (picked.selection.rows if picked is not None else []) if i < len(ids)]
+    if rows:
+        change(events.iloc[rows[0]])
     else:
         st.caption("Select a row to read its change whole (its note uncut) and open its item.")
 
