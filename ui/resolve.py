@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -43,19 +44,40 @@ NOTE_EXAMPLES = {
 }
 
 
-def selected_keys(event: object, shown_keys: list[str], state_key: str) -> list[str]:
-    """The item keys of the rows selected in a dataframe, by stable key, never by position.
+def table_key(base: str, shown: Sequence[str]) -> str:
+    """The key of a table whose rows can be selected, made of what its rows are (item keys, event ids).
 
-    Rows map to the keys shown in this run; a selection made on a list that has changed since (another
-    person's change, new data) is dropped, with a warning, rather than applied to other items.
-    """
+    A table keeps its selection as row positions. Under one key for good, a selection made before the rows changed
+    (another person's change, new data, another page) would be carried over to what is now in those places: the
+    next run showed that item's panel and its buttons acted on it. A table of other rows is a new table, with nothing
+    selected."""
+    digest = hashlib.sha1("\n".join(shown).encode(), usedforsecurity=False).hexdigest()[:16]
+    return f"{base}_{digest}"
+
+
+def selected_keys(event: object, shown_keys: list[str], table: str, state_key: str) -> list[str]:
+    """The keys of the rows selected in the table of key ``table`` (``table_key``), by stable key, never by position.
+
+    When its rows changed since the last run and the table before them had rows selected (the selection made by the
+    click that ran this, or kept from before), nothing is selected now, and a warning says so."""
     selection = getattr(event, "selection", None)
-    rows = list(getattr(selection, "rows", []) or [])
-    if rows and st.session_state.get(state_key) not in (None, shown_keys):
+    rows = [i for i in list(getattr(selection, "rows", []) or []) if i < len(shown_keys)]
+    before = st.session_state.get(state_key)
+    if not rows and isinstance(before, str) and before != table and _had_selection(before):
         st.warning("The list changed since you selected rows: select them again.", icon=":material/refresh:")
-        rows = []
-    st.session_state[state_key] = shown_keys
-    return [shown_keys[i] for i in rows if i < len(shown_keys)]
+    st.session_state[state_key] = table
+    return [shown_keys[i] for i in rows]
+
+
+def _had_selection(table: str) -> bool:
+    """Whether the table of that key (the one shown before) had rows selected when this run began."""
+    try:
+        state = st.session_state[table]
+    except (KeyError, AttributeError):
+        return False
+    selection = state.get("selection", {}) if isinstance(state, Mapping) else getattr(state, "selection", None)
+    rows = selection.get("rows", []) if isinstance(selection, Mapping) else getattr(selection, "rows", [])
+    return bool(rows)
 
 
 def show_toast() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from playwright.sync_api import Browser, expect
 
@@ -124,6 +124,52 @@ def test_a_selected_change_of_the_audit_trail_is_never_shown_as_another_when_one
         page.mouse.click(box["x"] + 12, box["y"] + 38 + 35 + 17)  # bob's change, now second
         expect(change.get_by_text("first: bob looks into it", exact=True)).to_be_visible(timeout=WAIT)
         expect(change.get_by_text("second: carol came in")).to_have_count(0, timeout=WAIT)
+    finally:
+        context.close()
+        next(served, None)
+        release_idle(db)
+
+
+def test_a_selection_on_the_failure_list_never_moves_to_another_item_when_the_list_changes(
+    demo_db_path: Path, tmp_path: Path, browser: Browser
+) -> None:
+    """A person lists the UNRESOLVED items and selects the first. Another person resolves it, so it leaves the list and
+    every row moves up one. The page runs again, and again: the person's selection must not move to the item now in
+    that place (its panel opened, its key in the address bar, the buttons acting on it)."""
+    db = tmp_path / "moved.duckdb"
+    shutil.copy(demo_db_path, db)
+    store = DuckDBStore(db)
+    day = dt.date(2022, 4, 10)
+    view = Filters(date_from=day, date_to=day, statuses=("UNRESOLVED",))
+    first, second = q.list_items(store, view, Page(1, 2))["key"]
+    release_idle(db)
+    served = serve(db, tmp_path)
+    url = next(served)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    refresh = page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Refresh data")
+    try:
+        page.goto(f"{url}/failures?from={day}&to={day}&status=UNRESOLVED", timeout=WAIT)
+        expect(page.get_by_role("heading", name="Failure list")).to_be_visible(timeout=WAIT)
+        _settled(page)
+        _sign(page)
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        box = grid.bounding_box(timeout=WAIT)
+        assert box is not None
+        page.mouse.click(box["x"] + 12, box["y"] + 38 + 17)  # the first row
+        expect(page.get_by_text(f"Item key: {first}")).to_be_visible(timeout=WAIT)
+        _settled(page)
+        resolution.apply(store, resolution.Scope.of_keys([first]), "RESOLVED", actor=Actor("bob", Role.RESOLVER),
+                         note="re-ingested")  # fmt: skip
+        release_idle(db)
+        warning = page.get_by_text("The list changed since you selected rows: select them again.")
+        for run in ("the run that finds the list changed", "any run after it"):
+            refresh.click(timeout=WAIT)
+            _settled(page)
+            expect(page.get_by_text("Selected (0)")).to_be_visible(timeout=WAIT)
+            expect(page.get_by_text(f"Item key: {second}")).to_have_count(0, timeout=WAIT)
+            assert second not in unquote(page.url), run
+            expect(warning).to_have_count(1 if run.startswith("the run that finds") else 0, timeout=WAIT)
     finally:
         context.close()
         next(served, None)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from lib import classification
+from lib import activity, classification
 from lib.store import DuckDBStore
 from lib.store import queries as q
 from tests.conftest import ROOT
@@ -159,3 +159,23 @@ def test_the_first_morning_shows_only_our_verdicts_and_reads_whole_on_a_laptop(
     assert problems == [], "\n".join(problems)
     wide = laptop.check_pages(browser, url, ("", "failures", "player?player=isaiahthompson"), width=1600)
     assert wide == [], "\n".join(wide)  # and wide
+    # The audit trail cuts its notes at the table's edge: a row selected shows its change whole, on screen below the
+    # table at 1280x800, with its note uncut.
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/activity", timeout=laptop.WAIT)
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        expect(grid.locator("th").first).to_be_attached(timeout=laptop.WAIT)
+        _no_trouble(page)
+        box = grid.bounding_box(timeout=laptop.WAIT)
+        assert box is not None
+        page.mouse.click(box["x"] + 12, box["y"] + 38 + 35 * 2 + 17)  # the third row
+        change = page.locator(".st-key-activity_change")
+        expect(change).to_be_in_viewport(timeout=laptop.WAIT)
+        shown = bounds.default_range()  # the sidebar's range when none is given
+        assert shown is not None
+        newest = activity.activity(store, activity.ActivityFilters(*shown), limit=3)
+        expect(change.get_by_text(str(newest["note"].iloc[2]), exact=True)).to_be_visible(timeout=laptop.WAIT)
+    finally:
+        context.close()

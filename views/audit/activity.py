@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import pandas as pd
 import streamlit as st
 
 from lib.activity import ActivityFilters
 from lib.model import TARGET_STATUSES
-from ui import context, data, filters
+from ui import context, data, filters, resolve
 from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_hours, fmt_int, md, processor_short
 
 K_ACTORS, K_TO, K_TEXT, K_PAGE = "activity_actors", "activity_to", "activity_text", "activity_page"
@@ -51,7 +50,9 @@ st.caption(
     f"{span} (the sidebar's date range)."
 )
 
-c1, c2, c3 = st.columns([2, 2, 3])
+# The page's number on the filters' row: on a 1280 x 800 laptop the table and a selected row's change below it are
+# then on screen together.
+c1, c2, c3, c4 = st.columns([2, 2, 3, 1.3])
 who = c1.multiselect("Who", context.guarded(lambda: data.actors(store)), key=K_ACTORS, placeholder="Anyone")
 to = c2.multiselect("New status", [s.value for s in TARGET_STATUSES], key=K_TO, placeholder="Any status")
 text = c3.text_input("Note, item or person contains", key=K_TEXT, max_chars=200)
@@ -59,7 +60,7 @@ af = ActivityFilters(f.date_from, f.date_to, tuple(who), tuple(to), text or "")
 
 total = context.guarded(lambda: data.activity_count(store, af))
 pages = max(1, -(-total // PAGE_SIZE))
-number = st.columns([1, 4])[0].number_input(f"Page (of {fmt_int(pages)})", 1, pages, 1, key=K_PAGE) if pages > 1 else 1
+number = c4.number_input(f"Page (of {fmt_int(pages)})", 1, pages, 1, key=K_PAGE) if pages > 1 else 1
 st.markdown(f"**{fmt_int(total)} changes**")
 events = context.guarded(lambda: data.activity_page(store, af, limit=PAGE_SIZE, offset=(int(number) - 1) * PAGE_SIZE))
 if events.empty:
@@ -71,11 +72,11 @@ else:
     # rows, and when they change (another page or filter, a new change come in) the table starts with none selected,
     # rather than pointing at the same place in other rows.
     ids = [str(v) for v in events["event_id"]]
-    shown_as = hashlib.sha1("\n".join(ids).encode(), usedforsecurity=False).hexdigest()[:16]
+    table = resolve.table_key("activity_table", ids)
     picked = st.dataframe(
         blank_nulls(events.assign(processor_short=[processor_short(p) for p in events["processor_name"]])),
         hide_index=True,
-        key=f"activity_table_{shown_as}",
+        key=table,
         on_select="rerun",
         selection_mode="single-row",
         column_order=(
@@ -102,11 +103,11 @@ else:
             "origin": "Via",
             "item_key": st.column_config.TextColumn("Item key", width="large"),
         },
-        height=min(38 + 35 * len(events), 458),  # twelve rows: a row selected has its change just below
+        height=min(38 + 35 * len(events), 318),  # eight rows: a row selected has its change on screen below
     )
-    rows = [i for i in (picked.selection.rows if picked is not None else []) if i < len(ids)]
-    if rows:
-        change(events.iloc[rows[0]])
+    chosen = resolve.selected_keys(picked, ids, table, "activity_shown")
+    if chosen:
+        change(events.iloc[ids.index(chosen[0])])
     else:
         st.caption("Select a row to read its change whole (its note uncut) and open its item.")
 

@@ -106,10 +106,11 @@ with export:
     )
 
 frame = context.guarded(lambda: data.page(store, f, Page(int(number), int(size), str(sort))))
+table = resolve.table_key(K_TABLE, list(frame["key"]))  # other rows, another table: no selection carried over
 event = st.dataframe(
     blank_nulls(frame),
     hide_index=True,
-    key=K_TABLE,
+    key=table,
     on_select="rerun",
     selection_mode="multi-row",
     column_order=ITEM_COLUMN_ORDER,
@@ -117,7 +118,7 @@ event = st.dataframe(
     height=min(38 + 35 * max(len(frame), 1), 740),
 )
 
-selected = resolve.selected_keys(event, list(frame["key"]), K_SHOWN)
+selected = resolve.selected_keys(event, list(frame["key"]), table, K_SHOWN)
 
 K_ITEM = "item"  # query parameter: the item whose evidence is shown, so a link can point at it
 if len(selected) == 1:

@@ -189,10 +189,12 @@ else:
     st.plotly_chart(fig, key="player_items_chart", config={"displayModeBar": False})
     st.caption("Filled diamond: PERMANENT · open circle: RESOLVED · dot: open.")
 
+    shown_keys = list(items["key"])
+    table = resolve.table_key(K_TABLE, shown_keys)  # other rows, another table: no selection carried over
     event = st.dataframe(
         blank_nulls(items.assign(processor_short=[processor_short(p) for p in items["processor_name"]])),
         hide_index=True,
-        key=K_TABLE,
+        key=table,
         on_select="rerun",
         selection_mode="multi-row",
         column_order=(
@@ -211,8 +213,7 @@ else:
         column_config=ITEM_COLUMN_CONFIG,
         height=min(38 + 35 * len(items), 420),
     )
-    shown_keys = list(items["key"])
-    selected = resolve.selected_keys(event, shown_keys, K_SHOWN)
+    selected = resolve.selected_keys(event, shown_keys, table, K_SHOWN)
     act_on = st.segmented_control(
         "Act on", ["selected", "all"], default="selected", key="player_act_on",
         format_func=lambda v: f"Selected ({len(selected)})" if v == "selected" else f"All {len(items)} of his items",
