@@ -167,12 +167,10 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
     head = (f"Reopen {what_}: back to **{to_status.value}**{rest}" if reopen
             else f"Mark {what_} as **{to_status.value}**{rest}")  # fmt: skip
     st.markdown(head)
-    now = " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items()))
-    if named:
-        st.caption(f"Now: {now}")
-    else:
+    if not named:  # what the change covers, the riskiest fact of a bulk change: in the text's own size
         total = sum(preview.by_status.values())
-        st.caption(f"Acting on {md(what)}: {fmt_int(total)} item{'s' if total != 1 else ''}, now {now}.")
+        st.markdown(f"Acting on {md(what)}: **{fmt_int(total)} item{'s' if total != 1 else ''}** in all.")
+    st.caption("Now: " + " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items())))
     if to_status is ResolutionStatus.RESOLVED and preview.did_not_play:
         st.warning(
             f"{fmt_int(preview.did_not_play)} of these {'is' if preview.did_not_play == 1 else 'are'} PLAYER_DNP: the "

@@ -29,10 +29,14 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 _BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+def unbidi(text: object) -> str:
+    """Text with its bidirectional controls shown as their codes (``\\u202e``): nothing around them reordered."""
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
+
+
 def md(text: object) -> str:
     """Escape user or data text for Streamlit markdown (no links, no markup, no formatting, no reordering)."""
-    shown = _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
-    return _MD_SPECIAL.sub(r"\\\1", shown)
+    return _MD_SPECIAL.sub(r"\\\1", unbidi(text))
 
 
 def kpi_row(tiles: list[tuple[str, str, str]], deltas: list[str | None] | None = None) -> None:

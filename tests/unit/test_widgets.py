@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ui.widgets import cell_count, short_count, tile
+from ui.widgets import cell_count, md, short_count, tile, unbidi
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,12 @@ def test_a_shortened_count_keeps_the_exact_figure_in_its_help() -> None:
 )  # fmt: skip
 def test_a_count_fits_a_chart_cell(n: int, shown: str) -> None:
     assert cell_count(n) == shown and len(shown) <= 5
+
+
+def test_direction_controls_are_shown_as_their_codes_and_nothing_else_changes() -> None:
+    """A note is shown verbatim, but a right-to-left override would reorder what follows it ("ok \u202eexe.txt" reads
+    "ok txt.exe"): each bidirectional control is shown as its code, in plain text and in markdown alike."""
+    note = "ok \u202eexe.txt evil\u202c done \u2066x\u2069 \u200f"
+    assert unbidi(note) == "ok \\u202eexe.txt evil\\u202c done \\u2066x\\u2069 \\u200f"
+    assert unbidi("plain: <b>x</b> [a](b) é ü 漢字\n\ttab") == "plain: <b>x</b> [a](b) é ü 漢字\n\ttab"
+    assert md("a\u202eb") == "a\\\\u202eb"  # the code, its backslash escaped for markdown

@@ -10,7 +10,7 @@ import streamlit as st
 from lib.activity import ActivityFilters
 from lib.model import TARGET_STATUSES
 from ui import context, data, filters, resolve
-from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_hours, fmt_int, md, processor_short
+from ui.widgets import ITEM_COLUMN_CONFIG, blank_nulls, fmt_hours, fmt_int, md, processor_short, unbidi
 
 K_ACTORS, K_TO, K_TEXT, K_PAGE = "activity_actors", "activity_to", "activity_text", "activity_page"
 PAGE_SIZE = 200
@@ -33,8 +33,15 @@ def change(event: pd.Series) -> None:
             + (f" · via {md(origin)}" if origin else "")
         )
         note = _text(event["note"])
-        with st.container(height=200 if len(note) > 600 or note.count("\n") > 8 else "content", border=False):
-            st.text(note if note.strip() else "(no note)")
+        lines = note.count("\n") + 1
+        long = len(note) > 600 or lines > 8
+        with st.container(height=200 if long else "content", border=False):
+            # As plain text, verbatim, but for direction controls, shown as their codes: they would reorder it.
+            st.text(unbidi(note) if note.strip() else "(no note)")
+        if long or unbidi(note) != note:
+            st.caption(f"{fmt_int(len(note))} characters, {fmt_int(lines)} line{'s' if lines != 1 else ''}"
+                       + ("; its direction controls are shown as their codes (\\u202e …)" if unbidi(note) != note
+                          else "") + ".")  # fmt: skip
         key = _text(event["item_key"])
         st.page_link("views/triage/failures.py", label=f"Open the item {md(key)}", icon=":material/open_in_new:",
                      query_params={"item": key})  # fmt: skip
