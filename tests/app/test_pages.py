@@ -338,15 +338,21 @@ def test_a_dialog_for_one_item_it_does_not_name_gives_the_count_and_the_sample(a
     assert any(list(d.value.columns) == ["sample of the items"] and len(d.value) == 1 for d in at.dataframe)
 
 
-def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path) -> None:
-
-    store = DuckDBStore(app_db)
+def _failure_list_of_one_processor_as_alice() -> AppTest:
+    """The failure list of MLFeatureStoreProcessor's items of 2022-04-10, alice signed in."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["identity_name"] = "alice"
     at.query_params.update({"processor": ["MLFeatureStoreProcessor"], "from": "2022-04-10", "to": "2022-04-10"})
     _run(at)
     at.switch_page("views/triage/failures.py")
     _run(at)
+    return at
+
+
+def test_an_operator_resolves_all_matching_items_through_the_dialog(app_db: Path) -> None:
+
+    store = DuckDBStore(app_db)
+    at = _failure_list_of_one_processor_as_alice()
     total = q.count_items(store, Filters(date_from=dt.date(2022, 4, 10), date_to=dt.date(2022, 4, 10),
                                          processors=("MLFeatureStoreProcessor",)))  # fmt: skip
     assert total > 5
@@ -390,12 +396,7 @@ def test_a_bulk_dialog_says_how_many_change_and_names_its_scope_apart(app_db: Pa
     two = list(q.list_items(store, view, q.Page(size=2))["key"])
     resolution.apply(store, resolution.Scope.of_keys(two), "INVESTIGATING", actor=Actor("bob", Role.RESOLVER),
                      note="looking")  # fmt: skip
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["identity_name"] = "alice"
-    at.query_params.update({"processor": ["MLFeatureStoreProcessor"], "from": "2022-04-10", "to": "2022-04-10"})
-    _run(at)
-    at.switch_page("views/triage/failures.py")
-    _run(at)
+    at = _failure_list_of_one_processor_as_alice()
     at.segmented_control(key="failures_act_on").set_value("matching")
     _run(at)
     at.button(key="failures_bulk_investigating").click()

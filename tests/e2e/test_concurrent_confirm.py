@@ -88,12 +88,7 @@ def test_a_selected_change_of_the_audit_trail_is_never_shown_as_another_when_one
     change comes in, and the page runs again (the sidebar's Refresh): every row has moved down one. The panel must not
     show the new change in place of the one selected (a selection by position would): it shows none until a row is
     selected again, and then the one selected."""
-    db = tmp_path / "trail.duckdb"
-    shutil.copy(demo_db_path, db)
-    store = DuckDBStore(db)
-    day = dt.date(2022, 4, 10)
-    view = Filters(date_from=day, date_to=day, statuses=("UNRESOLVED",))
-    first, second = q.list_items(store, view, Page(1, 2))["key"]
+    db, store, first, second = _two_unresolved(demo_db_path, tmp_path / "trail.duckdb")
     resolution.apply(store, resolution.Scope.of_keys([first]), "INVESTIGATING", actor=Actor("bob", Role.RESOLVER),
                      note="first: bob looks into it \u202eevil")  # fmt: skip
     release_idle(db)
@@ -103,7 +98,7 @@ def test_a_selected_change_of_the_audit_trail_is_never_shown_as_another_when_one
     page = context.new_page()
     change = page.locator(".st-key-activity_change")
     try:
-        page.goto(f"{url}/activity?from={day}&to={day}", timeout=WAIT)
+        page.goto(f"{url}/activity?from={DAY}&to={DAY}", timeout=WAIT)
         expect(page.get_by_role("heading", name="Activity")).to_be_visible(timeout=WAIT)
         _settled(page)
         grid = page.locator('[data-testid="stDataFrame"]').first
@@ -117,7 +112,7 @@ def test_a_selected_change_of_the_audit_trail_is_never_shown_as_another_when_one
         _settled(page)
         resolution.apply(store, resolution.Scope.of_keys([second]), "INVESTIGATING",
                          actor=Actor("carol", Role.RESOLVER), note="second: carol came in")  # fmt: skip
-        trail = activity.activity_count(store, activity.ActivityFilters(day, day))
+        trail = activity.activity_count(store, activity.ActivityFilters(DAY, DAY))
         release_idle(db)
         page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Refresh data").click(timeout=WAIT)
         expect(page.get_by_text(f"{trail:,} changes", exact=True)).to_be_visible(timeout=WAIT)
@@ -139,12 +134,7 @@ def test_a_selection_on_the_failure_list_never_moves_to_another_item_when_the_li
     """A person lists the UNRESOLVED items and selects the first. Another person resolves it, so it leaves the list and
     every row moves up one. The page runs again, and again: the person's selection must not move to the item now in
     that place (its panel opened, its key in the address bar, the buttons acting on it)."""
-    db = tmp_path / "moved.duckdb"
-    shutil.copy(demo_db_path, db)
-    store = DuckDBStore(db)
-    day = dt.date(2022, 4, 10)
-    view = Filters(date_from=day, date_to=day, statuses=("UNRESOLVED",))
-    first, second = q.list_items(store, view, Page(1, 2))["key"]
+    db, store, first, second = _two_unresolved(demo_db_path, tmp_path / "moved.duckdb")
     release_idle(db)
     served = serve(db, tmp_path)
     url = next(served)
@@ -152,7 +142,7 @@ def test_a_selection_on_the_failure_list_never_moves_to_another_item_when_the_li
     page = context.new_page()
     refresh = page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Refresh data")
     try:
-        page.goto(f"{url}/failures?from={day}&to={day}&status=UNRESOLVED", timeout=WAIT)
+        page.goto(f"{url}/failures?from={DAY}&to={DAY}&status=UNRESOLVED", timeout=WAIT)
         expect(page.get_by_role("heading", name="Failure list")).to_be_visible(timeout=WAIT)
         _settled(page)
         _sign(page)
@@ -177,3 +167,16 @@ def test_a_selection_on_the_failure_list_never_moves_to_another_item_when_the_li
         context.close()
         next(served, None)
         release_idle(db)
+
+
+#: The demo's date the browser tests of the audit trail and the list look at.
+DAY = dt.date(2022, 4, 10)
+
+
+def _two_unresolved(demo: Path, db: Path) -> tuple[Path, DuckDBStore, str, str]:
+    """A copy of the demo database, and the first two UNRESOLVED items the failure list shows of ``DAY``."""
+    shutil.copy(demo, db)
+    store = DuckDBStore(db)
+    unresolved = Filters(date_from=DAY, date_to=DAY, statuses=("UNRESOLVED",))
+    first, second = q.list_items(store, unresolved, Page(1, 2))["key"]
+    return db, store, str(first), str(second)
