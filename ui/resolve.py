@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from lib import resolution
 from lib.errors import TriageError
@@ -19,6 +20,7 @@ from ui.widgets import fmt_int, md
 K_TOAST = "resolve_toast"
 K_PENDING = "resolve_pending"  # the change whose confirm dialog is open: survives full reruns
 K_SEEN = "resolve_seen"  # the preview the open dialog showed when it opened (or at its last refusal)
+K_WROTE = "resolve_wrote"  # this session's change was just written: rows it moved out of a list are no surprise
 
 #: Button label -> status it sets, in the order shown.
 ACTIONS: dict[str, ResolutionStatus] = {
@@ -55,17 +57,31 @@ def table_key(base: str, shown: Sequence[str]) -> str:
     return f"{base}_{digest}"
 
 
-def selected_keys(event: object, shown_keys: list[str], table: str, state_key: str) -> list[str]:
+def selected_keys(
+    event: object,
+    shown_keys: list[str],
+    table: str,
+    state_key: str,
+    *,
+    view: object = None,
+    notice: DeltaGenerator | None = None,
+) -> list[str]:
     """The keys of the rows selected in the table of key ``table`` (``table_key``), by stable key, never by position.
 
     When its rows changed since the last run and the table before them had rows selected (the selection made by the
-    click that ran this, or kept from before), nothing is selected now, and a warning says so."""
+    click that ran this, or kept from before), nothing is selected now, and a warning says so in ``notice`` (a place
+    above the table, where the person looks): not when the person asked for other rows (``view``, what the rows were
+    asked by: filters, page, sort) or wrote the change that moved them (``K_WROTE``)."""
     selection = getattr(event, "selection", None)
     rows = [i for i in list(getattr(selection, "rows", []) or []) if i < len(shown_keys)]
     before = st.session_state.get(state_key)
-    if not rows and isinstance(before, str) and before != table and _had_selection(before):
-        st.warning("The list changed since you selected rows: select them again.", icon=":material/refresh:")
-    st.session_state[state_key] = table
+    asked = repr(view)
+    wrote = st.session_state.pop(K_WROTE, False)
+    if (not rows and isinstance(before, tuple) and before[0] != table and before[1] == asked and not wrote
+            and _had_selection(before[0])):  # fmt: skip
+        (notice or st).warning("The list changed since you selected rows (another person's change, or new data): "
+                               "select them again.", icon=":material/refresh:")  # fmt: skip
+    st.session_state[state_key] = (table, asked)
     return [shown_keys[i] for i in rows]
 
 
@@ -164,13 +180,18 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
                 else f"; {fmt_int(preview.already)} already are and stay as they are.")  # fmt: skip
     else:
         rest = "."
-    head = (f"Reopen {what_}: back to **{to_status.value}**{rest}" if reopen
-            else f"Mark {what_} as **{to_status.value}**{rest}")  # fmt: skip
+    # Of several items, the sentence says what they are now, status by status: a bulk change takes settled items too
+    # (PERMANENT ones to RESOLVED, say), and that is for the person to see before confirming, not in a caption.
+    moving = {s: n for s, n in sorted(preview.by_status.items()) if s != to_status.value and n}
+    origin = "" if named else ", from " + " · ".join(f"{fmt_int(n)} {s}" for s, n in moving.items())
+    head = (f"Reopen {what_}: back to **{to_status.value}**{origin}{rest}" if reopen
+            else f"Mark {what_} as **{to_status.value}**{origin}{rest}")  # fmt: skip
     st.markdown(head)
-    if not named:  # what the change covers, the riskiest fact of a bulk change: in the text's own size
+    if named:
+        st.caption("Now: " + " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items())))
+    else:  # what the change covers, the riskiest fact of a bulk change: in the text's own size
         total = sum(preview.by_status.values())
         st.markdown(f"Acting on {md(what)}: **{fmt_int(total)} item{'s' if total != 1 else ''}** in all.")
-    st.caption("Now: " + " · ".join(f"{s} {fmt_int(n)}" for s, n in sorted(preview.by_status.items())))
     if to_status is ResolutionStatus.RESOLVED and preview.did_not_play:
         st.warning(
             f"{fmt_int(preview.did_not_play)} of these {'is' if preview.did_not_play == 1 else 'are'} PLAYER_DNP: the "
@@ -219,6 +240,7 @@ def confirm(store: Store, scope: resolution.Scope, to_status: ResolutionStatus, 
         if not change.synced:
             message += " (row status sync pending: run `python -m lib sync-status`)"
         st.session_state[K_TOAST] = message
+        st.session_state[K_WROTE] = True
         _dismiss()
         st.rerun()
 

@@ -332,9 +332,8 @@ def test_a_dialog_for_one_item_it_does_not_name_gives_the_count_and_the_sample(a
     at.button(key="player_all_permanent").click()
     _run(at)
     heads = [m.value for m in at.markdown if "as **PERMANENT**" in m.value]
-    assert heads == ["Mark **1 item** as **PERMANENT**."], [m.value for m in at.markdown]
+    assert heads == ["Mark **1 item** as **PERMANENT**, from 1 UNRESOLVED."], [m.value for m in at.markdown]
     assert f"Acting on {md(lookup)}'s items: **1 item** in all." in [m.value for m in at.markdown]
-    assert "Now: UNRESOLVED 1" in [c.value for c in at.caption]
     assert any(list(d.value.columns) == ["sample of the items"] and len(d.value) == 1 for d in at.dataframe)
 
 
@@ -401,13 +400,16 @@ def test_a_bulk_dialog_says_how_many_change_and_names_its_scope_apart(app_db: Pa
     _run(at)
     at.button(key="failures_bulk_investigating").click()
     _run(at)
+    # What the others are now, status by status, from the list itself
+    now = {st_: q.count_items(store, view.with_(statuses=(st_,))) for st_ in ("UNRESOLVED", "RESOLVED", "PERMANENT")}
+    origin = " · ".join(f"{n:,} {st_}" for st_, n in sorted(now.items()) if n)
     heads = [m.value for m in at.markdown if "as **INVESTIGATING**" in m.value]
-    assert heads == [f"Mark **{total - 2:,} items** as **INVESTIGATING**; 2 already are and stay as they are."]
+    want = f"Mark **{total - 2:,} items** as **INVESTIGATING**, from {origin}; 2 already are and stay as they are."
+    assert heads == [want], heads
+    assert sum(now.values()) == total - 2
     scope = [m.value for m in at.markdown if m.value.startswith("Acting on ")]
     assert len(scope) == 1 and scope[0].startswith("Acting on " + md("every item matching the filter ("))
     assert scope[0].endswith(f": **{total:,} items** in all."), scope
-    now = [c.value for c in at.caption if c.value.startswith("Now: ")]
-    assert len(now) == 1 and "INVESTIGATING 2" in now[0], now
 
 
 @pytest.mark.parametrize("stamped", ["before the dialog opened", "after it opened"])
@@ -446,7 +448,9 @@ def test_a_confirm_is_refused_when_an_item_changed_after_the_dialog_showed_it(ap
     else:  # its event is stamped after the dialog opened: named
         assert refused[0].startswith(f"**1 item(s) changed status since you opened this: {taken}.")
     assert set(activity.activity(store, activity.ActivityFilters())["actor"]) == {"bob"}  # alice wrote nothing
-    assert any(c.value.startswith("Now: RESOLVED 1 ·") for c in at.caption)  # the dialog shows the statuses now
+    # the dialog shows the statuses now: bob's RESOLVED one among them
+    head = f"Mark **{total:,} items** as **PERMANENT**, from 1 RESOLVED · "
+    assert any(m.value.startswith(head) for m in at.markdown)
     at.button(key="resolve_confirm").click()  # the person has now seen it: a second confirm goes through
     _run(at)
     events = activity.activity(store, activity.ActivityFilters())

@@ -80,6 +80,7 @@ else:
     # rather than pointing at the same place in other rows.
     ids = [str(v) for v in events["event_id"]]
     table = resolve.table_key("activity_table", ids)
+    notice = st.empty()
     picked = st.dataframe(
         blank_nulls(events.assign(processor_short=[processor_short(p) for p in events["processor_name"]])),
         hide_index=True,
@@ -112,7 +113,7 @@ else:
         },
         height=min(38 + 35 * len(events), 318),  # eight rows: a row selected has its change on screen below
     )
-    chosen = resolve.selected_keys(picked, ids, table, "activity_shown")
+    chosen = resolve.selected_keys(picked, ids, table, "activity_shown", view=(af, number), notice=notice)
     if chosen:
         change(events.iloc[ids.index(chosen[0])])
     else:

@@ -107,6 +107,7 @@ with export:
 
 frame = context.guarded(lambda: data.page(store, f, Page(int(number), int(size), str(sort))))
 table = resolve.table_key(K_TABLE, list(frame["key"]))  # other rows, another table: no selection carried over
+notice = st.empty()  # above the table, where the person looks: why the rows they selected are not any more
 event = st.dataframe(
     blank_nulls(frame),
     hide_index=True,
@@ -118,7 +119,8 @@ event = st.dataframe(
     height=min(38 + 35 * max(len(frame), 1), 740),
 )
 
-selected = resolve.selected_keys(event, list(frame["key"]), table, K_SHOWN)
+selected = resolve.selected_keys(event, list(frame["key"]), table, K_SHOWN, view=(f, number, size, sort),
+                                 notice=notice)  # fmt: skip
 
 K_ITEM = "item"  # query parameter: the item whose evidence is shown, so a link can point at it
 if len(selected) == 1:

@@ -70,7 +70,8 @@ if not (season_start and season_end):
 
 season = context.guarded(lambda: data.player_season(store, lookup, season_start, season_end))
 # His items over every date by default (the strip and the cards cover the whole history too); the sidebar's range
-# is one click away. The other filters (status, type, processor...) apply either way.
+# is one click away. The sidebar's other filters (status, type, processor...) do not apply: his page is every item of
+# his, of every table and status, expected ones included (lib/players.py), and its caption says so.
 whole = replace(f, date_from=season_start, date_to=season_end)
 all_items = context.guarded(lambda: data.player_items(store, lookup, whole))
 in_range = context.guarded(lambda: data.player_items(store, lookup, f))
@@ -88,7 +89,8 @@ scope = st.segmented_control(
 items = in_range if scope == "range" else all_items
 dated = f"{f.date_from} to {f.date_to} (the sidebar's range)" if scope == "range" else f"{season_start} to {season_end}"
 st.caption(f"Teams: {md(teams)} · games and items dated {season_start} to {season_end}"
-           + (f"; the items below: {dated}" if scope == "range" else ""))  # fmt: skip
+           + (f"; the items below: {dated}" if scope == "range" else "")
+           + " · every item of his, whatever the sidebar's status, type or processor")  # fmt: skip
 
 outcomes = season["outcome"].value_counts() if len(season) else pd.Series(dtype=int)
 open_items = items[items["status"].isin(OPEN_STATUSES)] if len(items) else items
@@ -191,6 +193,7 @@ else:
 
     shown_keys = list(items["key"])
     table = resolve.table_key(K_TABLE, shown_keys)  # other rows, another table: no selection carried over
+    notice = st.empty()
     event = st.dataframe(
         blank_nulls(items.assign(processor_short=[processor_short(p) for p in items["processor_name"]])),
         hide_index=True,
@@ -213,7 +216,7 @@ else:
         column_config=ITEM_COLUMN_CONFIG,
         height=min(38 + 35 * len(items), 420),
     )
-    selected = resolve.selected_keys(event, shown_keys, table, K_SHOWN)
+    selected = resolve.selected_keys(event, shown_keys, table, K_SHOWN, view=(lookup, scope, f), notice=notice)
     act_on = st.segmented_control(
         "Act on", ["selected", "all"], default="selected", key="player_act_on",
         format_func=lambda v: f"Selected ({len(selected)})" if v == "selected" else f"All {len(items)} of his items",
@@ -227,7 +230,7 @@ else:
             lambda: resolution.Scope.of_keys(chosen),
             actor,
             key=f"player_{act_on}",
-            what=f"{lookup}'s items",
+            what=f"the selected items of {lookup}" if act_on == "selected" else f"{lookup}'s items",
             disabled=not chosen,
             label=f"{fmt_int(len(chosen))} selected" if act_on == "selected" else f"All {len(chosen)}",
         )
