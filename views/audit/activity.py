@@ -33,15 +33,16 @@ def change(event: pd.Series) -> None:
             + (f" · via {md(origin)}" if origin else "")
         )
         note = _text(event["note"])
+        # As plain text, verbatim, but for direction controls, shown as their codes: they would reorder it.
+        shown = unbidi(note)
         lines = note.count("\n") + 1
         long = len(note) > 600 or lines > 8
         with st.container(height=200 if long else "content", border=False):
-            # As plain text, verbatim, but for direction controls, shown as their codes: they would reorder it.
-            st.text(unbidi(note) if note.strip() else "(no note)")
-        if long or unbidi(note) != note:
+            st.text(shown if note.strip() else "(no note)")
+        if long or shown != note:
             st.caption(f"{fmt_int(len(note))} characters, {fmt_int(lines)} line{'s' if lines != 1 else ''}"
-                       + ("; its direction controls are shown as their codes (\\u202e …)" if unbidi(note) != note
-                          else "") + ".")  # fmt: skip
+                       + ("; its direction controls are shown as their codes (\\u202e …)" if shown != note else "")
+                       + ".")  # fmt: skip
         key = _text(event["item_key"])
         st.page_link("views/triage/failures.py", label=f"Open the item {md(key)}", icon=":material/open_in_new:",
                      query_params={"item": key})  # fmt: skip
